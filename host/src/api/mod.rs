@@ -1,0 +1,153 @@
+//! The REST API under `/api/v1`: JSON in and out, bearer tokens, problem documents, an OpenAPI
+//! 3.1 document generated from the handlers.
+
+mod events;
+mod extract;
+mod idempotency;
+mod items;
+mod people;
+pub mod problem;
+mod types;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::service::{Caller, Service};
+use problem::Problem;
+
+/// Largest accepted request body, in bytes.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Shared state of every handler.
+pub type AppState = Arc<Service>;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Voronka", description = "CRM automation platform: items, funnels, stages, people and access."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(Problem))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Builds the whole HTTP application.
+pub fn router(service: Arc<Service>) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(types::routes())
+        .merge(items::routes())
+        .merge(people::routes())
+        .merge(events::routes())
+        .split_for_parts();
+    let mut openapi = openapi;
+    openapi.paths.paths = openapi.paths.paths.into_iter().map(|(p, v)| (format!("/api/v1{p}"), v)).collect();
+    let document = Arc::new(openapi);
+    let api = api
+        .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }))
+        .layer(middleware::from_fn_with_state(service.clone(), idempotency::layer))
+        .layer(middleware::from_fn_with_state(service.clone(), authenticate))
+        .fallback(|| async { Problem::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such route") })
+        .with_state(service);
+    Router::new()
+        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .nest("/api/v1", api)
+        .fallback(|| async { Problem::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(CatchPanicLayer::custom(|_| {
+            Problem::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed to complete the request",
+            )
+            .into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Resolves `Authorization: Bearer <token>` to a [`Caller`]; 401 otherwise.
+async fn authenticate(State(service): State<AppState>, mut request: Request, next: Next) -> Response {
+    let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+        return Problem::unauthorized("send Authorization: Bearer <token>").into_response();
+    };
+    match service.authenticate(token).await {
+        Ok(Some(principal)) => {
+            request.extensions_mut().insert(Caller::user(principal));
+            next.run(request).await
+        }
+        Ok(None) => Problem::unauthorized("the token is unknown, revoked, or its user is inactive").into_response(),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// Pagination query shared by simple lists.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Page {
+    /// Cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+}
+
+impl Page {
+    /// Checked limit.
+    pub fn limit(&self) -> Result<i64, Problem> {
+        match self.limit {
+            None => Ok(crate::service::list::DEFAULT_LIMIT),
+            Some(n) if (1..=crate::service::list::MAX_LIMIT).contains(&n) => Ok(n),
+            Some(_) => Err(Problem::validation(vec![crate::model::FieldError::new(
+                "limit",
+                "limit is a whole number from 1 to 500",
+            )])),
+        }
+    }
+
+    /// Numeric cursor (0 when absent).
+    pub fn after(&self) -> Result<i64, Problem> {
+        match &self.cursor {
+            None => Ok(0),
+            Some(c) => c.parse().map_err(|_| {
+                Problem::validation(vec![crate::model::FieldError::new("cursor", "not a cursor returned by this API")])
+            }),
+        }
+    }
+}
+
+/// A page of a simple list.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ListOf<T> {
+    /// Entries.
+    pub items: Vec<T>,
+    /// Cursor of the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> ListOf<T> {
+    /// A list with a numeric next cursor.
+    pub fn new(items: Vec<T>, next: Option<i64>) -> ListOf<T> {
+        ListOf { items, next_cursor: next.map(|n| n.to_string()) }
+    }
+}

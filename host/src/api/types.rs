@@ -1,0 +1,134 @@
+//! `/types`: entity types, their custom fields and funnels.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{ApiJson, ApiPath};
+use super::problem::Problem;
+use super::{AppState, ListOf};
+use crate::model::entity_type::TypeSchema;
+use crate::model::field::FieldDef;
+use crate::model::funnel::Funnel;
+use crate::service::Caller;
+use crate::service::catalog::{FunnelPatch, NewField, NewFunnel, NewType, TypePatch};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_types, create_type))
+        .routes(routes!(get_type, update_type))
+        .routes(routes!(list_fields, create_field))
+        .routes(routes!(list_funnels, create_funnel))
+        .routes(routes!(get_funnel, update_funnel))
+}
+
+/// Entity types the caller can see.
+#[utoipa::path(get, path = "/types", tag = "types", responses((status = 200, body = ListOf<TypeSchema>)))]
+async fn list_types(State(s): State<AppState>, caller: Caller) -> Result<Json<ListOf<TypeSchema>>, Problem> {
+    Ok(Json(ListOf::new(s.list_types(&caller).await?, None)))
+}
+
+/// Creates a custom entity type (smart process) with a default funnel.
+#[utoipa::path(post, path = "/types", tag = "types", request_body = NewType,
+    responses((status = 201, body = TypeSchema), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_type(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewType>,
+) -> Result<(StatusCode, Json<TypeSchema>), Problem> {
+    Ok((StatusCode::CREATED, Json(s.create_type(&caller, body).await?)))
+}
+
+/// A type with its fields and funnels.
+#[utoipa::path(get, path = "/types/{type}", tag = "types", params(("type" = String, Path)),
+    responses((status = 200, body = TypeSchema), (status = 404, body = Problem)))]
+async fn get_type(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<TypeSchema>, Problem> {
+    Ok(Json(s.get_type(&caller, &key).await?))
+}
+
+/// Changes a type's title or allowed parents.
+#[utoipa::path(patch, path = "/types/{type}", tag = "types", params(("type" = String, Path)), request_body = TypePatch,
+    responses((status = 200, body = TypeSchema), (status = 422, body = Problem)))]
+async fn update_type(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<TypePatch>,
+) -> Result<Json<TypeSchema>, Problem> {
+    Ok(Json(s.update_type(&caller, &key, body).await?))
+}
+
+/// Custom fields of a type.
+#[utoipa::path(get, path = "/types/{type}/fields", tag = "types", params(("type" = String, Path)),
+    responses((status = 200, body = ListOf<FieldDef>)))]
+async fn list_fields(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<ListOf<FieldDef>>, Problem> {
+    Ok(Json(ListOf::new(s.get_type(&caller, &key).await?.fields, None)))
+}
+
+/// Adds a custom field.
+#[utoipa::path(post, path = "/types/{type}/fields", tag = "types", params(("type" = String, Path)), request_body = NewField,
+    responses((status = 201, body = FieldDef), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_field(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<NewField>,
+) -> Result<(StatusCode, Json<FieldDef>), Problem> {
+    Ok((StatusCode::CREATED, Json(s.create_field(&caller, &key, body).await?)))
+}
+
+/// Funnels of a type.
+#[utoipa::path(get, path = "/types/{type}/funnels", tag = "types", params(("type" = String, Path)),
+    responses((status = 200, body = ListOf<Funnel>)))]
+async fn list_funnels(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<ListOf<Funnel>>, Problem> {
+    Ok(Json(ListOf::new(s.get_type(&caller, &key).await?.funnels, None)))
+}
+
+/// Adds a funnel.
+#[utoipa::path(post, path = "/types/{type}/funnels", tag = "types", params(("type" = String, Path)), request_body = NewFunnel,
+    responses((status = 201, body = Funnel), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_funnel(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<NewFunnel>,
+) -> Result<(StatusCode, Json<Funnel>), Problem> {
+    Ok((StatusCode::CREATED, Json(s.create_funnel(&caller, &key, body).await?)))
+}
+
+/// A funnel with its stages.
+#[utoipa::path(get, path = "/types/{type}/funnels/{funnel}", tag = "types", params(("type" = String, Path), ("funnel" = String, Path)),
+    responses((status = 200, body = Funnel), (status = 404, body = Problem)))]
+async fn get_funnel(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath((key, funnel)): ApiPath<(String, String)>,
+) -> Result<Json<Funnel>, Problem> {
+    Ok(Json(s.get_funnel(&caller, &key, &funnel).await?))
+}
+
+/// Changes a funnel's title, stages or default flag.
+#[utoipa::path(patch, path = "/types/{type}/funnels/{funnel}", tag = "types", params(("type" = String, Path), ("funnel" = String, Path)),
+    request_body = FunnelPatch, responses((status = 200, body = Funnel), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn update_funnel(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath((key, funnel)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<FunnelPatch>,
+) -> Result<Json<Funnel>, Problem> {
+    Ok(Json(s.update_funnel(&caller, &key, &funnel, body).await?))
+}

@@ -1,0 +1,94 @@
+//! `voronka`: the command line of the host.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use voronka::server::{self, ServeConfig};
+
+#[derive(Parser)]
+#[command(name = "voronka", version, about = "Voronka: CRM automation platform")]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct Storage {
+    /// Data directory (database, admin token, files).
+    #[arg(long, env = "VORONKA_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Database URL: sqlite://PATH (default <data-dir>/voronka.db) or postgres://...
+    #[arg(long, env = "VORONKA_DATABASE_URL")]
+    database: Option<String>,
+}
+
+impl Storage {
+    fn database(&self) -> String {
+        self.database.clone().unwrap_or_else(|| server::default_database(&self.data_dir))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "VORONKA_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        storage: Storage,
+        /// Seed the demo company (sales and claims funnels, production, people, deals).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Runs the database migrations and exits.
+    Migrate {
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve { listen, storage, demo } => {
+            let admin_token = std::env::var("VORONKA_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+            let config = ServeConfig {
+                listen,
+                database: storage.database(),
+                data_dir: storage.data_dir.clone(),
+                demo,
+                admin_token,
+            };
+            server::serve(config).await
+        }
+        Command::Migrate { storage } => {
+            std::fs::create_dir_all(&storage.data_dir)?;
+            let store = server::open_store(&storage.database()).await?;
+            store.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Domain events, written to the outbox in the same transaction as the change they describe.
+
+use serde::Serialize;
+
+/// Kinds of domain event. Later subsystems (tasks, invoices, bookings, e-mail) add kinds here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EventKind {
+    /// An item was created.
+    ItemCreated,
+    /// Title, amount, links or custom fields changed (payload lists old and new values).
+    ItemUpdated,
+    /// The stage changed within a funnel.
+    ItemStageChanged,
+    /// The item moved to another funnel.
+    ItemFunnelChanged,
+    /// The item was deleted (payload carries its last state).
+    ItemDeleted,
+    /// A comment was added to the timeline.
+    ItemCommented,
+}
+
+impl EventKind {
+    /// The event's public name, e.g. `item.stage_changed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ItemCreated => "item.created",
+            EventKind::ItemUpdated => "item.updated",
+            EventKind::ItemStageChanged => "item.stage_changed",
+            EventKind::ItemFunnelChanged => "item.funnel_changed",
+            EventKind::ItemDeleted => "item.deleted",
+            EventKind::ItemCommented => "item.commented",
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Funnels and their stages.
+
+use serde::{Deserialize, Serialize};
+
+use super::{FieldError, is_valid_key};
+
+/// What reaching a stage means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Semantics {
+    /// Work in progress.
+    Process,
+    /// Closed as a success.
+    Success,
+    /// Closed as a failure.
+    Failure,
+}
+
+/// One stage of a funnel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// Key, unique in the funnel.
+    pub key: String,
+    /// Display title.
+    pub title: String,
+    /// Process, success or failure.
+    #[serde(default = "default_semantics")]
+    pub semantics: Semantics,
+}
+
+fn default_semantics() -> Semantics {
+    Semantics::Process
+}
+
+/// An ordered list of stages of one entity type.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Funnel {
+    /// Key, unique in the type.
+    pub key: String,
+    /// Display title.
+    pub title: String,
+    /// Items created without a funnel land in the default one.
+    #[serde(rename = "default")]
+    pub is_default: bool,
+    /// Stages in order.
+    pub stages: Vec<Stage>,
+}
+
+impl Funnel {
+    /// A stage by key.
+    pub fn stage(&self, key: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.key == key)
+    }
+
+    /// Position of a stage in the funnel.
+    pub fn stage_index(&self, key: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.key == key)
+    }
+}
+
+/// Checks a list of stages: at least one, keys valid and unique, titles present, process stages
+/// first and success/failure stages last.
+pub fn validate_stages(stages: &[Stage]) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if stages.is_empty() {
+        errors.push(FieldError::new("stages", "a funnel needs at least one stage"));
+    }
+    if stages.len() > 100 {
+        errors.push(FieldError::new("stages", "a funnel has at most 100 stages"));
+    }
+    if stages.first().is_some_and(|s| s.semantics != Semantics::Process) {
+        errors.push(FieldError::new("stages[0].semantics", "the first stage must be a process stage"));
+    }
+    let mut closing_seen = false;
+    for (i, stage) in stages.iter().enumerate() {
+        if !is_valid_key(&stage.key) {
+            errors.push(FieldError::new(
+                format!("stages[{i}].key"),
+                format!("`{}` is not a valid key (lower-case letters, digits, `-`, `_`)", stage.key),
+            ));
+        }
+        if stages[..i].iter().any(|s| s.key == stage.key) {
+            errors.push(FieldError::new(format!("stages[{i}].key"), format!("duplicate stage `{}`", stage.key)));
+        }
+        if stage.title.trim().is_empty() {
+            errors.push(FieldError::new(format!("stages[{i}].title"), "a stage needs a title"));
+        }
+        match stage.semantics {
+            Semantics::Process if closing_seen => errors.push(FieldError::new(
+                format!("stages[{i}].semantics"),
+                "success and failure stages must come after every process stage",
+            )),
+            Semantics::Process => {}
+            Semantics::Success | Semantics::Failure => closing_seen = true,
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// The stages a new type with stages starts with in its default funnel.
+pub fn default_stages() -> Vec<Stage> {
+    let stage = |key: &str, title: &str, semantics| Stage { key: key.into(), title: title.into(), semantics };
+    vec![
+        stage("new", "New", Semantics::Process),
+        stage("in-progress", "In progress", Semantics::Process),
+        stage("done", "Done", Semantics::Success),
+        stage("failed", "Failed", Semantics::Failure),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(key: &str, semantics: Semantics) -> Stage {
+        Stage { key: key.into(), title: key.into(), semantics }
+    }
+
+    #[test]
+    fn closing_stages_come_last() {
+        assert!(validate_stages(&default_stages()).is_ok());
+        let bad = vec![s("new", Semantics::Process), s("won", Semantics::Success), s("late", Semantics::Process)];
+        let errors = validate_stages(&bad).unwrap_err();
+        assert_eq!(errors[0].field, "stages[2].semantics");
+    }
+
+    #[test]
+    fn keys_unique_and_valid() {
+        let bad = vec![s("new", Semantics::Process), s("new", Semantics::Process), s("Bad Key", Semantics::Failure)];
+        let fields: Vec<_> = validate_stages(&bad).unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, vec!["stages[1].key", "stages[2].key"]);
+        assert!(validate_stages(&[]).is_err());
+        assert!(validate_stages(&[s("won", Semantics::Success)]).is_err());
+    }
+}

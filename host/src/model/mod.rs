@@ -1,0 +1,56 @@
+//! The CRM domain: entity types, fields, funnels, items, people and access.
+//!
+//! Everything here is plain data plus pure validation; storage lives in [`crate::store`] and the
+//! use cases that combine both live in [`crate::service`].
+
+pub mod access;
+pub mod actor;
+pub mod entity_type;
+pub mod event;
+pub mod field;
+pub mod funnel;
+pub mod item;
+pub mod money;
+pub mod people;
+pub mod time;
+
+/// A key (of a type, field, funnel, stage or role) is lower-case ASCII: a letter, then letters,
+/// digits, `-` or `_`, at most 64 characters.
+pub fn is_valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && key.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// A validation problem with one named input field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Path of the offending input, e.g. `fields.source` or `stages[2].key`.
+    pub field: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Builds a field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(is_valid_key("production"));
+        assert!(is_valid_key("b_size-2"));
+        assert!(!is_valid_key(""));
+        assert!(!is_valid_key("2x"));
+        assert!(!is_valid_key("Deal"));
+        assert!(!is_valid_key("a/b"));
+        assert!(!is_valid_key(&"a".repeat(65)));
+    }
+}

@@ -1,0 +1,129 @@
+//! Starting and stopping the host: database, migrations, first administrator, HTTP server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::service::Service;
+use crate::store::Store;
+
+/// Settings of `voronka serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Database URL.
+    pub database: String,
+    /// Folder for the database, the admin token and files.
+    pub data_dir: PathBuf,
+    /// Seed the demo company.
+    pub demo: bool,
+    /// Token for the first administrator.
+    pub admin_token: Option<String>,
+}
+
+/// The default database: `sqlite://<data-dir>/voronka.db`.
+pub fn default_database(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("voronka.db").display())
+}
+
+/// Connects and migrates.
+pub async fn open_store(database: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(database).await.with_context(|| format!("opening database {}", redact(database)))?;
+    store.migrate().await.context("running migrations")?;
+    Ok(store)
+}
+
+/// Hides a password in a database URL for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let store = open_store(&config.database).await?;
+    let service = Arc::new(Service::new(store.clone()));
+    let admin = service.bootstrap_admin(config.admin_token.as_deref()).await.context("creating the administrator")?;
+    if let Some(token) = &admin.generated_token {
+        let path = config.data_dir.join("admin-token");
+        write_secret(&path, token).with_context(|| format!("writing {}", path.display()))?;
+        println!("Administrator token (shown once, also written to {}):\n{token}", path.display());
+    }
+    if config.demo {
+        crate::demo::seed(&service).await.context("seeding demo data")?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(address = %local, database = %redact(&config.database), "voronka is serving");
+    println!("listening on http://{local}");
+    axum::serve(listener, crate::api::router(service))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Writes a file readable only by its owner.
+fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact("postgres://u:secret@localhost/db"), "postgres://***@localhost/db");
+        assert_eq!(redact("sqlite://data/v.db"), "sqlite://data/v.db");
+    }
+}

@@ -1,0 +1,678 @@
+//! Items: create, read, change, move, delete; stage history, timeline and children.
+//!
+//! Every change runs in one transaction that also writes stage history, a timeline entry and a
+//! domain event to the outbox.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{Caller, Service, ServiceError, ServiceResult};
+use crate::model::FieldError;
+use crate::model::access::Access;
+use crate::model::entity_type::TypeSchema;
+use crate::model::event::EventKind;
+use crate::model::field::Reference;
+use crate::model::item::{HistoryEntry, Item, ItemRef, StagePoint, TimelineEntry, TimelineKind};
+use crate::model::money::Money;
+use crate::model::time::{now_micros, to_rfc3339};
+use crate::store::items::{self as repo, ItemWrite};
+use crate::store::outbox::{self, NewEvent};
+use crate::store::people::{self, PeopleTable};
+use crate::store::{Tx, journal};
+
+/// Longest item title.
+const MAX_TITLE: usize = 500;
+/// Most parent links of one item.
+const MAX_PARENTS: usize = 100;
+/// Attempts of a change that lost an optimistic-concurrency race before giving up.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// `POST /items/{type}` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewItem {
+    /// Title.
+    pub title: String,
+    /// Funnel key (default funnel when absent).
+    pub funnel: Option<String>,
+    /// Stage key (first stage when absent).
+    pub stage: Option<String>,
+    /// Amount (types with amounts).
+    pub amount: Option<Money>,
+    /// Responsible user id.
+    pub responsible: Option<i64>,
+    /// Contact item id.
+    pub contact: Option<i64>,
+    /// Company item id.
+    pub company: Option<i64>,
+    /// Parent items.
+    #[serde(default)]
+    pub parents: Vec<ItemRef>,
+    /// Custom field values.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+/// `PATCH /items/{type}/{id}` body: present keys change, `null` clears.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemPatch {
+    /// New title.
+    pub title: Option<String>,
+    /// New amount; `null` clears.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Money>)]
+    pub amount: Option<Option<Money>>,
+    /// New responsible; `null` clears.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub responsible: Option<Option<i64>>,
+    /// New contact; `null` clears.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub contact: Option<Option<i64>>,
+    /// New company; `null` clears.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub company: Option<Option<i64>>,
+    /// Replaces the parent links.
+    pub parents: Option<Vec<ItemRef>>,
+    /// Field values to set; `null` clears a field.
+    #[schema(value_type = Object)]
+    pub fields: Option<Map<String, Value>>,
+    /// Refused: stages change through `/move`.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub stage: Option<Value>,
+    /// Refused: funnels change through `/move`.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub funnel: Option<Value>,
+}
+
+/// Distinguishes an absent key (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `POST /items/{type}/{id}/move` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    /// Target stage.
+    pub stage: String,
+    /// Target funnel (the current one when absent).
+    pub funnel: Option<String>,
+}
+
+/// Collects validation problems and references to check in the database.
+#[derive(Default)]
+struct Check {
+    errors: Vec<FieldError>,
+    refs: Vec<(String, Reference)>,
+}
+
+impl Check {
+    fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    fn title(&mut self, title: &str) {
+        if title.trim().is_empty() {
+            self.error("title", "a title is required");
+        } else if title.chars().count() > MAX_TITLE {
+            self.error("title", format!("at most {MAX_TITLE} characters"));
+        }
+    }
+
+    fn amount(&mut self, schema: &TypeSchema, amount: &Option<Money>) -> Option<Money> {
+        let money = amount.as_ref()?;
+        if !schema.def.has_amount {
+            self.error("amount", format!("type `{}` has no amount", schema.def.key));
+            return None;
+        }
+        match Money::parse(&money.value, &money.currency) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.error("amount", e);
+                None
+            }
+        }
+    }
+
+    fn links(&mut self, responsible: Option<i64>, contact: Option<i64>, company: Option<i64>) {
+        if let Some(id) = responsible {
+            self.refs.push(("responsible".into(), Reference::User(id)));
+        }
+        if let Some(id) = contact {
+            self.refs.push(("contact".into(), Reference::Item { type_key: "contact".into(), id }));
+        }
+        if let Some(id) = company {
+            self.refs.push(("company".into(), Reference::Item { type_key: "company".into(), id }));
+        }
+    }
+
+    fn parents(&mut self, schema: &TypeSchema, parents: &[ItemRef], own_id: Option<i64>) {
+        if parents.len() > MAX_PARENTS {
+            self.error("parents", format!("at most {MAX_PARENTS} parents"));
+        }
+        for (i, parent) in parents.iter().enumerate() {
+            let field = format!("parents[{i}]");
+            if !schema.def.parents.contains(&parent.type_key) {
+                let allowed = if schema.def.parents.is_empty() { "none".into() } else { schema.def.parents.join(", ") };
+                self.error(
+                    field,
+                    format!(
+                        "`{}` items cannot be parents of `{}` items (allowed: {allowed})",
+                        parent.type_key, schema.def.key
+                    ),
+                );
+            } else if Some(parent.id) == own_id {
+                self.error(field, "an item cannot be its own parent");
+            } else if parents[..i].contains(parent) {
+                self.error(field, "duplicate parent");
+            } else {
+                self.refs.push((field, Reference::Item { type_key: parent.type_key.clone(), id: parent.id }));
+            }
+        }
+    }
+
+    /// Validates `values` into `target`; `creating` also demands every required field.
+    fn fields(
+        &mut self,
+        schema: &TypeSchema,
+        values: &Map<String, Value>,
+        target: &mut Map<String, Value>,
+        creating: bool,
+    ) {
+        for (key, value) in values {
+            let name = format!("fields.{key}");
+            let Some(def) = schema.field(key) else {
+                self.error(name, format!("type `{}` has no field `{key}`", schema.def.key));
+                continue;
+            };
+            if value.is_null() {
+                if def.required {
+                    self.error(name, "this field is required and cannot be cleared");
+                } else {
+                    target.remove(key);
+                }
+                continue;
+            }
+            match def.validate(value) {
+                Ok((normalised, refs)) => {
+                    target.insert(key.clone(), normalised);
+                    self.refs.extend(refs.into_iter().map(|r| (name.clone(), r)));
+                }
+                Err(message) => self.error(name, message),
+            }
+        }
+        if creating {
+            for def in schema.fields.iter().filter(|f| f.required) {
+                if !target.contains_key(&def.key) {
+                    self.error(format!("fields.{}", def.key), "this field is required");
+                }
+            }
+        }
+    }
+
+    /// Checks references inside the transaction and fails with every problem found.
+    async fn finish(mut self, tx: &mut Tx) -> ServiceResult<()> {
+        for (field, reference) in std::mem::take(&mut self.refs) {
+            match reference {
+                Reference::User(id) => {
+                    if !people::exists(tx, PeopleTable::Users, id).await? {
+                        self.error(field, format!("no user {id}"));
+                    }
+                }
+                Reference::Item { type_key, id } => match repo::type_of(tx, id).await? {
+                    Some(t) if t == type_key => {}
+                    Some(t) => self.error(field, format!("item {id} is a `{t}`, not a `{type_key}`")),
+                    None => self.error(field, format!("no `{type_key}` item {id}")),
+                },
+            }
+        }
+        if self.errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(self.errors)) }
+    }
+}
+
+fn point(item: &Item) -> StagePoint {
+    StagePoint { funnel: item.funnel.clone(), stage: item.stage.clone() }
+}
+
+fn write_of(item: &Item) -> ItemWrite {
+    ItemWrite {
+        funnel: item.funnel.clone(),
+        stage: item.stage.clone(),
+        title: item.title.clone(),
+        amount: item.amount.clone(),
+        responsible: item.responsible,
+        contact: item.contact,
+        company: item.company,
+        fields: item.fields.clone(),
+    }
+}
+
+impl Service {
+    /// The type's schema, or not-found when the caller cannot see the type at all.
+    async fn visible_schema(&self, caller: &Caller, type_key: &str) -> ServiceResult<TypeSchema> {
+        let catalog = self.catalog().await?;
+        match catalog.get(type_key) {
+            Some(schema) if caller.principal.best_access(type_key) > Access::None => Ok(schema.clone()),
+            Some(_) => Err(ServiceError::Forbidden(format!("your roles give no access to `{type_key}` items"))),
+            None => Err(ServiceError::NotFound(format!("no entity type `{type_key}`"))),
+        }
+    }
+
+    fn require(&self, caller: &Caller, type_key: &str, funnel: Option<&str>, need: Access) -> ServiceResult<()> {
+        if caller.principal.access(type_key, funnel) >= need {
+            return Ok(());
+        }
+        let place = funnel.map(|f| format!(" in funnel `{f}`")).unwrap_or_default();
+        Err(ServiceError::Forbidden(format!("{} access to `{type_key}` items{place} is required", need.as_str())))
+    }
+
+    /// Creates an item.
+    pub async fn create_item(&self, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
+        let schema = self.visible_schema(caller, type_key).await?;
+        let mut check = Check::default();
+        let (funnel, stage) = if schema.def.has_stages {
+            let funnel = match &input.funnel {
+                Some(key) => schema.funnel(key),
+                None => schema.default_funnel(),
+            };
+            match funnel {
+                None => {
+                    check.error(
+                        "funnel",
+                        format!("no funnel `{}` in type `{type_key}`", input.funnel.as_deref().unwrap_or("")),
+                    );
+                    (None, None)
+                }
+                Some(funnel) => {
+                    let stage = match &input.stage {
+                        Some(key) => funnel.stage(key),
+                        None => funnel.stages.first(),
+                    };
+                    if stage.is_none() {
+                        check.error(
+                            "stage",
+                            format!("no stage `{}` in funnel `{}`", input.stage.as_deref().unwrap_or(""), funnel.key),
+                        );
+                    }
+                    (Some(funnel.key.clone()), stage.map(|s| s.key.clone()))
+                }
+            }
+        } else {
+            if input.funnel.is_some() || input.stage.is_some() {
+                check.error("stage", format!("type `{type_key}` has no stages"));
+            }
+            (None, None)
+        };
+        self.require(caller, type_key, funnel.as_deref(), Access::Write)?;
+        check.title(&input.title);
+        let amount = check.amount(&schema, &input.amount);
+        check.links(input.responsible, input.contact, input.company);
+        check.parents(&schema, &input.parents, None);
+        let mut fields = Map::new();
+        check.fields(&schema, &input.fields, &mut fields, true);
+        if !check.errors.is_empty() {
+            return Err(ServiceError::Validation(check.errors));
+        }
+        let write = ItemWrite {
+            funnel,
+            stage,
+            title: input.title.trim().to_string(),
+            amount,
+            responsible: input.responsible,
+            contact: input.contact,
+            company: input.company,
+            fields,
+        };
+        let now = now_micros();
+        let mut tx = self.store.begin().await?;
+        check.finish(&mut tx).await?;
+        let user = caller.actor.user_id();
+        let id = repo::insert(&mut tx, self.store.dialect(), type_key, &write, &input.parents, user, now).await?;
+        let item = Item {
+            id,
+            type_key: type_key.to_string(),
+            funnel: write.funnel,
+            stage: write.stage,
+            title: write.title,
+            amount: write.amount,
+            responsible: write.responsible,
+            contact: write.contact,
+            company: write.company,
+            parents: input.parents,
+            fields: write.fields,
+            version: 1,
+            created_by: user,
+            created_at: to_rfc3339(now),
+            updated_by: user,
+            updated_at: to_rfc3339(now),
+        };
+        let snapshot = serde_json::to_value(&item).unwrap_or(Value::Null);
+        journal::add_entry(&mut tx, id, TimelineKind::System, "Created", &json!({}), &caller.actor, now).await?;
+        let event = NewEvent {
+            kind: EventKind::ItemCreated,
+            type_key: Some(type_key),
+            item_id: Some(id),
+            actor: &caller.actor,
+            payload: json!({ "item": snapshot }),
+        };
+        outbox::record(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(item)
+    }
+
+    /// Reads an item the caller may see.
+    pub async fn get_item(&self, caller: &Caller, type_key: &str, id: i64) -> ServiceResult<Item> {
+        self.visible_schema(caller, type_key).await?;
+        let mut conn = self.store.reader().acquire().await?;
+        let item = repo::get(&mut conn, type_key, id).await?;
+        match item {
+            Some(item) if caller.principal.access(type_key, item.funnel.as_deref()) >= Access::Read => Ok(item),
+            _ => Err(ServiceError::NotFound(format!("no `{type_key}` item {id}"))),
+        }
+    }
+
+    /// Loads an item for a change inside `tx`, checking access and `If-Match`.
+    async fn load_for_change(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        if_match: Option<i64>,
+        need: Access,
+    ) -> ServiceResult<Item> {
+        let item = repo::get(&mut **tx, type_key, id).await?;
+        let item = match item {
+            Some(item) if caller.principal.access(type_key, item.funnel.as_deref()) >= Access::Read => item,
+            _ => return Err(ServiceError::NotFound(format!("no `{type_key}` item {id}"))),
+        };
+        self.require(caller, type_key, item.funnel.as_deref(), need)?;
+        if let Some(expected) = if_match
+            && expected != item.version
+        {
+            return Err(ServiceError::PreconditionFailed { current: item.version });
+        }
+        Ok(item)
+    }
+
+    /// Changes title, amount, links, parents or custom fields. Returns the item as stored.
+    pub async fn update_item(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        patch: ItemPatch,
+        if_match: Option<i64>,
+    ) -> ServiceResult<Item> {
+        let schema = self.visible_schema(caller, type_key).await?;
+        if patch.stage.is_some() || patch.funnel.is_some() {
+            return Err(ServiceError::invalid("stage", "stages and funnels change through POST .../move"));
+        }
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut tx = self.store.begin().await?;
+            let old = self.load_for_change(&mut tx, caller, type_key, id, if_match, Access::Write).await?;
+            let mut new = old.clone();
+            let mut check = Check::default();
+            if let Some(title) = &patch.title {
+                check.title(title);
+                new.title = title.trim().to_string();
+            }
+            if let Some(amount) = &patch.amount {
+                new.amount = check.amount(&schema, amount);
+            }
+            if let Some(v) = patch.responsible {
+                new.responsible = v;
+            }
+            if let Some(v) = patch.contact {
+                new.contact = v;
+            }
+            if let Some(v) = patch.company {
+                new.company = v;
+            }
+            check.links(
+                patch.responsible.flatten().filter(|v| Some(*v) != old.responsible),
+                patch.contact.flatten().filter(|v| Some(*v) != old.contact),
+                patch.company.flatten().filter(|v| Some(*v) != old.company),
+            );
+            if let Some(parents) = &patch.parents {
+                check.parents(&schema, parents, Some(id));
+                new.parents = parents.clone();
+            }
+            if let Some(values) = &patch.fields {
+                check.fields(&schema, values, &mut new.fields, false);
+            }
+            check.finish(&mut tx).await?;
+            let changes = diff(&old, &new);
+            if changes.is_empty() {
+                return Ok(old);
+            }
+            let now = now_micros();
+            let parents = patch.parents.as_deref().filter(|p| *p != old.parents.as_slice());
+            if !repo::update(&mut tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now).await? {
+                continue;
+            }
+            new.version = old.version + 1;
+            new.updated_by = caller.actor.user_id();
+            new.updated_at = to_rfc3339(now);
+            let names: Vec<&str> = changes.iter().filter_map(|c| c["field"].as_str()).collect();
+            let text = format!("Changed {}", names.join(", "));
+            journal::add_entry(
+                &mut tx,
+                id,
+                TimelineKind::System,
+                &text,
+                &json!({ "changes": changes }),
+                &caller.actor,
+                now,
+            )
+            .await?;
+            let event = NewEvent {
+                kind: EventKind::ItemUpdated,
+                type_key: Some(type_key),
+                item_id: Some(id),
+                actor: &caller.actor,
+                payload: json!({ "changes": changes }),
+            };
+            outbox::record(&mut tx, &event, now).await?;
+            tx.commit().await?;
+            return Ok(new);
+        }
+        Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
+    }
+
+    /// Moves an item to another stage, in its funnel or another one of its type.
+    pub async fn move_item(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        request: MoveRequest,
+        if_match: Option<i64>,
+    ) -> ServiceResult<Item> {
+        let schema = self.visible_schema(caller, type_key).await?;
+        if !schema.def.has_stages {
+            return Err(ServiceError::invalid("stage", format!("type `{type_key}` has no stages")));
+        }
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut tx = self.store.begin().await?;
+            let old = self.load_for_change(&mut tx, caller, type_key, id, if_match, Access::Write).await?;
+            let funnel_key = request.funnel.clone().or_else(|| old.funnel.clone()).unwrap_or_default();
+            let Some(funnel) = schema.funnel(&funnel_key) else {
+                return Err(ServiceError::invalid("funnel", format!("no funnel `{funnel_key}` in type `{type_key}`")));
+            };
+            if funnel.stage(&request.stage).is_none() {
+                return Err(ServiceError::invalid(
+                    "stage",
+                    format!("no stage `{}` in funnel `{funnel_key}`", request.stage),
+                ));
+            }
+            self.require(caller, type_key, Some(&funnel_key), Access::Write)?;
+            let from = point(&old);
+            let to = StagePoint { funnel: Some(funnel_key.clone()), stage: Some(request.stage.clone()) };
+            if from == to {
+                return Ok(old);
+            }
+            let mut new = old.clone();
+            new.funnel = to.funnel.clone();
+            new.stage = to.stage.clone();
+            let now = now_micros();
+            if !repo::update(&mut tx, id, old.version, &write_of(&new), None, caller.actor.user_id(), now).await? {
+                continue;
+            }
+            new.version = old.version + 1;
+            new.updated_by = caller.actor.user_id();
+            new.updated_at = to_rfc3339(now);
+            journal::record_move(&mut tx, id, &from, &to, &caller.actor, now).await?;
+            let funnel_changed = from.funnel != to.funnel;
+            let text = if funnel_changed {
+                format!("Moved to funnel {} stage {}", funnel_key, request.stage)
+            } else {
+                format!("Moved to stage {}", request.stage)
+            };
+            let payload = json!({ "from": from, "to": to });
+            journal::add_entry(&mut tx, id, TimelineKind::System, &text, &payload, &caller.actor, now).await?;
+            let kind = if funnel_changed { EventKind::ItemFunnelChanged } else { EventKind::ItemStageChanged };
+            let event = NewEvent { kind, type_key: Some(type_key), item_id: Some(id), actor: &caller.actor, payload };
+            outbox::record(&mut tx, &event, now).await?;
+            tx.commit().await?;
+            return Ok(new);
+        }
+        Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
+    }
+
+    /// Deletes an item (needs `admin` access to it); links to and from it go too.
+    pub async fn delete_item(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        if_match: Option<i64>,
+    ) -> ServiceResult<()> {
+        self.visible_schema(caller, type_key).await?;
+        let mut tx = self.store.begin().await?;
+        let item = self.load_for_change(&mut tx, caller, type_key, id, if_match, Access::Admin).await?;
+        repo::delete(&mut tx, id).await?;
+        let now = now_micros();
+        let payload = json!({ "item": serde_json::to_value(&item).unwrap_or(Value::Null) });
+        let event = NewEvent {
+            kind: EventKind::ItemDeleted,
+            type_key: Some(type_key),
+            item_id: Some(id),
+            actor: &caller.actor,
+            payload,
+        };
+        outbox::record(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stage history of an item, oldest first: `(entries, next cursor)`.
+    pub async fn item_history(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        after: i64,
+        limit: i64,
+    ) -> ServiceResult<(Vec<HistoryEntry>, Option<i64>)> {
+        self.get_item(caller, type_key, id).await?;
+        let mut entries = journal::history(self.store.reader(), id, after, limit).await?;
+        let next = page_cursor(&mut entries, limit, |e| e.id);
+        Ok((entries, next))
+    }
+
+    /// Timeline of an item, newest first: `(entries, next cursor)`.
+    pub async fn item_timeline(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> ServiceResult<(Vec<TimelineEntry>, Option<i64>)> {
+        self.get_item(caller, type_key, id).await?;
+        let mut entries = journal::timeline(self.store.reader(), id, before.unwrap_or(i64::MAX), limit).await?;
+        let next = page_cursor(&mut entries, limit, |e| e.id);
+        Ok((entries, next))
+    }
+
+    /// Adds a comment to an item's timeline (needs read access: commenting is not changing).
+    pub async fn add_comment(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        text: &str,
+    ) -> ServiceResult<TimelineEntry> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > 20_000 {
+            return Err(ServiceError::invalid("text", "a comment of 1 to 20,000 characters is required"));
+        }
+        let item = self.get_item(caller, type_key, id).await?;
+        let now = now_micros();
+        let mut tx = self.store.begin().await?;
+        let entry_id =
+            journal::add_entry(&mut tx, item.id, TimelineKind::Comment, text, &json!({}), &caller.actor, now).await?;
+        let event = NewEvent {
+            kind: EventKind::ItemCommented,
+            type_key: Some(type_key),
+            item_id: Some(id),
+            actor: &caller.actor,
+            payload: json!({ "entry": entry_id, "text": text }),
+        };
+        outbox::record(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(TimelineEntry {
+            id: entry_id,
+            kind: TimelineKind::Comment,
+            text: text.to_string(),
+            data: json!({}),
+            actor: caller.actor.clone(),
+            at: to_rfc3339(now),
+        })
+    }
+}
+
+/// Trims a page fetched with one extra row and returns the cursor of the next page.
+pub(crate) fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Option<i64> {
+    if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(id)
+    } else {
+        None
+    }
+}
+
+/// The changed properties between two states of an item: `[{field, old, new}]`.
+fn diff(old: &Item, new: &Item) -> Vec<Value> {
+    let mut changes = Vec::new();
+    let mut push = |field: String, a: Value, b: Value| {
+        if a != b {
+            changes.push(json!({ "field": field, "old": a, "new": b }));
+        }
+    };
+    push("title".into(), json!(old.title), json!(new.title));
+    push("amount".into(), json!(old.amount), json!(new.amount));
+    push("responsible".into(), json!(old.responsible), json!(new.responsible));
+    push("contact".into(), json!(old.contact), json!(new.contact));
+    push("company".into(), json!(old.company), json!(new.company));
+    push("parents".into(), json!(old.parents), json!(new.parents));
+    let keys: std::collections::BTreeSet<&String> = old.fields.keys().chain(new.fields.keys()).collect();
+    for key in keys {
+        let a = old.fields.get(key).cloned().unwrap_or(Value::Null);
+        let b = new.fields.get(key).cloned().unwrap_or(Value::Null);
+        push(format!("fields.{key}"), a, b);
+    }
+    changes
+}

@@ -1,0 +1,137 @@
+//! Use cases: one function per thing a caller can do. Each checks access, validates, and makes
+//! its change in one transaction together with stage history, timeline and outbox events, so a
+//! person, a robot, a trigger or a process all change state the same way.
+
+pub mod auth;
+pub mod catalog;
+pub mod events;
+pub mod items;
+pub mod list;
+pub mod people;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::model::FieldError;
+use crate::model::access::Principal;
+use crate::model::actor::Actor;
+use crate::store::catalog::Catalog;
+use crate::store::{Store, StoreError};
+
+/// Why a use case refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The named thing does not exist (or the caller may not know it exists).
+    #[error("{0}")]
+    NotFound(String),
+    /// Input is invalid; each problem names its field.
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    /// The caller's roles do not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request conflicts with the current state (duplicate key, item in use, ...).
+    #[error("{0}")]
+    Conflict(String),
+    /// `If-Match` named another version than the current one.
+    #[error("the item changed: version {current} is current")]
+    PreconditionFailed {
+        /// The current version.
+        current: i64,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(e: sqlx::Error) -> Self {
+        ServiceError::Store(StoreError::Database(e))
+    }
+}
+
+impl ServiceError {
+    /// A validation error with one field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ServiceError::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+/// Result of use cases.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Who is calling: the principal whose access is checked and the actor recorded on changes.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Access rights.
+    pub principal: Arc<Principal>,
+    /// Recorded author of changes.
+    pub actor: Actor,
+}
+
+impl Caller {
+    /// A user acting through the API.
+    pub fn user(principal: Arc<Principal>) -> Caller {
+        let actor = Actor::User { id: principal.user_id };
+        Caller { principal, actor }
+    }
+}
+
+/// The host's use cases over one store, with caches of the catalog and of principals that are
+/// reloaded whenever the configuration generation moves.
+pub struct Service {
+    store: Store,
+    catalog: RwLock<Option<(i64, Arc<Catalog>)>>,
+    principals: Mutex<HashMap<String, (i64, Arc<Principal>)>>,
+}
+
+impl Service {
+    /// Wraps a migrated store.
+    pub fn new(store: Store) -> Service {
+        Service { store, catalog: RwLock::new(None), principals: Mutex::new(HashMap::new()) }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current catalog of types, fields and funnels.
+    pub async fn catalog(&self) -> ServiceResult<Arc<Catalog>> {
+        let generation = self.store.generation().await?;
+        if let Ok(guard) = self.catalog.read()
+            && let Some((cached, catalog)) = guard.as_ref()
+            && *cached == generation
+        {
+            return Ok(catalog.clone());
+        }
+        let catalog = Arc::new(crate::store::catalog::load(self.store.reader()).await?);
+        if let Ok(mut guard) = self.catalog.write() {
+            *guard = Some((generation, catalog.clone()));
+        }
+        Ok(catalog)
+    }
+
+    /// Commits a configuration change and tells the caches.
+    async fn commit_config(&self, tx: crate::store::Tx) -> ServiceResult<()> {
+        tx.commit().await?;
+        self.store.generation_committed();
+        Ok(())
+    }
+
+    /// Starts a configuration-changing transaction (bumps the generation).
+    async fn begin_config(&self) -> ServiceResult<crate::store::Tx> {
+        let mut tx = self.store.begin().await?;
+        self.store.bump_generation(&mut tx).await?;
+        Ok(tx)
+    }
+}
+
+/// Requires system administration rights.
+fn require_admin(caller: &Caller) -> ServiceResult<()> {
+    if caller.principal.is_admin {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden("only administrators may do this".into()))
+    }
+}

@@ -1,0 +1,344 @@
+//! Users, departments and roles.
+
+use serde::Deserialize;
+
+use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use crate::model::access::Permission;
+use crate::model::people::{Department, Role, User};
+use crate::model::{FieldError, is_valid_key};
+use crate::store::people::{self as repo, NewUser, PeopleTable};
+
+/// `POST /users` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    /// Name.
+    pub name: String,
+    /// Unique e-mail.
+    pub email: String,
+    /// Department id.
+    pub department: Option<i64>,
+    /// Role keys.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// System administrator.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// `PATCH /users/{id}` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// Name.
+    pub name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Department id; `0` removes the department.
+    pub department: Option<i64>,
+    /// Role keys (replace the current ones).
+    pub roles: Option<Vec<String>>,
+    /// Active flag.
+    pub active: Option<bool>,
+    /// System administrator.
+    pub admin: Option<bool>,
+}
+
+/// `POST /departments` and `PATCH /departments/{id}` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentRequest {
+    /// Name.
+    pub name: Option<String>,
+    /// Parent department id.
+    pub parent: Option<i64>,
+    /// Head of the department (user id).
+    pub head: Option<i64>,
+}
+
+/// `POST /roles` and `PATCH /roles/{key}` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    /// Key (create only).
+    pub key: Option<String>,
+    /// Title (defaults to the key).
+    pub title: Option<String>,
+    /// Grants (replace the current ones).
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+fn check_email(errors: &mut Vec<FieldError>, email: &str) {
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !email.contains(char::is_whitespace));
+    if !ok {
+        errors.push(FieldError::new("email", format!("`{email}` is not an e-mail address")));
+    }
+}
+
+fn check_name(errors: &mut Vec<FieldError>, name: &str) {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "a name of 1 to 200 characters is required"));
+    }
+}
+
+impl Service {
+    /// Users by id (any signed-in user may list them, to pick a responsible).
+    pub async fn list_users(&self, after: i64, limit: i64) -> ServiceResult<Vec<User>> {
+        Ok(repo::list_users(self.store.reader(), after, limit + 1).await?)
+    }
+
+    /// One user.
+    pub async fn get_user(&self, id: i64) -> ServiceResult<User> {
+        repo::get_user(self.store.reader(), id).await?.ok_or_else(|| ServiceError::NotFound(format!("no user {id}")))
+    }
+
+    /// Creates a user. Administrators only.
+    pub async fn create_user(&self, caller: &Caller, input: NewUserRequest) -> ServiceResult<User> {
+        require_admin(caller)?;
+        let mut errors = Vec::new();
+        check_name(&mut errors, &input.name);
+        check_email(&mut errors, &input.email);
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        let mut tx = self.begin_config().await?;
+        if repo::email_taken(&mut tx, &input.email, 0).await? {
+            return Err(ServiceError::Conflict(format!("a user with e-mail `{}` exists", input.email)));
+        }
+        if let Some(d) = input.department
+            && !repo::exists(&mut tx, PeopleTable::Departments, d).await?
+        {
+            return Err(ServiceError::invalid("department", format!("no department {d}")));
+        }
+        let role_ids = repo::role_ids(&mut tx, &input.roles)
+            .await?
+            .map_err(|k| ServiceError::invalid("roles", format!("no role `{k}`")))?;
+        let user = NewUser {
+            name: input.name.trim(),
+            email: input.email.trim(),
+            department: input.department,
+            admin: input.admin,
+        };
+        let id = repo::insert_user(&mut tx, &user).await?;
+        repo::set_user_roles(&mut tx, id, &role_ids).await?;
+        self.commit_config(tx).await?;
+        self.get_user(id).await
+    }
+
+    /// Changes a user. Administrators only.
+    pub async fn update_user(&self, caller: &Caller, id: i64, patch: UserPatch) -> ServiceResult<User> {
+        require_admin(caller)?;
+        let mut user = self.get_user(id).await?;
+        let mut errors = Vec::new();
+        if let Some(name) = &patch.name {
+            check_name(&mut errors, name);
+            user.name = name.trim().to_string();
+        }
+        if let Some(email) = &patch.email {
+            check_email(&mut errors, email);
+            user.email = email.trim().to_string();
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        if let Some(active) = patch.active {
+            user.active = active;
+        }
+        if let Some(admin) = patch.admin {
+            user.admin = admin;
+        }
+        let mut tx = self.begin_config().await?;
+        if repo::email_taken(&mut tx, &user.email, id).await? {
+            return Err(ServiceError::Conflict(format!("a user with e-mail `{}` exists", user.email)));
+        }
+        match patch.department {
+            Some(0) => user.department = None,
+            Some(d) if !repo::exists(&mut tx, PeopleTable::Departments, d).await? => {
+                return Err(ServiceError::invalid("department", format!("no department {d}")));
+            }
+            Some(d) => user.department = Some(d),
+            None => {}
+        }
+        repo::update_user(&mut tx, &user).await?;
+        if let Some(roles) = &patch.roles {
+            let ids = repo::role_ids(&mut tx, roles)
+                .await?
+                .map_err(|k| ServiceError::invalid("roles", format!("no role `{k}`")))?;
+            repo::set_user_roles(&mut tx, id, &ids).await?;
+        }
+        self.commit_config(tx).await?;
+        self.get_user(id).await
+    }
+
+    /// All departments.
+    pub async fn list_departments(&self) -> ServiceResult<Vec<Department>> {
+        Ok(repo::list_departments(self.store.reader()).await?)
+    }
+
+    /// Creates a department. Administrators only.
+    pub async fn create_department(&self, caller: &Caller, input: DepartmentRequest) -> ServiceResult<Department> {
+        require_admin(caller)?;
+        let name = input.name.clone().unwrap_or_default();
+        let mut errors = Vec::new();
+        check_name(&mut errors, &name);
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        let mut tx = self.begin_config().await?;
+        self.check_department_links(&mut tx, &input, None).await?;
+        let id = repo::insert_department(&mut tx, name.trim(), input.parent, input.head).await?;
+        self.commit_config(tx).await?;
+        Ok(Department { id, name: name.trim().to_string(), parent: input.parent, head: input.head })
+    }
+
+    /// Changes a department's name, parent or head. Administrators only.
+    pub async fn update_department(
+        &self,
+        caller: &Caller,
+        id: i64,
+        input: DepartmentRequest,
+    ) -> ServiceResult<Department> {
+        require_admin(caller)?;
+        let all = self.list_departments().await?;
+        let mut department = all
+            .iter()
+            .find(|d| d.id == id)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(format!("no department {id}")))?;
+        if let Some(name) = &input.name {
+            let mut errors = Vec::new();
+            check_name(&mut errors, name);
+            if !errors.is_empty() {
+                return Err(ServiceError::Validation(errors));
+            }
+            department.name = name.trim().to_string();
+        }
+        if let Some(parent) = input.parent {
+            // Walk up from the new parent: reaching this department would make a cycle.
+            let mut cursor = Some(parent);
+            while let Some(p) = cursor {
+                if p == id {
+                    return Err(ServiceError::invalid("parent", "a department cannot be inside itself"));
+                }
+                cursor = all.iter().find(|d| d.id == p).and_then(|d| d.parent);
+            }
+            department.parent = Some(parent);
+        }
+        if input.head.is_some() {
+            department.head = input.head;
+        }
+        let mut tx = self.begin_config().await?;
+        self.check_department_links(&mut tx, &input, Some(id)).await?;
+        repo::update_department(&mut tx, &department).await?;
+        self.commit_config(tx).await?;
+        Ok(department)
+    }
+
+    async fn check_department_links(
+        &self,
+        tx: &mut crate::store::Tx,
+        input: &DepartmentRequest,
+        own: Option<i64>,
+    ) -> ServiceResult<()> {
+        if let Some(p) = input.parent
+            && (Some(p) == own || !repo::exists(tx, PeopleTable::Departments, p).await?)
+        {
+            return Err(ServiceError::invalid("parent", format!("no department {p}")));
+        }
+        if let Some(h) = input.head
+            && !repo::exists(tx, PeopleTable::Users, h).await?
+        {
+            return Err(ServiceError::invalid("head", format!("no user {h}")));
+        }
+        Ok(())
+    }
+
+    /// All roles.
+    pub async fn list_roles(&self) -> ServiceResult<Vec<Role>> {
+        Ok(repo::list_roles(self.store.reader()).await?)
+    }
+
+    fn check_permissions(
+        &self,
+        permissions: &[Permission],
+        catalog: &crate::store::catalog::Catalog,
+    ) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        for (i, p) in permissions.iter().enumerate() {
+            match catalog.get(&p.type_key) {
+                None => errors
+                    .push(FieldError::new(format!("permissions[{i}].type"), format!("unknown type `{}`", p.type_key))),
+                Some(schema) => {
+                    if let Some(f) = &p.funnel
+                        && schema.funnel(f).is_none()
+                    {
+                        errors.push(FieldError::new(
+                            format!("permissions[{i}].funnel"),
+                            format!("no funnel `{f}` in `{}`", p.type_key),
+                        ));
+                    }
+                }
+            }
+            if permissions[..i].iter().any(|q| q.type_key == p.type_key && q.funnel == p.funnel) {
+                errors.push(FieldError::new(format!("permissions[{i}]"), "duplicate grant for this type and funnel"));
+            }
+        }
+        errors
+    }
+
+    /// Creates a role. Administrators only.
+    pub async fn create_role(&self, caller: &Caller, input: RoleRequest) -> ServiceResult<Role> {
+        require_admin(caller)?;
+        let catalog = self.catalog().await?;
+        let key = input.key.clone().unwrap_or_default();
+        let mut errors = Vec::new();
+        if !is_valid_key(&key) {
+            errors.push(FieldError::new(
+                "key",
+                "a key is lower-case letters, digits, `-` or `_`, starting with a letter",
+            ));
+        }
+        errors.extend(self.check_permissions(&input.permissions, &catalog));
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        let title = input.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| key.clone());
+        let mut tx = self.begin_config().await?;
+        let id = repo::insert_role(&mut tx, &key, &title, &input.permissions)
+            .await?
+            .ok_or_else(|| ServiceError::Conflict(format!("role `{key}` already exists")))?;
+        self.commit_config(tx).await?;
+        Ok(Role { id, key, title, permissions: input.permissions })
+    }
+
+    /// Replaces a role's title and permissions. Administrators only.
+    pub async fn update_role(&self, caller: &Caller, key: &str, input: RoleRequest) -> ServiceResult<Role> {
+        require_admin(caller)?;
+        let catalog = self.catalog().await?;
+        let mut role = self
+            .list_roles()
+            .await?
+            .into_iter()
+            .find(|r| r.key == key)
+            .ok_or_else(|| ServiceError::NotFound(format!("no role `{key}`")))?;
+        if input.key.as_deref().is_some_and(|k| k != key) {
+            return Err(ServiceError::invalid("key", "a role's key cannot change"));
+        }
+        let errors = self.check_permissions(&input.permissions, &catalog);
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        if let Some(t) = input.title.filter(|t| !t.trim().is_empty()) {
+            role.title = t;
+        }
+        role.permissions = input.permissions;
+        let mut tx = self.begin_config().await?;
+        repo::update_role(&mut tx, role.id, &role.title, &role.permissions).await?;
+        self.commit_config(tx).await?;
+        Ok(role)
+    }
+}

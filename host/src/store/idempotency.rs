@@ -1,0 +1,86 @@
+//! Idempotency keys: the first response to a POST with an `Idempotency-Key` is kept and
+//! replayed for repeats of the same key by the same user.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+use crate::model::time::now_micros;
+
+/// What the store knows about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    /// First use: the key is now reserved for this request.
+    Reserved,
+    /// A request with this key is still running.
+    InProgress {
+        /// Fingerprint of the running request.
+        fingerprint: String,
+    },
+    /// A response was recorded.
+    Done {
+        /// Fingerprint of the first request.
+        fingerprint: String,
+        /// Its status code.
+        status: u16,
+        /// Its body.
+        body: String,
+    },
+}
+
+/// Reserves `key` for `user_id`, or reports what is already recorded.
+pub async fn reserve(store: &Store, user_id: i64, key: &str, fingerprint: &str) -> StoreResult<KeyState> {
+    let mut tx = store.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id, key) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(key)
+    .bind(fingerprint)
+    .bind(now_micros())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let state = if inserted == 1 {
+        KeyState::Reserved
+    } else {
+        let row = sqlx::query("SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+            .bind(user_id)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        let fingerprint: String = row.try_get("fingerprint")?;
+        match (row.try_get::<Option<i64>, _>("status")?, row.try_get::<Option<String>, _>("body")?) {
+            (Some(status), Some(body)) => KeyState::Done { fingerprint, status: status as u16, body },
+            _ => KeyState::InProgress { fingerprint },
+        }
+    };
+    tx.commit().await?;
+    Ok(state)
+}
+
+/// Records the response of a reserved key.
+pub async fn complete(store: &Store, user_id: i64, key: &str, status: u16, body: &str) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE user_id = $3 AND key = $4")
+        .bind(status as i64)
+        .bind(body)
+        .bind(user_id)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Releases a reserved key whose request failed on the server's side, so it can be retried.
+pub async fn release(store: &Store, user_id: i64, key: &str) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status IS NULL")
+        .bind(user_id)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! Items and their parent links, with filtered keyset-paginated listing.
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row};
+
+use super::{Dialect, StoreResult, Tx, parse_json};
+use crate::model::item::{Item, ItemRef};
+use crate::model::money::Money;
+use crate::model::time::{Micros, to_rfc3339};
+
+const COLUMNS: &str = "id, type_key, funnel_key, stage_key, title, amount_value, amount_currency, \
+    responsible_id, contact_id, company_id, fields, version, created_by, created_at, updated_by, updated_at";
+
+/// The columns of an item row that a write sets.
+#[derive(Debug, Clone)]
+pub struct ItemWrite {
+    /// Funnel key.
+    pub funnel: Option<String>,
+    /// Stage key.
+    pub stage: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Amount.
+    pub amount: Option<Money>,
+    /// Responsible user.
+    pub responsible: Option<i64>,
+    /// Contact item.
+    pub contact: Option<i64>,
+    /// Company item.
+    pub company: Option<i64>,
+    /// Custom field values.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+fn item_from_row(row: &AnyRow) -> StoreResult<Item> {
+    let amount_value: Option<String> = row.try_get("amount_value")?;
+    let amount_currency: Option<String> = row.try_get("amount_currency")?;
+    Ok(Item {
+        id: row.try_get("id")?,
+        type_key: row.try_get("type_key")?,
+        funnel: row.try_get("funnel_key")?,
+        stage: row.try_get("stage_key")?,
+        title: row.try_get("title")?,
+        amount: amount_value.zip(amount_currency).map(|(value, currency)| Money { value, currency }),
+        responsible: row.try_get("responsible_id")?,
+        contact: row.try_get("contact_id")?,
+        company: row.try_get("company_id")?,
+        parents: Vec::new(),
+        fields: parse_json("items", &row.try_get::<String, _>("fields")?)?,
+        version: row.try_get("version")?,
+        created_by: row.try_get("created_by")?,
+        created_at: to_rfc3339(row.try_get("created_at")?),
+        updated_by: row.try_get("updated_by")?,
+        updated_at: to_rfc3339(row.try_get("updated_at")?),
+    })
+}
+
+/// Inserts an item and its parent links; returns the new id.
+pub async fn insert(
+    tx: &mut Tx,
+    dialect: Dialect,
+    type_key: &str,
+    write: &ItemWrite,
+    parents: &[ItemRef],
+    actor_user: Option<i64>,
+    now: Micros,
+) -> StoreResult<i64> {
+    if dialect == Dialect::Postgres {
+        // Identity values are handed out before commit; holding this lock until commit makes
+        // ids commit in order, so keyset pagination by id never skips a row inserted meanwhile.
+        sqlx::query("SELECT pg_advisory_xact_lock(7001)").execute(&mut **tx).await?;
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO items (type_key, funnel_key, stage_key, title, amount_value, amount_currency,
+            responsible_id, contact_id, company_id, fields, version, created_by, created_at, updated_by, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $11, $12) RETURNING id",
+    )
+    .bind(type_key)
+    .bind(&write.funnel)
+    .bind(&write.stage)
+    .bind(&write.title)
+    .bind(write.amount.as_ref().map(|m| m.value.clone()))
+    .bind(write.amount.as_ref().map(|m| m.currency.clone()))
+    .bind(write.responsible)
+    .bind(write.contact)
+    .bind(write.company)
+    .bind(serde_json::Value::Object(write.fields.clone()).to_string())
+    .bind(actor_user)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    insert_parents(tx, id, parents).await?;
+    Ok(id)
+}
+
+async fn insert_parents(tx: &mut Tx, id: i64, parents: &[ItemRef]) -> StoreResult<()> {
+    for parent in parents {
+        sqlx::query("INSERT INTO item_parents (item_id, parent_id, parent_type) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(parent.id)
+            .bind(&parent.type_key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes new column values if the row still has `version`; returns false when another writer
+/// got there first. Replaces the parent links when `parents` is given.
+pub async fn update(
+    tx: &mut Tx,
+    id: i64,
+    version: i64,
+    write: &ItemWrite,
+    parents: Option<&[ItemRef]>,
+    actor_user: Option<i64>,
+    now: Micros,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE items SET funnel_key = $1, stage_key = $2, title = $3, amount_value = $4, amount_currency = $5,
+            responsible_id = $6, contact_id = $7, company_id = $8, fields = $9, version = version + 1,
+            updated_by = $10, updated_at = $11
+         WHERE id = $12 AND version = $13",
+    )
+    .bind(&write.funnel)
+    .bind(&write.stage)
+    .bind(&write.title)
+    .bind(write.amount.as_ref().map(|m| m.value.clone()))
+    .bind(write.amount.as_ref().map(|m| m.currency.clone()))
+    .bind(write.responsible)
+    .bind(write.contact)
+    .bind(write.company)
+    .bind(serde_json::Value::Object(write.fields.clone()).to_string())
+    .bind(actor_user)
+    .bind(now)
+    .bind(id)
+    .bind(version)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if let Some(parents) = parents {
+        sqlx::query("DELETE FROM item_parents WHERE item_id = $1").bind(id).execute(&mut **tx).await?;
+        insert_parents(tx, id, parents).await?;
+    }
+    Ok(true)
+}
+
+/// Deletes an item and every link to or from it.
+pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM item_parents WHERE item_id = $1 OR parent_id = $1").bind(id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM items WHERE id = $1").bind(id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// An item of a type by id, with its parents.
+pub async fn get(conn: &mut sqlx::AnyConnection, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
+    let sql = format!("SELECT {COLUMNS} FROM items WHERE id = $1 AND type_key = $2");
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(type_key).fetch_optional(&mut *conn).await?
+    else {
+        return Ok(None);
+    };
+    let mut item = item_from_row(&row)?;
+    item.parents = parents_of(&mut *conn, &[id]).await?.remove(&id).unwrap_or_default();
+    Ok(Some(item))
+}
+
+/// Parent links of each listed item.
+async fn parents_of<'e, E>(executor: E, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<ItemRef>>>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let mut map: HashMap<i64, Vec<ItemRef>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(map);
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT item_id, parent_id, parent_type FROM item_parents WHERE item_id IN ({list}) ORDER BY item_id, parent_id"
+    );
+    for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(executor).await? {
+        map.entry(row.try_get("item_id")?)
+            .or_default()
+            .push(ItemRef { type_key: row.try_get("parent_type")?, id: row.try_get("parent_id")? });
+    }
+    Ok(map)
+}
+
+/// The type of the item with this id, if it exists.
+pub async fn type_of(tx: &mut Tx, id: i64) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT type_key FROM items WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?)
+}
+
+/// A value bound into a dynamically built query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    /// Integer.
+    Int(i64),
+    /// Float.
+    Real(f64),
+    /// Text.
+    Text(String),
+}
+
+/// A `WHERE` fragment with its bound values; `?` in the text marks each value in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// SQL with `?` for each bound value.
+    pub sql: String,
+    /// Values, in order.
+    pub binds: Vec<Bind>,
+}
+
+/// Columns a list can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    /// Creation order.
+    Id,
+    /// Creation time.
+    CreatedAt,
+    /// Last change.
+    UpdatedAt,
+    /// Title.
+    Title,
+}
+
+impl SortColumn {
+    /// Column name.
+    pub fn column(self) -> &'static str {
+        match self {
+            SortColumn::Id => "id",
+            SortColumn::CreatedAt => "created_at",
+            SortColumn::UpdatedAt => "updated_at",
+            SortColumn::Title => "title",
+        }
+    }
+}
+
+/// Where the previous page ended: the sort value and id of its last row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum After {
+    /// Integer sort value (id, times).
+    Int(i64, i64),
+    /// Text sort value (title).
+    Text(String, i64),
+}
+
+/// A list request after permission checks and parsing.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// Conditions, joined with AND (the type condition included).
+    pub conditions: Vec<Condition>,
+    /// Sort column.
+    pub sort: SortColumn,
+    /// Descending order.
+    pub descending: bool,
+    /// Resume after this row.
+    pub after: Option<After>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Runs a list query; returns at most `limit + 1` rows so the caller knows whether more follow.
+pub async fn list(pool: &sqlx::AnyPool, query: &ListQuery) -> StoreResult<Vec<Item>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM items WHERE ");
+    let mut binds: Vec<Bind> = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    for condition in &query.conditions {
+        parts.push(condition.sql.clone());
+        binds.extend(condition.binds.iter().cloned());
+    }
+    let column = query.sort.column();
+    let (cmp, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
+    match &query.after {
+        None => {}
+        Some(After::Int(_, id)) if query.sort == SortColumn::Id => {
+            parts.push(format!("id {cmp} ?"));
+            binds.push(Bind::Int(*id));
+        }
+        Some(after) => {
+            parts.push(format!("({column} {cmp} ? OR ({column} = ? AND id {cmp} ?))"));
+            let (value, id) = match after {
+                After::Int(v, id) => (Bind::Int(*v), *id),
+                After::Text(v, id) => (Bind::Text(v.clone()), *id),
+            };
+            binds.extend([value.clone(), value, Bind::Int(id)]);
+        }
+    }
+    sql.push_str(&if parts.is_empty() { "1 = 1".to_string() } else { parts.join(" AND ") });
+    if query.sort == SortColumn::Id {
+        sql.push_str(&format!(" ORDER BY id {dir}"));
+    } else {
+        sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir}"));
+    }
+    sql.push_str(&format!(" LIMIT {}", query.limit + 1));
+    let sql = number_placeholders(&sql);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for bind in binds {
+        q = match bind {
+            Bind::Int(v) => q.bind(v),
+            Bind::Real(v) => q.bind(v),
+            Bind::Text(v) => q.bind(v),
+        };
+    }
+    let rows = q.fetch_all(pool).await?;
+    let mut items = rows.iter().map(item_from_row).collect::<StoreResult<Vec<_>>>()?;
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    let mut parents = parents_of(pool, &ids).await?;
+    for item in &mut items {
+        item.parents = parents.remove(&item.id).unwrap_or_default();
+    }
+    Ok(items)
+}
+
+/// Replaces each `?` outside string literals with `$1`, `$2`, ... in order.
+fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut in_literal = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                in_literal = !in_literal;
+                out.push(c);
+            }
+            '?' if !in_literal => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_outside_literals() {
+        assert_eq!(number_placeholders("a = ? AND b LIKE '?x' AND c = ?"), "a = $1 AND b LIKE '?x' AND c = $2");
+    }
+}

@@ -1,0 +1,85 @@
+//! The outbox: domain events written in the same transaction as the change they describe, so
+//! automation reading them later never misses a committed change and never sees a rolled-back one.
+
+use sqlx::{AnyPool, Row};
+
+use super::{StoreResult, Tx, parse_json};
+use crate::model::actor::Actor;
+use crate::model::event::EventKind;
+use crate::model::time::{Micros, to_rfc3339};
+
+/// A domain event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// Kind.
+    pub kind: EventKind,
+    /// Type of the item concerned.
+    pub type_key: Option<&'a str>,
+    /// Item concerned.
+    pub item_id: Option<i64>,
+    /// Who caused it.
+    pub actor: &'a Actor,
+    /// Details (changed fields, from/to stages, the item's state).
+    pub payload: serde_json::Value,
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct StoredEvent {
+    /// Position in the stream.
+    pub id: i64,
+    /// Kind, e.g. `item.stage_changed`.
+    pub kind: String,
+    /// Item type.
+    #[serde(rename = "type")]
+    pub type_key: Option<String>,
+    /// Item id.
+    pub item_id: Option<i64>,
+    /// Who caused it.
+    pub actor: Actor,
+    /// Details.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// When.
+    pub at: String,
+}
+
+/// Appends an event to the outbox inside the change's transaction.
+pub async fn record(tx: &mut Tx, event: &NewEvent<'_>, at: Micros) -> StoreResult<()> {
+    sqlx::query("INSERT INTO events (kind, type_key, item_id, actor, payload, at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(event.kind.as_str())
+        .bind(event.type_key)
+        .bind(event.item_id)
+        .bind(event.actor.to_json_string())
+        .bind(event.payload.to_string())
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Events after `after`, oldest first, optionally of one item, at most `limit + 1`.
+pub async fn list(pool: &AnyPool, after: i64, item_id: Option<i64>, limit: i64) -> StoreResult<Vec<StoredEvent>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, type_key, item_id, actor, payload, at FROM events
+         WHERE id > $1 AND ($2 = 0 OR item_id = $2) ORDER BY id LIMIT $3",
+    )
+    .bind(after)
+    .bind(item_id.unwrap_or(0))
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredEvent {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                type_key: r.try_get("type_key")?,
+                item_id: r.try_get("item_id")?,
+                actor: Actor::from_json_str(&r.try_get::<String, _>("actor")?),
+                payload: parse_json("events", &r.try_get::<String, _>("payload")?)?,
+                at: to_rfc3339(r.try_get("at")?),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,321 @@
+//! Users, departments, roles and API tokens.
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::{StoreResult, Tx};
+use crate::model::access::{Access, Permission, Principal};
+use crate::model::people::{Department, Role, User};
+use crate::model::time::{now_micros, to_rfc3339};
+
+const USER_COLUMNS: &str = "id, name, email, department_id, active, is_admin, created_at";
+
+fn user_from_row(row: &AnyRow, roles: Vec<String>) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        department: row.try_get("department_id")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        admin: row.try_get::<i64, _>("is_admin")? != 0,
+        roles,
+        created_at: to_rfc3339(row.try_get("created_at")?),
+    })
+}
+
+/// Role keys of each listed user.
+async fn role_keys(pool: &AnyPool, user_ids: &[i64]) -> StoreResult<HashMap<i64, Vec<String>>> {
+    let mut map: HashMap<i64, Vec<String>> = HashMap::new();
+    if user_ids.is_empty() {
+        return Ok(map);
+    }
+    let list = user_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT ur.user_id, r.key FROM user_roles ur JOIN roles r ON r.id = ur.role_id
+         WHERE ur.user_id IN ({list}) ORDER BY r.key"
+    );
+    for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await? {
+        map.entry(row.try_get("user_id")?).or_default().push(row.try_get("key")?);
+    }
+    Ok(map)
+}
+
+/// Lists users by id, after `after`, at most `limit`.
+pub async fn list_users(pool: &AnyPool, after: i64, limit: i64) -> StoreResult<Vec<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(pool).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+    let mut roles = role_keys(pool, &ids).await?;
+    rows.iter().map(|r| user_from_row(r, roles.remove(&r.try_get("id")?).unwrap_or_default())).collect()
+}
+
+/// A user by id.
+pub async fn get_user(pool: &AnyPool, id: i64) -> StoreResult<Option<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await? else {
+        return Ok(None);
+    };
+    let mut roles = role_keys(pool, &[id]).await?;
+    Ok(Some(user_from_row(&row, roles.remove(&id).unwrap_or_default())?))
+}
+
+/// Whether a user with this e-mail exists (other than `except`).
+pub async fn email_taken(tx: &mut Tx, email: &str, except: i64) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE lower(email) = lower($1) AND id <> $2")
+        .bind(email)
+        .bind(except)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(n > 0)
+}
+
+/// New user's data.
+pub struct NewUser<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// E-mail.
+    pub email: &'a str,
+    /// Department id.
+    pub department: Option<i64>,
+    /// System administrator.
+    pub admin: bool,
+}
+
+/// Inserts a user and returns its id.
+pub async fn insert_user(tx: &mut Tx, user: &NewUser<'_>) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO users (name, email, department_id, active, is_admin, created_at)
+         VALUES ($1, $2, $3, 1, $4, $5) RETURNING id",
+    )
+    .bind(user.name)
+    .bind(user.email)
+    .bind(user.department)
+    .bind(user.admin as i64)
+    .bind(now_micros())
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Updates a user's editable columns.
+pub async fn update_user(tx: &mut Tx, user: &User) -> StoreResult<()> {
+    sqlx::query("UPDATE users SET name = $1, email = $2, department_id = $3, active = $4, is_admin = $5 WHERE id = $6")
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(user.department)
+        .bind(user.active as i64)
+        .bind(user.admin as i64)
+        .bind(user.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Replaces a user's roles with the given role ids.
+pub async fn set_user_roles(tx: &mut Tx, user_id: i64, role_ids: &[i64]) -> StoreResult<()> {
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(user_id).execute(&mut **tx).await?;
+    for role_id in role_ids {
+        sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)")
+            .bind(user_id)
+            .bind(role_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Finds the id of the first (lowest id) system administrator.
+pub async fn first_admin(tx: &mut Tx) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT MIN(id) FROM users WHERE is_admin = 1").fetch_one(&mut **tx).await?)
+}
+
+/// Stores a token hash for a user.
+pub async fn insert_token(tx: &mut Tx, user_id: i64, hash: &str, name: &str) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id RETURNING id",
+    )
+    .bind(user_id)
+    .bind(hash)
+    .bind(name)
+    .bind(now_micros())
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// The active principal a token hash belongs to, with its roles' grants.
+pub async fn principal_by_token(pool: &AnyPool, hash: &str) -> StoreResult<Option<Principal>> {
+    let row = sqlx::query(
+        "SELECT u.id, u.is_admin FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = $1 AND u.active = 1",
+    )
+    .bind(hash)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let user_id: i64 = row.try_get("id")?;
+    let rows = sqlx::query(
+        "SELECT ur.role_id, p.type_key, p.funnel_key, p.access FROM user_roles ur
+         JOIN role_permissions p ON p.role_id = ur.role_id WHERE ur.user_id = $1 ORDER BY ur.role_id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    let mut roles: Vec<(i64, Vec<Permission>)> = Vec::new();
+    for row in rows {
+        let role_id: i64 = row.try_get("role_id")?;
+        let permission = permission_from_row(&row)?;
+        match roles.last_mut() {
+            Some((id, grants)) if *id == role_id => grants.push(permission),
+            _ => roles.push((role_id, vec![permission])),
+        }
+    }
+    Ok(Some(Principal {
+        user_id,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        roles: roles.into_iter().map(|(_, g)| g).collect(),
+    }))
+}
+
+fn permission_from_row(row: &AnyRow) -> StoreResult<Permission> {
+    let funnel: String = row.try_get("funnel_key")?;
+    let access: String = row.try_get("access")?;
+    Ok(Permission {
+        type_key: row.try_get("type_key")?,
+        funnel: (!funnel.is_empty()).then_some(funnel),
+        access: Access::parse(&access).unwrap_or(Access::None),
+    })
+}
+
+/// All departments by id.
+pub async fn list_departments(pool: &AnyPool) -> StoreResult<Vec<Department>> {
+    let rows = sqlx::query("SELECT id, name, parent_id, head_id FROM departments ORDER BY id").fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Department {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                parent: r.try_get("parent_id")?,
+                head: r.try_get("head_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Inserts a department and returns its id.
+pub async fn insert_department(tx: &mut Tx, name: &str, parent: Option<i64>, head: Option<i64>) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO departments (name, parent_id, head_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(name)
+    .bind(parent)
+    .bind(head)
+    .bind(now_micros())
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Updates a department.
+pub async fn update_department(tx: &mut Tx, department: &Department) -> StoreResult<()> {
+    sqlx::query("UPDATE departments SET name = $1, parent_id = $2, head_id = $3 WHERE id = $4")
+        .bind(&department.name)
+        .bind(department.parent)
+        .bind(department.head)
+        .bind(department.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// All roles with their permissions.
+pub async fn list_roles(pool: &AnyPool) -> StoreResult<Vec<Role>> {
+    let rows = sqlx::query("SELECT id, key, title FROM roles ORDER BY key").fetch_all(pool).await?;
+    let grants =
+        sqlx::query("SELECT role_id, type_key, funnel_key, access FROM role_permissions ORDER BY type_key, funnel_key")
+            .fetch_all(pool)
+            .await?;
+    let mut by_role: HashMap<i64, Vec<Permission>> = HashMap::new();
+    for row in &grants {
+        by_role.entry(row.try_get("role_id")?).or_default().push(permission_from_row(row)?);
+    }
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get("id")?;
+            Ok(Role {
+                id,
+                key: r.try_get("key")?,
+                title: r.try_get("title")?,
+                permissions: by_role.remove(&id).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Inserts a role with its permissions; returns `None` when the key is taken.
+pub async fn insert_role(tx: &mut Tx, key: &str, title: &str, permissions: &[Permission]) -> StoreResult<Option<i64>> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO roles (key, title, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING RETURNING id",
+    )
+    .bind(key)
+    .bind(title)
+    .bind(now_micros())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(id) = id else { return Ok(None) };
+    replace_permissions(tx, id, permissions).await?;
+    Ok(Some(id))
+}
+
+/// Replaces a role's title and permissions.
+pub async fn update_role(tx: &mut Tx, id: i64, title: &str, permissions: &[Permission]) -> StoreResult<()> {
+    sqlx::query("UPDATE roles SET title = $1 WHERE id = $2").bind(title).bind(id).execute(&mut **tx).await?;
+    replace_permissions(tx, id, permissions).await
+}
+
+async fn replace_permissions(tx: &mut Tx, role_id: i64, permissions: &[Permission]) -> StoreResult<()> {
+    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1").bind(role_id).execute(&mut **tx).await?;
+    for p in permissions {
+        sqlx::query("INSERT INTO role_permissions (role_id, type_key, funnel_key, access) VALUES ($1, $2, $3, $4)")
+            .bind(role_id)
+            .bind(&p.type_key)
+            .bind(p.funnel.clone().unwrap_or_default())
+            .bind(p.access.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ids of roles by key, in the order given; `Err(key)` names the first unknown key.
+pub async fn role_ids(tx: &mut Tx, keys: &[String]) -> StoreResult<Result<Vec<i64>, String>> {
+    let mut ids = Vec::with_capacity(keys.len());
+    for key in keys {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM roles WHERE key = $1").bind(key).fetch_optional(&mut **tx).await?;
+        match id {
+            Some(id) => ids.push(id),
+            None => return Ok(Err(key.clone())),
+        }
+    }
+    Ok(Ok(ids))
+}
+
+/// Whether a row with this id exists in `users` or `departments`.
+pub async fn exists(tx: &mut Tx, table: PeopleTable, id: i64) -> StoreResult<bool> {
+    let sql = match table {
+        PeopleTable::Users => "SELECT COUNT(*) FROM users WHERE id = $1",
+        PeopleTable::Departments => "SELECT COUNT(*) FROM departments WHERE id = $1",
+    };
+    let n: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(&mut **tx).await?;
+    Ok(n > 0)
+}
+
+/// Tables [`exists`] can check.
+#[derive(Debug, Clone, Copy)]
+pub enum PeopleTable {
+    /// `users`.
+    Users,
+    /// `departments`.
+    Departments,
+}
