@@ -225,7 +225,7 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
             NewItem { title: "Ivan Ivanov".into(), responsible: Some(anna), ..Default::default() },
         )
         .await?;
-    let rub = |v: &str| Some(Money { value: v.into(), currency: "RUB".into() });
+    let rub = |v: &str| Some(Money { value: v.into(), currency: "RUB".into() }.to_json());
     let deals = [
         ("Kitchen for Ivanov", "150000.00", anna, "new", json!({"source": "email", "address": "Lenina 1, apt 5"})),
         ("Wardrobe for Petrova", "85000.00", anna, "measuring", json!({"source": "phone"})),

@@ -1,1 +1,12 @@
-fn main() {}
+//! End-to-end tests: each starts the real `voronka` binary and speaks HTTP to it, on SQLite and
+//! on PostgreSQL (see `harness::both!`).
+
+mod harness;
+
+mod access;
+mod catalog;
+mod idempotency;
+mod items;
+mod listing;
+mod people;
+mod server;

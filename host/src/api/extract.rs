@@ -65,6 +65,12 @@ fn source_text(error: &dyn std::error::Error) -> String {
 /// Best guess at the field a serde message is about: the path before `:`, or the name in
 /// backquotes (`missing field `title``).
 fn field_of(message: &str) -> String {
+    if let Some((path, _)) = message.split_once(": ")
+        && !path.is_empty()
+        && !path.contains(char::is_whitespace)
+    {
+        return path.to_string();
+    }
     if let Some(start) = message.find('`')
         && let Some(len) = message[start + 1..].find('`')
     {
@@ -105,17 +111,6 @@ pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn field_names_from_serde_messages() {
-        assert_eq!(field_of("missing field `title` at line 1 column 2"), "title");
-        assert_eq!(field_of("unknown field `feilds`, expected one of ..."), "feilds");
-    }
-}
-
 /// Path parameters; a malformed one (e.g. a non-numeric id) becomes a problem document.
 pub struct ApiPath<T>(pub T);
 
@@ -141,5 +136,17 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))
             .map_err(|e| Problem::bad_request("bad-query", e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_from_serde_messages() {
+        assert_eq!(field_of("missing field `title` at line 1 column 2"), "title");
+        assert_eq!(field_of("unknown field `feilds`, expected one of ..."), "feilds");
+        assert_eq!(field_of("amount.value: invalid type: floating point `1.5`"), "amount.value");
     }
 }

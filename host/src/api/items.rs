@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, IfMatch, etag};
-use super::problem::Problem;
+use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
 use crate::model::item::{HistoryEntry, Item, TimelineEntry};
 use crate::service::Caller;
@@ -39,7 +39,7 @@ fn with_etag(status: StatusCode, item: Item) -> Response {
 /// `amount.gte=...`, `created_at.gte=...`; `sort` (`id`, `created_at`, `updated_at`, `title`,
 /// `-` for descending); `limit` (1..500); `cursor`.
 #[utoipa::path(get, path = "/items/{type}", tag = "items", params(("type" = String, Path)),
-    responses((status = 200, body = ItemPage), (status = 422, body = Problem)))]
+    responses((status = 200, body = ItemPage), (status = 422, body = ProblemDocument)))]
 async fn list_items(
     State(s): State<AppState>,
     caller: Caller,
@@ -51,7 +51,7 @@ async fn list_items(
 
 /// Creates an item.
 #[utoipa::path(post, path = "/items/{type}", tag = "items", params(("type" = String, Path)), request_body = NewItem,
-    responses((status = 201, body = Item), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Item), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_item(
     State(s): State<AppState>,
     caller: Caller,
@@ -63,7 +63,7 @@ async fn create_item(
 
 /// One item; its version is also the ETag.
 #[utoipa::path(get, path = "/items/{type}/{id}", tag = "items", params(("type" = String, Path), ("id" = i64, Path)),
-    responses((status = 200, body = Item), (status = 404, body = Problem)))]
+    responses((status = 200, body = Item), (status = 404, body = ProblemDocument)))]
 async fn get_item(
     State(s): State<AppState>,
     caller: Caller,
@@ -74,7 +74,7 @@ async fn get_item(
 
 /// Changes an item; `If-Match` with a stale version answers 412.
 #[utoipa::path(patch, path = "/items/{type}/{id}", tag = "items", params(("type" = String, Path), ("id" = i64, Path)), request_body = ItemPatch,
-    responses((status = 200, body = Item), (status = 412, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Item), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn update_item(
     State(s): State<AppState>,
     caller: Caller,
@@ -87,7 +87,7 @@ async fn update_item(
 
 /// Deletes an item (needs admin access to its type and funnel).
 #[utoipa::path(delete, path = "/items/{type}/{id}", tag = "items", params(("type" = String, Path), ("id" = i64, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn delete_item(
     State(s): State<AppState>,
     caller: Caller,
@@ -100,7 +100,7 @@ async fn delete_item(
 
 /// Moves an item to a stage of its funnel, or of another funnel of its type.
 #[utoipa::path(post, path = "/items/{type}/{id}/move", tag = "items", params(("type" = String, Path), ("id" = i64, Path)), request_body = MoveRequest,
-    responses((status = 200, body = Item), (status = 412, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Item), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn move_item(
     State(s): State<AppState>,
     caller: Caller,
@@ -151,7 +151,7 @@ struct NewComment {
 
 /// Adds a comment.
 #[utoipa::path(post, path = "/items/{type}/{id}/timeline", tag = "items", params(("type" = String, Path), ("id" = i64, Path)), request_body = NewComment,
-    responses((status = 201, body = TimelineEntry), (status = 422, body = Problem)))]
+    responses((status = 201, body = TimelineEntry), (status = 422, body = ProblemDocument)))]
 async fn add_comment(
     State(s): State<AppState>,
     caller: Caller,

@@ -37,7 +37,7 @@ pub type AppState = Arc<Service>;
     info(title = "Voronka", description = "CRM automation platform: items, funnels, stages, people and access."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(Problem))
+    components(schemas(problem::ProblemDocument))
 )]
 struct ApiDoc;
 

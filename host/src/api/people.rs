@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::problem::Problem;
+use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
 use crate::model::people::{Department, Role, User};
 use crate::service::Caller;
@@ -41,7 +41,7 @@ async fn list_users(
 
 /// Creates a user (administrators).
 #[utoipa::path(post, path = "/users", tag = "people", request_body = NewUserRequest,
-    responses((status = 201, body = User), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = User), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_user(
     State(s): State<AppState>,
     caller: Caller,
@@ -51,7 +51,7 @@ async fn create_user(
 }
 
 /// One user.
-#[utoipa::path(get, path = "/users/{id}", tag = "people", params(("id" = i64, Path)), responses((status = 200, body = User), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/users/{id}", tag = "people", params(("id" = i64, Path)), responses((status = 200, body = User), (status = 404, body = ProblemDocument)))]
 async fn get_user(
     State(s): State<AppState>,
     _caller: Caller,
@@ -62,7 +62,7 @@ async fn get_user(
 
 /// Changes a user (administrators).
 #[utoipa::path(patch, path = "/users/{id}", tag = "people", params(("id" = i64, Path)), request_body = UserPatch,
-    responses((status = 200, body = User), (status = 422, body = Problem)))]
+    responses((status = 200, body = User), (status = 422, body = ProblemDocument)))]
 async fn update_user(
     State(s): State<AppState>,
     caller: Caller,
@@ -92,7 +92,7 @@ struct IssuedToken {
 
 /// Issues an API token for a user (administrators, or the user itself); returned once.
 #[utoipa::path(post, path = "/users/{id}/tokens", tag = "people", params(("id" = i64, Path)), request_body = NewToken,
-    responses((status = 201, body = IssuedToken), (status = 403, body = Problem)))]
+    responses((status = 201, body = IssuedToken), (status = 403, body = ProblemDocument)))]
 async fn create_token(
     State(s): State<AppState>,
     caller: Caller,
@@ -118,7 +118,7 @@ async fn list_departments(State(s): State<AppState>, _caller: Caller) -> Result<
 
 /// Creates a department (administrators).
 #[utoipa::path(post, path = "/departments", tag = "people", request_body = DepartmentRequest,
-    responses((status = 201, body = Department), (status = 422, body = Problem)))]
+    responses((status = 201, body = Department), (status = 422, body = ProblemDocument)))]
 async fn create_department(
     State(s): State<AppState>,
     caller: Caller,
@@ -129,7 +129,7 @@ async fn create_department(
 
 /// Changes a department (administrators).
 #[utoipa::path(patch, path = "/departments/{id}", tag = "people", params(("id" = i64, Path)), request_body = DepartmentRequest,
-    responses((status = 200, body = Department), (status = 422, body = Problem)))]
+    responses((status = 200, body = Department), (status = 422, body = ProblemDocument)))]
 async fn update_department(
     State(s): State<AppState>,
     caller: Caller,
@@ -147,7 +147,7 @@ async fn list_roles(State(s): State<AppState>, _caller: Caller) -> Result<Json<L
 
 /// Creates a role (administrators).
 #[utoipa::path(post, path = "/roles", tag = "people", request_body = RoleRequest,
-    responses((status = 201, body = Role), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Role), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_role(
     State(s): State<AppState>,
     caller: Caller,
@@ -158,7 +158,7 @@ async fn create_role(
 
 /// Replaces a role's title and permissions (administrators).
 #[utoipa::path(patch, path = "/roles/{key}", tag = "people", params(("key" = String, Path)), request_body = RoleRequest,
-    responses((status = 200, body = Role), (status = 422, body = Problem)))]
+    responses((status = 200, body = Role), (status = 422, body = ProblemDocument)))]
 async fn update_role(
     State(s): State<AppState>,
     caller: Caller,

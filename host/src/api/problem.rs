@@ -10,36 +10,43 @@ use crate::service::ServiceError;
 /// Media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// A problem document.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// A problem on its way to the client: status, stable machine code, detail, field errors.
+#[derive(Debug)]
 pub struct Problem {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine code, e.g. `validation-failed`.
+    pub code: &'static str,
+    /// What went wrong in this case.
+    pub detail: String,
+    /// For validation problems: each offending field.
+    pub errors: Vec<FieldError>,
+}
+
+/// The problem document as serialised (RFC 9457).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDocument<'a> {
     /// URI naming the problem kind (`urn:voronka:problem:<code>`).
     #[serde(rename = "type")]
     pub kind: String,
     /// Short summary of the kind.
-    pub title: String,
+    pub title: &'a str,
     /// HTTP status.
     pub status: u16,
     /// What went wrong in this case.
-    pub detail: String,
+    pub detail: &'a str,
     /// Stable machine code, e.g. `validation-failed`.
-    pub code: String,
+    pub code: &'a str,
     /// For validation problems: each offending field.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub errors: &'a [FieldError],
 }
 
 impl Problem {
     /// Builds a problem.
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
-        Problem {
-            kind: format!("urn:voronka:problem:{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
-            status: status.as_u16(),
-            detail: detail.into(),
-            code: code.to_string(),
-            errors: Vec::new(),
-        }
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
+        Problem { status, code, detail: detail.into(), errors: Vec::new() }
     }
 
     /// A 422 naming each invalid field.
@@ -57,15 +64,27 @@ impl Problem {
     }
 
     /// 400.
-    pub fn bad_request(code: &str, detail: impl Into<String>) -> Problem {
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// The serialisable document.
+    pub fn document(&self) -> ProblemDocument<'_> {
+        ProblemDocument {
+            kind: format!("urn:voronka:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+            errors: &self.errors,
+        }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let status = self.status;
+        let body = serde_json::to_vec(&self.document()).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::UNAUTHORIZED {

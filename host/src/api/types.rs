@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath};
-use super::problem::Problem;
+use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
 use crate::model::entity_type::TypeSchema;
 use crate::model::field::FieldDef;
@@ -32,7 +32,7 @@ async fn list_types(State(s): State<AppState>, caller: Caller) -> Result<Json<Li
 
 /// Creates a custom entity type (smart process) with a default funnel.
 #[utoipa::path(post, path = "/types", tag = "types", request_body = NewType,
-    responses((status = 201, body = TypeSchema), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = TypeSchema), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_type(
     State(s): State<AppState>,
     caller: Caller,
@@ -43,7 +43,7 @@ async fn create_type(
 
 /// A type with its fields and funnels.
 #[utoipa::path(get, path = "/types/{type}", tag = "types", params(("type" = String, Path)),
-    responses((status = 200, body = TypeSchema), (status = 404, body = Problem)))]
+    responses((status = 200, body = TypeSchema), (status = 404, body = ProblemDocument)))]
 async fn get_type(
     State(s): State<AppState>,
     caller: Caller,
@@ -54,7 +54,7 @@ async fn get_type(
 
 /// Changes a type's title or allowed parents.
 #[utoipa::path(patch, path = "/types/{type}", tag = "types", params(("type" = String, Path)), request_body = TypePatch,
-    responses((status = 200, body = TypeSchema), (status = 422, body = Problem)))]
+    responses((status = 200, body = TypeSchema), (status = 422, body = ProblemDocument)))]
 async fn update_type(
     State(s): State<AppState>,
     caller: Caller,
@@ -77,7 +77,7 @@ async fn list_fields(
 
 /// Adds a custom field.
 #[utoipa::path(post, path = "/types/{type}/fields", tag = "types", params(("type" = String, Path)), request_body = NewField,
-    responses((status = 201, body = FieldDef), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = FieldDef), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_field(
     State(s): State<AppState>,
     caller: Caller,
@@ -100,7 +100,7 @@ async fn list_funnels(
 
 /// Adds a funnel.
 #[utoipa::path(post, path = "/types/{type}/funnels", tag = "types", params(("type" = String, Path)), request_body = NewFunnel,
-    responses((status = 201, body = Funnel), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Funnel), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_funnel(
     State(s): State<AppState>,
     caller: Caller,
@@ -112,7 +112,7 @@ async fn create_funnel(
 
 /// A funnel with its stages.
 #[utoipa::path(get, path = "/types/{type}/funnels/{funnel}", tag = "types", params(("type" = String, Path), ("funnel" = String, Path)),
-    responses((status = 200, body = Funnel), (status = 404, body = Problem)))]
+    responses((status = 200, body = Funnel), (status = 404, body = ProblemDocument)))]
 async fn get_funnel(
     State(s): State<AppState>,
     caller: Caller,
@@ -123,7 +123,7 @@ async fn get_funnel(
 
 /// Changes a funnel's title, stages or default flag.
 #[utoipa::path(patch, path = "/types/{type}/funnels/{funnel}", tag = "types", params(("type" = String, Path), ("funnel" = String, Path)),
-    request_body = FunnelPatch, responses((status = 200, body = Funnel), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    request_body = FunnelPatch, responses((status = 200, body = Funnel), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn update_funnel(
     State(s): State<AppState>,
     caller: Caller,

@@ -37,8 +37,9 @@ pub struct NewItem {
     pub funnel: Option<String>,
     /// Stage key (first stage when absent).
     pub stage: Option<String>,
-    /// Amount (types with amounts).
-    pub amount: Option<Money>,
+    /// Amount (types with amounts): `{"value":"150000.00","currency":"RUB"}`.
+    #[schema(value_type = Option<Money>)]
+    pub amount: Option<Value>,
     /// Responsible user id.
     pub responsible: Option<i64>,
     /// Contact item id.
@@ -63,7 +64,7 @@ pub struct ItemPatch {
     /// New amount; `null` clears.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Money>)]
-    pub amount: Option<Option<Money>>,
+    pub amount: Option<Option<Value>>,
     /// New responsible; `null` clears.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i64>)]
@@ -130,13 +131,13 @@ impl Check {
         }
     }
 
-    fn amount(&mut self, schema: &TypeSchema, amount: &Option<Money>) -> Option<Money> {
+    fn amount(&mut self, schema: &TypeSchema, amount: &Option<Value>) -> Option<Money> {
         let money = amount.as_ref()?;
         if !schema.def.has_amount {
             self.error("amount", format!("type `{}` has no amount", schema.def.key));
             return None;
         }
-        match Money::parse(&money.value, &money.currency) {
+        match Money::from_json(money) {
             Ok(m) => Some(m),
             Err(e) => {
                 self.error("amount", e);
@@ -392,7 +393,7 @@ impl Service {
         if_match: Option<i64>,
         need: Access,
     ) -> ServiceResult<Item> {
-        let item = repo::get(&mut **tx, type_key, id).await?;
+        let item = repo::get(tx, type_key, id).await?;
         let item = match item {
             Some(item) if caller.principal.access(type_key, item.funnel.as_deref()) >= Access::Read => item,
             _ => return Err(ServiceError::NotFound(format!("no `{type_key}` item {id}"))),

@@ -1,0 +1,116 @@
+//! The binary: health, authentication, OpenAPI, restart, generated admin token, demo data.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::both;
+use crate::harness::{Backend, Server, Start};
+
+async fn health_and_authentication(backend: Backend) {
+    let s = Server::start(backend).await;
+    let health = reqwest::get(format!("{}/healthz", s.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    s.call_as("", Method::GET, "/api/v1/me", None).await.problem(401, "unauthorized");
+    s.call_as("vk_wrong", Method::GET, "/api/v1/me", None).await.problem(401, "unauthorized");
+    let raw = s.http_get_with_header("/api/v1/me", "Authorization", "Basic abc").await;
+    assert_eq!(raw, 401);
+    let me = s.get("/api/v1/me").await.ok(200);
+    assert_eq!(me["admin"], true);
+    s.get("/api/v1/no-such-route").await.problem(404, "not-found");
+}
+both!(health_and_authentication);
+
+async fn openapi_document(backend: Backend) {
+    let s = Server::start(backend).await;
+    s.call_as("", Method::GET, "/api/v1/openapi.json", None).await.problem(401, "unauthorized");
+    let doc = s.get("/api/v1/openapi.json").await.ok(200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    for path in [
+        "/api/v1/types",
+        "/api/v1/types/{type}/funnels/{funnel}",
+        "/api/v1/items/{type}",
+        "/api/v1/items/{type}/{id}/move",
+        "/api/v1/items/{type}/{id}/history",
+        "/api/v1/users/{id}/tokens",
+        "/api/v1/roles",
+    ] {
+        assert!(doc["paths"][path].is_object(), "missing {path}");
+    }
+    assert!(doc["components"]["schemas"]["Item"].is_object());
+}
+both!(openapi_document);
+
+async fn data_survives_restart(backend: Backend) {
+    let mut s = Server::start(backend).await;
+    let deal = s.post("/api/v1/items/deal", json!({"title": "Kept"})).await.ok(201);
+    s.post(&format!("/api/v1/items/deal/{}/move", deal["id"]), json!({"stage": "in-progress"})).await.ok(200);
+    s.restart();
+    let again = s.get(&format!("/api/v1/items/deal/{}", deal["id"])).await.ok(200);
+    assert_eq!(again["stage"], "in-progress");
+    assert_eq!(again["version"], 2);
+    let history = s.get(&format!("/api/v1/items/deal/{}/history", deal["id"])).await.ok(200);
+    assert_eq!(history["items"].as_array().unwrap().len(), 1);
+}
+both!(data_survives_restart);
+
+async fn generated_admin_token_is_written_once(backend: Backend) {
+    let mut s = Server::start_with(backend, Start { generated_token: true, ..Start::default() }).await;
+    let path = s.dir.join("admin-token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(s.admin.starts_with("vk_"));
+    s.get("/api/v1/me").await.ok(200);
+    let before = std::fs::read_to_string(&path).unwrap();
+    s.restart();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "a second start keeps the first token");
+    s.get("/api/v1/me").await.ok(200);
+    let users = s.get("/api/v1/users").await.ok(200);
+    assert_eq!(users["items"].as_array().unwrap().len(), 1, "one administrator only");
+}
+both!(generated_admin_token_is_written_once);
+
+async fn demo_seeds_the_case_once(backend: Backend) {
+    let mut s = Server::start_with(backend, Start { demo: true, ..Start::default() }).await;
+    let deal = s.get("/api/v1/types/deal").await.ok(200);
+    let funnels: Vec<&str> = deal["funnels"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+    assert!(funnels.contains(&"sales") && funnels.contains(&"claims"), "{funnels:?}");
+    let production = s.get("/api/v1/types/production").await.ok(200);
+    assert_eq!(production["parents"], json!(["deal"]));
+    let deals = s.count("deal").await;
+    assert!(deals >= 4);
+    let departments = s.get("/api/v1/departments").await.ok(200);
+    assert_eq!(departments["items"].as_array().unwrap().len(), 3);
+    assert!(departments["items"].as_array().unwrap().iter().all(|d| d["head"].is_i64()));
+    s.stop();
+    s.restart_with_demo();
+    assert_eq!(s.count("deal").await, deals, "a second --demo start seeds nothing");
+}
+both!(demo_seeds_the_case_once);
+
+#[tokio::test]
+async fn migrate_command_runs_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voronka"))
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("voronka.db").exists());
+}
+
+#[tokio::test]
+async fn unsupported_database_url_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voronka"))
+        .args(["migrate", "--database", "mysql://x", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
+}
