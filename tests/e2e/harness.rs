@@ -340,3 +340,26 @@ impl Server {
         self.launch(true);
     }
 }
+
+impl Server {
+    /// Sends only the head of a POST announcing a `length`-byte JSON body and returns the status
+    /// line's code and the response: the server must refuse an oversized body without reading it.
+    pub async fn post_announcing(&self, path: &str, length: usize) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{\"title\":",
+            self.admin
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let mut response = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut response))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&response[..n]).to_string();
+        let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (code, text)
+    }
+}

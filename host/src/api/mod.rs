@@ -75,6 +75,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .nest("/api/v1", api)
         .fallback(|| async { Problem::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(refuse_oversized))
         .layer(CatchPanicLayer::custom(|_| {
             Problem::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,6 +85,17 @@ pub fn router(service: Arc<Service>) -> Router {
             .into_response()
         }))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Refuses a body whose announced length is over [`MAX_BODY`] before reading any of it (a body
+/// without a length is cut off at the limit by the JSON extractor instead).
+async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let announced = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        let detail = format!("the body is larger than {MAX_BODY} bytes");
+        return Problem::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", detail).into_response();
+    }
+    next.run(request).await
 }
 
 /// Resolves `Authorization: Bearer <token>` to a [`Caller`]; 401 otherwise.

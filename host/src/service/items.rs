@@ -280,6 +280,20 @@ impl Service {
 
     /// Creates an item.
     pub async fn create_item(&self, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
+        let mut tx = self.store.begin().await?;
+        let item = self.create_item_in(&mut tx, caller, type_key, input).await?;
+        tx.commit().await?;
+        Ok(item)
+    }
+
+    /// Creates an item inside `tx`.
+    pub async fn create_item_in(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        type_key: &str,
+        input: NewItem,
+    ) -> ServiceResult<Item> {
         let schema = self.visible_schema(caller, type_key).await?;
         let mut check = Check::default();
         let (funnel, stage) = if schema.def.has_stages {
@@ -336,10 +350,9 @@ impl Service {
             fields,
         };
         let now = now_micros();
-        let mut tx = self.store.begin().await?;
-        check.finish(&mut tx).await?;
+        check.finish(tx).await?;
         let user = caller.actor.user_id();
-        let id = repo::insert(&mut tx, self.store.dialect(), type_key, &write, &input.parents, user, now).await?;
+        let id = repo::insert(tx, self.store.dialect(), type_key, &write, &input.parents, user, now).await?;
         let item = Item {
             id,
             type_key: type_key.to_string(),
@@ -359,7 +372,7 @@ impl Service {
             updated_at: to_rfc3339(now),
         };
         let snapshot = serde_json::to_value(&item).unwrap_or(Value::Null);
-        journal::add_entry(&mut tx, id, TimelineKind::System, "Created", &json!({}), &caller.actor, now).await?;
+        journal::add_entry(tx, id, TimelineKind::System, "Created", &json!({}), &caller.actor, now).await?;
         let event = NewEvent {
             kind: EventKind::ItemCreated,
             type_key: Some(type_key),
@@ -367,8 +380,7 @@ impl Service {
             actor: &caller.actor,
             payload: json!({ "item": snapshot }),
         };
-        outbox::record(&mut tx, &event, now).await?;
-        tx.commit().await?;
+        outbox::record(tx, &event, now).await?;
         Ok(item)
     }
 
@@ -416,13 +428,28 @@ impl Service {
         patch: ItemPatch,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
+        let mut tx = self.store.begin().await?;
+        let item = self.update_item_in(&mut tx, caller, type_key, id, patch, if_match).await?;
+        tx.commit().await?;
+        Ok(item)
+    }
+
+    /// The same inside `tx`.
+    pub async fn update_item_in(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        patch: ItemPatch,
+        if_match: Option<i64>,
+    ) -> ServiceResult<Item> {
         let schema = self.visible_schema(caller, type_key).await?;
         if patch.stage.is_some() || patch.funnel.is_some() {
             return Err(ServiceError::invalid("stage", "stages and funnels change through POST .../move"));
         }
         for _ in 0..WRITE_ATTEMPTS {
-            let mut tx = self.store.begin().await?;
-            let old = self.load_for_change(&mut tx, caller, type_key, id, if_match, Access::Write).await?;
+            let old = self.load_for_change(tx, caller, type_key, id, if_match, Access::Write).await?;
             let mut new = old.clone();
             let mut check = Check::default();
             if let Some(title) = &patch.title {
@@ -453,14 +480,14 @@ impl Service {
             if let Some(values) = &patch.fields {
                 check.fields(&schema, values, &mut new.fields, false);
             }
-            check.finish(&mut tx).await?;
+            check.finish(tx).await?;
             let changes = diff(&old, &new);
             if changes.is_empty() {
                 return Ok(old);
             }
             let now = now_micros();
             let parents = patch.parents.as_deref().filter(|p| *p != old.parents.as_slice());
-            if !repo::update(&mut tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now).await? {
+            if !repo::update(tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now).await? {
                 continue;
             }
             new.version = old.version + 1;
@@ -468,16 +495,8 @@ impl Service {
             new.updated_at = to_rfc3339(now);
             let names: Vec<&str> = changes.iter().filter_map(|c| c["field"].as_str()).collect();
             let text = format!("Changed {}", names.join(", "));
-            journal::add_entry(
-                &mut tx,
-                id,
-                TimelineKind::System,
-                &text,
-                &json!({ "changes": changes }),
-                &caller.actor,
-                now,
-            )
-            .await?;
+            journal::add_entry(tx, id, TimelineKind::System, &text, &json!({ "changes": changes }), &caller.actor, now)
+                .await?;
             let event = NewEvent {
                 kind: EventKind::ItemUpdated,
                 type_key: Some(type_key),
@@ -485,8 +504,7 @@ impl Service {
                 actor: &caller.actor,
                 payload: json!({ "changes": changes }),
             };
-            outbox::record(&mut tx, &event, now).await?;
-            tx.commit().await?;
+            outbox::record(tx, &event, now).await?;
             return Ok(new);
         }
         Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
@@ -501,13 +519,28 @@ impl Service {
         request: MoveRequest,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
+        let mut tx = self.store.begin().await?;
+        let item = self.move_item_in(&mut tx, caller, type_key, id, request, if_match).await?;
+        tx.commit().await?;
+        Ok(item)
+    }
+
+    /// The same inside `tx`.
+    pub async fn move_item_in(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        request: MoveRequest,
+        if_match: Option<i64>,
+    ) -> ServiceResult<Item> {
         let schema = self.visible_schema(caller, type_key).await?;
         if !schema.def.has_stages {
             return Err(ServiceError::invalid("stage", format!("type `{type_key}` has no stages")));
         }
         for _ in 0..WRITE_ATTEMPTS {
-            let mut tx = self.store.begin().await?;
-            let old = self.load_for_change(&mut tx, caller, type_key, id, if_match, Access::Write).await?;
+            let old = self.load_for_change(tx, caller, type_key, id, if_match, Access::Write).await?;
             let funnel_key = request.funnel.clone().or_else(|| old.funnel.clone()).unwrap_or_default();
             let Some(funnel) = schema.funnel(&funnel_key) else {
                 return Err(ServiceError::invalid("funnel", format!("no funnel `{funnel_key}` in type `{type_key}`")));
@@ -528,13 +561,13 @@ impl Service {
             new.funnel = to.funnel.clone();
             new.stage = to.stage.clone();
             let now = now_micros();
-            if !repo::update(&mut tx, id, old.version, &write_of(&new), None, caller.actor.user_id(), now).await? {
+            if !repo::update(tx, id, old.version, &write_of(&new), None, caller.actor.user_id(), now).await? {
                 continue;
             }
             new.version = old.version + 1;
             new.updated_by = caller.actor.user_id();
             new.updated_at = to_rfc3339(now);
-            journal::record_move(&mut tx, id, &from, &to, &caller.actor, now).await?;
+            journal::record_move(tx, id, &from, &to, &caller.actor, now).await?;
             let funnel_changed = from.funnel != to.funnel;
             let text = if funnel_changed {
                 format!("Moved to funnel {} stage {}", funnel_key, request.stage)
@@ -542,11 +575,10 @@ impl Service {
                 format!("Moved to stage {}", request.stage)
             };
             let payload = json!({ "from": from, "to": to });
-            journal::add_entry(&mut tx, id, TimelineKind::System, &text, &payload, &caller.actor, now).await?;
+            journal::add_entry(tx, id, TimelineKind::System, &text, &payload, &caller.actor, now).await?;
             let kind = if funnel_changed { EventKind::ItemFunnelChanged } else { EventKind::ItemStageChanged };
             let event = NewEvent { kind, type_key: Some(type_key), item_id: Some(id), actor: &caller.actor, payload };
-            outbox::record(&mut tx, &event, now).await?;
-            tx.commit().await?;
+            outbox::record(tx, &event, now).await?;
             return Ok(new);
         }
         Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
@@ -620,11 +652,26 @@ impl Service {
         if text.is_empty() || text.chars().count() > 20_000 {
             return Err(ServiceError::invalid("text", "a comment of 1 to 20,000 characters is required"));
         }
-        let item = self.get_item(caller, type_key, id).await?;
-        let now = now_micros();
+        self.visible_schema(caller, type_key).await?;
         let mut tx = self.store.begin().await?;
-        let entry_id =
-            journal::add_entry(&mut tx, item.id, TimelineKind::Comment, text, &json!({}), &caller.actor, now).await?;
+        let entry = self.add_timeline_entry_in(&mut tx, caller, type_key, id, TimelineKind::Comment, text).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Adds a comment or system entry to an item's timeline inside `tx` (needs read access).
+    pub async fn add_timeline_entry_in(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        kind: TimelineKind,
+        text: &str,
+    ) -> ServiceResult<TimelineEntry> {
+        let item = self.load_for_change(tx, caller, type_key, id, None, Access::Read).await?;
+        let now = now_micros();
+        let entry_id = journal::add_entry(tx, item.id, kind, text, &json!({}), &caller.actor, now).await?;
         let event = NewEvent {
             kind: EventKind::ItemCommented,
             type_key: Some(type_key),
@@ -632,11 +679,10 @@ impl Service {
             actor: &caller.actor,
             payload: json!({ "entry": entry_id, "text": text }),
         };
-        outbox::record(&mut tx, &event, now).await?;
-        tx.commit().await?;
+        outbox::record(tx, &event, now).await?;
         Ok(TimelineEntry {
             id: entry_id,
-            kind: TimelineKind::Comment,
+            kind,
             text: text.to_string(),
             data: json!({}),
             actor: caller.actor.clone(),
