@@ -2,11 +2,9 @@
 //! process linked to deals, three departments with heads, roles and a few deals. Seeded through
 //! the same use cases as the API, once (a second start finds it and does nothing).
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value, json};
 
-use crate::model::access::{Access, Permission, Principal};
+use crate::model::access::{Access, Permission};
 use crate::model::actor::Actor;
 use crate::model::field::FieldKind;
 use crate::model::funnel::{Semantics, Stage};
@@ -43,8 +41,7 @@ fn fields(value: Value) -> Map<String, Value> {
 
 /// Seeds the demo company unless the sales funnel already exists.
 pub async fn seed(service: &Service) -> ServiceResult<()> {
-    let admin =
-        Caller { principal: Arc::new(Principal { user_id: 0, is_admin: true, roles: vec![] }), actor: Actor::System };
+    let admin = Caller::automation(Actor::System, 0);
     let deal = service.get_type(&admin, "deal").await?;
     if deal.funnel("sales").is_some() {
         tracing::info!("demo data already present");

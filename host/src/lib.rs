@@ -7,8 +7,10 @@
 //! [`model`]. [`server`] wires them together; [`demo`] seeds the sample company.
 
 pub mod api;
+pub mod automation;
 pub mod demo;
 pub mod model;
+pub mod runtime;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
                 data_dir: storage.data_dir.clone(),
                 demo,
                 admin_token,
+                cache_dir: std::env::var_os("VORONKA_CACHE_DIR").map(PathBuf::from),
             };
             server::serve(config).await
         }

@@ -22,7 +22,12 @@ pub struct ServeConfig {
     pub demo: bool,
     /// Token for the first administrator.
     pub admin_token: Option<String>,
+    /// Folder for compiled plugin code (default `<data-dir>/cache`).
+    pub cache_dir: Option<PathBuf>,
 }
+
+/// Job workers per host.
+const AUTOMATION_WORKERS: usize = 4;
 
 /// The default database: `sqlite://<data-dir>/voronka.db`.
 pub fn default_database(data_dir: &Path) -> String {
@@ -49,13 +54,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let store = open_store(&config.database).await?;
-    let service = Arc::new(Service::new(store.clone()));
+    let cache = config.cache_dir.clone().unwrap_or_else(|| config.data_dir.join("cache"));
+    let runtime = crate::runtime::registry::Runtime::new(Some(cache)).context("starting the plugin runtime")?;
+    let service = Arc::new(Service::new(store.clone(), Arc::new(runtime)));
     let admin = service.bootstrap_admin(config.admin_token.as_deref()).await.context("creating the administrator")?;
     if let Some(token) = &admin.generated_token {
         let path = config.data_dir.join("admin-token");
         write_secret(&path, token).with_context(|| format!("writing {}", path.display()))?;
         println!("Administrator token (shown once, also written to {}):\n{token}", path.display());
     }
+    service.install_builtins().await.context("installing the built-in robots")?;
     if config.demo {
         crate::demo::seed(&service).await.context("seeding demo data")?;
     }
@@ -66,10 +74,18 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(address = %local, database = %redact(&config.database), "voronka is serving");
     println!("listening on http://{local}");
+    let (stop_automation, automation_stopped) = crate::automation::shutdown_channel();
+    let tasks = crate::automation::start(service.clone(), AUTOMATION_WORKERS, automation_stopped);
     axum::serve(listener, crate::api::router(service))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
+    stop_automation.fire();
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "an automation task ended abnormally");
+        }
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -134,6 +134,7 @@ impl Server {
             .arg(&self.dir)
             .args(["--database", &self.database])
             .env("RUST_LOG", "warn")
+            .env("VORONKA_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"))
             .env_remove("VORONKA_ADMIN_TOKEN")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(self.dir.join("server.log")).map(Stdio::from).unwrap_or(Stdio::null()));
@@ -176,6 +177,19 @@ impl Server {
             let _ = child.kill();
             panic!("server did not stop on SIGTERM");
         }
+    }
+
+    /// Kills the server with SIGKILL (no shutdown at all) and waits for it to die.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the binary again on the same database after a crash.
+    pub fn start_again(&mut self) {
+        self.launch(false);
     }
 
     /// Starts the binary again on the same database.
@@ -361,5 +375,49 @@ impl Server {
         let text = String::from_utf8_lossy(&response[..n]).to_string();
         let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         (code, text)
+    }
+}
+
+impl Server {
+    /// Uploads a plugin: `manifest` JSON and `module` bytes as multipart/form-data.
+    pub async fn upload(&self, manifest: Value, module: Vec<u8>) -> Reply {
+        let form = reqwest::multipart::Form::new()
+            .text("manifest", manifest.to_string())
+            .part("module", reqwest::multipart::Part::bytes(module).file_name("module"));
+        let response = self.request(Method::POST, "/api/v1/plugins").multipart(form).send().await.expect("upload");
+        Reply::from(response).await
+    }
+
+    /// Waits until `check` returns `Some`, polling every 50 ms for at most `seconds`.
+    pub async fn wait_for<T, F, Fut>(&self, seconds: u64, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                panic!("timed out waiting for {what}\nserver log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// An item as the administrator sees it.
+    pub async fn item(&self, type_key: &str, id: &Value) -> Value {
+        self.get(&format!("/api/v1/items/{type_key}/{id}")).await.ok(200)
+    }
+
+    /// Texts of an item's timeline, newest first.
+    pub async fn timeline_texts(&self, type_key: &str, id: &Value) -> Vec<String> {
+        let t = self.get(&format!("/api/v1/items/{type_key}/{id}/timeline?limit=500")).await.ok(200);
+        t["items"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["text"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
     }
 }

@@ -9,4 +9,5 @@ mod idempotency;
 mod items;
 mod listing;
 mod people;
+mod robots;
 mod server;

@@ -7,8 +7,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::AppState;
 use super::problem::{PROBLEM_JSON, Problem};
-use super::{AppState, MAX_BODY};
 use crate::service::Caller;
 use crate::store::idempotency::{self, KeyState};
 
@@ -37,13 +37,10 @@ pub async fn layer(State(service): State<AppState>, request: Request, next: Next
         }
     };
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
-        return Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            format!("the body is larger than {MAX_BODY} bytes"),
-        )
-        .into_response();
+    let limit = super::body_limit(parts.uri.path());
+    let Ok(bytes) = to_bytes(body, limit).await else {
+        let detail = format!("the body is larger than {limit} bytes");
+        return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", detail).into_response();
     };
     let mut hasher = Sha256::new();
     hasher.update(parts.uri.path().as_bytes());

@@ -6,7 +6,9 @@ mod extract;
 mod idempotency;
 mod items;
 mod people;
+mod plugins;
 pub mod problem;
+mod robots;
 mod types;
 
 use std::sync::Arc;
@@ -26,8 +28,16 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::service::{Caller, Service};
 use problem::Problem;
 
-/// Largest accepted request body, in bytes.
+/// Largest accepted request body, in bytes (plugin uploads: [`MAX_UPLOAD`]).
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Largest plugin upload (module plus manifest and multipart framing).
+pub const MAX_UPLOAD: usize = crate::service::plugins::MAX_MODULE + 64 * 1024;
+
+/// The body limit of a route.
+pub fn body_limit(path: &str) -> usize {
+    if path == "/api/v1/plugins" { MAX_UPLOAD } else { MAX_BODY }
+}
 
 /// Shared state of every handler.
 pub type AppState = Arc<Service>;
@@ -60,6 +70,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(items::routes())
         .merge(people::routes())
         .merge(events::routes())
+        .merge(plugins::routes())
+        .merge(robots::routes())
         .split_for_parts();
     let mut openapi = openapi;
     openapi.paths.paths = openapi.paths.paths.into_iter().map(|(p, v)| (format!("/api/v1{p}"), v)).collect();
@@ -90,9 +102,10 @@ pub fn router(service: Arc<Service>) -> Router {
 /// Refuses a body whose announced length is over [`MAX_BODY`] before reading any of it (a body
 /// without a length is cut off at the limit by the JSON extractor instead).
 async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let limit = body_limit(request.uri().path());
     let announced = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > MAX_BODY as u64) {
-        let detail = format!("the body is larger than {MAX_BODY} bytes");
+    if announced.is_some_and(|n| n > limit as u64) {
+        let detail = format!("the body is larger than {limit} bytes");
         return Problem::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", detail).into_response();
     }
     next.run(request).await

@@ -28,7 +28,7 @@ const MAX_PARENTS: usize = 100;
 const WRITE_ATTEMPTS: usize = 5;
 
 /// `POST /items/{type}` body.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
     /// Title.
@@ -102,7 +102,7 @@ where
 }
 
 /// `POST /items/{type}/{id}/move` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
     /// Target stage.
@@ -283,6 +283,7 @@ impl Service {
         let mut tx = self.store.begin().await?;
         let item = self.create_item_in(&mut tx, caller, type_key, input).await?;
         tx.commit().await?;
+        self.committed();
         Ok(item)
     }
 
@@ -352,7 +353,7 @@ impl Service {
         let now = now_micros();
         check.finish(tx).await?;
         let user = caller.actor.user_id();
-        let id = repo::insert(tx, self.store.dialect(), type_key, &write, &input.parents, user, now).await?;
+        let id = repo::insert(tx, type_key, &write, &input.parents, user, now).await?;
         let item = Item {
             id,
             type_key: type_key.to_string(),
@@ -378,6 +379,7 @@ impl Service {
             type_key: Some(type_key),
             item_id: Some(id),
             actor: &caller.actor,
+            depth: caller.depth,
             payload: json!({ "item": snapshot }),
         };
         outbox::record(tx, &event, now).await?;
@@ -419,6 +421,11 @@ impl Service {
         Ok(item)
     }
 
+    /// Reads an item inside `tx` (seeing the transaction's own changes).
+    pub async fn load_item_in(&self, tx: &mut Tx, caller: &Caller, type_key: &str, id: i64) -> ServiceResult<Item> {
+        self.load_for_change(tx, caller, type_key, id, None, Access::Read).await
+    }
+
     /// Changes title, amount, links, parents or custom fields. Returns the item as stored.
     pub async fn update_item(
         &self,
@@ -431,6 +438,7 @@ impl Service {
         let mut tx = self.store.begin().await?;
         let item = self.update_item_in(&mut tx, caller, type_key, id, patch, if_match).await?;
         tx.commit().await?;
+        self.committed();
         Ok(item)
     }
 
@@ -502,6 +510,7 @@ impl Service {
                 type_key: Some(type_key),
                 item_id: Some(id),
                 actor: &caller.actor,
+                depth: caller.depth,
                 payload: json!({ "changes": changes }),
             };
             outbox::record(tx, &event, now).await?;
@@ -522,6 +531,7 @@ impl Service {
         let mut tx = self.store.begin().await?;
         let item = self.move_item_in(&mut tx, caller, type_key, id, request, if_match).await?;
         tx.commit().await?;
+        self.committed();
         Ok(item)
     }
 
@@ -577,7 +587,14 @@ impl Service {
             let payload = json!({ "from": from, "to": to });
             journal::add_entry(tx, id, TimelineKind::System, &text, &payload, &caller.actor, now).await?;
             let kind = if funnel_changed { EventKind::ItemFunnelChanged } else { EventKind::ItemStageChanged };
-            let event = NewEvent { kind, type_key: Some(type_key), item_id: Some(id), actor: &caller.actor, payload };
+            let event = NewEvent {
+                kind,
+                type_key: Some(type_key),
+                item_id: Some(id),
+                actor: &caller.actor,
+                depth: caller.depth,
+                payload,
+            };
             outbox::record(tx, &event, now).await?;
             return Ok(new);
         }
@@ -603,10 +620,12 @@ impl Service {
             type_key: Some(type_key),
             item_id: Some(id),
             actor: &caller.actor,
+            depth: caller.depth,
             payload,
         };
         outbox::record(&mut tx, &event, now).await?;
         tx.commit().await?;
+        self.committed();
         Ok(())
     }
 
@@ -654,8 +673,16 @@ impl Service {
         }
         self.visible_schema(caller, type_key).await?;
         let mut tx = self.store.begin().await?;
-        let entry = self.add_timeline_entry_in(&mut tx, caller, type_key, id, TimelineKind::Comment, text).await?;
+        let entry = self
+            .add_timeline_entry_in(
+                &mut tx,
+                caller,
+                &ItemRef { type_key: type_key.to_string(), id },
+                TimelineNote { kind: TimelineKind::Comment, text, data: &json!({}) },
+            )
+            .await?;
         tx.commit().await?;
+        self.committed();
         Ok(entry)
     }
 
@@ -664,19 +691,20 @@ impl Service {
         &self,
         tx: &mut Tx,
         caller: &Caller,
-        type_key: &str,
-        id: i64,
-        kind: TimelineKind,
-        text: &str,
+        item: &ItemRef,
+        note: TimelineNote<'_>,
     ) -> ServiceResult<TimelineEntry> {
+        let TimelineNote { kind, text, data } = note;
+        let (type_key, id) = (item.type_key.as_str(), item.id);
         let item = self.load_for_change(tx, caller, type_key, id, None, Access::Read).await?;
         let now = now_micros();
-        let entry_id = journal::add_entry(tx, item.id, kind, text, &json!({}), &caller.actor, now).await?;
+        let entry_id = journal::add_entry(tx, item.id, kind, text, data, &caller.actor, now).await?;
         let event = NewEvent {
             kind: EventKind::ItemCommented,
             type_key: Some(type_key),
             item_id: Some(id),
             actor: &caller.actor,
+            depth: caller.depth,
             payload: json!({ "entry": entry_id, "text": text }),
         };
         outbox::record(tx, &event, now).await?;
@@ -689,6 +717,17 @@ impl Service {
             at: to_rfc3339(now),
         })
     }
+}
+
+/// A timeline entry to add: its kind, text and structured details.
+#[derive(Debug, Clone, Copy)]
+pub struct TimelineNote<'a> {
+    /// Comment or system entry.
+    pub kind: TimelineKind,
+    /// Text.
+    pub text: &'a str,
+    /// Details.
+    pub data: &'a Value,
 }
 
 /// Trims a page fetched with one extra row and returns the cursor of the next page.

@@ -8,6 +8,8 @@ pub mod events;
 pub mod items;
 pub mod list;
 pub mod people;
+pub mod plugins;
+pub mod robots;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -51,6 +53,16 @@ impl From<sqlx::Error> for ServiceError {
 }
 
 impl ServiceError {
+    /// The error in words, with every field of a validation error.
+    pub fn describe(&self) -> String {
+        match self {
+            ServiceError::Validation(errors) => {
+                errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// A validation error with one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ServiceError::Validation(vec![FieldError::new(field, message)])
@@ -67,13 +79,22 @@ pub struct Caller {
     pub principal: Arc<Principal>,
     /// Recorded author of changes.
     pub actor: Actor,
+    /// How many automation steps led to this call (0 for a person); bounds robot chains.
+    pub depth: u32,
 }
 
 impl Caller {
     /// A user acting through the API.
     pub fn user(principal: Arc<Principal>) -> Caller {
         let actor = Actor::User { id: principal.user_id };
-        Caller { principal, actor }
+        Caller { principal, actor, depth: 0 }
+    }
+
+    /// Automation acting with full access to items (its plugin's capabilities are checked by
+    /// the runtime), recorded as `actor`, `depth` steps into a chain.
+    pub fn automation(actor: Actor, depth: u32) -> Caller {
+        let principal = Arc::new(Principal { user_id: 0, is_admin: true, roles: Vec::new() });
+        Caller { principal, actor, depth }
     }
 }
 
@@ -81,14 +102,32 @@ impl Caller {
 /// reloaded whenever the configuration generation moves.
 pub struct Service {
     store: Store,
+    runtime: Arc<crate::runtime::registry::Runtime>,
+    signals: crate::automation::Signals,
     catalog: RwLock<Option<(i64, Arc<Catalog>)>>,
     principals: Mutex<HashMap<String, (i64, Arc<Principal>)>>,
 }
 
 impl Service {
-    /// Wraps a migrated store.
-    pub fn new(store: Store) -> Service {
-        Service { store, catalog: RwLock::new(None), principals: Mutex::new(HashMap::new()) }
+    /// Wraps a migrated store and the plugin runtimes.
+    pub fn new(store: Store, runtime: Arc<crate::runtime::registry::Runtime>) -> Service {
+        Service {
+            store,
+            runtime,
+            signals: Default::default(),
+            catalog: RwLock::new(None),
+            principals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Wake-ups for the dispatcher and workers.
+    pub fn signals(&self) -> &crate::automation::Signals {
+        &self.signals
+    }
+
+    /// Tells the dispatcher that events were committed.
+    pub fn committed(&self) {
+        self.signals.events.notify_one();
     }
 
     /// The underlying store.

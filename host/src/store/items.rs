@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
-use super::{Dialect, StoreResult, Tx, parse_json};
+use super::{StoreResult, Tx, parse_json};
 use crate::model::item::{Item, ItemRef};
 use crate::model::money::Money;
 use crate::model::time::{Micros, to_rfc3339};
@@ -60,18 +60,13 @@ fn item_from_row(row: &AnyRow) -> StoreResult<Item> {
 /// Inserts an item and its parent links; returns the new id.
 pub async fn insert(
     tx: &mut Tx,
-    dialect: Dialect,
     type_key: &str,
     write: &ItemWrite,
     parents: &[ItemRef],
     actor_user: Option<i64>,
     now: Micros,
 ) -> StoreResult<i64> {
-    if dialect == Dialect::Postgres {
-        // Identity values are handed out before commit; holding this lock until commit makes
-        // ids commit in order, so keyset pagination by id never skips a row inserted meanwhile.
-        sqlx::query("SELECT pg_advisory_xact_lock(7001)").execute(&mut **tx).await?;
-    }
+    super::lock_id_order(tx).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO items (type_key, funnel_key, stage_key, title, amount_value, amount_currency,
             responsible_id, contact_id, company_id, fields, version, created_by, created_at, updated_by, updated_at)

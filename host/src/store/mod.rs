@@ -5,9 +5,12 @@
 pub mod catalog;
 pub mod idempotency;
 pub mod items;
+pub mod jobs;
 pub mod journal;
 pub mod outbox;
 pub mod people;
+pub mod plugins;
+pub mod robots;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -146,6 +149,12 @@ impl Store {
         &self.read
     }
 
+    /// Pool for single write statements outside a transaction (the one write connection on
+    /// SQLite).
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+
     /// Starts a write transaction.
     pub async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.write.begin().await?)
@@ -182,6 +191,17 @@ impl Store {
     pub fn generation_committed(&self) {
         self.local_generation.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// On PostgreSQL, takes the transaction-scoped lock that orders id-allocating writers (items,
+/// events): identity values are handed out before commit, and holding this lock until commit
+/// makes ids commit in order, so keyset pagination and the event dispatcher never skip a row
+/// that commits late. SQLite has a single writer already.
+pub(crate) async fn lock_id_order(tx: &mut Tx) -> StoreResult<()> {
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock(7001)").execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Reads a JSON text column, naming the table when it is corrupt.

@@ -19,6 +19,8 @@ pub struct NewEvent<'a> {
     pub item_id: Option<i64>,
     /// Who caused it.
     pub actor: &'a Actor,
+    /// Automation chain depth of the change.
+    pub depth: u32,
     /// Details (changed fields, from/to stages, the item's state).
     pub payload: serde_json::Value,
 }
@@ -46,15 +48,19 @@ pub struct StoredEvent {
 
 /// Appends an event to the outbox inside the change's transaction.
 pub async fn record(tx: &mut Tx, event: &NewEvent<'_>, at: Micros) -> StoreResult<()> {
-    sqlx::query("INSERT INTO events (kind, type_key, item_id, actor, payload, at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(event.kind.as_str())
-        .bind(event.type_key)
-        .bind(event.item_id)
-        .bind(event.actor.to_json_string())
-        .bind(event.payload.to_string())
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+    super::lock_id_order(tx).await?;
+    sqlx::query(
+        "INSERT INTO events (kind, type_key, item_id, actor, payload, at, depth) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(event.kind.as_str())
+    .bind(event.type_key)
+    .bind(event.item_id)
+    .bind(event.actor.to_json_string())
+    .bind(event.payload.to_string())
+    .bind(at)
+    .bind(i64::from(event.depth))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

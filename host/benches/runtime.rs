@@ -1,0 +1,103 @@
+//! Plugin invocation overhead: a fresh instance and one call of a trivial robot, with limits on
+//! (epoch deadline, memory limit, fuel), for a Rust Wasm component and for a Rhai script.
+//!
+//! ```text
+//! cargo bench -p voronka --bench runtime
+//! ```
+//!
+//! Each case runs `BENCH_CALLS` calls (default 20,000) after a warm-up and prints the median,
+//! p90 and p99 in microseconds. The robot does nothing but return, so the figure is the cost
+//! the host adds to every robot run.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use voronka::model::actor::Actor;
+use voronka::model::item::Item;
+use voronka::runtime::host_api::HostCalls;
+use voronka::runtime::limits::Limits;
+use voronka::runtime::registry::{Loaded, PluginKind, Runtime};
+use voronka::runtime::wasm::RobotContext;
+use voronka::service::{Caller, Service};
+use voronka::store::Store;
+
+const TRIVIAL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
+const TRIVIAL_RHAI: &str = "fn run(ctx) { () }";
+
+fn item() -> Item {
+    Item {
+        id: 1,
+        type_key: "deal".into(),
+        funnel: Some("default".into()),
+        stage: Some("new".into()),
+        title: "Kitchen".into(),
+        amount: None,
+        responsible: None,
+        contact: None,
+        company: None,
+        parents: vec![],
+        fields: Default::default(),
+        version: 1,
+        created_by: None,
+        created_at: String::new(),
+        updated_by: None,
+        updated_at: String::new(),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(name: &str, mut samples: Vec<f64>) {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "| {name} | {} | {:.1} | {:.1} | {:.1} |",
+        samples.len(),
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.9),
+        percentile(&samples, 0.99)
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let calls: usize = std::env::var("BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let dir = tempfile::tempdir().context("temp dir")?;
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?;
+    store.migrate().await?;
+    let runtime = Arc::new(Runtime::new(None)?);
+    let service = Arc::new(Service::new(store, runtime.clone()));
+    let limits = Limits { timeout_ms: 1_000, memory_mb: 64, fuel: Some(10_000_000) };
+    let wasm =
+        runtime.compile(PluginKind::Wasm, "robot", "", TRIVIAL_WASM.to_vec()).await.map_err(anyhow::Error::msg)?;
+    let rhai = runtime
+        .compile(PluginKind::Rhai, "robot", "", TRIVIAL_RHAI.as_bytes().to_vec())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let caller = Caller::automation(Actor::System, 0);
+    let ctx = RobotContext { item: item(), stage: "new".into(), config: r#"{"mode":"ok"}"#.into(), actor: "{}".into() };
+    println!("| case | calls | median µs | p90 µs | p99 µs |");
+    println!("|---|---|---|---|---|");
+    for (name, loaded) in
+        [("Rust Wasm robot (fresh instance + call)", &wasm), ("Rhai robot (shared engine, cached AST)", &rhai)]
+    {
+        let mut samples = Vec::with_capacity(calls);
+        for i in 0..calls + 1_000 {
+            let host = HostCalls::new(service.clone(), "bench", vec![], caller.clone());
+            let started = Instant::now();
+            let result = match loaded {
+                Loaded::Wasm(prepared) => runtime.wasm.run_robot(prepared, host, &limits, ctx.clone()).await,
+                Loaded::Rhai(ast) => runtime.rhai.run_robot(ast.clone(), host, &limits, ctx.clone()).await,
+            };
+            let elapsed = started.elapsed().as_secs_f64() * 1e6;
+            result.map_err(|f| anyhow::anyhow!("{name}: {f}"))?;
+            if i >= 1_000 {
+                samples.push(elapsed);
+            }
+        }
+        report(name, samples);
+    }
+    Ok(())
+}

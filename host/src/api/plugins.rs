@@ -1,0 +1,113 @@
+//! `/plugins`: upload, list, versions, delete.
+
+use axum::Json;
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::ApiPath;
+use super::problem::{Problem, ProblemDocument};
+use super::{AppState, ListOf};
+use crate::model::FieldError;
+use crate::service::Caller;
+use crate::service::plugins::{MAX_MODULE, Manifest};
+use crate::store::plugins::PluginVersion;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_plugins, upload_plugin))
+        .routes(routes!(plugin_versions, delete_plugin))
+        .layer(axum::extract::DefaultBodyLimit::max(super::MAX_UPLOAD))
+}
+
+/// The multipart form of an upload.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PluginUpload {
+    /// JSON: `{"name","version","kind":"wasm"|"rhai","world","capabilities":[..],"limits":{..}}`.
+    manifest: String,
+    /// The `.wasm` component or `.rhai` script.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    module: Vec<u8>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Problem {
+    Problem::validation(vec![FieldError::new(field, message)])
+}
+
+/// Uploads a plugin version: `curl -F manifest='{...}' -F module=@robot.wasm`. The module is
+/// compiled and type-checked against its world (a script compiled) before it is stored.
+#[utoipa::path(post, path = "/plugins", tag = "plugins",
+    request_body(content = inline(PluginUpload), content_type = "multipart/form-data"),
+    responses((status = 201, body = PluginVersion), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn upload_plugin(
+    State(s): State<AppState>,
+    caller: Caller,
+    mut form: Multipart,
+) -> Result<(StatusCode, Json<PluginVersion>), Problem> {
+    let mut manifest: Option<Manifest> = None;
+    let mut module: Option<Vec<u8>> = None;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Problem::bad_request(
+                    "bad-multipart",
+                    format!("the upload is not valid multipart/form-data: {e}"),
+                ));
+            }
+        };
+        match field.name() {
+            Some("manifest") => {
+                let text = field.text().await.map_err(|e| Problem::bad_request("bad-multipart", e.to_string()))?;
+                manifest = Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| invalid("manifest", format!("not a valid manifest: {e}")))?,
+                );
+            }
+            Some("module") => {
+                let bytes = field.bytes().await.map_err(|e| Problem::bad_request("bad-multipart", e.to_string()))?;
+                if bytes.len() > MAX_MODULE {
+                    return Err(invalid("module", format!("the module is larger than {MAX_MODULE} bytes")));
+                }
+                module = Some(bytes.to_vec());
+            }
+            Some(other) => return Err(invalid(other, "unknown part; send `manifest` and `module`")),
+            None => return Err(invalid("", "every part needs a name")),
+        }
+    }
+    let manifest = manifest.ok_or_else(|| invalid("manifest", "the `manifest` part is missing"))?;
+    let module = module.ok_or_else(|| invalid("module", "the `module` part is missing"))?;
+    Ok((StatusCode::CREATED, Json(s.install_plugin(&caller, manifest, module).await?)))
+}
+
+/// Every stored plugin version.
+#[utoipa::path(get, path = "/plugins", tag = "plugins", responses((status = 200, body = ListOf<PluginVersion>)))]
+async fn list_plugins(State(s): State<AppState>, _caller: Caller) -> Result<Json<ListOf<PluginVersion>>, Problem> {
+    Ok(Json(ListOf::new(s.list_plugins().await?, None)))
+}
+
+/// The versions of a plugin.
+#[utoipa::path(get, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path)),
+    responses((status = 200, body = ListOf<PluginVersion>), (status = 404, body = ProblemDocument)))]
+async fn plugin_versions(
+    State(s): State<AppState>,
+    _caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<ListOf<PluginVersion>>, Problem> {
+    Ok(Json(ListOf::new(s.plugin_versions(&name).await?, None)))
+}
+
+/// Deletes a plugin with all its versions; refused while a robot uses it.
+#[utoipa::path(delete, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path)),
+    responses((status = 204), (status = 409, body = ProblemDocument)))]
+async fn delete_plugin(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, Problem> {
+    s.delete_plugin(&caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,115 @@
+//! The dispatcher: reads the outbox in order and queues a job for every robot of each stage an
+//! item enters, in the same transaction as its position, so no event is missed or seen twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::MAX_CHAIN_DEPTH;
+use super::Shutdown;
+use crate::model::actor::Actor;
+use crate::model::item::{ItemRef, TimelineKind};
+use crate::model::time::now_micros;
+use crate::service::items::TimelineNote;
+use crate::service::{Caller, Service, ServiceResult};
+use crate::store::jobs::{self, EventRow, NewJob};
+use crate::store::robots::RobotMode;
+
+const CURSOR: &str = "robots";
+const BATCH: i64 = 500;
+/// Longest sleep between looks at the outbox (other hosts' events on a shared database).
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// Runs until shutdown.
+pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
+    while !shutdown.is_fired() {
+        match dispatch_batch(&service).await {
+            Ok((events, jobs)) => {
+                if jobs > 0 {
+                    service.signals().jobs.notify_waiters();
+                }
+                if events as i64 == BATCH {
+                    continue;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "dispatching events failed; retrying"),
+        }
+        tokio::select! {
+            _ = service.signals().events.notified() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = shutdown.fired() => {}
+        }
+    }
+}
+
+/// Where an event puts an item: (funnel, stage) entered, or `None` if it left every stage.
+fn entered(event: &EventRow) -> Option<Option<(String, String)>> {
+    let payload: Value = serde_json::from_str(&event.payload).ok()?;
+    let point = match event.kind.as_str() {
+        "item.created" => &payload["item"],
+        "item.stage_changed" | "item.funnel_changed" => &payload["to"],
+        "item.deleted" => return Some(None),
+        _ => return None,
+    };
+    Some(point["funnel"].as_str().zip(point["stage"].as_str()).map(|(f, s)| (f.to_string(), s.to_string())))
+}
+
+/// Dispatches one batch of events; returns how many events it read and jobs it queued.
+pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> {
+    let store = service.store();
+    let mut tx = store.begin().await?;
+    let position = jobs::cursor(&mut tx, store.dialect(), CURSOR).await?;
+    let events = jobs::events_after(&mut tx, position, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.id) else {
+        return Ok((0, 0));
+    };
+    let now = now_micros();
+    let mut queued = 0;
+    for event in &events {
+        let (Some(item_id), Some(type_key)) = (event.item_id, event.type_key.as_deref()) else { continue };
+        let Some(place) = entered(event) else { continue };
+        let keep = place.as_ref().map(|(f, s)| (f.as_str(), s.as_str()));
+        jobs::cancel_pending(&mut tx, item_id, keep, now).await?;
+        let Some((funnel, stage)) = place else { continue };
+        let robots = crate::store::robots::on_stage_in(&mut tx, type_key, &funnel, &stage).await?;
+        // Robots added after the item entered do not run for it.
+        let robots: Vec<_> = robots.into_iter().filter(|(_, created)| *created <= event.at).map(|(r, _)| r).collect();
+        if robots.is_empty() {
+            continue;
+        }
+        if event.depth >= MAX_CHAIN_DEPTH {
+            let caller = Caller::automation(Actor::System, event.depth as u32);
+            let text = format!(
+                "Automation chain stopped: {MAX_CHAIN_DEPTH} steps of robots moving items in a row; robots of stage {stage} did not run"
+            );
+            let item = ItemRef { type_key: type_key.to_string(), id: item_id };
+            let data = serde_json::json!({"depth": event.depth});
+            let note = TimelineNote { kind: TimelineKind::System, text: &text, data: &data };
+            if let Err(e) = service.add_timeline_entry_in(&mut tx, &caller, &item, note).await {
+                tracing::warn!(error = %e, item_id, "could not record a stopped chain");
+            }
+            continue;
+        }
+        let mut previous: Option<i64> = None;
+        for robot in robots {
+            let job = NewJob {
+                robot_id: robot.id,
+                item_id,
+                type_key,
+                funnel: &funnel,
+                stage: &stage,
+                event_id: event.id,
+                actor: &event.actor,
+                depth: event.depth,
+                after_job: if robot.mode == RobotMode::AfterPrevious { previous } else { None },
+                due_at: event.at + robot.delay_s * 1_000_000,
+            };
+            previous = Some(jobs::enqueue(&mut tx, &job, now).await?);
+            queued += 1;
+        }
+    }
+    jobs::set_cursor(&mut tx, CURSOR, last).await?;
+    tx.commit().await?;
+    Ok((events.len(), queued))
+}

@@ -1,0 +1,69 @@
+//! Automation in the background: the dispatcher turns outbox events into queued robot runs, the
+//! workers run them. Both survive restarts: their state is in the database.
+
+pub mod dispatcher;
+pub mod worker;
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+
+use crate::service::Service;
+
+/// How many automation steps may chain (a robot moves an item, whose new stage runs robots,
+/// ...) before the chain is stopped with a timeline error.
+pub const MAX_CHAIN_DEPTH: i64 = 10;
+
+/// Wake-ups shared by the API, the dispatcher and the workers of this host.
+#[derive(Default)]
+pub struct Signals {
+    /// New events were committed.
+    pub events: Notify,
+    /// New jobs were queued.
+    pub jobs: Notify,
+}
+
+/// Starts the dispatcher and `workers` job workers; they stop when `shutdown` fires.
+pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(dispatcher::run(service.clone(), shutdown.clone()))];
+    for n in 0..workers {
+        tasks.push(tokio::spawn(worker::run(service.clone(), n, shutdown.clone())));
+    }
+    tasks
+}
+
+/// A cloneable stop signal for background loops; fires once and every clone sees it.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+/// The sending side of [`Shutdown`].
+pub struct ShutdownTrigger(watch::Sender<bool>);
+
+/// A new stop signal.
+pub fn shutdown_channel() -> (ShutdownTrigger, Shutdown) {
+    let (tx, rx) = watch::channel(false);
+    (ShutdownTrigger(tx), Shutdown(rx))
+}
+
+impl ShutdownTrigger {
+    /// Fires the signal.
+    pub fn fire(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Shutdown {
+    /// Whether it fired.
+    pub fn is_fired(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when it fires.
+    pub async fn fired(&mut self) {
+        while !*self.0.borrow() {
+            if self.0.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Job workers: claim due robot runs, run the plugin with its limits, then commit its buffered
+//! writes together with the job's completion, or roll back and record the failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::Shutdown;
+use crate::model::actor::Actor;
+use crate::model::item::{ItemRef, TimelineKind};
+use crate::model::time::now_micros;
+use crate::runtime::host_api::{HostCalls, apply_writes};
+use crate::runtime::limits::Failure;
+use crate::runtime::registry::Loaded;
+use crate::runtime::wasm::RobotContext;
+use crate::service::items::TimelineNote;
+use crate::service::{Caller, Service, ServiceError, ServiceResult};
+use crate::store::jobs::{self, Job};
+
+/// Jobs claimed at once by one worker.
+const CLAIM: i64 = 16;
+/// Longest sleep when the queue is empty (other hosts' jobs, delayed jobs).
+const IDLE_POLL: Duration = Duration::from_millis(250);
+/// Attempts of a job failing transiently before it is failed for good.
+const MAX_ATTEMPTS: i64 = 5;
+
+/// Runs until shutdown.
+pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
+    while !shutdown.is_fired() {
+        match work_once(&service).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(worker, error = %e, "claiming jobs failed; retrying"),
+        }
+        let sleep = match jobs::next_due(service.store().reader()).await {
+            Ok(Some(due)) => {
+                Duration::from_micros((due - now_micros()).clamp(1_000, IDLE_POLL.as_micros() as i64) as u64)
+            }
+            _ => IDLE_POLL,
+        };
+        tokio::select! {
+            _ = service.signals().jobs.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shutdown.fired() => {}
+        }
+    }
+}
+
+/// Claims and runs one batch of due jobs; returns how many ran.
+pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
+    let now = now_micros();
+    let lease = now + 120_000_000;
+    let claimed = jobs::claim(service.store().writer(), service.store().dialect(), now, lease, CLAIM).await?;
+    let n = claimed.len();
+    for job in claimed {
+        if let Err(e) = run_job(service, &job).await {
+            tracing::error!(job = job.id, error = %e, "a job could not be completed; it will be retried after its lease");
+        }
+    }
+    Ok(n)
+}
+
+/// Runs one job to completion, failure, retry or cancellation.
+async fn run_job(service: &Arc<Service>, job: &Job) -> ServiceResult<()> {
+    let system = Caller::automation(Actor::System, job.depth as u32);
+    let robot = crate::store::robots::get(service.store().reader(), job.robot_id).await?;
+    let item = match service.get_item(&system, &job.type_key, job.item_id).await {
+        Ok(item) => Some(item),
+        Err(ServiceError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let (Some(robot), Some(item)) = (robot, item) else {
+        return finish(service, job, "cancelled", Some("the robot or the item is gone")).await;
+    };
+    if item.funnel.as_deref() != Some(job.funnel.as_str()) || item.stage.as_deref() != Some(job.stage.as_str()) {
+        return finish(service, job, "cancelled", Some("the item left the stage")).await;
+    }
+    if let Some(condition) = &robot.condition {
+        match evaluate_condition(service, condition, &item) {
+            Ok(true) => {}
+            Ok(false) => return finish(service, job, "done", Some("condition is false")).await,
+            Err(e) => {
+                return fail(
+                    service,
+                    job,
+                    &robot.plugin,
+                    "?",
+                    &Failure::Plugin { code: "condition".into(), message: e },
+                )
+                .await;
+            }
+        }
+    }
+    let resolved = match service.resolve_plugin(&robot.plugin, &robot.version, "robot").await {
+        Ok(r) => r,
+        Err(ServiceError::NotFound(m)) => {
+            return fail(
+                service,
+                job,
+                &robot.plugin,
+                &robot.version,
+                &Failure::Plugin { code: "not-found".into(), message: m },
+            )
+            .await;
+        }
+        Err(e) => {
+            return retry_or_fail(service, job, &robot.plugin, &robot.version, &Failure::Host(e.to_string())).await;
+        }
+    };
+    let version = resolved.version.version.clone();
+    let name = format!("{}@{}", robot.plugin, version);
+    let caller = Caller::automation(Actor::Robot { id: robot.id, name: name.clone() }, job.depth as u32 + 1);
+    let host = HostCalls::new(service.clone(), &robot.plugin, resolved.version.capabilities.clone(), caller.clone());
+    let ctx =
+        RobotContext { item, stage: job.stage.clone(), config: robot.config.to_string(), actor: job.actor.clone() };
+    let limits = resolved.version.limits;
+    let runtime = service.runtime();
+    let result = match resolved.loaded.as_ref() {
+        Loaded::Wasm(prepared) => runtime.wasm.run_robot(prepared, host, &limits, ctx).await,
+        Loaded::Rhai(ast) => runtime.rhai.run_robot(ast.clone(), host, &limits, ctx).await,
+    };
+    match result {
+        Ok((message, host)) => {
+            let mut tx = service.store().begin().await?;
+            match apply_writes(service, &mut tx, &caller, &robot.plugin, host.writes()).await {
+                Ok(()) => {
+                    let note = message.map(|m| m.chars().take(2000).collect::<String>());
+                    if jobs::finish(&mut tx, job, "done", note.as_deref(), now_micros()).await? {
+                        tx.commit().await?;
+                        service.committed();
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    drop(tx);
+                    let failure = Failure::Plugin { code: "invalid-write".into(), message: e.describe() };
+                    fail(service, job, &robot.plugin, &version, &failure).await
+                }
+            }
+        }
+        Err(failure) => retry_or_fail(service, job, &robot.plugin, &version, &failure).await,
+    }
+}
+
+fn evaluate_condition(service: &Service, condition: &str, item: &crate::model::item::Item) -> Result<bool, String> {
+    let engine = service.runtime().rhai.engine();
+    let mut scope = rhai::Scope::new();
+    let item = rhai::serde::to_dynamic(item).map_err(|e| e.to_string())?;
+    scope.push_constant("item", item);
+    engine.eval_expression_with_scope::<bool>(&mut scope, condition).map_err(|e| format!("the condition failed: {e}"))
+}
+
+async fn finish(service: &Service, job: &Job, status: &str, note: Option<&str>) -> ServiceResult<()> {
+    let mut tx = service.store().begin().await?;
+    if jobs::finish(&mut tx, job, status, note, now_micros()).await? {
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+async fn retry_or_fail(
+    service: &Service,
+    job: &Job,
+    plugin: &str,
+    version: &str,
+    failure: &Failure,
+) -> ServiceResult<()> {
+    if failure.is_transient() && job.attempts < MAX_ATTEMPTS {
+        let backoff = 1_000_000i64 << (job.attempts - 1).clamp(0, 10);
+        let mut tx = service.store().begin().await?;
+        if jobs::retry(&mut tx, job, now_micros() + backoff, &failure.to_string()).await? {
+            tx.commit().await?;
+        }
+        return Ok(());
+    }
+    fail(service, job, plugin, version, failure).await
+}
+
+/// Fails a job for good and says so on the item's timeline, with the kind and the version.
+async fn fail(service: &Service, job: &Job, plugin: &str, version: &str, failure: &Failure) -> ServiceResult<()> {
+    tracing::warn!(job = job.id, plugin, version, kind = failure.kind(), "robot failed: {failure}");
+    let mut tx = service.store().begin().await?;
+    if !jobs::finish(&mut tx, job, "failed", Some(&failure.to_string()), now_micros()).await? {
+        return Ok(());
+    }
+    let caller = Caller::automation(Actor::System, job.depth as u32);
+    let text = format!("Robot {plugin}@{version} failed ({}): {failure}", failure.kind());
+    let data = json!({"robot": job.robot_id, "plugin": plugin, "version": version, "kind": failure.kind(), "message": failure.to_string()});
+    match service
+        .add_timeline_entry_in(
+            &mut tx,
+            &caller,
+            &ItemRef { type_key: job.type_key.clone(), id: job.item_id },
+            TimelineNote { kind: TimelineKind::System, text: &text, data: &data },
+        )
+        .await
+    {
+        Ok(_) | Err(ServiceError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! Capabilities: what a plugin may ask of the host, granted by the administrator at install.
+
+use serde::{Deserialize, Serialize};
+
+/// One capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Capability {
+    /// Read items (`items.get`, `items.find`).
+    #[serde(rename = "items:read")]
+    ItemsRead,
+    /// Change items (`items.create`, `update-fields`, `move-to-stage`, `link-parent`,
+    /// `timeline.add-entry`).
+    #[serde(rename = "items:write")]
+    ItemsWrite,
+    /// Keep state (`kv.*`).
+    #[serde(rename = "kv")]
+    Kv,
+    /// Notify users (`notify.send`).
+    #[serde(rename = "notify")]
+    Notify,
+}
+
+impl Capability {
+    /// The name used in manifests and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::ItemsRead => "items:read",
+            Capability::ItemsWrite => "items:write",
+            Capability::Kv => "kv",
+            Capability::Notify => "notify",
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The host API that plugins call: implemented once here, bound twice (WIT for Wasm in
+//! [`super::wasm`], plain functions for Rhai in [`super::rhai`]).
+//!
+//! Reads go to the database at once. Writes are buffered and applied by the job worker in one
+//! transaction together with the job's completion, so a plugin that fails leaves nothing
+//! half-written. Items a plugin creates get provisional negative ids, usable in its later calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::capability::Capability;
+use crate::model::item::{Item, ItemRef};
+use crate::model::time::now_micros;
+use crate::service::items::{ItemPatch, MoveRequest, NewItem, TimelineNote};
+use crate::service::{Caller, Service, ServiceError, ServiceResult};
+use crate::store::Tx;
+
+/// Every host function, as `interface.function` in WIT naming. Both bindings must provide
+/// exactly these (a test compares them with the WIT file and the Rhai engine).
+pub const HOST_FUNCTIONS: [&str; 13] = [
+    "items.get",
+    "items.find",
+    "items.create",
+    "items.update-fields",
+    "items.move-to-stage",
+    "items.link-parent",
+    "timeline.add-entry",
+    "kv.get",
+    "kv.set",
+    "kv.delete",
+    "log.write",
+    "clock.now",
+    "notify.send",
+];
+
+/// An error returned to the plugin: a machine code and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError {
+    /// `denied`, `invalid`, `not-found`, `unavailable`, `internal`.
+    pub code: String,
+    /// In words.
+    pub message: String,
+}
+
+impl HostError {
+    fn new(code: &str, message: impl Into<String>) -> HostError {
+        HostError { code: code.to_string(), message: message.into() }
+    }
+
+    /// The error of a call the plugin was not granted.
+    pub fn denied(capability: Capability) -> HostError {
+        HostError::new("denied", format!("the plugin lacks the `{}` capability", capability.as_str()))
+    }
+}
+
+impl From<ServiceError> for HostError {
+    fn from(e: ServiceError) -> HostError {
+        match e {
+            ServiceError::NotFound(m) => HostError::new("not-found", m),
+            ServiceError::Validation(errors) => HostError::new(
+                "invalid",
+                errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "),
+            ),
+            ServiceError::Forbidden(m) => HostError::new("denied", m),
+            ServiceError::Conflict(m) => HostError::new("conflict", m),
+            e @ ServiceError::PreconditionFailed { .. } => HostError::new("conflict", e.to_string()),
+            ServiceError::Store(e) => {
+                tracing::error!(error = %e, "storage failure in a host call");
+                HostError::new("internal", "the host failed to read its storage")
+            }
+        }
+    }
+}
+
+/// Result of host calls.
+pub type HostResult<T> = Result<T, HostError>;
+
+/// Log levels of `log.write`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Debug.
+    Debug,
+    /// Info.
+    Info,
+    /// Warning.
+    Warn,
+    /// Error.
+    Error,
+}
+
+/// A buffered change, applied after the plugin returns successfully.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// `items.create`.
+    Create {
+        /// Type.
+        type_key: String,
+        /// Input.
+        input: NewItem,
+        /// Provisional id handed to the plugin.
+        provisional: i64,
+    },
+    /// `items.update-fields`.
+    UpdateFields {
+        /// Type.
+        type_key: String,
+        /// Item.
+        id: i64,
+        /// Values.
+        fields: Map<String, Value>,
+    },
+    /// `items.move-to-stage`.
+    Move {
+        /// Type.
+        type_key: String,
+        /// Item.
+        id: i64,
+        /// Target.
+        request: MoveRequest,
+    },
+    /// `items.link-parent`.
+    LinkParent {
+        /// Type.
+        type_key: String,
+        /// Item.
+        id: i64,
+        /// Parent.
+        parent: ItemRef,
+    },
+    /// `timeline.add-entry`.
+    TimelineEntry {
+        /// Type.
+        type_key: String,
+        /// Item.
+        id: i64,
+        /// Text.
+        text: String,
+    },
+    /// `kv.set` / `kv.delete` (`None`).
+    Kv {
+        /// Key.
+        key: String,
+        /// Value.
+        value: Option<String>,
+    },
+}
+
+/// Longest value a plugin can store under one kv key.
+const MAX_KV_VALUE: usize = 64 * 1024;
+/// Most buffered writes of one call.
+const MAX_WRITES: usize = 1_000;
+
+/// One plugin call's access to the host.
+pub struct HostCalls {
+    service: Arc<Service>,
+    plugin: String,
+    capabilities: Vec<Capability>,
+    caller: Caller,
+    writes: Vec<Write>,
+    kv_overlay: HashMap<String, Option<String>>,
+    next_provisional: i64,
+    denied: Option<Capability>,
+}
+
+impl HostCalls {
+    /// Host access for one call of `plugin` with its granted capabilities, acting as `caller`.
+    pub fn new(service: Arc<Service>, plugin: &str, capabilities: Vec<Capability>, caller: Caller) -> HostCalls {
+        HostCalls {
+            service,
+            plugin: plugin.to_string(),
+            capabilities,
+            caller,
+            writes: Vec::new(),
+            kv_overlay: HashMap::new(),
+            next_provisional: -1,
+            denied: None,
+        }
+    }
+
+    /// The buffered writes, in call order.
+    pub fn writes(&self) -> &[Write] {
+        &self.writes
+    }
+
+    /// The first capability the plugin was refused, if any.
+    pub fn denied(&self) -> Option<Capability> {
+        self.denied
+    }
+
+    fn check(&mut self, capability: Capability) -> HostResult<()> {
+        if self.capabilities.contains(&capability) {
+            Ok(())
+        } else {
+            self.denied.get_or_insert(capability);
+            Err(HostError::denied(capability))
+        }
+    }
+
+    fn buffer(&mut self, write: Write) -> HostResult<()> {
+        if self.writes.len() >= MAX_WRITES {
+            return Err(HostError::new("invalid", format!("at most {MAX_WRITES} writes per call")));
+        }
+        self.writes.push(write);
+        Ok(())
+    }
+
+    /// `items.get`.
+    pub async fn items_get(&mut self, type_key: &str, id: i64) -> HostResult<Option<Item>> {
+        self.check(Capability::ItemsRead)?;
+        match self.service.get_item(&self.caller, type_key, id).await {
+            Ok(item) => Ok(Some(item)),
+            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `items.find`.
+    pub async fn items_find(
+        &mut self,
+        type_key: &str,
+        filters: Vec<(String, String)>,
+        limit: u32,
+    ) -> HostResult<Vec<Item>> {
+        self.check(Capability::ItemsRead)?;
+        let mut params: Vec<(String, String)> =
+            filters.into_iter().filter(|(k, _)| k != "limit" && k != "cursor").collect();
+        params.push(("limit".into(), limit.clamp(1, 500).to_string()));
+        Ok(self.service.list_items(&self.caller, type_key, &params).await?.items)
+    }
+
+    /// `items.create`: `input` is a JSON object shaped like `POST /items/{type}`.
+    pub fn items_create(&mut self, type_key: &str, input: &str) -> HostResult<i64> {
+        self.check(Capability::ItemsWrite)?;
+        let input: NewItem =
+            serde_json::from_str(input).map_err(|e| HostError::new("invalid", format!("item input: {e}")))?;
+        let provisional = self.next_provisional;
+        self.next_provisional -= 1;
+        self.buffer(Write::Create { type_key: type_key.to_string(), input, provisional })?;
+        Ok(provisional)
+    }
+
+    /// `items.update-fields`: `fields` is a JSON object; `null` clears a field.
+    pub fn items_update_fields(&mut self, type_key: &str, id: i64, fields: &str) -> HostResult<()> {
+        self.check(Capability::ItemsWrite)?;
+        let fields: Map<String, Value> = serde_json::from_str(fields)
+            .map_err(|e| HostError::new("invalid", format!("fields must be a JSON object: {e}")))?;
+        self.buffer(Write::UpdateFields { type_key: type_key.to_string(), id, fields })
+    }
+
+    /// `items.move-to-stage`.
+    pub fn items_move_to_stage(
+        &mut self,
+        type_key: &str,
+        id: i64,
+        funnel: Option<String>,
+        stage: &str,
+    ) -> HostResult<()> {
+        self.check(Capability::ItemsWrite)?;
+        let request = MoveRequest { stage: stage.to_string(), funnel };
+        self.buffer(Write::Move { type_key: type_key.to_string(), id, request })
+    }
+
+    /// `items.link-parent`.
+    pub fn items_link_parent(&mut self, type_key: &str, id: i64, parent: ItemRef) -> HostResult<()> {
+        self.check(Capability::ItemsWrite)?;
+        self.buffer(Write::LinkParent { type_key: type_key.to_string(), id, parent })
+    }
+
+    /// `timeline.add-entry`.
+    pub fn timeline_add_entry(&mut self, type_key: &str, id: i64, text: &str) -> HostResult<()> {
+        self.check(Capability::ItemsWrite)?;
+        self.buffer(Write::TimelineEntry { type_key: type_key.to_string(), id, text: text.to_string() })
+    }
+
+    /// `kv.get`: sees this call's own `kv.set`s.
+    pub async fn kv_get(&mut self, key: &str) -> HostResult<Option<String>> {
+        self.check(Capability::Kv)?;
+        if let Some(value) = self.kv_overlay.get(key) {
+            return Ok(value.clone());
+        }
+        crate::store::plugins::kv_get(self.service.store().reader(), &self.plugin, key)
+            .await
+            .map_err(|e| ServiceError::from(e).into())
+    }
+
+    /// `kv.set`.
+    pub fn kv_set(&mut self, key: &str, value: &str) -> HostResult<()> {
+        self.check(Capability::Kv)?;
+        if key.is_empty() || key.len() > 255 || value.len() > MAX_KV_VALUE {
+            return Err(HostError::new(
+                "invalid",
+                format!("keys are 1 to 255 bytes, values at most {MAX_KV_VALUE} bytes"),
+            ));
+        }
+        self.kv_overlay.insert(key.to_string(), Some(value.to_string()));
+        self.buffer(Write::Kv { key: key.to_string(), value: Some(value.to_string()) })
+    }
+
+    /// `kv.delete`.
+    pub fn kv_delete(&mut self, key: &str) -> HostResult<()> {
+        self.check(Capability::Kv)?;
+        self.kv_overlay.insert(key.to_string(), None);
+        self.buffer(Write::Kv { key: key.to_string(), value: None })
+    }
+
+    /// `log.write`: into the host's log, tagged with the plugin (messages cut at 4 KiB).
+    pub fn log_write(&mut self, level: LogLevel, message: &str) {
+        let message: String = message.chars().take(4096).collect();
+        let plugin = self.plugin.as_str();
+        match level {
+            LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    /// `clock.now`: microseconds since the Unix epoch.
+    pub fn clock_now(&mut self) -> i64 {
+        now_micros()
+    }
+
+    /// `notify.send`: the capability is checked now; delivery arrives with the notifications
+    /// inbox, until then the call answers `unavailable`.
+    pub fn notify_send(&mut self, _user: i64, _text: &str, _about: Option<ItemRef>) -> HostResult<()> {
+        self.check(Capability::Notify)?;
+        Err(HostError::new("unavailable", "notifications are not available on this host yet"))
+    }
+}
+
+/// Applies buffered writes inside `tx` as `caller`, in order, mapping provisional ids.
+pub async fn apply_writes(
+    service: &Service,
+    tx: &mut Tx,
+    caller: &Caller,
+    plugin: &str,
+    writes: &[Write],
+) -> ServiceResult<()> {
+    let mut ids: HashMap<i64, i64> = HashMap::new();
+    let real = |ids: &HashMap<i64, i64>, id: i64| -> ServiceResult<i64> {
+        if id < 0 {
+            ids.get(&id).copied().ok_or_else(|| ServiceError::invalid("id", format!("no item was created as {id}")))
+        } else {
+            Ok(id)
+        }
+    };
+    for write in writes {
+        match write {
+            Write::Create { type_key, input, provisional } => {
+                let mut input = input.clone();
+                for parent in &mut input.parents {
+                    parent.id = real(&ids, parent.id)?;
+                }
+                let item = service.create_item_in(tx, caller, type_key, input).await?;
+                ids.insert(*provisional, item.id);
+            }
+            Write::UpdateFields { type_key, id, fields } => {
+                let patch = ItemPatch { fields: Some(fields.clone()), ..ItemPatch::default() };
+                service.update_item_in(tx, caller, type_key, real(&ids, *id)?, patch, None).await?;
+            }
+            Write::Move { type_key, id, request } => {
+                service.move_item_in(tx, caller, type_key, real(&ids, *id)?, request.clone(), None).await?;
+            }
+            Write::LinkParent { type_key, id, parent } => {
+                let id = real(&ids, *id)?;
+                let item = service.load_item_in(tx, caller, type_key, id).await?;
+                let mut parents = item.parents.clone();
+                let parent = ItemRef { type_key: parent.type_key.clone(), id: real(&ids, parent.id)? };
+                if !parents.contains(&parent) {
+                    parents.push(parent);
+                    let patch = ItemPatch { parents: Some(parents), ..ItemPatch::default() };
+                    service.update_item_in(tx, caller, type_key, id, patch, None).await?;
+                }
+            }
+            Write::TimelineEntry { type_key, id, text } => {
+                let kind = crate::model::item::TimelineKind::System;
+                let item = ItemRef { type_key: type_key.clone(), id: real(&ids, *id)? };
+                let data = Value::Object(Map::new());
+                service.add_timeline_entry_in(tx, caller, &item, TimelineNote { kind, text, data: &data }).await?;
+            }
+            Write::Kv { key, value } => {
+                crate::store::plugins::kv_put(tx, plugin, key, value.as_deref()).await?;
+            }
+        }
+    }
+    Ok(())
+}

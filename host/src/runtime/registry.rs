@@ -1,0 +1,166 @@
+//! Loaded plugins: compiled once per module (keyed by SHA-256), shared by every call, with
+//! compiled Wasm code cached on disk per wasmtime version.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use rhai::AST;
+
+use super::rhai::RhaiRuntime;
+use super::wasm::{Prepared, WasmRuntime};
+
+/// The wasmtime version compiled code is valid for (part of the disk cache key).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// A plugin ready to run.
+pub enum Loaded {
+    /// A prepared component.
+    Wasm(Prepared),
+    /// A compiled script.
+    Rhai(Arc<AST>),
+}
+
+/// Plugin kind as in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// A WebAssembly component.
+    Wasm,
+    /// A Rhai script.
+    Rhai,
+}
+
+impl PluginKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Wasm => "wasm",
+            PluginKind::Rhai => "rhai",
+        }
+    }
+}
+
+/// The worlds a plugin can implement.
+pub const WORLDS: [&str; 4] = ["robot", "trigger", "bp-step", "payment-schedule"];
+
+/// Both runtimes and the loaded plugins.
+pub struct Runtime {
+    /// Wasm components.
+    pub wasm: Arc<WasmRuntime>,
+    /// Rhai scripts.
+    pub rhai: RhaiRuntime,
+    cache_dir: Option<PathBuf>,
+    loaded: RwLock<HashMap<(String, String), Arc<Loaded>>>,
+}
+
+impl Runtime {
+    /// Builds the runtimes; compiled Wasm is cached under `cache_dir` when given.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
+        Ok(Runtime {
+            wasm: WasmRuntime::new()?,
+            rhai: RhaiRuntime::new(),
+            cache_dir,
+            loaded: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The plugin compiled for `world`, from memory, the disk cache, or compiled now off the
+    /// async threads. `bytes` is fetched only when nothing is cached.
+    pub async fn load<F, Fut>(
+        &self,
+        kind: PluginKind,
+        world: &str,
+        sha256: &str,
+        bytes: F,
+    ) -> Result<Arc<Loaded>, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, String>>,
+    {
+        let key = (sha256.to_string(), world.to_string());
+        if let Some(loaded) = self.loaded.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(loaded);
+        }
+        let bytes = bytes().await?;
+        let loaded = Arc::new(self.compile(kind, world, sha256, bytes).await?);
+        if let Ok(mut map) = self.loaded.write() {
+            map.insert(key, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Compiles and type-checks a module for a world (the upload check).
+    pub async fn compile(&self, kind: PluginKind, world: &str, sha256: &str, bytes: Vec<u8>) -> Result<Loaded, String> {
+        if !WORLDS.contains(&world) {
+            return Err(format!("unknown world `{world}`; use one of {}", WORLDS.join(", ")));
+        }
+        match kind {
+            PluginKind::Rhai => {
+                let script = String::from_utf8(bytes).map_err(|_| "a Rhai script must be UTF-8 text".to_string())?;
+                Ok(Loaded::Rhai(Arc::new(self.rhai.compile(&script, world)?)))
+            }
+            PluginKind::Wasm => {
+                let wasm = self.wasm.clone();
+                let cached = self.cache_path(sha256);
+                let world = world.to_string();
+                let task = tokio::task::spawn_blocking(move || -> Result<Prepared, String> {
+                    let component = match cached.as_ref().and_then(|p| load_cached(&wasm, p)) {
+                        Some(component) => component,
+                        None => {
+                            let component = wasm
+                                .compile(&bytes)
+                                .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+                            if let Some(path) = &cached {
+                                store_cached(&component, path);
+                            }
+                            component
+                        }
+                    };
+                    wasm.prepare(&component, &world)
+                        .map_err(|e| format!("the component does not fit the `{world}` world: {e:#}"))
+                });
+                match task.await {
+                    Ok(prepared) => prepared.map(Loaded::Wasm),
+                    Err(e) => Err(format!("compilation failed: {e}")),
+                }
+            }
+        }
+    }
+
+    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
+        let valid = sha256.len() == 64 && sha256.chars().all(|c| c.is_ascii_hexdigit());
+        let dir = self.cache_dir.as_ref()?.join(format!("wasmtime-{WASMTIME_VERSION}"));
+        valid.then(|| dir.join(format!("{sha256}.cwasm")))
+    }
+}
+
+fn load_cached(wasm: &WasmRuntime, path: &std::path::Path) -> Option<wasmtime::component::Component> {
+    if !path.exists() {
+        return None;
+    }
+    // SAFETY: the file was written by `store_cached` of this host for this wasmtime version
+    // from a component it compiled itself (the name is the module's SHA-256 and the folder the
+    // wasmtime version); wasmtime also checks the header and engine compatibility and errors on
+    // a mismatch, in which case the module is compiled again.
+    match unsafe { wasmtime::component::Component::deserialize_file(wasm.engine(), path) } {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable compiled-code cache entry");
+            None
+        }
+    }
+}
+
+fn store_cached(component: &wasmtime::component::Component, path: &std::path::Path) {
+    let written = component.serialize().map_err(|e| e.to_string()).and_then(|bytes| {
+        let dir = path.parent().ok_or("no cache folder")?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let temp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&temp, bytes).map_err(|e| e.to_string())?;
+        std::fs::rename(&temp, path).map_err(|e| e.to_string())
+    });
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "could not cache compiled code");
+    }
+}

@@ -1,0 +1,404 @@
+//! Wasm components: one engine (pooling allocator, epoch interruption, optional fuel), one
+//! `InstancePre` per plugin version, a fresh store and instance per call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, Trap,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::host_api::{HostCalls, HostError, LogLevel};
+use super::limits::{Failure, Limits};
+use crate::model::item::{Item, ItemRef};
+
+/// Generated bindings of the `robot` world; its interfaces are shared by the other worlds.
+pub mod robot {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "robot",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+/// Generated bindings of the `trigger` world.
+pub mod trigger {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "trigger",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "voronka:plugin/types": super::robot::voronka::plugin::types,
+            "voronka:plugin/items": super::robot::voronka::plugin::items,
+            "voronka:plugin/kv": super::robot::voronka::plugin::kv,
+            "voronka:plugin/log": super::robot::voronka::plugin::log,
+            "voronka:plugin/clock": super::robot::voronka::plugin::clock,
+        },
+    });
+}
+
+/// Generated bindings of the `bp-step` world.
+pub mod bp_step {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "bp-step",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "voronka:plugin/types": super::robot::voronka::plugin::types,
+            "voronka:plugin/items": super::robot::voronka::plugin::items,
+            "voronka:plugin/timeline": super::robot::voronka::plugin::timeline,
+            "voronka:plugin/kv": super::robot::voronka::plugin::kv,
+            "voronka:plugin/log": super::robot::voronka::plugin::log,
+            "voronka:plugin/clock": super::robot::voronka::plugin::clock,
+            "voronka:plugin/notify": super::robot::voronka::plugin::notify,
+        },
+    });
+}
+
+/// Generated bindings of the `payment-schedule` world.
+pub mod payment_schedule {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "payment-schedule",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "voronka:plugin/types": super::robot::voronka::plugin::types,
+            "voronka:plugin/log": super::robot::voronka::plugin::log,
+            "voronka:plugin/clock": super::robot::voronka::plugin::clock,
+        },
+    });
+}
+
+use robot::voronka::plugin::{clock, items, kv, log, notify, timeline, types};
+
+/// How often the epoch ticks; deadlines are whole ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Per-call store data: the host API, WASI (no files, network or environment), memory limits.
+pub struct PluginState {
+    /// Host calls of this invocation.
+    pub host: HostCalls,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The shared engine and linker.
+pub struct WasmRuntime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+}
+
+/// A compiled plugin ready to instantiate in its world.
+#[derive(Clone)]
+pub enum Prepared {
+    /// `robot`.
+    Robot(robot::RobotPre<PluginState>),
+    /// `trigger`.
+    Trigger(trigger::TriggerPre<PluginState>),
+    /// `bp-step`.
+    BpStep(bp_step::BpStepPre<PluginState>),
+    /// `payment-schedule`.
+    PaymentSchedule(payment_schedule::PaymentSchedulePre<PluginState>),
+}
+
+impl WasmRuntime {
+    /// Builds the engine (pooling allocator tuned for fast fresh instances, epoch interruption,
+    /// fuel available) and starts the epoch ticker thread.
+    pub fn new() -> anyhow::Result<Arc<WasmRuntime>> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(512)
+            .total_memories(512)
+            .total_tables(512)
+            .total_stacks(256)
+            .max_memory_size((Limits::MAX.memory_mb as usize) << 20)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 20)
+            .pagemap_scan(Enabled::Yes);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(true)
+            .max_wasm_stack(512 * 1024)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        robot::Robot::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        let weak = engine.weak();
+        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+        Ok(Arc::new(WasmRuntime { engine, linker }))
+    }
+
+    /// The engine (for serialising compiled code).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles a component (blocking; call off the async threads).
+    pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Component> {
+        Ok(Component::new(&self.engine, bytes)?)
+    }
+
+    /// Type-checks a component against a world and prepares it for fast instantiation.
+    pub fn prepare(&self, component: &Component, world: &str) -> anyhow::Result<Prepared> {
+        let pre = self.linker.instantiate_pre(component)?;
+        Ok(match world {
+            "robot" => Prepared::Robot(robot::RobotPre::new(pre)?),
+            "trigger" => Prepared::Trigger(trigger::TriggerPre::new(pre)?),
+            "bp-step" => Prepared::BpStep(bp_step::BpStepPre::new(pre)?),
+            "payment-schedule" => Prepared::PaymentSchedule(payment_schedule::PaymentSchedulePre::new(pre)?),
+            other => anyhow::bail!("unknown world `{other}`"),
+        })
+    }
+
+    /// A fresh store with the call's memory limit, deadline and fuel.
+    fn store(&self, host: HostCalls, limits: &Limits) -> (Store<PluginState>, Result<(), Failure>) {
+        let state = PluginState {
+            host,
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size((limits.memory_mb as usize) << 20)
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
+        let fuel = store.set_fuel(limits.fuel.unwrap_or(u64::MAX)).map_err(|e| Failure::Host(e.to_string()));
+        (store, fuel)
+    }
+
+    /// Runs a robot's `run` in a fresh instance; returns the outcome message and the host calls
+    /// (with their buffered writes) on success.
+    pub async fn run_robot(
+        &self,
+        prepared: &Prepared,
+        host: HostCalls,
+        limits: &Limits,
+        ctx: RobotContext,
+    ) -> Result<(Option<String>, HostCalls), Failure> {
+        let Prepared::Robot(pre) = prepared else {
+            return Err(Failure::Host("the plugin is not a robot".into()));
+        };
+        let (mut store, ready) = self.store(host, limits);
+        ready?;
+        let result = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let ctx =
+                robot::Context { item: to_wit_item(&ctx.item), stage: ctx.stage, config: ctx.config, actor: ctx.actor };
+            instance.call_run(&mut store, &ctx).await
+        }
+        .await;
+        match result {
+            Ok(Ok(outcome)) => Ok((outcome.message, store.into_data().host)),
+            Ok(Err(error)) => Err(plugin_failure(error.code, error.message, store.data().host.denied())),
+            Err(e) => Err(classify(e, limits)),
+        }
+    }
+
+    /// Runs a trigger's `matches` in a fresh instance.
+    pub async fn run_trigger(
+        &self,
+        prepared: &Prepared,
+        host: HostCalls,
+        limits: &Limits,
+        event: String,
+        config: String,
+    ) -> Result<bool, Failure> {
+        let Prepared::Trigger(pre) = prepared else {
+            return Err(Failure::Host("the plugin is not a trigger".into()));
+        };
+        let (mut store, ready) = self.store(host, limits);
+        ready?;
+        let result = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_matches(&mut store, &event, &config).await
+        }
+        .await;
+        match result {
+            Ok(Ok(matched)) => Ok(matched),
+            Ok(Err(error)) => Err(plugin_failure(error.code, error.message, store.data().host.denied())),
+            Err(e) => Err(classify(e, limits)),
+        }
+    }
+}
+
+/// What a robot call receives.
+#[derive(Debug, Clone)]
+pub struct RobotContext {
+    /// The item as it stood when the job started.
+    pub item: Item,
+    /// The stage entered.
+    pub stage: String,
+    /// The binding's config (JSON).
+    pub config: String,
+    /// The actor whose change made the item enter (JSON).
+    pub actor: String,
+}
+
+/// A plugin's own error; `denied` names the refused capability when the host refused one.
+pub fn plugin_failure(code: String, message: String, denied: Option<super::capability::Capability>) -> Failure {
+    match (code.as_str(), denied) {
+        ("denied", Some(capability)) => Failure::Denied(capability.as_str().to_string()),
+        _ => Failure::Plugin { code, message: message.chars().take(2000).collect() },
+    }
+}
+
+/// Sorts a wasmtime error into the failure kinds.
+fn classify(error: wasmtime::Error, limits: &Limits) -> Failure {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::Timeout(limits.timeout_ms),
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel,
+        Some(Trap::StackOverflow) => Failure::Trap("stack overflow".into()),
+        Some(trap) => {
+            let text = format!("{error:?}");
+            if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+                Failure::MemoryLimit(format!("the plugin tried to use more than {} MiB", limits.memory_mb))
+            } else {
+                Failure::Trap(format!("{trap}: {}", first_line(&text)))
+            }
+        }
+        None => {
+            let text = format!("{error:?}");
+            if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+                Failure::MemoryLimit(format!("the plugin tried to use more than {} MiB", limits.memory_mb))
+            } else {
+                Failure::Trap(first_line(&text).to_string())
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or(text);
+    &line[..line.len().min(500)]
+}
+
+fn to_wit_item(item: &Item) -> types::Item {
+    types::Item {
+        id: item.id,
+        type_key: item.type_key.clone(),
+        funnel: item.funnel.clone(),
+        stage: item.stage.clone(),
+        title: item.title.clone(),
+        amount: item.amount.as_ref().map(|m| types::Money { value: m.value.clone(), currency: m.currency.clone() }),
+        responsible: item.responsible,
+        parents: item.parents.iter().map(|p| types::ItemRef { type_key: p.type_key.clone(), id: p.id }).collect(),
+        fields: serde_json::Value::Object(item.fields.clone()).to_string(),
+        version: item.version,
+    }
+}
+
+fn to_wit_error(e: HostError) -> types::Error {
+    types::Error { code: e.code, message: e.message }
+}
+
+type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
+
+impl types::Host for PluginState {}
+
+impl items::Host for PluginState {
+    async fn get(&mut self, type_key: String, id: i64) -> Wit<Option<types::Item>> {
+        Ok(self.host.items_get(&type_key, id).await.map(|i| i.as_ref().map(to_wit_item)).map_err(to_wit_error))
+    }
+
+    async fn find(&mut self, type_key: String, filters: Vec<items::Filter>, limit: u32) -> Wit<Vec<types::Item>> {
+        let filters = filters.into_iter().map(|f| (f.name, f.value)).collect();
+        Ok(self
+            .host
+            .items_find(&type_key, filters, limit)
+            .await
+            .map(|l| l.iter().map(to_wit_item).collect())
+            .map_err(to_wit_error))
+    }
+
+    async fn create(&mut self, type_key: String, input: String) -> Wit<i64> {
+        Ok(self.host.items_create(&type_key, &input).map_err(to_wit_error))
+    }
+
+    async fn update_fields(&mut self, type_key: String, id: i64, fields: String) -> Wit<()> {
+        Ok(self.host.items_update_fields(&type_key, id, &fields).map_err(to_wit_error))
+    }
+
+    async fn move_to_stage(&mut self, type_key: String, id: i64, funnel: Option<String>, stage: String) -> Wit<()> {
+        Ok(self.host.items_move_to_stage(&type_key, id, funnel, &stage).map_err(to_wit_error))
+    }
+
+    async fn link_parent(&mut self, type_key: String, id: i64, parent: types::ItemRef) -> Wit<()> {
+        let parent = ItemRef { type_key: parent.type_key, id: parent.id };
+        Ok(self.host.items_link_parent(&type_key, id, parent).map_err(to_wit_error))
+    }
+}
+
+impl timeline::Host for PluginState {
+    async fn add_entry(&mut self, type_key: String, id: i64, text: String) -> Wit<()> {
+        Ok(self.host.timeline_add_entry(&type_key, id, &text).map_err(to_wit_error))
+    }
+}
+
+impl kv::Host for PluginState {
+    async fn get(&mut self, key: String) -> Wit<Option<String>> {
+        Ok(self.host.kv_get(&key).await.map_err(to_wit_error))
+    }
+
+    async fn set(&mut self, key: String, value: String) -> Wit<()> {
+        Ok(self.host.kv_set(&key, &value).map_err(to_wit_error))
+    }
+
+    async fn delete(&mut self, key: String) -> Wit<()> {
+        Ok(self.host.kv_delete(&key).map_err(to_wit_error))
+    }
+}
+
+impl log::Host for PluginState {
+    async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Warn => LogLevel::Warn,
+            log::Level::Error => LogLevel::Error,
+        };
+        self.host.log_write(level, &message);
+        Ok(())
+    }
+}
+
+impl clock::Host for PluginState {
+    async fn now(&mut self) -> wasmtime::Result<i64> {
+        Ok(self.host.clock_now())
+    }
+}
+
+impl notify::Host for PluginState {
+    async fn send(&mut self, user: i64, text: String, about: Option<types::ItemRef>) -> Wit<()> {
+        let about = about.map(|a| ItemRef { type_key: a.type_key, id: a.id });
+        Ok(self.host.notify_send(user, &text, about).map_err(to_wit_error))
+    }
+}

@@ -1,0 +1,283 @@
+//! The plugin registry: upload (validated), list, versions, delete, and resolving a version
+//! requirement to a loaded plugin at each invocation (so a new version takes effect at the next
+//! call, on every host sharing the database).
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use crate::model::{FieldError, is_valid_key};
+use crate::runtime::capability::Capability;
+use crate::runtime::limits::Limits;
+use crate::runtime::registry::{Loaded, PluginKind};
+use crate::store::plugins::{self as repo, PluginVersion};
+
+/// The `manifest` part of an upload.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Plugin name (a key: lower-case letters, digits, `-`, `_`).
+    pub name: String,
+    /// Semantic version, e.g. `1.2.0`.
+    pub version: String,
+    /// `wasm` or `rhai`.
+    pub kind: PluginKind,
+    /// `robot`, `trigger`, `bp-step` or `payment-schedule`.
+    pub world: String,
+    /// Capabilities granted: `items:read`, `items:write`, `kv`, `notify`.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Limits (defaults: 1000 ms, 64 MiB, no fuel limit).
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Largest module accepted, in bytes (components built from Python reach about 20 MB).
+pub const MAX_MODULE: usize = 48 * 1024 * 1024;
+
+/// A plugin version resolved and loaded for a call.
+pub struct ResolvedPlugin {
+    /// Its stored description.
+    pub version: PluginVersion,
+    /// The runnable code.
+    pub loaded: Arc<Loaded>,
+}
+
+/// Whether `version` satisfies `requirement` (`latest`, `*` or a semver requirement).
+fn matches(requirement: &str, version: &semver::Version) -> bool {
+    match requirement.trim() {
+        "latest" | "*" | "" => true,
+        req => semver::VersionReq::parse(req).is_ok_and(|r| r.matches(version)),
+    }
+}
+
+/// Checks a version requirement; returns the problem in words.
+pub fn check_requirement(requirement: &str) -> Result<(), String> {
+    match requirement.trim() {
+        "latest" | "*" => Ok(()),
+        req => semver::VersionReq::parse(req)
+            .map(|_| ())
+            .map_err(|e| format!("`{req}` is not `latest` or a semver requirement: {e}")),
+    }
+}
+
+/// The highest version of `versions` satisfying `requirement`.
+/// `latest` prefers releases and falls back to pre-releases when there is no release.
+pub fn pick<'a>(versions: &'a [PluginVersion], requirement: &str) -> Option<&'a PluginVersion> {
+    let parsed: Vec<(semver::Version, &PluginVersion)> = versions
+        .iter()
+        .filter_map(|v| semver::Version::parse(&v.version).ok().map(|sv| (sv, v)))
+        .filter(|(sv, _)| matches(requirement, sv))
+        .collect();
+    let latest = matches!(requirement.trim(), "latest" | "*" | "");
+    let releases = parsed.iter().filter(|(sv, _)| sv.pre.is_empty());
+    let best = if latest { releases.max_by(|a, b| a.0.cmp(&b.0)) } else { None };
+    best.or_else(|| parsed.iter().max_by(|a, b| a.0.cmp(&b.0))).map(|(_, v)| *v)
+}
+
+impl Service {
+    /// Validates and stores a plugin version (administrators only).
+    pub async fn install_plugin(
+        &self,
+        caller: &Caller,
+        manifest: Manifest,
+        module: Vec<u8>,
+    ) -> ServiceResult<PluginVersion> {
+        require_admin(caller)?;
+        self.install_plugin_unchecked(manifest, module, false).await
+    }
+
+    /// Stores a plugin version after validating it; used for uploads and built-in plugins.
+    async fn install_plugin_unchecked(
+        &self,
+        manifest: Manifest,
+        module: Vec<u8>,
+        builtin: bool,
+    ) -> ServiceResult<PluginVersion> {
+        let mut errors = Vec::new();
+        if !is_valid_key(&manifest.name) {
+            errors.push(FieldError::new(
+                "manifest.name",
+                "a name is lower-case letters, digits, `-` or `_`, starting with a letter",
+            ));
+        }
+        if semver::Version::parse(&manifest.version).is_err() {
+            errors.push(FieldError::new(
+                "manifest.version",
+                format!("`{}` is not a semantic version like 1.2.0", manifest.version),
+            ));
+        }
+        let mut capabilities = Vec::new();
+        for (i, name) in manifest.capabilities.iter().enumerate() {
+            match serde_json::from_value::<Capability>(serde_json::Value::String(name.clone())) {
+                Ok(c) if !capabilities.contains(&c) => capabilities.push(c),
+                Ok(_) => {}
+                Err(_) => errors.push(FieldError::new(
+                    format!("manifest.capabilities[{i}]"),
+                    format!("unknown capability `{name}`; use items:read, items:write, kv or notify"),
+                )),
+            }
+        }
+        if let Err(e) = manifest.limits.validate() {
+            errors.push(FieldError::new("manifest.limits", e));
+        }
+        if module.is_empty() {
+            errors.push(FieldError::new("module", "the module is empty"));
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        let sha256 = hex::encode(Sha256::digest(&module));
+        let loaded =
+            self.runtime.compile(manifest.kind, &manifest.world, &sha256, module.clone()).await.map_err(|e| {
+                ServiceError::invalid(if manifest.world.is_empty() { "manifest.world" } else { "module" }, e)
+            })?;
+        drop(loaded);
+        let version = PluginVersion {
+            name: manifest.name,
+            version: manifest.version,
+            kind: manifest.kind.as_str().to_string(),
+            world: manifest.world,
+            capabilities,
+            limits: manifest.limits,
+            sha256,
+            builtin,
+            created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
+        };
+        let mut tx = self.store.begin().await?;
+        if !repo::insert(&mut tx, &version, &module).await? {
+            return Err(ServiceError::Conflict(format!(
+                "{} {} exists; versions are immutable, upload a new version",
+                version.name, version.version
+            )));
+        }
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Installs the built-in robots of this build unless their version is stored already.
+    /// They are compiled at first use, so a start does not wait for the compiler.
+    pub async fn install_builtins(&self) -> ServiceResult<()> {
+        for (name, module) in crate::runtime::builtin::BUILTINS {
+            let stored = repo::versions(self.store.reader(), name).await?;
+            let sha256 = hex::encode(Sha256::digest(module));
+            match stored.iter().find(|v| v.version == crate::runtime::builtin::BUILTIN_VERSION) {
+                Some(v) if v.sha256 != sha256 => {
+                    tracing::warn!(
+                        plugin = name,
+                        "the stored built-in differs from this build's; keeping the stored one"
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    let manifest = crate::runtime::builtin::manifest(name);
+                    let version = PluginVersion {
+                        name: manifest.name,
+                        version: manifest.version,
+                        kind: manifest.kind.as_str().to_string(),
+                        world: manifest.world,
+                        capabilities: vec![Capability::ItemsWrite],
+                        limits: manifest.limits,
+                        sha256,
+                        builtin: true,
+                        created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
+                    };
+                    let mut tx = self.store.begin().await?;
+                    repo::insert(&mut tx, &version, module).await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every stored plugin version.
+    pub async fn list_plugins(&self) -> ServiceResult<Vec<PluginVersion>> {
+        Ok(repo::list(self.store.reader()).await?)
+    }
+
+    /// The versions of one plugin.
+    pub async fn plugin_versions(&self, name: &str) -> ServiceResult<Vec<PluginVersion>> {
+        let versions = repo::versions(self.store.reader(), name).await?;
+        if versions.is_empty() {
+            return Err(ServiceError::NotFound(format!("no plugin `{name}`")));
+        }
+        Ok(versions)
+    }
+
+    /// Deletes a plugin with all its versions, unless a robot uses it (administrators only).
+    pub async fn delete_plugin(&self, caller: &Caller, name: &str) -> ServiceResult<()> {
+        require_admin(caller)?;
+        let mut tx = self.store.begin().await?;
+        let users = crate::store::robots::count_using(&mut tx, name).await?;
+        if users > 0 {
+            return Err(ServiceError::Conflict(format!("{users} robot(s) use plugin `{name}`; remove them first")));
+        }
+        if repo::delete(&mut tx, name).await? == 0 {
+            return Err(ServiceError::NotFound(format!("no plugin `{name}`")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Resolves `requirement` against the stored versions now and loads the winner.
+    pub async fn resolve_plugin(&self, name: &str, requirement: &str, world: &str) -> ServiceResult<ResolvedPlugin> {
+        let versions = repo::versions(self.store.reader(), name).await?;
+        let version = pick(&versions, requirement)
+            .filter(|v| v.world == world)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(format!("no {world} plugin `{name}` matching `{requirement}`")))?;
+        let kind = if version.kind == "rhai" { PluginKind::Rhai } else { PluginKind::Wasm };
+        let reader = self.store.reader().clone();
+        let (n, v) = (version.name.clone(), version.version.clone());
+        let loaded = self
+            .runtime
+            .load(kind, world, &version.sha256, || async move {
+                repo::module(&reader, &n, &v)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| "the module vanished".to_string())
+            })
+            .await
+            .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt { table: "plugins", message: e }))?;
+        Ok(ResolvedPlugin { version, loaded })
+    }
+
+    /// The runtimes.
+    pub fn runtime(&self) -> &Arc<crate::runtime::registry::Runtime> {
+        &self.runtime
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(version: &str) -> PluginVersion {
+        PluginVersion {
+            name: "p".into(),
+            version: version.into(),
+            kind: "rhai".into(),
+            world: "robot".into(),
+            capabilities: vec![],
+            limits: Limits::DEFAULT,
+            sha256: String::new(),
+            builtin: false,
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn picks_the_highest_matching_version() {
+        let versions = vec![v("1.2.0"), v("1.10.0"), v("2.0.0-beta.1"), v("0.9.0")];
+        assert_eq!(pick(&versions, "latest").unwrap().version, "1.10.0");
+        assert_eq!(pick(&[v("2.0.0-beta.1")], "latest").unwrap().version, "2.0.0-beta.1");
+        assert_eq!(pick(&versions, "^1").unwrap().version, "1.10.0");
+        assert_eq!(pick(&versions, "~1.2").unwrap().version, "1.2.0");
+        assert!(pick(&versions, "^3").is_none());
+        assert!(check_requirement("^1.2").is_ok());
+        assert!(check_requirement("newest").is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! Robots bound to stages: list, bind, change, unbind.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Caller, Service, ServiceError, ServiceResult};
+use crate::model::FieldError;
+use crate::model::access::Access;
+use crate::store::robots::{self as repo, Robot, RobotMode};
+
+/// Longest delay of a robot: one year.
+pub const MAX_DELAY_S: i64 = 366 * 24 * 3600;
+
+/// `POST .../robots` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RobotRequest {
+    /// Plugin name (world `robot`).
+    pub plugin: String,
+    /// `latest` (default) or a semver requirement such as `^1.2`.
+    #[serde(default = "latest")]
+    pub version: String,
+    /// JSON config handed to the plugin (default `{}`).
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Rhai expression over `item`; the robot runs only when true.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// Seconds to wait after the item enters the stage.
+    #[serde(default)]
+    pub delay_s: i64,
+    /// `after-previous` (default) or `parallel`.
+    #[serde(default)]
+    pub mode: Option<RobotMode>,
+    /// Position among the stage's robots (default: last).
+    #[serde(default)]
+    pub order: Option<i64>,
+}
+
+fn latest() -> String {
+    "latest".into()
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// `PATCH .../robots/{id}` body: present keys change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RobotPatch {
+    /// Plugin name.
+    pub plugin: Option<String>,
+    /// Version requirement.
+    pub version: Option<String>,
+    /// Config.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    /// Condition; `""` removes it.
+    pub condition: Option<String>,
+    /// Delay.
+    pub delay_s: Option<i64>,
+    /// Mode.
+    pub mode: Option<RobotMode>,
+    /// Order.
+    pub order: Option<i64>,
+}
+
+impl Service {
+    async fn check_stage(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: &str,
+        stage: &str,
+        need: Access,
+    ) -> ServiceResult<()> {
+        let schema = self.get_type(caller, type_key).await?;
+        let funnel_def = schema
+            .funnel(funnel)
+            .ok_or_else(|| ServiceError::NotFound(format!("no funnel `{funnel}` in type `{type_key}`")))?;
+        if funnel_def.stage(stage).is_none() {
+            return Err(ServiceError::NotFound(format!("no stage `{stage}` in funnel `{funnel}`")));
+        }
+        if caller.principal.access(type_key, Some(funnel)) < need {
+            return Err(ServiceError::Forbidden(format!(
+                "{} access to `{type_key}` in funnel `{funnel}` is required",
+                need.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn check_robot(&self, robot: &Robot) -> ServiceResult<()> {
+        let mut errors = Vec::new();
+        if let Err(e) = super::plugins::check_requirement(&robot.version) {
+            errors.push(FieldError::new("version", e));
+        } else {
+            let versions = crate::store::plugins::versions(self.store.reader(), &robot.plugin).await?;
+            match super::plugins::pick(&versions, &robot.version) {
+                None if versions.is_empty() => {
+                    errors.push(FieldError::new("plugin", format!("no plugin `{}`", robot.plugin)))
+                }
+                None => errors.push(FieldError::new(
+                    "version",
+                    format!("no version of `{}` matches `{}`", robot.plugin, robot.version),
+                )),
+                Some(v) if v.world != "robot" => errors.push(FieldError::new(
+                    "plugin",
+                    format!("`{}` is a {} plugin, not a robot", robot.plugin, v.world),
+                )),
+                Some(_) => {}
+            }
+        }
+        if let Some(condition) = &robot.condition
+            && let Err(e) = self.runtime.rhai.engine().compile_expression(condition)
+        {
+            errors.push(FieldError::new("condition", format!("not a Rhai expression: {e}")));
+        }
+        if !(0..=MAX_DELAY_S).contains(&robot.delay_s) {
+            errors.push(FieldError::new("delay_s", format!("a delay is 0 to {MAX_DELAY_S} seconds")));
+        }
+        if errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(errors)) }
+    }
+
+    /// The robots of a stage, by order.
+    pub async fn list_robots(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: &str,
+        stage: &str,
+    ) -> ServiceResult<Vec<Robot>> {
+        self.check_stage(caller, type_key, funnel, stage, Access::Read).await?;
+        Ok(repo::on_stage(self.store.reader(), type_key, funnel, stage).await?)
+    }
+
+    /// Binds a robot to a stage (needs admin access to the type in that funnel). It runs for
+    /// items entering the stage from now on, never for items already there.
+    pub async fn create_robot(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: &str,
+        stage: &str,
+        input: RobotRequest,
+    ) -> ServiceResult<Robot> {
+        self.check_stage(caller, type_key, funnel, stage, Access::Admin).await?;
+        let existing = repo::on_stage(self.store.reader(), type_key, funnel, stage).await?;
+        let mut robot = Robot {
+            id: 0,
+            type_key: type_key.to_string(),
+            funnel: funnel.to_string(),
+            stage: stage.to_string(),
+            plugin: input.plugin,
+            version: input.version,
+            config: input.config,
+            condition: input.condition.filter(|c| !c.trim().is_empty()),
+            delay_s: input.delay_s,
+            mode: input.mode.unwrap_or(RobotMode::AfterPrevious),
+            order: input.order.unwrap_or_else(|| existing.iter().map(|r| r.order).max().unwrap_or(0) + 1),
+            created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
+        };
+        self.check_robot(&robot).await?;
+        let mut tx = self.store.begin().await?;
+        robot.id = repo::insert(&mut tx, &robot).await?;
+        tx.commit().await?;
+        Ok(robot)
+    }
+
+    /// The robot with this id on this stage.
+    async fn robot_on_stage(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: &str,
+        stage: &str,
+        id: i64,
+        need: Access,
+    ) -> ServiceResult<Robot> {
+        self.check_stage(caller, type_key, funnel, stage, need).await?;
+        match repo::get(self.store.reader(), id).await? {
+            Some(r) if r.type_key == type_key && r.funnel == funnel && r.stage == stage => Ok(r),
+            _ => Err(ServiceError::NotFound(format!("no robot {id} on this stage"))),
+        }
+    }
+
+    /// Changes a robot.
+    pub async fn update_robot(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: &str,
+        stage: &str,
+        id: i64,
+        patch: RobotPatch,
+    ) -> ServiceResult<Robot> {
+        let mut robot = self.robot_on_stage(caller, type_key, funnel, stage, id, Access::Admin).await?;
+        if let Some(v) = patch.plugin {
+            robot.plugin = v;
+        }
+        if let Some(v) = patch.version {
+            robot.version = v;
+        }
+        if let Some(v) = patch.config {
+            robot.config = v;
+        }
+        if let Some(v) = patch.condition {
+            robot.condition = Some(v).filter(|c| !c.trim().is_empty());
+        }
+        if let Some(v) = patch.delay_s {
+            robot.delay_s = v;
+        }
+        if let Some(v) = patch.mode {
+            robot.mode = v;
+        }
+        if let Some(v) = patch.order {
+            robot.order = v;
+        }
+        self.check_robot(&robot).await?;
+        let mut tx = self.store.begin().await?;
+        repo::update(&mut tx, &robot).await?;
+        tx.commit().await?;
+        Ok(robot)
+    }
+
+    /// Unbinds a robot; its pending runs are cancelled.
+    pub async fn delete_robot(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: &str,
+        stage: &str,
+        id: i64,
+    ) -> ServiceResult<()> {
+        self.robot_on_stage(caller, type_key, funnel, stage, id, Access::Admin).await?;
+        let mut tx = self.store.begin().await?;
+        repo::delete(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! The durable job queue of robot runs, and the dispatcher's position in the event stream.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::{Dialect, StoreResult, Tx};
+use crate::model::time::Micros;
+
+/// A queued robot run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Id.
+    pub id: i64,
+    /// The robot binding.
+    pub robot_id: i64,
+    /// The item.
+    pub item_id: i64,
+    /// The item's type.
+    pub type_key: String,
+    /// The funnel entered.
+    pub funnel: String,
+    /// The stage entered.
+    pub stage: String,
+    /// The event that made the item enter.
+    pub event_id: i64,
+    /// Who made it enter (JSON).
+    pub actor: String,
+    /// Automation chain depth of that event.
+    pub depth: i64,
+    /// Attempts so far, including this one.
+    pub attempts: i64,
+}
+
+const COLUMNS: &str = "id, robot_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, attempts";
+
+fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
+    Ok(Job {
+        id: row.try_get("id")?,
+        robot_id: row.try_get("robot_id")?,
+        item_id: row.try_get("item_id")?,
+        type_key: row.try_get("type_key")?,
+        funnel: row.try_get("funnel_key")?,
+        stage: row.try_get("stage_key")?,
+        event_id: row.try_get("event_id")?,
+        actor: row.try_get("actor")?,
+        depth: row.try_get("depth")?,
+        attempts: row.try_get("attempts")?,
+    })
+}
+
+/// A job to enqueue.
+pub struct NewJob<'a> {
+    /// Robot binding.
+    pub robot_id: i64,
+    /// Item.
+    pub item_id: i64,
+    /// Type.
+    pub type_key: &'a str,
+    /// Funnel entered.
+    pub funnel: &'a str,
+    /// Stage entered.
+    pub stage: &'a str,
+    /// Event.
+    pub event_id: i64,
+    /// Actor (JSON).
+    pub actor: &'a str,
+    /// Chain depth.
+    pub depth: i64,
+    /// Runs only after this job has finished.
+    pub after_job: Option<i64>,
+    /// Not before this time.
+    pub due_at: Micros,
+}
+
+/// Enqueues a job and returns its id.
+pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>, now: Micros) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO jobs (robot_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, after_job, status, due_at, attempts, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, 0, $11) RETURNING id",
+    )
+    .bind(job.robot_id)
+    .bind(job.item_id)
+    .bind(job.type_key)
+    .bind(job.funnel)
+    .bind(job.stage)
+    .bind(job.event_id)
+    .bind(job.actor)
+    .bind(job.depth)
+    .bind(job.after_job)
+    .bind(job.due_at)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Cancels an item's pending jobs except those for `keep` (funnel, stage): the item left.
+pub async fn cancel_pending(tx: &mut Tx, item_id: i64, keep: Option<(&str, &str)>, now: Micros) -> StoreResult<u64> {
+    let (funnel, stage) = keep.unwrap_or(("", ""));
+    Ok(sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', finished_at = $1
+         WHERE item_id = $2 AND status = 'pending' AND NOT (funnel_key = $3 AND stage_key = $4)",
+    )
+    .bind(now)
+    .bind(item_id)
+    .bind(funnel)
+    .bind(stage)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// Claims up to `limit` due jobs (pending, or running with an expired lease after a crash),
+/// marking them running until `lease_until`. PostgreSQL workers skip rows other hosts hold.
+pub async fn claim(
+    pool: &AnyPool,
+    dialect: Dialect,
+    now: Micros,
+    lease_until: Micros,
+    limit: i64,
+) -> StoreResult<Vec<Job>> {
+    let lock = if dialect == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE jobs SET status = 'running', lease_until = $1, attempts = attempts + 1
+         WHERE id IN (
+             SELECT id FROM jobs j
+             WHERE ((j.status = 'pending' AND j.due_at <= $2) OR (j.status = 'running' AND j.lease_until < $2))
+               AND (j.after_job IS NULL OR EXISTS (
+                   SELECT 1 FROM jobs p WHERE p.id = j.after_job AND p.status IN ('done', 'failed', 'cancelled')))
+             ORDER BY j.due_at, j.id LIMIT $3 {lock})
+         RETURNING {COLUMNS}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(lease_until).bind(now).bind(limit).fetch_all(pool).await?;
+    let mut jobs = rows.iter().map(job_from_row).collect::<StoreResult<Vec<_>>>()?;
+    jobs.sort_by_key(|j| j.id);
+    Ok(jobs)
+}
+
+/// Finishes a running job this worker still holds (same attempt); false when another worker
+/// took it over after the lease expired, in which case the caller must roll back.
+pub async fn finish(tx: &mut Tx, job: &Job, status: &str, error: Option<&str>, now: Micros) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = $1, last_error = $2, finished_at = $3, lease_until = NULL
+         WHERE id = $4 AND status = 'running' AND attempts = $5",
+    )
+    .bind(status)
+    .bind(error)
+    .bind(now)
+    .bind(job.id)
+    .bind(job.attempts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Puts a running job back in the queue for a later attempt.
+pub async fn retry(tx: &mut Tx, job: &Job, due_at: Micros, error: &str) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'pending', due_at = $1, last_error = $2, lease_until = NULL
+         WHERE id = $3 AND status = 'running' AND attempts = $4",
+    )
+    .bind(due_at)
+    .bind(error)
+    .bind(job.id)
+    .bind(job.attempts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The earliest due time of a pending job, to sleep until it.
+pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
+    Ok(sqlx::query_scalar("SELECT MIN(due_at) FROM jobs WHERE status = 'pending'").fetch_one(pool).await?)
+}
+
+/// Counts jobs by status (for tests and monitoring).
+pub async fn count(pool: &AnyPool, status: &str) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = $1").bind(status).fetch_one(pool).await?)
+}
+
+/// The dispatcher's position, locked for this transaction on PostgreSQL so one host
+/// dispatches at a time.
+pub async fn cursor(tx: &mut Tx, dialect: Dialect, name: &str) -> StoreResult<i64> {
+    let sql = if dialect == Dialect::Postgres {
+        "SELECT position FROM cursors WHERE name = $1 FOR UPDATE"
+    } else {
+        "SELECT position FROM cursors WHERE name = $1"
+    };
+    Ok(sqlx::query_scalar(sql).bind(name).fetch_optional(&mut **tx).await?.unwrap_or(0))
+}
+
+/// Moves the dispatcher's position.
+pub async fn set_cursor(tx: &mut Tx, name: &str, position: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE cursors SET position = $1 WHERE name = $2")
+        .bind(position)
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A stored event as the dispatcher needs it.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// Id.
+    pub id: i64,
+    /// Kind.
+    pub kind: String,
+    /// Type.
+    pub type_key: Option<String>,
+    /// Item.
+    pub item_id: Option<i64>,
+    /// Actor (JSON).
+    pub actor: String,
+    /// Chain depth.
+    pub depth: i64,
+    /// Payload (JSON).
+    pub payload: String,
+    /// Time.
+    pub at: Micros,
+}
+
+/// Events after `after`, oldest first.
+pub async fn events_after(tx: &mut Tx, after: i64, limit: i64) -> StoreResult<Vec<EventRow>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, type_key, item_id, actor, depth, payload, at FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(EventRow {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                type_key: r.try_get("type_key")?,
+                item_id: r.try_get("item_id")?,
+                actor: r.try_get("actor")?,
+                depth: r.try_get("depth")?,
+                payload: r.try_get("payload")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}

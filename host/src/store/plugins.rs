@@ -1,0 +1,130 @@
+//! Stored plugins (module bytes and manifest) and their key-value state.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::{StoreResult, Tx, parse_json};
+use crate::model::time::{now_micros, to_rfc3339};
+use crate::runtime::capability::Capability;
+use crate::runtime::limits::Limits;
+
+/// A stored plugin version, without its bytes.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PluginVersion {
+    /// Name.
+    pub name: String,
+    /// Semantic version.
+    pub version: String,
+    /// `wasm` or `rhai`.
+    pub kind: String,
+    /// World: `robot`, `trigger`, `bp-step`, `payment-schedule`.
+    pub world: String,
+    /// Granted capabilities.
+    pub capabilities: Vec<Capability>,
+    /// Limits.
+    pub limits: Limits,
+    /// SHA-256 of the module, hex.
+    pub sha256: String,
+    /// Installed by the host itself.
+    pub builtin: bool,
+    /// Upload time.
+    pub created_at: String,
+}
+
+const COLUMNS: &str = "name, version, kind, world, capabilities, limits, sha256, builtin, created_at";
+
+fn version_from_row(row: &AnyRow) -> StoreResult<PluginVersion> {
+    Ok(PluginVersion {
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        kind: row.try_get("kind")?,
+        world: row.try_get("world")?,
+        capabilities: parse_json("plugins", &row.try_get::<String, _>("capabilities")?)?,
+        limits: parse_json("plugins", &row.try_get::<String, _>("limits")?)?,
+        sha256: row.try_get("sha256")?,
+        builtin: row.try_get::<i64, _>("builtin")? != 0,
+        created_at: to_rfc3339(row.try_get("created_at")?),
+    })
+}
+
+/// Stores a plugin version. Returns false when this name and version exist already.
+pub async fn insert(tx: &mut Tx, plugin: &PluginVersion, module: &[u8]) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO plugins (name, version, kind, world, capabilities, limits, sha256, module, builtin, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name, version) DO NOTHING",
+    )
+    .bind(&plugin.name)
+    .bind(&plugin.version)
+    .bind(&plugin.kind)
+    .bind(&plugin.world)
+    .bind(serde_json::to_string(&plugin.capabilities).unwrap_or_else(|_| "[]".into()))
+    .bind(serde_json::to_string(&plugin.limits).unwrap_or_else(|_| "{}".into()))
+    .bind(&plugin.sha256)
+    .bind(module.to_vec())
+    .bind(plugin.builtin as i64)
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every version of every plugin, by name then upload order.
+pub async fn list(pool: &AnyPool) -> StoreResult<Vec<PluginVersion>> {
+    let sql = format!("SELECT {COLUMNS} FROM plugins ORDER BY name, created_at");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?.iter().map(version_from_row).collect()
+}
+
+/// The versions of one plugin.
+pub async fn versions(pool: &AnyPool, name: &str) -> StoreResult<Vec<PluginVersion>> {
+    let sql = format!("SELECT {COLUMNS} FROM plugins WHERE name = $1 ORDER BY created_at");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_all(pool).await?.iter().map(version_from_row).collect()
+}
+
+/// The module bytes of a plugin version.
+pub async fn module(pool: &AnyPool, name: &str, version: &str) -> StoreResult<Option<Vec<u8>>> {
+    Ok(sqlx::query_scalar("SELECT module FROM plugins WHERE name = $1 AND version = $2")
+        .bind(name)
+        .bind(version)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Deletes every version of a plugin and its state.
+pub async fn delete(tx: &mut Tx, name: &str) -> StoreResult<u64> {
+    sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1").bind(name).execute(&mut **tx).await?;
+    Ok(sqlx::query("DELETE FROM plugins WHERE name = $1").bind(name).execute(&mut **tx).await?.rows_affected())
+}
+
+/// A plugin's stored value.
+pub async fn kv_get(pool: &AnyPool, plugin: &str, key: &str) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT value FROM plugin_kv WHERE plugin = $1 AND key = $2")
+        .bind(plugin)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Sets (`Some`) or deletes (`None`) a plugin's stored value.
+pub async fn kv_put(tx: &mut Tx, plugin: &str, key: &str, value: Option<&str>) -> StoreResult<()> {
+    match value {
+        Some(value) => {
+            sqlx::query(
+                "INSERT INTO plugin_kv (plugin, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(plugin)
+            .bind(key)
+            .bind(value)
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1 AND key = $2")
+                .bind(plugin)
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}

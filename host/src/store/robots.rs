@@ -1,0 +1,160 @@
+//! Robots: plugin bindings on a stage.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::{StoreResult, Tx, parse_json};
+use crate::model::time::{now_micros, to_rfc3339};
+
+/// How a robot waits for the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RobotMode {
+    /// Starts when the robot before it (by order) has finished.
+    AfterPrevious,
+    /// Starts at once (after its delay), alongside the others.
+    Parallel,
+}
+
+impl RobotMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            RobotMode::AfterPrevious => "after-previous",
+            RobotMode::Parallel => "parallel",
+        }
+    }
+}
+
+/// A robot bound to a stage.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Robot {
+    /// Id.
+    pub id: i64,
+    /// Entity type.
+    #[serde(rename = "type")]
+    pub type_key: String,
+    /// Funnel.
+    pub funnel: String,
+    /// Stage.
+    pub stage: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Version requirement: `latest` or a semver requirement.
+    pub version: String,
+    /// JSON config handed to the plugin.
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+    /// Rhai expression over `item`; the robot runs only when it is true.
+    pub condition: Option<String>,
+    /// Seconds to wait after the item enters the stage.
+    pub delay_s: i64,
+    /// Sequencing.
+    pub mode: RobotMode,
+    /// Position among the stage's robots.
+    pub order: i64,
+    /// When it was bound.
+    pub created_at: String,
+}
+
+const COLUMNS: &str =
+    "id, type_key, funnel_key, stage_key, plugin, version_req, config, condition, delay_s, mode, position, created_at";
+
+fn robot_from_row(row: &AnyRow) -> StoreResult<Robot> {
+    let mode: String = row.try_get("mode")?;
+    Ok(Robot {
+        id: row.try_get("id")?,
+        type_key: row.try_get("type_key")?,
+        funnel: row.try_get("funnel_key")?,
+        stage: row.try_get("stage_key")?,
+        plugin: row.try_get("plugin")?,
+        version: row.try_get("version_req")?,
+        config: parse_json("robots", &row.try_get::<String, _>("config")?)?,
+        condition: row.try_get("condition")?,
+        delay_s: row.try_get("delay_s")?,
+        mode: if mode == "parallel" { RobotMode::Parallel } else { RobotMode::AfterPrevious },
+        order: row.try_get("position")?,
+        created_at: to_rfc3339(row.try_get("created_at")?),
+    })
+}
+
+/// Robots of a stage, by order.
+pub async fn on_stage(pool: &AnyPool, type_key: &str, funnel: &str, stage: &str) -> StoreResult<Vec<Robot>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM robots WHERE type_key = $1 AND funnel_key = $2 AND stage_key = $3 ORDER BY position, id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(type_key).bind(funnel).bind(stage).fetch_all(pool).await?;
+    rows.iter().map(robot_from_row).collect()
+}
+
+/// Robots of a stage inside a transaction, with their creation times in microseconds.
+pub async fn on_stage_in(tx: &mut Tx, type_key: &str, funnel: &str, stage: &str) -> StoreResult<Vec<(Robot, i64)>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM robots WHERE type_key = $1 AND funnel_key = $2 AND stage_key = $3 ORDER BY position, id"
+    );
+    let rows =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(type_key).bind(funnel).bind(stage).fetch_all(&mut **tx).await?;
+    rows.iter().map(|r| Ok((robot_from_row(r)?, r.try_get("created_at")?))).collect()
+}
+
+/// One robot.
+pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<Robot>> {
+    let sql = format!("SELECT {COLUMNS} FROM robots WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(robot_from_row).transpose()
+}
+
+/// Inserts a robot and returns its id.
+pub async fn insert(tx: &mut Tx, robot: &Robot) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO robots (type_key, funnel_key, stage_key, plugin, version_req, config, condition, delay_s, mode, position, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(&robot.type_key)
+    .bind(&robot.funnel)
+    .bind(&robot.stage)
+    .bind(&robot.plugin)
+    .bind(&robot.version)
+    .bind(robot.config.to_string())
+    .bind(&robot.condition)
+    .bind(robot.delay_s)
+    .bind(robot.mode.as_str())
+    .bind(robot.order)
+    .bind(now_micros())
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Updates a robot's settings.
+pub async fn update(tx: &mut Tx, robot: &Robot) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE robots SET plugin = $1, version_req = $2, config = $3, condition = $4, delay_s = $5, mode = $6, position = $7
+         WHERE id = $8",
+    )
+    .bind(&robot.plugin)
+    .bind(&robot.version)
+    .bind(robot.config.to_string())
+    .bind(&robot.condition)
+    .bind(robot.delay_s)
+    .bind(robot.mode.as_str())
+    .bind(robot.order)
+    .bind(robot.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a robot and cancels its pending jobs.
+pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE robot_id = $2 AND status = 'pending'")
+        .bind(now_micros())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM robots WHERE id = $1").bind(id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// How many robots use a plugin.
+pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM robots WHERE plugin = $1").bind(plugin).fetch_one(&mut **tx).await?)
+}

@@ -1,0 +1,120 @@
+//! The Voronka plugin SDK for Rust.
+//!
+//! A robot is a type implementing [`robot::Guest`], exported with [`export_robot!`], built with
+//! `cargo build --target wasm32-wasip2 --release` as a `cdylib`:
+//!
+//! ```ignore
+//! use voronka_sdk::robot::{Context, Error, Guest, Outcome};
+//! use voronka_sdk::{items, ItemExt};
+//!
+//! struct Greeter;
+//!
+//! impl Guest for Greeter {
+//!     fn run(ctx: Context) -> Result<Outcome, Error> {
+//!         let name = ctx.item.field_str("name").unwrap_or("friend");
+//!         voronka_sdk::timeline::add_entry(&ctx.item.type_key, ctx.item.id, &format!("Hello, {name}"))?;
+//!         Ok(Outcome { message: None })
+//!     }
+//! }
+//!
+//! voronka_sdk::export_robot!(Greeter);
+//! ```
+//!
+//! Host interfaces are re-exported at the top: [`items`], [`timeline`], [`kv`], [`log`],
+//! [`clock`], [`notify`]. JSON (item fields, configs, inputs) travels as strings;
+//! [`ItemExt`] and [`config`] parse it.
+
+/// Bindings of the `robot` world, and the host interfaces every world shares.
+pub mod robot {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1.0",
+        world: "robot",
+        pub_export_macro: true,
+        export_macro_name: "export_robot",
+        default_bindings_module: "voronka_sdk::robot",
+        generate_all,
+    });
+}
+
+/// Bindings of the `trigger` world.
+pub mod trigger {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1.0",
+        world: "trigger",
+        pub_export_macro: true,
+        export_macro_name: "export_trigger",
+        default_bindings_module: "voronka_sdk::trigger",
+        with: {
+            "voronka:plugin/types@0.1.0": crate::robot::voronka::plugin::types,
+            "voronka:plugin/items@0.1.0": crate::robot::voronka::plugin::items,
+            "voronka:plugin/kv@0.1.0": crate::robot::voronka::plugin::kv,
+            "voronka:plugin/log@0.1.0": crate::robot::voronka::plugin::log,
+            "voronka:plugin/clock@0.1.0": crate::robot::voronka::plugin::clock,
+        },
+    });
+}
+
+pub use robot::export_robot;
+pub use robot::voronka::plugin::{clock, items, kv, log, notify, timeline, types};
+pub use trigger::export_trigger;
+pub use types::{Error, Item, ItemRef};
+
+/// Reads JSON text (a config, a field value) into a type.
+pub fn config<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
+    serde_json::from_str(json).map_err(|e| error("invalid-config", format!("the config is not valid: {e}")))
+}
+
+/// Builds an error with a machine code and a message.
+pub fn error(code: &str, message: impl Into<String>) -> Error {
+    Error { code: code.to_string(), message: message.into() }
+}
+
+/// Convenience on items.
+pub trait ItemExt {
+    /// The custom fields as a JSON object.
+    fn fields(&self) -> serde_json::Map<String, serde_json::Value>;
+    /// A string field.
+    fn field_str(&self, key: &str) -> Option<String>;
+}
+
+impl ItemExt for Item {
+    fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&self.fields).unwrap_or_default()
+    }
+
+    fn field_str(&self, key: &str) -> Option<String> {
+        self.fields().get(key).and_then(|v| v.as_str()).map(str::to_string)
+    }
+}
+
+/// Replaces `{{item.title}}`, `{{item.id}}`, `{{item.stage}}`, `{{item.funnel}}` and
+/// `{{item.fields.KEY}}` in a template.
+pub fn render(template: &str, item: &Item) -> String {
+    let fields = item.fields();
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let name = rest[start + 2..start + len].trim();
+        let value = match name {
+            "item.title" => item.title.clone(),
+            "item.id" => item.id.to_string(),
+            "item.stage" => item.stage.clone().unwrap_or_default(),
+            "item.funnel" => item.funnel.clone().unwrap_or_default(),
+            "item.type" => item.type_key.clone(),
+            other => match other.strip_prefix("item.fields.").and_then(|k| fields.get(k)) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            },
+        };
+        out.push_str(&value);
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,421 @@
+//! Plugins and robots: upload, bind, run on stage entry, hot swap, sandbox, durability.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{Backend, Reply, Server};
+
+/// The sandbox-test component built from plugins/testing/hostile.
+const HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
+
+fn rhai_manifest(name: &str, version: &str, capabilities: &[&str]) -> Value {
+    json!({"name": name, "version": version, "kind": "rhai", "world": "robot", "capabilities": capabilities})
+}
+
+async fn bool_field(s: &Server, key: &str) {
+    s.post("/api/v1/types/deal/fields", json!({"key": key, "title": key, "kind": "bool"})).await.ok(201);
+}
+
+async fn new_deal(s: &Server, title: &str) -> Value {
+    s.post("/api/v1/items/deal", json!({"title": title})).await.ok(201)["id"].clone()
+}
+
+async fn move_deal(s: &Server, id: &Value, stage: &str) {
+    s.post(&format!("/api/v1/items/deal/{id}/move"), json!({"stage": stage})).await.ok(200);
+}
+
+const ROBOTS: &str = "/api/v1/types/deal/funnels/default/stages/in-progress/robots";
+
+async fn rhai_robot_runs_when_an_item_enters_its_stage(backend: Backend) {
+    let s = Server::start(backend).await;
+    bool_field(&s, "checked").await;
+    let script = r#"
+        fn run(ctx) {
+            items::update_fields(ctx.item["type"], ctx.item.id, #{checked: true});
+            timeline::add_entry(ctx.item["type"], ctx.item.id, `Checked ${ctx.item.title} on ${ctx.stage} (${ctx.config.note})`);
+            "done"
+        }
+    "#;
+    let uploaded =
+        s.upload(rhai_manifest("checker", "1.0.0", &["items:write"]), script.as_bytes().to_vec()).await.ok(201);
+    assert_eq!(uploaded["sha256"].as_str().unwrap().len(), 64);
+    let robot = s
+        .post(ROBOTS, json!({"plugin":"checker","version":"latest","config":{"note":"hi"},"condition":null,"delay_s":0,"mode":"after-previous","order":1}))
+        .await
+        .ok(201);
+    assert_eq!(robot["plugin"], "checker");
+    let listed = s.get(ROBOTS).await.ok(200);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    let before = new_deal(&s, "Already there").await;
+    let deal = new_deal(&s, "Kitchen").await;
+    move_deal(&s, &deal, "in-progress").await;
+    s.wait_for(20, "the robot's effect", || async {
+        (s.item("deal", &deal).await["fields"]["checked"] == true).then_some(())
+    })
+    .await;
+    let texts = s.timeline_texts("deal", &deal).await;
+    assert!(texts.iter().any(|t| t == "Checked Kitchen on in-progress (hi)"), "{texts:?}");
+    let timeline = s.get(&format!("/api/v1/items/deal/{deal}/timeline")).await.ok(200);
+    let entry = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["text"].as_str().unwrap().starts_with("Checked"))
+        .unwrap()
+        .clone();
+    assert_eq!(entry["actor"]["kind"], "robot");
+    assert_eq!(entry["actor"]["name"], "checker@1.0.0");
+    // A deal that did not enter the stage is untouched.
+    assert!(s.item("deal", &before).await["fields"].get("checked").is_none());
+    // The condition filters.
+    let id = robot["id"].as_i64().unwrap();
+    s.patch(&format!("{ROBOTS}/{id}"), json!({"condition": "item.title == \"VIP\""})).await.ok(200);
+    let other = new_deal(&s, "Not VIP").await;
+    let vip = new_deal(&s, "VIP").await;
+    move_deal(&s, &other, "in-progress").await;
+    move_deal(&s, &vip, "in-progress").await;
+    s.wait_for(20, "the VIP robot run", || async {
+        (s.item("deal", &vip).await["fields"]["checked"] == true).then_some(())
+    })
+    .await;
+    assert!(s.item("deal", &other).await["fields"].get("checked").is_none());
+}
+both!(rhai_robot_runs_when_an_item_enters_its_stage);
+
+async fn builtin_robots_set_fields_comment_and_hand_over(backend: Backend) {
+    let s = Server::start(backend).await;
+    bool_field(&s, "checked").await;
+    s.post("/api/v1/types/deal/fields", json!({"key":"size","title":"Size","kind":"string"})).await.ok(201);
+    s.post("/api/v1/types", json!({"key":"production","title":"Production","parents":["deal"]})).await.ok(201);
+    s.post("/api/v1/types/production/fields", json!({"key":"b_size","title":"Size","kind":"string"})).await.ok(201);
+    let plugins = s.get("/api/v1/plugins").await.ok(200);
+    let names: Vec<&str> = plugins["items"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["add-comment", "create-linked-item", "move-to-stage", "set-field"]);
+    s.post(ROBOTS, json!({"plugin":"set-field","config":{"fields":{"checked":true}}})).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"add-comment","config":{"text":"Measuring {{item.title}} ({{item.fields.size}})"}}))
+        .await
+        .ok(201);
+    s.post(ROBOTS, json!({"plugin":"create-linked-item","config":{"type":"production","title":"Production: {{item.title}}","copy":{"b_size":"size"}}})).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"move-to-stage","config":{"stage":"won"}})).await.ok(201);
+    let deal =
+        s.post("/api/v1/items/deal", json!({"title":"Kitchen","fields":{"size":"1200x600"}})).await.ok(201)["id"]
+            .clone();
+    move_deal(&s, &deal, "in-progress").await;
+    s.wait_for(30, "the deal to be moved on by the last robot", || async {
+        (s.item("deal", &deal).await["stage"] == "won").then_some(())
+    })
+    .await;
+    let item = s.item("deal", &deal).await;
+    assert_eq!(item["fields"]["checked"], true);
+    assert!(s.timeline_texts("deal", &deal).await.iter().any(|t| t == "Measuring Kitchen (1200x600)"));
+    let children = s.get(&format!("/api/v1/items/deal/{deal}/children")).await.ok(200);
+    assert_eq!(children["items"][0]["title"], "Production: Kitchen");
+    assert_eq!(children["items"][0]["fields"]["b_size"], "1200x600");
+    // The history names the robot that moved the deal.
+    let history = s.get(&format!("/api/v1/items/deal/{deal}/history")).await.ok(200);
+    let last = history["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor"]["kind"], "robot");
+    assert_eq!(last["actor"]["name"], "move-to-stage@1.0.0");
+}
+both!(builtin_robots_set_fields_comment_and_hand_over);
+
+async fn uploads_are_validated(backend: Backend) {
+    let s = Server::start(backend).await;
+    let ok = "fn run(ctx) { () }";
+    let cases: Vec<(Value, Vec<u8>, &str)> = vec![
+        (rhai_manifest("bad", "1.0.0", &[]), b"fn run(ctx) { (".to_vec(), "module"),
+        (rhai_manifest("bad", "1.0.0", &[]), b"fn other(x) { 1 }".to_vec(), "module"),
+        (rhai_manifest("bad", "one", &[]), ok.as_bytes().to_vec(), "manifest.version"),
+        (rhai_manifest("Bad Name", "1.0.0", &[]), ok.as_bytes().to_vec(), "manifest.name"),
+        (rhai_manifest("bad", "1.0.0", &["root"]), ok.as_bytes().to_vec(), "manifest.capabilities[0]"),
+        (json!({"name":"bad","version":"1.0.0","kind":"wasm","world":"robot"}), b"not wasm".to_vec(), "module"),
+        (json!({"name":"bad","version":"1.0.0","kind":"wasm","world":"trigger"}), HOSTILE.to_vec(), "module"),
+        (
+            json!({"name":"bad","version":"1.0.0","kind":"rhai","world":"robot","limits":{"timeout_ms":0}}),
+            ok.as_bytes().to_vec(),
+            "manifest.limits",
+        ),
+        (json!({"name":"bad","version":"1.0.0","kind":"lua","world":"robot"}), ok.as_bytes().to_vec(), "manifest"),
+    ];
+    for (manifest, module, field) in cases {
+        let p = s.upload(manifest.clone(), module).await.problem(422, "validation-failed");
+        assert!(Reply::error_fields(&p).iter().any(|f| f == field), "{manifest} -> {p}");
+    }
+    let missing = reqwest::multipart::Form::new().text("manifest", rhai_manifest("bad", "1.0.0", &[]).to_string());
+    let r = s.request(Method::POST, "/api/v1/plugins").multipart(missing).send().await.unwrap();
+    Reply::from(r).await.problem(422, "validation-failed");
+    assert_eq!(s.get("/api/v1/plugins").await.ok(200)["items"].as_array().unwrap().len(), 4, "only the built-ins");
+    s.get("/api/v1/plugins/bad").await.problem(404, "not-found");
+
+    s.upload(rhai_manifest("good", "1.0.0", &[]), ok.as_bytes().to_vec()).await.ok(201);
+    s.upload(rhai_manifest("good", "1.0.0", &[]), ok.as_bytes().to_vec()).await.problem(409, "conflict");
+    s.upload(rhai_manifest("good", "1.1.0", &[]), ok.as_bytes().to_vec()).await.ok(201);
+    let versions = s.get("/api/v1/plugins/good").await.ok(200);
+    assert_eq!(versions["items"].as_array().unwrap().len(), 2);
+    // Bindings are validated too.
+    for (body, field) in [
+        (json!({"plugin":"nope"}), "plugin"),
+        (json!({"plugin":"good","version":"^2"}), "version"),
+        (json!({"plugin":"good","version":"newest"}), "version"),
+        (json!({"plugin":"good","condition":"item.title =="}), "condition"),
+        (json!({"plugin":"good","delay_s":-1}), "delay_s"),
+    ] {
+        let p = s.post(ROBOTS, body.clone()).await.problem(422, "validation-failed");
+        assert_eq!(Reply::error_fields(&p), vec![field], "{body}");
+    }
+    s.post("/api/v1/types/deal/funnels/default/stages/nope/robots", json!({"plugin":"good"}))
+        .await
+        .problem(404, "not-found");
+    let robot = s.post(ROBOTS, json!({"plugin":"good","version":"^1"})).await.ok(201);
+    s.call(Method::DELETE, "/api/v1/plugins/good", None).await.problem(409, "conflict");
+    s.call(Method::DELETE, &format!("{ROBOTS}/{}", robot["id"]), None).await.ok(204);
+    s.call(Method::DELETE, "/api/v1/plugins/good", None).await.ok(204);
+    s.get("/api/v1/plugins/good").await.problem(404, "not-found");
+    // Only administrators upload.
+    let (_, token) = s.user_with_roles("u@example.com", &[]).await;
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", rhai_manifest("mine", "1.0.0", &[]).to_string())
+        .part("module", reqwest::multipart::Part::bytes(ok.as_bytes().to_vec()));
+    let r = s.request_as(&token, Method::POST, "/api/v1/plugins").multipart(form).send().await.unwrap();
+    Reply::from(r).await.problem(403, "forbidden");
+}
+both!(uploads_are_validated);
+
+async fn hostile_plugins_are_contained(backend: Backend) {
+    let s = Server::start(backend).await;
+    let limits = json!({"timeout_ms": 300, "memory_mb": 16});
+    s.upload(json!({"name":"hostile","version":"1.0.0","kind":"wasm","world":"robot","capabilities":["items:read","items:write"],"limits":limits}), HOSTILE.to_vec()).await.ok(201);
+    let rhai_limits = json!({"timeout_ms": 300, "memory_mb": 16});
+    s.upload(
+        json!({"name":"spin","version":"1.0.0","kind":"rhai","world":"robot","limits":rhai_limits}),
+        b"fn run(ctx) { loop { } }".to_vec(),
+    )
+    .await
+    .ok(201);
+    s.upload(
+        json!({"name":"deep","version":"1.0.0","kind":"rhai","world":"robot"}),
+        b"fn down(n) { down(n + 1) } fn run(ctx) { down(0) }".to_vec(),
+    )
+    .await
+    .ok(201);
+    s.upload(
+        json!({"name":"sneaky","version":"1.0.0","kind":"rhai","world":"robot"}),
+        b"fn run(ctx) { kv::set(\"k\", \"v\") }".to_vec(),
+    )
+    .await
+    .ok(201);
+    let modes = ["loop", "memory", "stack", "panic", "output", "denied"];
+    let mut stages: Vec<Value> = vec![json!({"key": "start", "title": "Start"})];
+    stages.extend(modes.iter().map(|m| json!({"key": m, "title": m})));
+    for extra in ["rhai-loop", "rhai-deep", "rhai-denied"] {
+        stages.push(json!({"key": extra, "title": extra}));
+    }
+    s.post("/api/v1/types/deal/funnels", json!({"key":"sandbox","title":"Sandbox","stages": stages})).await.ok(201);
+    for mode in modes {
+        let path = format!("/api/v1/types/deal/funnels/sandbox/stages/{mode}/robots");
+        s.post(&path, json!({"plugin":"hostile","config":{"mode": mode}})).await.ok(201);
+    }
+    for (stage, plugin) in [("rhai-loop", "spin"), ("rhai-deep", "deep"), ("rhai-denied", "sneaky")] {
+        s.post(&format!("/api/v1/types/deal/funnels/sandbox/stages/{stage}/robots"), json!({"plugin": plugin}))
+            .await
+            .ok(201);
+    }
+    let expected = [
+        ("loop", "timeout"),
+        ("memory", "memory-limit"),
+        ("stack", "trap"),
+        ("panic", "trap"),
+        ("output", "none"),
+        ("denied", "denied"),
+        ("rhai-loop", "timeout"),
+        ("rhai-deep", "trap"),
+        ("rhai-denied", "denied"),
+    ];
+    let mut deals = Vec::new();
+    for (stage, _) in expected {
+        let deal =
+            s.post("/api/v1/items/deal", json!({"title": stage, "funnel": "sandbox", "stage": "start"})).await.ok(201)
+                ["id"]
+                .clone();
+        deals.push(deal);
+    }
+    for (deal, (stage, _)) in deals.iter().zip(expected) {
+        s.post(&format!("/api/v1/items/deal/{deal}/move"), json!({"stage": stage})).await.ok(200);
+    }
+    // The server keeps answering while plugins misbehave.
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        s.get("/api/v1/me").await.ok(200);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "the API stalled");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    for (deal, (stage, kind)) in deals.iter().zip(expected) {
+        if kind == "none" {
+            s.wait_for(60, "the loud robot", || async {
+                s.timeline_texts("deal", deal).await.into_iter().find(|t| t == "printed 6 MiB")
+            })
+            .await;
+            assert!(!s.timeline_texts("deal", deal).await.iter().any(|t| t.contains("failed")));
+            continue;
+        }
+        let text = s
+            .wait_for(60, &format!("the failure of {stage}"), || async {
+                s.timeline_texts("deal", deal)
+                    .await
+                    .into_iter()
+                    .find(|t| t.starts_with("Robot ") && t.contains("failed"))
+            })
+            .await;
+        assert!(text.contains(&format!("failed ({kind})")), "{stage}: {text}");
+        if kind == "denied" {
+            assert!(text.contains("kv"), "the denial names the capability: {text}");
+        }
+    }
+    // Nothing half-written: the failed robots changed no item.
+    for deal in &deals {
+        assert_eq!(s.item("deal", deal).await["fields"], json!({}));
+    }
+}
+both!(hostile_plugins_are_contained);
+
+async fn hot_swap_takes_effect_at_the_next_run(backend: Backend) {
+    let s = Server::start(backend).await;
+    s.post("/api/v1/types/deal/fields", json!({"key":"v","title":"v","kind":"number"})).await.ok(201);
+    let script =
+        |v: u32| format!("fn run(ctx) {{ items::update_fields(ctx.item[\"type\"], ctx.item.id, #{{v: {v}}}); }}");
+    s.upload(rhai_manifest("versioned", "1.0.0", &["items:write"]), script(1).into_bytes()).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"versioned"})).await.ok(201);
+    let first = new_deal(&s, "one").await;
+    move_deal(&s, &first, "in-progress").await;
+    s.wait_for(20, "v1", || async { (s.item("deal", &first).await["fields"]["v"] == 1).then_some(()) }).await;
+    s.upload(rhai_manifest("versioned", "2.0.0", &["items:write"]), script(2).into_bytes()).await.ok(201);
+    let mut later = Vec::new();
+    for i in 0..10 {
+        let deal = new_deal(&s, &format!("d{i}")).await;
+        move_deal(&s, &deal, "in-progress").await;
+        later.push(deal);
+    }
+    for deal in &later {
+        s.wait_for(20, "v2", || async { (s.item("deal", deal).await["fields"]["v"] == 2).then_some(()) }).await;
+    }
+    for deal in later.iter().chain([&first]) {
+        assert!(!s.timeline_texts("deal", deal).await.iter().any(|t| t.contains("failed")));
+    }
+}
+both!(hot_swap_takes_effect_at_the_next_run);
+
+async fn delayed_robots_are_cancelled_when_the_item_leaves(backend: Backend) {
+    let s = Server::start(backend).await;
+    bool_field(&s, "checked").await;
+    s.post(ROBOTS, json!({"plugin":"set-field","config":{"fields":{"checked":true}},"delay_s":2})).await.ok(201);
+    let stays = new_deal(&s, "stays").await;
+    let leaves = new_deal(&s, "leaves").await;
+    move_deal(&s, &stays, "in-progress").await;
+    move_deal(&s, &leaves, "in-progress").await;
+    move_deal(&s, &leaves, "won").await;
+    s.wait_for(20, "the delayed robot", || async {
+        (s.item("deal", &stays).await["fields"]["checked"] == true).then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(s.item("deal", &leaves).await["fields"].get("checked").is_none());
+}
+both!(delayed_robots_are_cancelled_when_the_item_leaves);
+
+async fn queued_robots_survive_a_crash_and_run_once(backend: Backend) {
+    let mut s = Server::start(backend).await;
+    s.post("/api/v1/types/deal/fields", json!({"key":"runs","title":"runs","kind":"number"})).await.ok(201);
+    let script = "fn run(ctx) { let n = ctx.item.fields.runs ?? 0; items::update_fields(ctx.item[\"type\"], ctx.item.id, #{runs: n + 1}); }";
+    s.upload(rhai_manifest("counter", "1.0.0", &["items:write"]), script.as_bytes().to_vec()).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"counter","delay_s":1})).await.ok(201);
+    let mut deals = Vec::new();
+    for i in 0..30 {
+        let deal = new_deal(&s, &format!("d{i}")).await;
+        move_deal(&s, &deal, "in-progress").await;
+        deals.push(deal);
+    }
+    s.crash();
+    s.start_again();
+    for deal in &deals {
+        s.wait_for(30, "every queued robot after the crash", || async {
+            (s.item("deal", deal).await["fields"]["runs"] == 1).then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for deal in &deals {
+        assert_eq!(s.item("deal", deal).await["fields"]["runs"], 1, "ran exactly once");
+    }
+}
+both!(queued_robots_survive_a_crash_and_run_once);
+
+async fn robot_chains_are_bounded(backend: Backend) {
+    let s = Server::start(backend).await;
+    s.post(
+        "/api/v1/types/deal/funnels/default/stages/in-progress/robots",
+        json!({"plugin":"move-to-stage","config":{"stage":"new"}}),
+    )
+    .await
+    .ok(201);
+    s.post(
+        "/api/v1/types/deal/funnels/default/stages/new/robots",
+        json!({"plugin":"move-to-stage","config":{"stage":"in-progress"}}),
+    )
+    .await
+    .ok(201);
+    let deal = s.post("/api/v1/items/deal", json!({"title":"ping-pong","stage":"won"})).await.ok(201)["id"].clone();
+    move_deal(&s, &deal, "in-progress").await;
+    let text = s
+        .wait_for(30, "the chain to stop", || async {
+            s.timeline_texts("deal", &deal).await.into_iter().find(|t| t.starts_with("Automation chain stopped"))
+        })
+        .await;
+    assert!(text.contains("10 steps"), "{text}");
+    let history = s.get(&format!("/api/v1/items/deal/{deal}/history?limit=500")).await.ok(200);
+    assert_eq!(history["items"].as_array().unwrap().len(), 11, "the person's move and ten robot moves");
+}
+both!(robot_chains_are_bounded);
+
+/// The Rust example robot, built from examples/rust-robot.
+const SET_DEADLINE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/set_deadline.wasm"));
+/// The Rhai example robot.
+const VIP_FLAG: &str = include_str!("../../examples/rhai/vip-flag.rhai");
+
+async fn example_robots_work(backend: Backend) {
+    let s = Server::start(backend).await;
+    s.post("/api/v1/types/deal/fields", json!({"key":"install_date","title":"Install","kind":"date"})).await.ok(201);
+    bool_field(&s, "vip").await;
+    s.upload(
+        json!({"name":"set-deadline","version":"0.1.0","kind":"wasm","world":"robot","capabilities":["items:write"]}),
+        SET_DEADLINE.to_vec(),
+    )
+    .await
+    .ok(201);
+    s.upload(json!({"name":"vip-flag","version":"0.1.0","kind":"rhai","world":"robot","capabilities":["items:read","items:write"]}), VIP_FLAG.as_bytes().to_vec()).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"set-deadline","config":{"field":"install_date","days":3},"mode":"parallel"}))
+        .await
+        .ok(201);
+    s.post(ROBOTS, json!({"plugin":"vip-flag","config":{"threshold":"100000"},"mode":"parallel"})).await.ok(201);
+    let deal = s
+        .post("/api/v1/items/deal", json!({"title":"Big kitchen","amount":{"value":"150000.00","currency":"RUB"}}))
+        .await
+        .ok(201)["id"]
+        .clone();
+    move_deal(&s, &deal, "in-progress").await;
+    let expected = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
+    s.wait_for(30, "both example robots", || async {
+        let item = s.item("deal", &deal).await;
+        (item["fields"]["vip"] == true && item["fields"]["install_date"].is_string()).then_some(())
+    })
+    .await;
+    let item = s.item("deal", &deal).await;
+    let date = item["fields"]["install_date"].as_str().unwrap().to_string();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(4)).format("%Y-%m-%d").to_string();
+    assert!(date == expected || date == tomorrow, "{date} vs {expected}");
+    let texts = s.timeline_texts("deal", &deal).await;
+    assert!(texts.iter().any(|t| t == &format!("Deadline set to {date}")), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "VIP: 150000.00 RUB"), "{texts:?}");
+}
+both!(example_robots_work);
