@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod automation;
+pub mod cli;
 pub mod demo;
 pub mod model;
 pub mod runtime;

@@ -56,6 +56,13 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Uploads and lists plugins on a running server (token in VORONKA_TOKEN).
+    Plugin {
+        #[command(flatten)]
+        remote: voronka::cli::Remote,
+        #[command(subcommand)]
+        command: voronka::cli::PluginCommand,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -84,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
             };
             server::serve(config).await
         }
+        Command::Plugin { remote, command } => voronka::cli::run(remote, command).await,
         Command::Migrate { storage } => {
             std::fs::create_dir_all(&storage.data_dir)?;
             let store = server::open_store(&storage.database()).await?;

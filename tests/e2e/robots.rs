@@ -419,3 +419,32 @@ async fn example_robots_work(backend: Backend) {
     assert!(texts.iter().any(|t| t == "VIP: 150000.00 RUB"), "{texts:?}");
 }
 both!(example_robots_work);
+
+async fn cli_pushes_and_lists_plugins(backend: Backend) {
+    let s = Server::start(backend).await;
+    let script = s.dir.join("hello.rhai");
+    std::fs::write(&script, "fn run(ctx) { \"hello\" }").unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_voronka"))
+            .args(args)
+            .env("VORONKA_URL", &s.base)
+            .env("VORONKA_TOKEN", &s.admin)
+            .output()
+            .unwrap()
+    };
+    let script_path = script.to_str().unwrap();
+    let pushed =
+        cli(&["plugin", "push", script_path, "--name", "hello", "--version", "1.0.0", "--capability", "items:read"]);
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    assert!(String::from_utf8_lossy(&pushed.stdout).contains("\"sha256\""));
+    let again = cli(&["plugin", "push", script_path, "--name", "hello", "--version", "1.0.0"]);
+    assert!(!again.status.success(), "a repeated version is refused");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("conflict"));
+    let listed = cli(&["plugin", "list"]);
+    assert!(listed.status.success());
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.lines().any(|l| l.starts_with("hello ") && l.contains("1.0.0") && l.contains("rhai")), "{text}");
+    let versions = s.get("/api/v1/plugins/hello").await.ok(200);
+    assert_eq!(versions["items"][0]["capabilities"], json!(["items:read"]));
+}
+both!(cli_pushes_and_lists_plugins);
