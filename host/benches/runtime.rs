@@ -78,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let caller = Caller::automation(Actor::System, 0);
     let ctx = RobotContext { item: item(), stage: "new".into(), config: r#"{"mode":"ok"}"#.into(), actor: "{}".into() };
+    // The JavaScript example writes a field; its buffered write is never applied here.
     println!("| case | calls | median µs | p90 µs | p99 µs |");
     println!("|---|---|---|---|---|");
     for (name, loaded) in

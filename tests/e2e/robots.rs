@@ -448,3 +448,36 @@ async fn cli_pushes_and_lists_plugins(backend: Backend) {
     assert_eq!(versions["items"][0]["capabilities"], json!(["items:read"]));
 }
 both!(cli_pushes_and_lists_plugins);
+
+/// The JavaScript example robot, built by `npm run build` in examples/js-robot (scripts/test
+/// does it and sets VORONKA_REQUIRE_EXAMPLES=1, so a missing build fails instead of skipping).
+fn js_robot() -> Option<Vec<u8>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/js-robot/dist/robot.wasm");
+    match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(_) if std::env::var("VORONKA_REQUIRE_EXAMPLES").as_deref() == Ok("1") => {
+            panic!("{path} is missing: build it with `npm ci && npm run build` in examples/js-robot")
+        }
+        Err(_) => {
+            eprintln!("skipping the JavaScript robot: {path} is not built");
+            None
+        }
+    }
+}
+
+async fn javascript_robot_runs(backend: Backend) {
+    let Some(module) = js_robot() else { return };
+    let s = Server::start(backend).await;
+    s.post("/api/v1/types/deal/fields", json!({"key":"greeting","title":"Greeting","kind":"text"})).await.ok(201);
+    let manifest = json!({"name":"js-greeter","version":"1.0.0","kind":"wasm","world":"robot","capabilities":["items:write"],"limits":{"timeout_ms":5000}});
+    s.upload(manifest, module).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"js-greeter","config":{"field":"greeting"}})).await.ok(201);
+    let deal = new_deal(&s, "Kitchen").await;
+    move_deal(&s, &deal, "in-progress").await;
+    s.wait_for(60, "the JavaScript robot", || async {
+        (s.item("deal", &deal).await["fields"]["greeting"] == "Hello from JavaScript, Kitchen!").then_some(())
+    })
+    .await;
+    assert!(s.timeline_texts("deal", &deal).await.iter().any(|t| t == "JS robot greeted Kitchen"));
+}
+both!(javascript_robot_runs);
