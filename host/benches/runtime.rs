@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use voronka::model::actor::Actor;
 use voronka::model::item::Item;
+use voronka::runtime::capability::Capability;
 use voronka::runtime::host_api::HostCalls;
 use voronka::runtime::limits::Limits;
 use voronka::runtime::registry::{Loaded, PluginKind, Runtime};
@@ -86,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     {
         let mut samples = Vec::with_capacity(calls);
         for i in 0..calls + 1_000 {
-            let host = HostCalls::new(service.clone(), "bench", vec![], caller.clone());
+            let host = HostCalls::new(service.clone(), "bench", vec![Capability::ItemsWrite], caller.clone());
             let started = Instant::now();
             let result = match loaded {
                 Loaded::Wasm(prepared) => runtime.wasm.run_robot(prepared, host, &limits, ctx.clone()).await,
