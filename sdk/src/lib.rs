@@ -20,9 +20,10 @@
 //! voronka_sdk::export_robot!(Greeter);
 //! ```
 //!
-//! Host interfaces are re-exported at the top: [`items`], [`timeline`], [`kv`], [`log`],
-//! [`clock`], [`notify`]. JSON (item fields, configs, inputs) travels as strings;
-//! [`ItemExt`] and [`config`] parse it.
+//! Host interfaces are at the top: [`items`], [`timeline`], [`kv`], [`log`], [`clock`],
+//! [`notify`]. In a Wasm build they call the host; in a native build (`cargo test`) they call
+//! the in-memory host of [`testing`], so a plugin can be tested with no server. JSON (item
+//! fields, configs, inputs) travels as strings; [`ItemExt`] and [`config`] parse it.
 
 /// Bindings of the `robot` world, and the host interfaces every world shares.
 pub mod robot {
@@ -54,8 +55,13 @@ pub mod trigger {
     });
 }
 
+pub mod host;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+pub use host::{clock, items, kv, log, notify, timeline};
 pub use robot::export_robot;
-pub use robot::voronka::plugin::{clock, items, kv, log, notify, timeline, types};
+pub use robot::voronka::plugin::types;
 pub use trigger::export_trigger;
 pub use types::{Error, Item, ItemRef};
 

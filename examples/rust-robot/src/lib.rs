@@ -39,3 +39,39 @@ impl Guest for SetDeadline {
 }
 
 voronka_sdk::export_robot!(SetDeadline);
+
+#[cfg(test)]
+mod tests {
+    use voronka_sdk::ItemExt;
+    use voronka_sdk::testing::MemoryHost;
+
+    use super::*;
+
+    #[test]
+    fn sets_the_deadline_and_says_so() {
+        let mut host = MemoryHost::new();
+        let item = host.add_item("deal", "Kitchen", serde_json::json!({"size": "1200x600"}));
+        let outcome = host.run_robot::<SetDeadline>(&item, "measuring", r#"{"field":"install_date","days":3}"#);
+        assert_eq!(outcome.map(|o| o.message).map_err(|e| e.message), Ok(Some("2026-01-04".to_string())));
+        let fields = host.item("deal", item.id).map(|i| i.fields()).unwrap_or_default();
+        assert_eq!(fields["install_date"], "2026-01-04");
+        assert_eq!(fields["size"], "1200x600");
+        assert_eq!(host.timeline, vec![("deal".to_string(), item.id, "Deadline set to 2026-01-04".to_string())]);
+    }
+
+    #[test]
+    fn a_bad_config_is_an_error() {
+        let mut host = MemoryHost::new();
+        let item = host.add_item("deal", "Kitchen", serde_json::json!({}));
+        let error = host.run_robot::<SetDeadline>(&item, "measuring", r#"{"days":"soon"}"#).err();
+        assert_eq!(error.map(|e| e.code), Some("invalid-config".to_string()));
+        assert!(host.timeline.is_empty());
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}

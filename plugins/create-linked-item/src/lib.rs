@@ -3,8 +3,8 @@
 //! `{"type":"production","title":"Production: {{item.title}}","funnel":..?,"stage":..?,
 //!   "copy":{"target_field":"source_field"},"fields":{"target_field": value}}`.
 
-use voronka_sdk::robot::{Context, Error, Guest, Outcome};
 use voronka_sdk::ItemExt;
+use voronka_sdk::robot::{Context, Error, Guest, Outcome};
 
 #[derive(serde::Deserialize)]
 struct Config {

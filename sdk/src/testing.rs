@@ -1,0 +1,222 @@
+//! An in-memory host for testing plugins natively with `cargo test`, no server needed.
+//!
+//! ```ignore
+//! use voronka_sdk::testing::MemoryHost;
+//!
+//! let mut host = MemoryHost::new();
+//! let item = host.add_item("deal", "Kitchen", serde_json::json!({"size": "1200x600"}));
+//! let outcome = host.run_robot::<MyRobot>(&item, "measuring", r#"{"days":3}"#).unwrap();
+//! assert_eq!(host.item("deal", item.id).unwrap().fields, r#"{"size":"1200x600","deadline":"..."}"#);
+//! ```
+//!
+//! Writes apply at once (the real host applies them when the robot returns successfully).
+//! Capabilities are not checked here; the real host does.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use crate::robot::voronka::plugin::items::Filter;
+use crate::robot::voronka::plugin::log::Level;
+use crate::robot::{Context, Guest, Outcome};
+use crate::types::{Error, Item, ItemRef};
+
+thread_local! {
+    static HOST: RefCell<Option<MemoryHost>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the host installed on this thread by [`MemoryHost::run_robot`].
+pub(crate) fn with_host<T>(f: impl FnOnce(&mut MemoryHost) -> T) -> T {
+    HOST.with(|h| {
+        let mut h = h.borrow_mut();
+        let host = h.as_mut().expect("host functions are only available inside MemoryHost::run_robot");
+        f(host)
+    })
+}
+
+/// A host kept in memory: items, timelines, kv, log lines, notifications and a fixed clock.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryHost {
+    /// Items by id.
+    pub items: BTreeMap<i64, Item>,
+    /// Timeline entries: (type, id, text).
+    pub timeline: Vec<(String, i64, String)>,
+    /// Key-value state.
+    pub kv: BTreeMap<String, String>,
+    /// Log lines.
+    pub log: Vec<String>,
+    /// Notifications: (user, text).
+    pub notifications: Vec<(i64, String)>,
+    /// What `clock::now` answers, in microseconds since the Unix epoch.
+    pub now: i64,
+    next_id: i64,
+}
+
+fn not_found(type_key: &str, id: i64) -> Error {
+    crate::error("not-found", format!("no `{type_key}` item {id}"))
+}
+
+impl MemoryHost {
+    /// An empty host whose clock reads 2026-01-01T00:00:00Z.
+    pub fn new() -> MemoryHost {
+        MemoryHost { now: 1_767_225_600_000_000, next_id: 1, ..MemoryHost::default() }
+    }
+
+    /// Adds an item in funnel `default`, stage `new`, with custom fields (a JSON object).
+    pub fn add_item(&mut self, type_key: &str, title: &str, fields: serde_json::Value) -> Item {
+        let id = self.next_id.max(1);
+        self.next_id = id + 1;
+        let item = Item {
+            id,
+            type_key: type_key.to_string(),
+            funnel: Some("default".into()),
+            stage: Some("new".into()),
+            title: title.to_string(),
+            amount: None,
+            responsible: None,
+            parents: Vec::new(),
+            fields: fields.to_string(),
+            version: 1,
+        };
+        self.items.insert(id, item.clone());
+        item
+    }
+
+    /// An item by type and id.
+    pub fn item(&self, type_key: &str, id: i64) -> Option<&Item> {
+        self.items.get(&id).filter(|i| i.type_key == type_key)
+    }
+
+    /// Runs robot `R` on `item` entering `stage` with a JSON `config`, against this host.
+    pub fn run_robot<R: Guest>(&mut self, item: &Item, stage: &str, config: &str) -> Result<Outcome, Error> {
+        let ctx = Context {
+            item: item.clone(),
+            stage: stage.to_string(),
+            config: config.to_string(),
+            actor: r#"{"kind":"user","id":1}"#.to_string(),
+        };
+        HOST.with(|h| *h.borrow_mut() = Some(std::mem::take(self)));
+        let result = R::run(ctx);
+        HOST.with(|h| *self = h.borrow_mut().take().unwrap_or_default());
+        result
+    }
+
+    fn get_mut(&mut self, type_key: &str, id: i64) -> Result<&mut Item, Error> {
+        self.items.get_mut(&id).filter(|i| i.type_key == type_key).ok_or_else(|| not_found(type_key, id))
+    }
+
+    pub(crate) fn get(&mut self, type_key: &str, id: i64) -> Result<Option<Item>, Error> {
+        Ok(self.item(type_key, id).cloned())
+    }
+
+    pub(crate) fn find(&mut self, type_key: &str, filters: &[Filter], limit: u32) -> Result<Vec<Item>, Error> {
+        let matches = |item: &Item| {
+            filters.iter().all(|f| match f.name.as_str() {
+                "stage" => item.stage.as_deref() == Some(f.value.as_str()),
+                "funnel" => item.funnel.as_deref() == Some(f.value.as_str()),
+                name => match name.strip_prefix("field.") {
+                    Some(key) => crate::ItemExt::fields(item)
+                        .get(key)
+                        .is_some_and(|v| v.as_str().map_or(v.to_string(), str::to_string) == f.value),
+                    None => true,
+                },
+            })
+        };
+        Ok(self.items.values().filter(|i| i.type_key == type_key && matches(i)).take(limit as usize).cloned().collect())
+    }
+
+    pub(crate) fn create(&mut self, type_key: &str, input: &str) -> Result<i64, Error> {
+        let input: serde_json::Value =
+            serde_json::from_str(input).map_err(|e| crate::error("invalid", format!("item input: {e}")))?;
+        let title = input["title"].as_str().unwrap_or_default().to_string();
+        let mut item = self.add_item(type_key, &title, input.get("fields").cloned().unwrap_or(serde_json::json!({})));
+        if let Some(parents) = input["parents"].as_array() {
+            item.parents = parents
+                .iter()
+                .filter_map(|p| Some(ItemRef { type_key: p["type"].as_str()?.to_string(), id: p["id"].as_i64()? }))
+                .collect();
+        }
+        if let Some(stage) = input["stage"].as_str() {
+            item.stage = Some(stage.to_string());
+        }
+        let id = item.id;
+        self.items.insert(id, item);
+        Ok(id)
+    }
+
+    pub(crate) fn update_fields(&mut self, type_key: &str, id: i64, fields: &str) -> Result<(), Error> {
+        let changes: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(fields).map_err(|e| crate::error("invalid", format!("fields: {e}")))?;
+        let item = self.get_mut(type_key, id)?;
+        let mut current = crate::ItemExt::fields(item);
+        for (key, value) in changes {
+            if value.is_null() {
+                current.remove(&key);
+            } else {
+                current.insert(key, value);
+            }
+        }
+        item.fields = serde_json::Value::Object(current).to_string();
+        item.version += 1;
+        Ok(())
+    }
+
+    pub(crate) fn move_to_stage(
+        &mut self,
+        type_key: &str,
+        id: i64,
+        funnel: Option<&str>,
+        stage: &str,
+    ) -> Result<(), Error> {
+        let item = self.get_mut(type_key, id)?;
+        if let Some(funnel) = funnel {
+            item.funnel = Some(funnel.to_string());
+        }
+        item.stage = Some(stage.to_string());
+        item.version += 1;
+        Ok(())
+    }
+
+    pub(crate) fn link_parent(&mut self, type_key: &str, id: i64, parent: &ItemRef) -> Result<(), Error> {
+        let item = self.get_mut(type_key, id)?;
+        if !item.parents.iter().any(|p| p.type_key == parent.type_key && p.id == parent.id) {
+            item.parents.push(parent.clone());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn timeline_add_entry(&mut self, type_key: &str, id: i64, text: &str) -> Result<(), Error> {
+        self.get_mut(type_key, id)?;
+        self.timeline.push((type_key.to_string(), id, text.to_string()));
+        Ok(())
+    }
+
+    pub(crate) fn log_write(&mut self, level: Level, message: &str) {
+        self.log.push(format!("{level:?}: {message}"));
+    }
+
+    pub(crate) fn clock_now(&mut self) -> i64 {
+        self.now
+    }
+
+    pub(crate) fn notify_send(&mut self, user: i64, text: &str, _about: Option<&ItemRef>) -> Result<(), Error> {
+        self.notifications.push((user, text.to_string()));
+        Ok(())
+    }
+}
+
+/// `kv` of the in-memory host.
+impl MemoryHost {
+    pub(crate) fn kv_get(&mut self, key: &str) -> Result<Option<String>, Error> {
+        Ok(self.kv.get(key).cloned())
+    }
+
+    pub(crate) fn kv_set(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        self.kv.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    pub(crate) fn kv_delete(&mut self, key: &str) -> Result<(), Error> {
+        self.kv.remove(key);
+        Ok(())
+    }
+}
