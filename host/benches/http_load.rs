@@ -1121,7 +1121,7 @@ async fn run_on(options: &Options, database: &Database, data_dir: &Path) -> Resu
     let mut phases = Vec::new();
     let mut owned: Vec<Owned> = (0..clients).map(|_| Owned::default()).collect();
 
-    // Warm-up: connections, caches, the first pages of the table. Not reported.
+    // Warm-up: HTTP and database connections, caches. Not reported.
     eprintln!("warm-up: {clients} clients create for 1 s");
     {
         let start = Instant::now();

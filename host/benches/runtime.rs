@@ -77,14 +77,27 @@ async fn main() -> anyhow::Result<()> {
         .compile(PluginKind::Rhai, "robot", "", TRIVIAL_RHAI.as_bytes().to_vec())
         .await
         .map_err(anyhow::Error::msg)?;
+    let js_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/js-robot/dist/robot.wasm");
+    let js = match std::fs::read(js_path) {
+        Ok(bytes) => Some(runtime.compile(PluginKind::Wasm, "robot", "", bytes).await.map_err(anyhow::Error::msg)?),
+        Err(_) => {
+            eprintln!("{js_path} is not built (npm run build in examples/js-robot); skipping the JavaScript case");
+            None
+        }
+    };
     let caller = Caller::automation(Actor::System, 0);
     let ctx = RobotContext { item: item(), stage: "new".into(), config: r#"{"mode":"ok"}"#.into(), actor: "{}".into() };
     // The JavaScript example writes a field; its buffered write is never applied here.
     println!("| case | calls | median µs | p90 µs | p99 µs |");
     println!("|---|---|---|---|---|");
-    for (name, loaded) in
-        [("Rust Wasm robot (fresh instance + call)", &wasm), ("Rhai robot (shared engine, cached AST)", &rhai)]
-    {
+    let mut cases = vec![
+        ("Rust Wasm robot (fresh instance + call)", &wasm, calls),
+        ("Rhai robot (shared engine, cached AST)", &rhai, calls),
+    ];
+    if let Some(js) = &js {
+        cases.push(("JavaScript robot, jco/QuickJS (fresh instance + call)", js, calls / 10));
+    }
+    for (name, loaded, calls) in cases {
         let mut samples = Vec::with_capacity(calls);
         for i in 0..calls + 1_000 {
             let host = HostCalls::new(service.clone(), "bench", vec![Capability::ItemsWrite], caller.clone());

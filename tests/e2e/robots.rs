@@ -481,3 +481,23 @@ async fn javascript_robot_runs(backend: Backend) {
     assert!(s.timeline_texts("deal", &deal).await.iter().any(|t| t == "JS robot greeted Kitchen"));
 }
 both!(javascript_robot_runs);
+
+async fn robots_do_not_run_for_items_already_in_the_stage(backend: Backend) {
+    let s = Server::start(backend).await;
+    bool_field(&s, "checked").await;
+    let earlier = new_deal(&s, "earlier").await;
+    move_deal(&s, &earlier, "in-progress").await;
+    s.post(ROBOTS, json!({"plugin":"set-field","config":{"fields":{"checked":true}}})).await.ok(201);
+    let later = new_deal(&s, "later").await;
+    move_deal(&s, &later, "in-progress").await;
+    s.wait_for(20, "the robot on the later deal", || async {
+        (s.item("deal", &later).await["fields"]["checked"] == true).then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        s.item("deal", &earlier).await["fields"].get("checked").is_none(),
+        "the robot ran for an item already there"
+    );
+}
+both!(robots_do_not_run_for_items_already_in_the_stage);

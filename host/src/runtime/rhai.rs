@@ -130,18 +130,27 @@ impl RhaiRuntime {
         let engine = self.engine.clone();
         let limits = *limits;
         let handle = tokio::runtime::Handle::current();
-        let task = tokio::task::spawn_blocking(move || {
+        let call = move || {
             let ctx_value = robot_context(&ctx);
             run_on_this_thread(host, handle, &limits, move || {
                 let ctx_value = ctx_value?;
                 let mut scope = Scope::new();
                 engine.call_fn::<Dynamic>(&mut scope, &ast, "run", (ctx_value,))
             })
-        });
-        match task.await {
-            Ok(result) => result.map(|(value, host)| (outcome_message(value), host)),
-            Err(e) => Err(Failure::Host(format!("the script's thread failed: {e}"))),
-        }
+        };
+        // Scripts block (host calls wait for the database): on the multi-threaded runtime the
+        // call runs in place, the worker's other tasks moving to another thread; elsewhere it
+        // goes to the blocking pool.
+        let result = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(call)
+        } else {
+            match tokio::task::spawn_blocking(call).await {
+                Ok(result) => result,
+                Err(e) => Err(Failure::Host(format!("the script's thread failed: {e}"))),
+            }
+        };
+        result.map(|(value, host)| (outcome_message(value), host))
     }
 }
 
