@@ -259,3 +259,43 @@ async fn timeline_has_comments_and_system_entries(backend: Backend) {
     assert_eq!(second["items"][0]["text"], "Moved to stage in-progress");
 }
 both!(timeline_has_comments_and_system_entries);
+
+async fn many_concurrent_writers_all_succeed(backend: Backend) {
+    let s = Server::start(backend).await;
+    let http = reqwest::Client::new();
+    let tasks: Vec<_> = (0..48)
+        .map(|i| {
+            let (http, base, token) = (http.clone(), s.base.clone(), s.admin.clone());
+            tokio::spawn(async move {
+                let created = http
+                    .post(format!("{base}/api/v1/items/deal"))
+                    .bearer_auth(&token)
+                    .json(&json!({"title": format!("c{i}")}))
+                    .send()
+                    .await
+                    .expect("create");
+                assert_eq!(created.status(), 201, "{:?}", created.text().await);
+                let id = created.json::<serde_json::Value>().await.expect("json")["id"].clone();
+                let moved = http
+                    .post(format!("{base}/api/v1/items/deal/{id}/move"))
+                    .bearer_auth(&token)
+                    .json(&json!({"stage": "in-progress"}))
+                    .send()
+                    .await
+                    .expect("move");
+                assert_eq!(moved.status(), 200);
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "writers waited on each other: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.count("deal").await, 48);
+}
+both!(many_concurrent_writers_all_succeed);

@@ -144,7 +144,7 @@ impl Service {
         {
             return Ok(catalog.clone());
         }
-        let catalog = Arc::new(crate::store::catalog::load(self.store.reader()).await?);
+        let catalog = Arc::new(crate::store::catalog::load(self.store.meta()).await?);
         if let Ok(mut guard) = self.catalog.write() {
             *guard = Some((generation, catalog.clone()));
         }

@@ -71,6 +71,7 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 pub struct Store {
     write: AnyPool,
     read: AnyPool,
+    meta: AnyPool,
     dialect: Dialect,
     local_generation: Arc<AtomicI64>,
 }
@@ -84,7 +85,17 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool =
                 AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
-            Ok(Store { write: pool.clone(), read: pool, dialect: Dialect::Postgres, local_generation: Arc::default() })
+            // Catalog and generation reads happen while a write transaction holds a connection
+            // of the main pool; their own small pool keeps them from waiting on it.
+            let meta =
+                AnyPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+            Ok(Store {
+                write: pool.clone(),
+                read: pool,
+                meta,
+                dialect: Dialect::Postgres,
+                local_generation: Arc::default(),
+            })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_string()))
         }
@@ -127,7 +138,7 @@ impl Store {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(Store { write, read, dialect: Dialect::Sqlite, local_generation: Arc::default() })
+        Ok(Store { write, meta: read.clone(), read, dialect: Dialect::Sqlite, local_generation: Arc::default() })
     }
 
     /// Runs the migrations of this dialect.
@@ -149,6 +160,12 @@ impl Store {
         &self.read
     }
 
+    /// Pool for catalog and generation reads, which may happen inside a write transaction
+    /// (a separate pool on PostgreSQL, so they never wait for the transaction's own pool).
+    pub fn meta(&self) -> &AnyPool {
+        &self.meta
+    }
+
     /// Pool for single write statements outside a transaction (the one write connection on
     /// SQLite).
     pub fn writer(&self) -> &AnyPool {
@@ -164,6 +181,7 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        self.meta.close().await;
     }
 
     /// The configuration generation: bumped by every change to types, fields, funnels, users,
