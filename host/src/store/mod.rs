@@ -192,7 +192,7 @@ impl Store {
             Dialect::Sqlite => Ok(self.local_generation.load(Ordering::Acquire)),
             Dialect::Postgres => {
                 let value: i64 =
-                    sqlx::query_scalar("SELECT value FROM generations WHERE id = 1").fetch_one(&self.read).await?;
+                    sqlx::query_scalar("SELECT value FROM generations WHERE id = 1").fetch_one(&self.meta).await?;
                 Ok(value)
             }
         }
