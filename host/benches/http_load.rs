@@ -139,8 +139,16 @@ impl Database {
         }
     }
 
-    fn is_postgres(&self) -> bool {
-        matches!(self, Database::Postgres { .. })
+    /// The pid of the PostgreSQL postmaster, when it runs on this machine (the parent of our
+    /// backend, as seen in /proc).
+    async fn postmaster(&self) -> Option<u32> {
+        let Database::Postgres { url, .. } = self else { return None };
+        let mut conn = sqlx::PgConnection::connect(url).await.ok()?;
+        let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{backend}/comm")).ok();
+        let postmaster = parent_pid(&backend.to_string()).filter(|_| comm.is_some_and(|c| c.trim() == "postgres"));
+        conn.close().await.ok();
+        postmaster
     }
 
     /// Product and version, for the report.
@@ -725,14 +733,21 @@ fn process_ticks(pid: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-/// CPU ticks of every process named `postgres` (server and backends).
-fn postgres_ticks() -> u64 {
+/// Parent pid of a process.
+fn parent_pid(pid: &str) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU ticks of a PostgreSQL cluster: its postmaster and the postmaster's children (backends,
+/// checkpointer, WAL writer...).
+fn postgres_ticks(postmaster: u32) -> u64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
     entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .filter(|pid| pid.parse() == Ok(postmaster) || parent_pid(pid) == Some(postmaster))
         .filter_map(|pid| process_ticks(&pid))
         .sum()
 }
@@ -747,13 +762,13 @@ fn machine_ticks() -> (u64, u64) {
     (total.saturating_sub(idle), total)
 }
 
-fn cpu_snapshot(server_pid: Option<u32>, with_postgres: bool) -> CpuSnapshot {
+fn cpu_snapshot(server_pid: Option<u32>, postmaster: Option<u32>) -> CpuSnapshot {
     let (machine_busy, machine_total) = machine_ticks();
     CpuSnapshot {
         at: Some(Instant::now()),
         server: server_pid.and_then(|p| process_ticks(&p.to_string())).unwrap_or(0),
         bench: process_ticks("self").unwrap_or(0),
-        postgres: if with_postgres { postgres_ticks() } else { 0 },
+        postgres: postmaster.map_or(0, postgres_ticks),
         machine_busy,
         machine_total,
     }
@@ -983,14 +998,14 @@ impl Report {
             );
         }
         let _ = writeln!(out);
-        let pg = self.options.database.is_some();
+        let pg = self.phases.iter().any(|p| p.cpu.postgres.is_some());
         let _ = writeln!(
             out,
             "CPU during each phase, in cores (of {}): the `voronka` server, {}this load generator, \
              other processes (machine minus those), the whole machine. \
              Before the run the machine was {:.2} cores busy.\n",
             self.machine.first().map_or("?", |(_, v)| v.as_str()),
-            if pg { "PostgreSQL processes, " } else { "" },
+            if pg { "the PostgreSQL cluster (postmaster and its children), " } else { "" },
             self.busy_before
         );
         if pg {
@@ -1048,20 +1063,21 @@ impl Report {
 /// Measures one phase: CPU before and after, wall time until every client finished.
 struct Meter {
     server_pid: Option<u32>,
-    postgres: bool,
+    /// The local PostgreSQL postmaster, when its processes can be seen in /proc.
+    postmaster: Option<u32>,
     tick_hz: f64,
     cores: f64,
 }
 
 impl Meter {
     fn begin(&self) -> (Instant, CpuSnapshot) {
-        (Instant::now(), cpu_snapshot(self.server_pid, self.postgres))
+        (Instant::now(), cpu_snapshot(self.server_pid, self.postmaster))
     }
 
     fn end(&self, started: Instant, cpu_before: CpuSnapshot) -> (Duration, CpuUse) {
         let elapsed = started.elapsed();
-        let after = cpu_snapshot(self.server_pid, self.postgres);
-        (elapsed, cpu_use(cpu_before, after, self.tick_hz, self.cores, self.postgres))
+        let after = cpu_snapshot(self.server_pid, self.postmaster);
+        (elapsed, cpu_use(cpu_before, after, self.tick_hz, self.cores, self.postmaster.is_some()))
     }
 }
 
@@ -1117,7 +1133,7 @@ async fn run_on(options: &Options, database: &Database, data_dir: &Path) -> Resu
     let describe = database.describe().await?;
     eprintln!("database: {describe}");
     let ctx = Arc::new(Ctx { http: http.clone(), base: server.base.clone(), auth: format!("Bearer {TOKEN}") });
-    let mut meter = Meter { server_pid: server.pid(), postgres: database.is_postgres(), tick_hz, cores };
+    let mut meter = Meter { server_pid: server.pid(), postmaster: database.postmaster().await, tick_hz, cores };
     let mut phases = Vec::new();
     let mut owned: Vec<Owned> = (0..clients).map(|_| Owned::default()).collect();
 
