@@ -49,7 +49,7 @@ const DEEP_PAGES: usize = 5;
 /// Error messages kept per phase.
 const ERROR_SAMPLES: usize = 3;
 /// Cores used by other processes above which the report warns that the run was disturbed.
-const OTHER_LOAD_WARNING: f64 = 0.25;
+const OTHER_LOAD_WARNING: f64 = 0.15;
 
 // Targets of the issue.
 const TARGET_CREATE_PER_S: f64 = 5_000.0;
