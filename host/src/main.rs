@@ -6,6 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use voronka::server::{self, ServeConfig};
 
+/// mimalloc: the server allocates many small short-lived buffers on several threads, where
+/// glibc's allocator spent a fifth of the CPU time under write load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "voronka", version, about = "Voronka: CRM automation platform")]
 struct Cli {

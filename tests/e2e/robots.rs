@@ -185,7 +185,8 @@ both!(uploads_are_validated);
 
 async fn hostile_plugins_are_contained(backend: Backend) {
     let s = Server::start(backend).await;
-    let limits = json!({"timeout_ms": 300, "memory_mb": 16});
+    // Long enough for the loud robot to print its 6 MiB on a machine busy with other tests.
+    let limits = json!({"timeout_ms": 2000, "memory_mb": 16});
     s.upload(json!({"name":"hostile","version":"1.0.0","kind":"wasm","world":"robot","capabilities":["items:read","items:write"],"limits":limits}), HOSTILE.to_vec()).await.ok(201);
     let rhai_limits = json!({"timeout_ms": 300, "memory_mb": 16});
     s.upload(

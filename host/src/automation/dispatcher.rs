@@ -1,6 +1,7 @@
 //! The dispatcher: reads the outbox in order and queues a job for every robot of each stage an
 //! item enters, in the same transaction as its position, so no event is missed or seen twice.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::model::time::now_micros;
 use crate::service::items::TimelineNote;
 use crate::service::{Caller, Service, ServiceResult};
 use crate::store::jobs::{self, EventRow, NewJob};
-use crate::store::robots::RobotMode;
+use crate::store::robots::{Robot, RobotMode};
 
 const CURSOR: &str = "robots";
 const BATCH: i64 = 500;
@@ -59,20 +60,35 @@ fn entered(event: &EventRow) -> Option<Option<(String, String)>> {
 pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> {
     let store = service.store();
     let mut tx = store.begin().await?;
-    let position = jobs::cursor(&mut tx, store.dialect(), CURSOR).await?;
+    let position = jobs::cursor(&mut tx, CURSOR).await?;
     let events = jobs::events_after(&mut tx, position, BATCH).await?;
     let Some(last) = events.last().map(|e| e.id) else {
         return Ok((0, 0));
     };
     let now = now_micros();
     let mut queued = 0;
+    // Items with pending jobs (those queued below join them), and robots bound per (type,
+    // funnel, stage): each read once per batch.
+    let items: Vec<i64> = events.iter().filter_map(|e| e.item_id).collect();
+    let mut with_pending = jobs::items_with_pending(&mut tx, &items).await?;
+    let mut bound: HashMap<(String, String, String), Vec<(Robot, i64)>> = HashMap::new();
     for event in &events {
         let (Some(item_id), Some(type_key)) = (event.item_id, event.type_key.as_deref()) else { continue };
         let Some(place) = entered(event) else { continue };
         let keep = place.as_ref().map(|(f, s)| (f.as_str(), s.as_str()));
-        jobs::cancel_pending(&mut tx, item_id, keep, now).await?;
+        if with_pending.contains(&item_id) {
+            jobs::cancel_pending(&mut tx, item_id, keep, now);
+        }
         let Some((funnel, stage)) = place else { continue };
-        let robots = crate::store::robots::on_stage_in(&mut tx, type_key, &funnel, &stage).await?;
+        let key = (type_key.to_string(), funnel.clone(), stage.clone());
+        let robots = match bound.get(&key) {
+            Some(robots) => robots.clone(),
+            None => {
+                let robots = crate::store::robots::on_stage_in(&mut tx, type_key, &funnel, &stage).await?;
+                bound.insert(key, robots.clone());
+                robots
+            }
+        };
         // Robots added after the item entered do not run for it.
         let robots: Vec<_> = robots.into_iter().filter(|(_, created)| *created <= event.at).map(|(r, _)| r).collect();
         if robots.is_empty() {
@@ -106,10 +122,11 @@ pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> 
                 due_at: event.at + robot.delay_s * 1_000_000,
             };
             previous = Some(jobs::enqueue(&mut tx, &job, now).await?);
+            with_pending.insert(item_id);
             queued += 1;
         }
     }
-    jobs::set_cursor(&mut tx, CURSOR, last).await?;
+    jobs::set_cursor(&mut tx, CURSOR, last);
     tx.commit().await?;
     Ok((events.len(), queued))
 }

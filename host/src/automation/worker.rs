@@ -51,7 +51,9 @@ pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
 pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     let now = now_micros();
     let lease = now + 120_000_000;
-    let claimed = jobs::claim(service.store().writer(), service.store().dialect(), now, lease, CLAIM).await?;
+    let mut tx = service.store().begin().await?;
+    let claimed = jobs::claim(&mut tx, now, lease, CLAIM).await?;
+    tx.commit().await?;
     let n = claimed.len();
     for job in claimed {
         if let Err(e) = run_job(service, &job).await {

@@ -16,6 +16,7 @@ use crate::model::item::{HistoryEntry, Item, ItemRef, StagePoint, TimelineEntry,
 use crate::model::money::Money;
 use crate::model::time::{now_micros, to_rfc3339};
 use crate::store::items::{self as repo, ItemWrite};
+use crate::store::journal::NewEntry;
 use crate::store::outbox::{self, NewEvent};
 use crate::store::people::{self, PeopleTable};
 use crate::store::{Tx, journal};
@@ -373,7 +374,16 @@ impl Service {
             updated_at: to_rfc3339(now),
         };
         let snapshot = serde_json::to_value(&item).unwrap_or(Value::Null);
-        journal::add_entry(tx, id, TimelineKind::System, "Created", &json!({}), &caller.actor, now).await?;
+        let data = json!({});
+        let entry = NewEntry {
+            item_id: id,
+            kind: TimelineKind::System,
+            text: "Created",
+            data: &data,
+            actor: &caller.actor,
+            at: now,
+        };
+        tx.defer(journal::entry_statement(&entry, false));
         let event = NewEvent {
             kind: EventKind::ItemCreated,
             type_key: Some(type_key),
@@ -407,7 +417,14 @@ impl Service {
         if_match: Option<i64>,
         need: Access,
     ) -> ServiceResult<Item> {
-        let item = repo::get(tx, type_key, id).await?;
+        // A transaction that has not written yet reads from the read pool, off the writer's
+        // turn; the write checks the version it read.
+        let item = if tx.is_fresh() {
+            let mut conn = self.store.reader().acquire().await?;
+            repo::get(&mut conn, type_key, id).await?
+        } else {
+            repo::get_in(tx, type_key, id).await?
+        };
         let item = match item {
             Some(item) if caller.principal.access(type_key, item.funnel.as_deref()) >= Access::Read => item,
             _ => return Err(ServiceError::NotFound(format!("no `{type_key}` item {id}"))),
@@ -495,25 +512,33 @@ impl Service {
             }
             let now = now_micros();
             let parents = patch.parents.as_deref().filter(|p| *p != old.parents.as_slice());
-            if !repo::update(tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now).await? {
-                continue;
-            }
-            new.version = old.version + 1;
-            new.updated_by = caller.actor.user_id();
-            new.updated_at = to_rfc3339(now);
             let names: Vec<&str> = changes.iter().filter_map(|c| c["field"].as_str()).collect();
             let text = format!("Changed {}", names.join(", "));
-            journal::add_entry(tx, id, TimelineKind::System, &text, &json!({ "changes": changes }), &caller.actor, now)
-                .await?;
+            let data = json!({ "changes": changes });
+            let entry = NewEntry {
+                item_id: id,
+                kind: TimelineKind::System,
+                text: &text,
+                data: &data,
+                actor: &caller.actor,
+                at: now,
+            };
             let event = NewEvent {
                 kind: EventKind::ItemUpdated,
                 type_key: Some(type_key),
                 item_id: Some(id),
                 actor: &caller.actor,
                 depth: caller.depth,
-                payload: json!({ "changes": changes }),
+                payload: data.clone(),
             };
-            outbox::record(tx, &event, now).await?;
+            outbox::prepare(tx).await?;
+            let then = vec![journal::entry_statement(&entry, false), outbox::event_statement(&event, now)];
+            if !repo::update(tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now, then).await? {
+                continue;
+            }
+            new.version = old.version + 1;
+            new.updated_by = caller.actor.user_id();
+            new.updated_at = to_rfc3339(now);
             return Ok(new);
         }
         Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
@@ -571,13 +596,6 @@ impl Service {
             new.funnel = to.funnel.clone();
             new.stage = to.stage.clone();
             let now = now_micros();
-            if !repo::update(tx, id, old.version, &write_of(&new), None, caller.actor.user_id(), now).await? {
-                continue;
-            }
-            new.version = old.version + 1;
-            new.updated_by = caller.actor.user_id();
-            new.updated_at = to_rfc3339(now);
-            journal::record_move(tx, id, &from, &to, &caller.actor, now).await?;
             let funnel_changed = from.funnel != to.funnel;
             let text = if funnel_changed {
                 format!("Moved to funnel {} stage {}", funnel_key, request.stage)
@@ -585,7 +603,14 @@ impl Service {
                 format!("Moved to stage {}", request.stage)
             };
             let payload = json!({ "from": from, "to": to });
-            journal::add_entry(tx, id, TimelineKind::System, &text, &payload, &caller.actor, now).await?;
+            let entry = NewEntry {
+                item_id: id,
+                kind: TimelineKind::System,
+                text: &text,
+                data: &payload,
+                actor: &caller.actor,
+                at: now,
+            };
             let kind = if funnel_changed { EventKind::ItemFunnelChanged } else { EventKind::ItemStageChanged };
             let event = NewEvent {
                 kind,
@@ -593,9 +618,20 @@ impl Service {
                 item_id: Some(id),
                 actor: &caller.actor,
                 depth: caller.depth,
-                payload,
+                payload: payload.clone(),
             };
-            outbox::record(tx, &event, now).await?;
+            outbox::prepare(tx).await?;
+            let then = vec![
+                journal::move_statement(id, &from, &to, &caller.actor, now),
+                journal::entry_statement(&entry, false),
+                outbox::event_statement(&event, now),
+            ];
+            if !repo::update(tx, id, old.version, &write_of(&new), None, caller.actor.user_id(), now, then).await? {
+                continue;
+            }
+            new.version = old.version + 1;
+            new.updated_by = caller.actor.user_id();
+            new.updated_at = to_rfc3339(now);
             return Ok(new);
         }
         Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
@@ -612,7 +648,9 @@ impl Service {
         self.visible_schema(caller, type_key).await?;
         let mut tx = self.store.begin().await?;
         let item = self.load_for_change(&mut tx, caller, type_key, id, if_match, Access::Admin).await?;
-        repo::delete(&mut tx, id).await?;
+        if !repo::delete(&mut tx, id, item.version).await? {
+            return Err(ServiceError::Conflict(format!("item {id} changed while it was being deleted; try again")));
+        }
         let now = now_micros();
         let payload = json!({ "item": serde_json::to_value(&item).unwrap_or(Value::Null) });
         let event = NewEvent {
@@ -698,7 +736,8 @@ impl Service {
         let (type_key, id) = (item.type_key.as_str(), item.id);
         let item = self.load_for_change(tx, caller, type_key, id, None, Access::Read).await?;
         let now = now_micros();
-        let entry_id = journal::add_entry(tx, item.id, kind, text, data, &caller.actor, now).await?;
+        let entry = NewEntry { item_id: item.id, kind, text, data, actor: &caller.actor, at: now };
+        let entry_id = journal::add_entry(tx, &entry).await?;
         let event = NewEvent {
             kind: EventKind::ItemCommented,
             type_key: Some(type_key),

@@ -100,7 +100,7 @@ pub async fn insert_type(tx: &mut Tx, def: &EntityType) -> StoreResult<bool> {
     .bind(def.has_amount as i64)
     .bind(parents)
     .bind(now_micros())
-    .execute(&mut **tx)
+    .execute(tx.connection().await?)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -112,7 +112,7 @@ pub async fn update_type(tx: &mut Tx, def: &EntityType) -> StoreResult<()> {
         .bind(&def.title)
         .bind(parents)
         .bind(&def.key)
-        .execute(&mut **tx)
+        .execute(tx.connection().await?)
         .await?;
     Ok(())
 }
@@ -134,7 +134,7 @@ pub async fn insert_field(tx: &mut Tx, type_key: &str, field: &FieldDef) -> Stor
     .bind(field.required as i64)
     .bind(field.multiple as i64)
     .bind(serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into()))
-    .execute(&mut **tx)
+    .execute(tx.connection().await?)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -151,7 +151,7 @@ pub async fn insert_funnel(tx: &mut Tx, type_key: &str, funnel: &Funnel) -> Stor
     .bind(&funnel.title)
     .bind(funnel.is_default as i64)
     .bind(stages_json(&funnel.stages))
-    .execute(&mut **tx)
+    .execute(tx.connection().await?)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -163,7 +163,7 @@ pub async fn update_funnel(tx: &mut Tx, type_key: &str, funnel: &Funnel) -> Stor
         sqlx::query("UPDATE funnels SET is_default = 0 WHERE type_key = $1 AND key <> $2")
             .bind(type_key)
             .bind(&funnel.key)
-            .execute(&mut **tx)
+            .execute(tx.connection().await?)
             .await?;
     }
     sqlx::query("UPDATE funnels SET title = $1, stages = $2, is_default = $3 WHERE type_key = $4 AND key = $5")
@@ -172,7 +172,7 @@ pub async fn update_funnel(tx: &mut Tx, type_key: &str, funnel: &Funnel) -> Stor
         .bind(funnel.is_default as i64)
         .bind(type_key)
         .bind(&funnel.key)
-        .execute(&mut **tx)
+        .execute(tx.connection().await?)
         .await?;
     Ok(())
 }
@@ -183,7 +183,7 @@ pub async fn count_in_stage(tx: &mut Tx, type_key: &str, funnel: &str, stage: &s
         .bind(type_key)
         .bind(funnel)
         .bind(stage)
-        .fetch_one(&mut **tx)
+        .fetch_one(tx.connection().await?)
         .await?)
 }
 

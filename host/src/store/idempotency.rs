@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreResult};
+use super::{Statement, Store, StoreError, StoreResult};
 use crate::model::time::now_micros;
 
 /// What the store knows about a key.
@@ -30,25 +30,28 @@ pub enum KeyState {
 /// Reserves `key` for `user_id`, or reports what is already recorded.
 pub async fn reserve(store: &Store, user_id: i64, key: &str, fingerprint: &str) -> StoreResult<KeyState> {
     let mut tx = store.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (user_id, key) DO NOTHING",
-    )
-    .bind(user_id)
-    .bind(key)
-    .bind(fingerprint)
-    .bind(now_micros())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let state = if inserted == 1 {
-        KeyState::Reserved
-    } else {
-        let row = sqlx::query("SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+    let inserted = tx
+        .write_returning(
+            Statement::new(
+                "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, key) DO NOTHING RETURNING user_id",
+            )
             .bind(user_id)
             .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
+            .bind(fingerprint)
+            .bind(now_micros()),
+        )
+        .await?;
+    let state = if inserted.len() == 1 {
+        KeyState::Reserved
+    } else {
+        let select =
+            Statement::new("SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+                .bind(user_id)
+                .bind(key);
+        let Some(row) = tx.fetch_optional(select).await? else {
+            return Err(StoreError::Corrupt { table: "idempotency_keys", message: format!("key {key} vanished") });
+        };
         let fingerprint: String = row.try_get("fingerprint")?;
         match (row.try_get::<Option<i64>, _>("status")?, row.try_get::<Option<String>, _>("body")?) {
             (Some(status), Some(body)) => KeyState::Done { fingerprint, status: status as u16, body },
@@ -62,13 +65,13 @@ pub async fn reserve(store: &Store, user_id: i64, key: &str, fingerprint: &str) 
 /// Records the response of a reserved key.
 pub async fn complete(store: &Store, user_id: i64, key: &str, status: u16, body: &str) -> StoreResult<()> {
     let mut tx = store.begin().await?;
-    sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE user_id = $3 AND key = $4")
-        .bind(status as i64)
-        .bind(body)
-        .bind(user_id)
-        .bind(key)
-        .execute(&mut *tx)
-        .await?;
+    tx.defer(
+        Statement::new("UPDATE idempotency_keys SET status = $1, body = $2 WHERE user_id = $3 AND key = $4")
+            .bind(i64::from(status))
+            .bind(body)
+            .bind(user_id)
+            .bind(key),
+    );
     tx.commit().await?;
     Ok(())
 }
@@ -76,11 +79,11 @@ pub async fn complete(store: &Store, user_id: i64, key: &str, status: u16, body:
 /// Releases a reserved key whose request failed on the server's side, so it can be retried.
 pub async fn release(store: &Store, user_id: i64, key: &str) -> StoreResult<()> {
     let mut tx = store.begin().await?;
-    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status IS NULL")
-        .bind(user_id)
-        .bind(key)
-        .execute(&mut *tx)
-        .await?;
+    tx.defer(
+        Statement::new("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status IS NULL")
+            .bind(user_id)
+            .bind(key),
+    );
     tx.commit().await?;
     Ok(())
 }

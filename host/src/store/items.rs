@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
-use super::{StoreResult, Tx, parse_json};
+use super::{Statement, StoreResult, Tx, parse_json};
 use crate::model::item::{Item, ItemRef};
 use crate::model::money::Money;
 use crate::model::time::{Micros, to_rfc3339};
@@ -66,12 +66,13 @@ pub async fn insert(
     actor_user: Option<i64>,
     now: Micros,
 ) -> StoreResult<i64> {
-    super::lock_id_order(tx).await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO items (type_key, funnel_key, stage_key, title, amount_value, amount_currency,
+    let id = tx.allocate_item_id().await?;
+    let insert = Statement::new(
+        "INSERT INTO items (id, type_key, funnel_key, stage_key, title, amount_value, amount_currency,
             responsible_id, contact_id, company_id, fields, version, created_by, created_at, updated_by, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $11, $12) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $13, $12, $13)",
     )
+    .bind(id)
     .bind(type_key)
     .bind(&write.funnel)
     .bind(&write.stage)
@@ -83,28 +84,30 @@ pub async fn insert(
     .bind(write.company)
     .bind(serde_json::Value::Object(write.fields.clone()).to_string())
     .bind(actor_user)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    insert_parents(tx, id, parents).await?;
+    .bind(now);
+    tx.defer(insert);
+    insert_parents(tx, id, parents);
     Ok(id)
 }
 
-async fn insert_parents(tx: &mut Tx, id: i64, parents: &[ItemRef]) -> StoreResult<()> {
+fn insert_parents(tx: &mut Tx, id: i64, parents: &[ItemRef]) {
     for parent in parents {
-        sqlx::query("INSERT INTO item_parents (item_id, parent_id, parent_type) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(parent.id)
-            .bind(&parent.type_key)
-            .execute(&mut **tx)
-            .await?;
+        tx.defer(parent_statement(id, parent));
     }
-    Ok(())
 }
 
-/// Writes new column values if the row still has `version`; returns false when another writer
-/// got there first. Replaces the parent links when `parents` is given.
-pub async fn update(
+fn parent_statement(id: i64, parent: &ItemRef) -> Statement {
+    Statement::new("INSERT INTO item_parents (item_id, parent_id, parent_type) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(parent.id)
+        .bind(&parent.type_key)
+}
+
+/// Writes new column values if the row still has `version`, together with `then` (history,
+/// timeline, events of the change); returns false, having written none of it, when another
+/// writer got there first. Replaces the parent links when `parents` is given.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn update(
     tx: &mut Tx,
     id: i64,
     version: i64,
@@ -112,12 +115,13 @@ pub async fn update(
     parents: Option<&[ItemRef]>,
     actor_user: Option<i64>,
     now: Micros,
+    then: Vec<Statement>,
 ) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let update = Statement::new(
         "UPDATE items SET funnel_key = $1, stage_key = $2, title = $3, amount_value = $4, amount_currency = $5,
             responsible_id = $6, contact_id = $7, company_id = $8, fields = $9, version = version + 1,
             updated_by = $10, updated_at = $11
-         WHERE id = $12 AND version = $13",
+         WHERE id = $12 AND version = $13 RETURNING id",
     )
     .bind(&write.funnel)
     .bind(&write.stage)
@@ -131,36 +135,55 @@ pub async fn update(
     .bind(actor_user)
     .bind(now)
     .bind(id)
-    .bind(version)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Ok(false);
-    }
+    .bind(version);
+    let mut with = Vec::new();
     if let Some(parents) = parents {
-        sqlx::query("DELETE FROM item_parents WHERE item_id = $1").bind(id).execute(&mut **tx).await?;
-        insert_parents(tx, id, parents).await?;
+        with.push(Statement::new("DELETE FROM item_parents WHERE item_id = $1").bind(id));
+        with.extend(parents.iter().map(|parent| parent_statement(id, parent)));
     }
-    Ok(true)
+    with.extend(then);
+    tx.write_checked(update, with).await
 }
 
-/// Deletes an item and every link to or from it.
-pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
-    sqlx::query("DELETE FROM item_parents WHERE item_id = $1 OR parent_id = $1").bind(id).execute(&mut **tx).await?;
-    sqlx::query("DELETE FROM items WHERE id = $1").bind(id).execute(&mut **tx).await?;
-    Ok(())
+/// Deletes an item and every link to or from it if the row still has `version`; returns false
+/// (having deleted nothing the caller may keep: roll back) when another writer got there first.
+pub async fn delete(tx: &mut Tx, id: i64, version: i64) -> StoreResult<bool> {
+    tx.defer(Statement::new("DELETE FROM item_parents WHERE item_id = $1 OR parent_id = $1").bind(id));
+    let delete = Statement::new("DELETE FROM items WHERE id = $1 AND version = $2 RETURNING id").bind(id).bind(version);
+    Ok(tx.write_returning(delete).await?.len() == 1)
+}
+
+/// The query of one item with its parent links: a row per parent (one with NULLs if none).
+fn item_with_parents(type_key: &str, id: i64) -> Statement {
+    Statement::new(ITEM_WITH_PARENTS).bind(id).bind(type_key)
+}
+
+const ITEM_WITH_PARENTS: &str = "SELECT items.id, type_key, funnel_key, stage_key, title, amount_value, \
+    amount_currency, responsible_id, contact_id, company_id, fields, version, created_by, created_at, updated_by, \
+    updated_at, p.parent_id, p.parent_type FROM items LEFT JOIN item_parents p ON p.item_id = items.id \
+    WHERE items.id = $1 AND items.type_key = $2 ORDER BY p.parent_id";
+
+/// Builds the item from the rows of [`item_with_parents`].
+fn item_from_rows(rows: &[AnyRow]) -> StoreResult<Option<Item>> {
+    let Some(first) = rows.first() else { return Ok(None) };
+    let mut item = item_from_row(first)?;
+    for row in rows {
+        if let Some(parent_id) = row.try_get::<Option<i64>, _>("parent_id")? {
+            let type_key: Option<String> = row.try_get("parent_type")?;
+            item.parents.push(ItemRef { type_key: type_key.unwrap_or_default(), id: parent_id });
+        }
+    }
+    Ok(Some(item))
 }
 
 /// An item of a type by id, with its parents.
 pub async fn get(conn: &mut sqlx::AnyConnection, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
-    let sql = format!("SELECT {COLUMNS} FROM items WHERE id = $1 AND type_key = $2");
-    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(type_key).fetch_optional(&mut *conn).await?
-    else {
-        return Ok(None);
-    };
-    let mut item = item_from_row(&row)?;
-    item.parents = parents_of(&mut *conn, &[id]).await?.remove(&id).unwrap_or_default();
-    Ok(Some(item))
+    item_from_rows(&item_with_parents(type_key, id).fetch_all(conn).await?)
+}
+
+/// The same inside `tx`, seeing its own writes.
+pub async fn get_in(tx: &mut Tx, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
+    item_from_rows(&tx.fetch_all(item_with_parents(type_key, id)).await?)
 }
 
 /// Parent links of each listed item.
@@ -186,7 +209,8 @@ where
 
 /// The type of the item with this id, if it exists.
 pub async fn type_of(tx: &mut Tx, id: i64) -> StoreResult<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT type_key FROM items WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?)
+    let row = tx.fetch_optional(Statement::new("SELECT type_key FROM items WHERE id = $1").bind(id)).await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
 /// A value bound into a dynamically built query.

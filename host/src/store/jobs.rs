@@ -1,9 +1,11 @@
 //! The durable job queue of robot runs, and the dispatcher's position in the event stream.
 
+use std::collections::HashSet;
+
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{Dialect, StoreResult, Tx};
+use super::{Dialect, Statement, StoreError, StoreResult, Tx};
 use crate::model::time::Micros;
 
 /// A queued robot run.
@@ -74,7 +76,7 @@ pub struct NewJob<'a> {
 
 /// Enqueues a job and returns its id.
 pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>, now: Micros) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
+    let insert = Statement::new(
         "INSERT INTO jobs (robot_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, after_job, status, due_at, attempts, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, 0, $11) RETURNING id",
     )
@@ -88,37 +90,43 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>, now: Micros) -> StoreResult<
     .bind(job.depth)
     .bind(job.after_job)
     .bind(job.due_at)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?)
+    .bind(now);
+    match tx.write_returning(insert).await?.first() {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Err(StoreError::Corrupt { table: "jobs", message: "insert returned no id".into() }),
+    }
 }
 
 /// Cancels an item's pending jobs except those for `keep` (funnel, stage): the item left.
-pub async fn cancel_pending(tx: &mut Tx, item_id: i64, keep: Option<(&str, &str)>, now: Micros) -> StoreResult<u64> {
+/// Sent with the transaction's next statement or commit.
+pub fn cancel_pending(tx: &mut Tx, item_id: i64, keep: Option<(&str, &str)>, now: Micros) {
     let (funnel, stage) = keep.unwrap_or(("", ""));
-    Ok(sqlx::query(
-        "UPDATE jobs SET status = 'cancelled', finished_at = $1
-         WHERE item_id = $2 AND status = 'pending' AND NOT (funnel_key = $3 AND stage_key = $4)",
-    )
-    .bind(now)
-    .bind(item_id)
-    .bind(funnel)
-    .bind(stage)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected())
+    tx.defer(
+        Statement::new(
+            "UPDATE jobs SET status = 'cancelled', finished_at = $1
+             WHERE item_id = $2 AND status = 'pending' AND NOT (funnel_key = $3 AND stage_key = $4)",
+        )
+        .bind(now)
+        .bind(item_id)
+        .bind(funnel)
+        .bind(stage),
+    );
+}
+
+/// Which of `items` have pending jobs.
+pub async fn items_with_pending(tx: &mut Tx, items: &[i64]) -> StoreResult<HashSet<i64>> {
+    if items.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let list = items.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!("SELECT DISTINCT item_id FROM jobs WHERE status = 'pending' AND item_id IN ({list})");
+    tx.fetch_all(Statement::new(sql)).await?.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }
 
 /// Claims up to `limit` due jobs (pending, or running with an expired lease after a crash),
 /// marking them running until `lease_until`. PostgreSQL workers skip rows other hosts hold.
-pub async fn claim(
-    pool: &AnyPool,
-    dialect: Dialect,
-    now: Micros,
-    lease_until: Micros,
-    limit: i64,
-) -> StoreResult<Vec<Job>> {
-    let lock = if dialect == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<Job>> {
+    let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE jobs SET status = 'running', lease_until = $1, attempts = attempts + 1
          WHERE id IN (
@@ -129,7 +137,7 @@ pub async fn claim(
              ORDER BY j.due_at, j.id LIMIT $3 {lock})
          RETURNING {COLUMNS}"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(lease_until).bind(now).bind(limit).fetch_all(pool).await?;
+    let rows = tx.write_returning(Statement::new(sql).bind(lease_until).bind(now).bind(limit)).await?;
     let mut jobs = rows.iter().map(job_from_row).collect::<StoreResult<Vec<_>>>()?;
     jobs.sort_by_key(|j| j.id);
     Ok(jobs)
@@ -138,33 +146,29 @@ pub async fn claim(
 /// Finishes a running job this worker still holds (same attempt); false when another worker
 /// took it over after the lease expired, in which case the caller must roll back.
 pub async fn finish(tx: &mut Tx, job: &Job, status: &str, error: Option<&str>, now: Micros) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let update = Statement::new(
         "UPDATE jobs SET status = $1, last_error = $2, finished_at = $3, lease_until = NULL
-         WHERE id = $4 AND status = 'running' AND attempts = $5",
+         WHERE id = $4 AND status = 'running' AND attempts = $5 RETURNING id",
     )
     .bind(status)
     .bind(error)
     .bind(now)
     .bind(job.id)
-    .bind(job.attempts)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(job.attempts);
+    Ok(tx.write_returning(update).await?.len() == 1)
 }
 
 /// Puts a running job back in the queue for a later attempt.
 pub async fn retry(tx: &mut Tx, job: &Job, due_at: Micros, error: &str) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let update = Statement::new(
         "UPDATE jobs SET status = 'pending', due_at = $1, last_error = $2, lease_until = NULL
-         WHERE id = $3 AND status = 'running' AND attempts = $4",
+         WHERE id = $3 AND status = 'running' AND attempts = $4 RETURNING id",
     )
     .bind(due_at)
     .bind(error)
     .bind(job.id)
-    .bind(job.attempts)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(job.attempts);
+    Ok(tx.write_returning(update).await?.len() == 1)
 }
 
 /// The earliest due time of a pending job, to sleep until it.
@@ -179,23 +183,22 @@ pub async fn count(pool: &AnyPool, status: &str) -> StoreResult<i64> {
 
 /// The dispatcher's position, locked for this transaction on PostgreSQL so one host
 /// dispatches at a time.
-pub async fn cursor(tx: &mut Tx, dialect: Dialect, name: &str) -> StoreResult<i64> {
-    let sql = if dialect == Dialect::Postgres {
+pub async fn cursor(tx: &mut Tx, name: &str) -> StoreResult<i64> {
+    let sql = if tx.dialect() == Dialect::Postgres {
         "SELECT position FROM cursors WHERE name = $1 FOR UPDATE"
     } else {
         "SELECT position FROM cursors WHERE name = $1"
     };
-    Ok(sqlx::query_scalar(sql).bind(name).fetch_optional(&mut **tx).await?.unwrap_or(0))
+    match tx.fetch_optional(Statement::new(sql).bind(name)).await? {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Ok(0),
+    }
 }
 
 /// Moves the dispatcher's position.
-pub async fn set_cursor(tx: &mut Tx, name: &str, position: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE cursors SET position = $1 WHERE name = $2")
-        .bind(position)
-        .bind(name)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// Sent with the transaction's next statement or commit.
+pub fn set_cursor(tx: &mut Tx, name: &str, position: i64) {
+    tx.defer(Statement::new("UPDATE cursors SET position = $1 WHERE name = $2").bind(position).bind(name));
 }
 
 /// A stored event as the dispatcher needs it.
@@ -221,13 +224,15 @@ pub struct EventRow {
 
 /// Events after `after`, oldest first.
 pub async fn events_after(tx: &mut Tx, after: i64, limit: i64) -> StoreResult<Vec<EventRow>> {
-    let rows = sqlx::query(
-        "SELECT id, kind, type_key, item_id, actor, depth, payload, at FROM events WHERE id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
+    let rows = tx
+        .fetch_all(
+            Statement::new(
+                "SELECT id, kind, type_key, item_id, actor, depth, payload, at FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit),
+        )
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(EventRow {

@@ -2,23 +2,16 @@
 
 use sqlx::{AnyPool, Row};
 
-use super::{StoreResult, Tx, parse_json};
+use super::{Statement, StoreError, StoreResult, Tx, parse_json};
 use crate::model::actor::Actor;
 use crate::model::item::{HistoryEntry, StagePoint, TimelineEntry, TimelineKind};
 use crate::model::time::{Micros, to_rfc3339};
 
-/// Records a stage or funnel change.
-pub async fn record_move(
-    tx: &mut Tx,
-    item_id: i64,
-    from: &StagePoint,
-    to: &StagePoint,
-    actor: &Actor,
-    at: Micros,
-) -> StoreResult<()> {
-    sqlx::query(
+/// The record of a stage or funnel change.
+pub(crate) fn move_statement(item_id: i64, from: &StagePoint, to: &StagePoint, actor: &Actor, at: Micros) -> Statement {
+    Statement::new(
         "INSERT INTO stage_history (item_id, from_funnel, from_stage, to_funnel, to_stage, actor, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(item_id)
     .bind(&from.funnel)
@@ -27,9 +20,6 @@ pub async fn record_move(
     .bind(&to.stage)
     .bind(actor.to_json_string())
     .bind(at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// History of an item, oldest first, after entry `after`, at most `limit + 1` entries.
@@ -56,31 +46,51 @@ pub async fn history(pool: &AnyPool, item_id: i64, after: i64, limit: i64) -> St
         .collect()
 }
 
-/// Adds a timeline entry and returns its id.
-pub async fn add_entry(
-    tx: &mut Tx,
-    item_id: i64,
-    kind: TimelineKind,
-    text: &str,
-    data: &serde_json::Value,
-    actor: &Actor,
-    at: Micros,
-) -> StoreResult<i64> {
-    let kind = match kind {
+/// A timeline entry to write.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a> {
+    /// The item.
+    pub item_id: i64,
+    /// Comment or system entry.
+    pub kind: TimelineKind,
+    /// Text.
+    pub text: &'a str,
+    /// Details.
+    pub data: &'a serde_json::Value,
+    /// Who wrote it.
+    pub actor: &'a Actor,
+    /// When.
+    pub at: Micros,
+}
+
+/// The statement adding `entry`.
+pub(crate) fn entry_statement(entry: &NewEntry<'_>, returning_id: bool) -> Statement {
+    let kind = match entry.kind {
         TimelineKind::Comment => "comment",
         TimelineKind::System => "system",
     };
-    Ok(sqlx::query_scalar(
-        "INSERT INTO timeline (item_id, kind, text, data, actor, at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(item_id)
-    .bind(kind)
-    .bind(text)
-    .bind(data.to_string())
-    .bind(actor.to_json_string())
-    .bind(at)
-    .fetch_one(&mut **tx)
-    .await?)
+    let sql = if returning_id { INSERT_ENTRY_RETURNING_ID } else { INSERT_ENTRY };
+    Statement::new(sql)
+        .bind(entry.item_id)
+        .bind(kind)
+        .bind(entry.text)
+        .bind(entry.data.to_string())
+        .bind(entry.actor.to_json_string())
+        .bind(entry.at)
+}
+
+const INSERT_ENTRY: &str =
+    "INSERT INTO timeline (item_id, kind, text, data, actor, at) VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_ENTRY_RETURNING_ID: &str =
+    "INSERT INTO timeline (item_id, kind, text, data, actor, at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
+/// Adds a timeline entry and returns its id.
+pub async fn add_entry(tx: &mut Tx, entry: &NewEntry<'_>) -> StoreResult<i64> {
+    let rows = tx.write_returning(entry_statement(entry, true)).await?;
+    match rows.first() {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Err(StoreError::Corrupt { table: "timeline", message: "insert returned no id".into() }),
+    }
 }
 
 /// Timeline of an item, newest first, before entry `before`, at most `limit + 1` entries.

@@ -3,6 +3,7 @@
 //! portable types (BIGINT, TEXT); the few dialect differences go through [`Dialect`].
 
 pub mod catalog;
+mod group_commit;
 pub mod idempotency;
 pub mod items;
 pub mod jobs;
@@ -11,6 +12,10 @@ pub mod outbox;
 pub mod people;
 pub mod plugins;
 pub mod robots;
+mod tx;
+
+pub(crate) use tx::Statement;
+pub use tx::Tx;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,7 +24,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+
+/// Settings of every SQLite connection.
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
+    PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;";
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +50,12 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The write connection is closed (the server is stopping).
+    #[error("the database is closing")]
+    Closed,
+    /// A group commit failed: the write was not stored.
+    #[error("commit failed: {0}")]
+    Commit(String),
     /// A stored row could not be read back.
     #[error("corrupt row in {table}: {message}")]
     Corrupt {
@@ -63,13 +78,19 @@ pub enum Dialect {
     Postgres,
 }
 
-/// A write transaction. Every state change runs in one, together with its history and events.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// Where write transactions come from.
+#[derive(Clone)]
+enum Writes {
+    /// PostgreSQL: a pool; each transaction on its own connection.
+    Pool(AnyPool),
+    /// SQLite: the one write connection, shared by group commit.
+    Group(Arc<group_commit::WriteGroup>),
+}
 
 /// Handle to the database: pools, dialect and the configuration generation.
 #[derive(Clone)]
 pub struct Store {
-    write: AnyPool,
+    write: Writes,
     read: AnyPool,
     meta: AnyPool,
     dialect: Dialect,
@@ -90,7 +111,7 @@ impl Store {
             let meta =
                 AnyPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
             Ok(Store {
-                write: pool.clone(),
+                write: Writes::Pool(pool.clone()),
                 read: pool,
                 meta,
                 dialect: Dialect::Postgres,
@@ -118,22 +139,16 @@ impl Store {
         let pragmas = |options: AnyPoolOptions| {
             options.after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
-                    )
-                    .await?;
+                    conn.execute(PRAGMAS).await?;
                     Ok(())
                 })
             })
         };
-        // SQLite has one writer at a time: a single write connection queues writers fairly in
-        // process instead of letting them spin on SQLITE_BUSY; readers use their own pool.
-        let write = pragmas(AnyPoolOptions::new().max_connections(1).min_connections(1))
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await?;
+        // SQLite has one writer at a time: a single write connection, shared by group commit,
+        // instead of writers spinning on SQLITE_BUSY; readers use their own pool.
+        let mut write = AnyConnection::connect_with(&options).await?;
+        write.execute(PRAGMAS).await?;
+        let write = Writes::Group(group_commit::WriteGroup::start(write));
         let read = pragmas(AnyPoolOptions::new().max_connections(8))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
@@ -143,9 +158,12 @@ impl Store {
 
     /// Runs the migrations of this dialect.
     pub async fn migrate(&self) -> StoreResult<()> {
-        match self.dialect {
-            Dialect::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.write).await?,
-            Dialect::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.write).await?,
+        match &self.write {
+            Writes::Group(group) => {
+                let mut writer = group.exclusive().await;
+                sqlx::migrate!("../migrations/sqlite").run(writer.connection()?).await?;
+            }
+            Writes::Pool(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
         }
         Ok(())
     }
@@ -166,20 +184,20 @@ impl Store {
         &self.meta
     }
 
-    /// Pool for single write statements outside a transaction (the one write connection on
-    /// SQLite).
-    pub fn writer(&self) -> &AnyPool {
-        &self.write
-    }
-
-    /// Starts a write transaction.
+    /// Starts a write transaction (it takes its turn on the database at its first statement).
     pub async fn begin(&self) -> StoreResult<Tx> {
-        Ok(self.write.begin().await?)
+        match &self.write {
+            Writes::Pool(pool) => Ok(Tx::pooled(pool.clone())),
+            Writes::Group(group) => Ok(Tx::grouped(group.clone())),
+        }
     }
 
     /// Closes the pools, waiting for connections in use.
     pub async fn close(&self) {
-        self.write.close().await;
+        match &self.write {
+            Writes::Pool(pool) => pool.close().await,
+            Writes::Group(group) => group.close().await,
+        }
         self.read.close().await;
         self.meta.close().await;
     }
@@ -201,7 +219,7 @@ impl Store {
     /// Bumps the configuration generation inside `tx`; call [`Store::generation_committed`]
     /// after the commit.
     pub async fn bump_generation(&self, tx: &mut Tx) -> StoreResult<()> {
-        sqlx::query("UPDATE generations SET value = value + 1 WHERE id = 1").execute(&mut **tx).await?;
+        tx.defer(Statement::new("UPDATE generations SET value = value + 1 WHERE id = 1"));
         Ok(())
     }
 
@@ -216,8 +234,8 @@ impl Store {
 /// makes ids commit in order, so keyset pagination and the event dispatcher never skip a row
 /// that commits late. SQLite has a single writer already.
 pub(crate) async fn lock_id_order(tx: &mut Tx) -> StoreResult<()> {
-    if tx.backend_name() == "PostgreSQL" {
-        sqlx::query("SELECT pg_advisory_xact_lock(7001)").execute(&mut **tx).await?;
+    if tx.dialect() == Dialect::Postgres {
+        tx.fetch_all(Statement::new("SELECT pg_advisory_xact_lock(7001)")).await?;
     }
     Ok(())
 }

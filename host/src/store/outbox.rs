@@ -3,7 +3,7 @@
 
 use sqlx::{AnyPool, Row};
 
-use super::{StoreResult, Tx, parse_json};
+use super::{Statement, StoreResult, Tx, parse_json};
 use crate::model::actor::Actor;
 use crate::model::event::EventKind;
 use crate::model::time::{Micros, to_rfc3339};
@@ -46,11 +46,25 @@ pub struct StoredEvent {
     pub at: String,
 }
 
-/// Appends an event to the outbox inside the change's transaction.
+/// Appends an event to the outbox inside the change's transaction (sent with the
+/// transaction's next statement or commit).
 pub async fn record(tx: &mut Tx, event: &NewEvent<'_>, at: Micros) -> StoreResult<()> {
-    super::lock_id_order(tx).await?;
-    sqlx::query(
-        "INSERT INTO events (kind, type_key, item_id, actor, payload, at, depth) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    prepare(tx).await?;
+    tx.defer(event_statement(event, at));
+    Ok(())
+}
+
+/// Readies `tx` for an event row: on PostgreSQL, takes the lock that orders id-allocating
+/// writers; call before sending an [`event_statement`].
+pub async fn prepare(tx: &mut Tx) -> StoreResult<()> {
+    super::lock_id_order(tx).await
+}
+
+/// The statement appending `event`.
+pub(crate) fn event_statement(event: &NewEvent<'_>, at: Micros) -> Statement {
+    Statement::new(
+        "INSERT INTO events (kind, type_key, item_id, actor, payload, at, depth)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(event.kind.as_str())
     .bind(event.type_key)
@@ -59,9 +73,6 @@ pub async fn record(tx: &mut Tx, event: &NewEvent<'_>, at: Micros) -> StoreResul
     .bind(event.payload.to_string())
     .bind(at)
     .bind(i64::from(event.depth))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Events after `after`, oldest first, optionally of one item, at most `limit + 1`.

@@ -66,7 +66,7 @@ pub async fn email_taken(tx: &mut Tx, email: &str, except: i64) -> StoreResult<b
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE lower(email) = lower($1) AND id <> $2")
         .bind(email)
         .bind(except)
-        .fetch_one(&mut **tx)
+        .fetch_one(tx.connection().await?)
         .await?;
     Ok(n > 0)
 }
@@ -94,7 +94,7 @@ pub async fn insert_user(tx: &mut Tx, user: &NewUser<'_>) -> StoreResult<i64> {
     .bind(user.department)
     .bind(user.admin as i64)
     .bind(now_micros())
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.connection().await?)
     .await?)
 }
 
@@ -107,19 +107,19 @@ pub async fn update_user(tx: &mut Tx, user: &User) -> StoreResult<()> {
         .bind(user.active as i64)
         .bind(user.admin as i64)
         .bind(user.id)
-        .execute(&mut **tx)
+        .execute(tx.connection().await?)
         .await?;
     Ok(())
 }
 
 /// Replaces a user's roles with the given role ids.
 pub async fn set_user_roles(tx: &mut Tx, user_id: i64, role_ids: &[i64]) -> StoreResult<()> {
-    sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(user_id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(user_id).execute(tx.connection().await?).await?;
     for role_id in role_ids {
         sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)")
             .bind(user_id)
             .bind(role_id)
-            .execute(&mut **tx)
+            .execute(tx.connection().await?)
             .await?;
     }
     Ok(())
@@ -127,7 +127,7 @@ pub async fn set_user_roles(tx: &mut Tx, user_id: i64, role_ids: &[i64]) -> Stor
 
 /// Finds the id of the first (lowest id) system administrator.
 pub async fn first_admin(tx: &mut Tx) -> StoreResult<Option<i64>> {
-    Ok(sqlx::query_scalar("SELECT MIN(id) FROM users WHERE is_admin = 1").fetch_one(&mut **tx).await?)
+    Ok(sqlx::query_scalar("SELECT MIN(id) FROM users WHERE is_admin = 1").fetch_one(tx.connection().await?).await?)
 }
 
 /// Stores a token hash for a user.
@@ -140,7 +140,7 @@ pub async fn insert_token(tx: &mut Tx, user_id: i64, hash: &str, name: &str) -> 
     .bind(hash)
     .bind(name)
     .bind(now_micros())
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.connection().await?)
     .await?)
 }
 
@@ -212,7 +212,7 @@ pub async fn insert_department(tx: &mut Tx, name: &str, parent: Option<i64>, hea
     .bind(parent)
     .bind(head)
     .bind(now_micros())
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.connection().await?)
     .await?)
 }
 
@@ -223,7 +223,7 @@ pub async fn update_department(tx: &mut Tx, department: &Department) -> StoreRes
         .bind(department.parent)
         .bind(department.head)
         .bind(department.id)
-        .execute(&mut **tx)
+        .execute(tx.connection().await?)
         .await?;
     Ok(())
 }
@@ -260,7 +260,7 @@ pub async fn insert_role(tx: &mut Tx, key: &str, title: &str, permissions: &[Per
     .bind(key)
     .bind(title)
     .bind(now_micros())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.connection().await?)
     .await?;
     let Some(id) = id else { return Ok(None) };
     replace_permissions(tx, id, permissions).await?;
@@ -269,19 +269,26 @@ pub async fn insert_role(tx: &mut Tx, key: &str, title: &str, permissions: &[Per
 
 /// Replaces a role's title and permissions.
 pub async fn update_role(tx: &mut Tx, id: i64, title: &str, permissions: &[Permission]) -> StoreResult<()> {
-    sqlx::query("UPDATE roles SET title = $1 WHERE id = $2").bind(title).bind(id).execute(&mut **tx).await?;
+    sqlx::query("UPDATE roles SET title = $1 WHERE id = $2")
+        .bind(title)
+        .bind(id)
+        .execute(tx.connection().await?)
+        .await?;
     replace_permissions(tx, id, permissions).await
 }
 
 async fn replace_permissions(tx: &mut Tx, role_id: i64, permissions: &[Permission]) -> StoreResult<()> {
-    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1").bind(role_id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
+        .bind(role_id)
+        .execute(tx.connection().await?)
+        .await?;
     for p in permissions {
         sqlx::query("INSERT INTO role_permissions (role_id, type_key, funnel_key, access) VALUES ($1, $2, $3, $4)")
             .bind(role_id)
             .bind(&p.type_key)
             .bind(p.funnel.clone().unwrap_or_default())
             .bind(p.access.as_str())
-            .execute(&mut **tx)
+            .execute(tx.connection().await?)
             .await?;
     }
     Ok(())
@@ -291,8 +298,10 @@ async fn replace_permissions(tx: &mut Tx, role_id: i64, permissions: &[Permissio
 pub async fn role_ids(tx: &mut Tx, keys: &[String]) -> StoreResult<Result<Vec<i64>, String>> {
     let mut ids = Vec::with_capacity(keys.len());
     for key in keys {
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM roles WHERE key = $1").bind(key).fetch_optional(&mut **tx).await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE key = $1")
+            .bind(key)
+            .fetch_optional(tx.connection().await?)
+            .await?;
         match id {
             Some(id) => ids.push(id),
             None => return Ok(Err(key.clone())),
@@ -307,7 +316,7 @@ pub async fn exists(tx: &mut Tx, table: PeopleTable, id: i64) -> StoreResult<boo
         PeopleTable::Users => "SELECT COUNT(*) FROM users WHERE id = $1",
         PeopleTable::Departments => "SELECT COUNT(*) FROM departments WHERE id = $1",
     };
-    let n: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(&mut **tx).await?;
+    let n: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(tx.connection().await?).await?;
     Ok(n > 0)
 }
 

@@ -63,7 +63,7 @@ pub async fn insert(tx: &mut Tx, plugin: &PluginVersion, module: &[u8]) -> Store
     .bind(module.to_vec())
     .bind(plugin.builtin as i64)
     .bind(now_micros())
-    .execute(&mut **tx)
+    .execute(tx.connection().await?)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -91,8 +91,12 @@ pub async fn module(pool: &AnyPool, name: &str, version: &str) -> StoreResult<Op
 
 /// Deletes every version of a plugin and its state.
 pub async fn delete(tx: &mut Tx, name: &str) -> StoreResult<u64> {
-    sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1").bind(name).execute(&mut **tx).await?;
-    Ok(sqlx::query("DELETE FROM plugins WHERE name = $1").bind(name).execute(&mut **tx).await?.rows_affected())
+    sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1").bind(name).execute(tx.connection().await?).await?;
+    Ok(sqlx::query("DELETE FROM plugins WHERE name = $1")
+        .bind(name)
+        .execute(tx.connection().await?)
+        .await?
+        .rows_affected())
 }
 
 /// A plugin's stored value.
@@ -115,14 +119,14 @@ pub async fn kv_put(tx: &mut Tx, plugin: &str, key: &str, value: Option<&str>) -
             .bind(plugin)
             .bind(key)
             .bind(value)
-            .execute(&mut **tx)
+            .execute(tx.connection().await?)
             .await?;
         }
         None => {
             sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1 AND key = $2")
                 .bind(plugin)
                 .bind(key)
-                .execute(&mut **tx)
+                .execute(tx.connection().await?)
                 .await?;
         }
     }

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{StoreResult, Tx, parse_json};
+use super::{Statement, StoreResult, Tx, parse_json};
 use crate::model::time::{now_micros, to_rfc3339};
 
 /// How a robot waits for the ones before it.
@@ -91,8 +91,7 @@ pub async fn on_stage_in(tx: &mut Tx, type_key: &str, funnel: &str, stage: &str)
     let sql = format!(
         "SELECT {COLUMNS} FROM robots WHERE type_key = $1 AND funnel_key = $2 AND stage_key = $3 ORDER BY position, id"
     );
-    let rows =
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(type_key).bind(funnel).bind(stage).fetch_all(&mut **tx).await?;
+    let rows = tx.fetch_all(Statement::new(sql).bind(type_key).bind(funnel).bind(stage)).await?;
     rows.iter().map(|r| Ok((robot_from_row(r)?, r.try_get("created_at")?))).collect()
 }
 
@@ -120,7 +119,7 @@ pub async fn insert(tx: &mut Tx, robot: &Robot) -> StoreResult<i64> {
     .bind(robot.mode.as_str())
     .bind(robot.order)
     .bind(now_micros())
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.connection().await?)
     .await?)
 }
 
@@ -138,7 +137,7 @@ pub async fn update(tx: &mut Tx, robot: &Robot) -> StoreResult<()> {
     .bind(robot.mode.as_str())
     .bind(robot.order)
     .bind(robot.id)
-    .execute(&mut **tx)
+    .execute(tx.connection().await?)
     .await?;
     Ok(())
 }
@@ -148,13 +147,16 @@ pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
     sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE robot_id = $2 AND status = 'pending'")
         .bind(now_micros())
         .bind(id)
-        .execute(&mut **tx)
+        .execute(tx.connection().await?)
         .await?;
-    sqlx::query("DELETE FROM robots WHERE id = $1").bind(id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM robots WHERE id = $1").bind(id).execute(tx.connection().await?).await?;
     Ok(())
 }
 
 /// How many robots use a plugin.
 pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM robots WHERE plugin = $1").bind(plugin).fetch_one(&mut **tx).await?)
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM robots WHERE plugin = $1")
+        .bind(plugin)
+        .fetch_one(tx.connection().await?)
+        .await?)
 }

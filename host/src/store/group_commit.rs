@@ -1,0 +1,254 @@
+//! Group commit on SQLite's single write connection.
+//!
+//! SQLite has one writer. Instead of one transaction per use case, concurrent use cases take
+//! turns on the write connection inside one shared database transaction (a *batch*): each
+//! member opens its own savepoint before its first write, and a member that fails or is dropped
+//! is rolled back to its savepoint, leaving the others intact. A committer task queues for the
+//! connection behind the members waiting for it and commits the batch when its turn comes; every
+//! member of the batch waits for that commit before it reports success. Under load one commit
+//! covers many writes; alone, a write commits as soon as it ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sqlx::{AnyConnection, Connection, Executor};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
+
+use super::{StoreError, StoreResult};
+
+/// The savepoint statement each member's first write is prefixed with.
+const SAVEPOINT: &str = "SAVEPOINT member;\n";
+
+/// Outcome of a batch's commit, broadcast to its members.
+type Outcome = Option<Result<(), String>>;
+
+/// The write connection and the batch open on it.
+pub(super) struct Writer {
+    connection: Option<AnyConnection>,
+    batch: Option<watch::Sender<Outcome>>,
+    /// The last member ended without committing after opening its savepoint.
+    rollback_member: bool,
+    /// The last member ended after a failure that may have left its savepoint unopened, so
+    /// rolling back to "its" savepoint could undo an earlier member: the whole batch must go.
+    abort_batch: bool,
+    /// The last item id handed out (read from the database at first use). Ids are handed out
+    /// during a member's turn, so they commit in order; those of rolled-back writes stay unused.
+    last_item_id: Option<i64>,
+}
+
+impl Writer {
+    /// The write connection (gone once closed).
+    pub(super) fn connection(&mut self) -> StoreResult<&mut AnyConnection> {
+        self.connection.as_mut().ok_or(StoreError::Closed)
+    }
+
+    /// Undoes what an abandoned member left, before anyone else uses the connection.
+    async fn settle(&mut self) {
+        let abort = std::mem::take(&mut self.abort_batch);
+        if std::mem::take(&mut self.rollback_member) && !abort {
+            let undone = match self.connection() {
+                Ok(c) => c.execute("ROLLBACK TO member").await.map(drop).map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = undone {
+                self.abort(&format!("rolling back a failed write: {e}")).await;
+            }
+        } else if abort {
+            self.abort("a write failed before its savepoint was known to exist").await;
+        }
+    }
+
+    /// Rolls the open batch back and tells its members.
+    async fn abort(&mut self, why: &str) {
+        if let Some(batch) = self.batch.take() {
+            if let Ok(c) = self.connection()
+                && let Err(e) = c.execute("ROLLBACK").await
+            {
+                tracing::error!(error = %e, "rolling back a write batch failed");
+            }
+            tracing::error!(reason = why, "a write batch was rolled back");
+            batch.send_replace(Some(Err(format!("the write batch was rolled back: {why}"))));
+        }
+    }
+
+    /// Commits the open batch, if any, and tells its members.
+    async fn commit(&mut self) {
+        self.settle().await;
+        let Some(batch) = self.batch.take() else { return };
+        let result = match self.connection() {
+            Ok(c) => c.execute("COMMIT").await.map(drop).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "committing a write batch failed");
+            if let Ok(c) = self.connection() {
+                let _ = c.execute("ROLLBACK").await;
+            }
+        }
+        batch.send_replace(Some(result));
+    }
+}
+
+/// Wakes the committer task.
+struct Signal {
+    commit_wanted: Notify,
+    closed: AtomicBool,
+}
+
+impl Signal {
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.commit_wanted.notify_one();
+    }
+}
+
+/// The SQLite write connection shared by all write transactions of this process.
+pub(super) struct WriteGroup {
+    writer: Arc<Mutex<Writer>>,
+    signal: Arc<Signal>,
+}
+
+impl Drop for WriteGroup {
+    fn drop(&mut self) {
+        self.signal.close();
+    }
+}
+
+impl WriteGroup {
+    /// Takes over `connection` and starts the committer task.
+    pub(super) fn start(connection: AnyConnection) -> Arc<WriteGroup> {
+        let writer = Arc::new(Mutex::new(Writer {
+            connection: Some(connection),
+            batch: None,
+            rollback_member: false,
+            abort_batch: false,
+            last_item_id: None,
+        }));
+        let signal = Arc::new(Signal { commit_wanted: Notify::new(), closed: AtomicBool::new(false) });
+        tokio::spawn(committer(writer.clone(), signal.clone()));
+        Arc::new(WriteGroup { writer, signal })
+    }
+
+    /// Joins the open batch (opening one if none is) once the connection is free.
+    pub(super) async fn begin(self: &Arc<Self>) -> StoreResult<Member> {
+        let mut writer = self.writer.clone().lock_owned().await;
+        writer.settle().await;
+        if writer.batch.is_none() {
+            writer.connection()?.execute("BEGIN IMMEDIATE").await?;
+            writer.batch = Some(watch::channel(None).0);
+        }
+        let outcome = writer.batch.as_ref().map(watch::Sender::subscribe).ok_or(StoreError::Closed)?;
+        Ok(Member { writer: Some(writer), savepoint: false, uncertain: false, outcome, group: self.clone() })
+    }
+
+    /// The connection with no batch open, for migrations.
+    pub(super) async fn exclusive(&self) -> OwnedMutexGuard<Writer> {
+        let mut writer = self.writer.clone().lock_owned().await;
+        writer.commit().await;
+        writer
+    }
+
+    /// Commits what is open and closes the connection.
+    pub(super) async fn close(&self) {
+        self.signal.close();
+        let mut writer = self.writer.lock().await;
+        writer.commit().await;
+        if let Some(connection) = writer.connection.take()
+            && let Err(e) = connection.close().await
+        {
+            tracing::warn!(error = %e, "closing the SQLite write connection");
+        }
+    }
+}
+
+/// Commits batches when members ask, queueing for the connection like a member does.
+async fn committer(writer: Arc<Mutex<Writer>>, signal: Arc<Signal>) {
+    loop {
+        signal.commit_wanted.notified().await;
+        if signal.closed.load(Ordering::Acquire) {
+            return;
+        }
+        writer.lock().await.commit().await;
+    }
+}
+
+/// One write transaction's turn on the SQLite write connection, within a batch.
+pub(crate) struct Member {
+    writer: Option<OwnedMutexGuard<Writer>>,
+    savepoint: bool,
+    uncertain: bool,
+    outcome: watch::Receiver<Outcome>,
+    group: Arc<WriteGroup>,
+}
+
+impl Member {
+    /// The savepoint statement to put before this member's first write ("" once it is open).
+    pub(crate) fn open_savepoint(&mut self) -> &'static str {
+        if self.savepoint {
+            ""
+        } else {
+            self.savepoint = true;
+            SAVEPOINT
+        }
+    }
+
+    /// Notes that a round trip which opened the savepoint failed: unless the failure came from
+    /// a later statement (a constraint), the savepoint may not exist.
+    pub(crate) fn failed_opening(&mut self, error: &sqlx::Error) {
+        let constraint = matches!(error, sqlx::Error::Database(e) if e.kind() != sqlx::error::ErrorKind::Other);
+        if !constraint {
+            self.uncertain = true;
+        }
+    }
+
+    /// A new item id.
+    pub(crate) async fn allocate_item_id(&mut self) -> StoreResult<i64> {
+        let writer = self.writer.as_mut().ok_or(StoreError::Closed)?;
+        let last = match writer.last_item_id {
+            Some(last) => last,
+            None => {
+                let seed: i64 = sqlx::query_scalar(
+                    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0),
+                                COALESCE((SELECT MAX(id) FROM items), 0))",
+                )
+                .fetch_one(writer.connection()?)
+                .await?;
+                seed
+            }
+        };
+        writer.last_item_id = Some(last + 1);
+        Ok(last + 1)
+    }
+
+    /// The write connection.
+    pub(crate) fn connection(&mut self) -> StoreResult<&mut AnyConnection> {
+        self.writer.as_mut().ok_or(StoreError::Closed)?.connection()
+    }
+
+    /// Ends this member's turn and waits for the commit of its batch.
+    pub(crate) async fn commit(mut self) -> StoreResult<()> {
+        drop(self.writer.take());
+        self.group.signal.commit_wanted.notify_one();
+        let mut outcome = self.outcome.clone();
+        let result = outcome.wait_for(Option::is_some).await.map_err(|_| StoreError::Closed)?.clone();
+        match result {
+            Some(Ok(())) => Ok(()),
+            Some(Err(message)) => Err(StoreError::Commit(message)),
+            None => Err(StoreError::Closed),
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Some(mut writer) = self.writer.take() {
+            if self.uncertain {
+                writer.abort_batch = true;
+            } else if self.savepoint {
+                writer.rollback_member = true;
+            }
+            drop(writer);
+            self.group.signal.commit_wanted.notify_one();
+        }
+    }
+}

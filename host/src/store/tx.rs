@@ -1,0 +1,482 @@
+//! Write transactions: the one path every state change takes.
+//!
+//! A [`Tx`] is either a pooled PostgreSQL transaction or a member of the SQLite write group
+//! (see [`super::group_commit`]), where many concurrent use cases share one database
+//! transaction, each in its own savepoint, and one commit.
+//!
+//! Statements that return nothing a use case needs (history, timeline, outbox rows) are
+//! *deferred*: queued on the transaction and sent with its next statement or at commit. On
+//! SQLite the queue and that statement travel to the database thread as one multi-statement
+//! query, so a create or a move costs one or two round trips to it instead of five or six. (The
+//! SQLite driver of sqlx 0.9 runs multi-statement queries; its other drivers do not, so
+//! PostgreSQL sends them one by one.)
+
+use std::borrow::Cow;
+
+use std::sync::Arc;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, AnyPool, Row};
+
+use super::group_commit::{Member, WriteGroup};
+use super::{Dialect, StoreResult};
+
+/// A value bound to a statement parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Arg {
+    /// A 64-bit integer or NULL.
+    Int(Option<i64>),
+    /// Text or NULL.
+    Text(Option<String>),
+    /// A boolean or NULL.
+    Bool(Option<bool>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::Int(v)
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::Text(Some(v))
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::Text(Some(v.to_string()))
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg::Text(Some(v.clone()))
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        Arg::Text(v)
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Arg {
+        Arg::Text(v.map(str::to_string))
+    }
+}
+
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Arg {
+        Arg::Text(v.clone())
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Arg {
+        Arg::Bool(Some(v))
+    }
+}
+
+/// One SQL statement with `$1..$n` placeholders and its arguments.
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    sql: Cow<'static, str>,
+    args: Vec<Arg>,
+}
+
+impl Statement {
+    /// A statement without arguments yet.
+    pub(crate) fn new(sql: impl Into<Cow<'static, str>>) -> Statement {
+        Statement { sql: sql.into(), args: Vec::new() }
+    }
+
+    /// Adds the next argument.
+    pub(crate) fn bind(mut self, value: impl Into<Arg>) -> Statement {
+        self.args.push(value.into());
+        self
+    }
+
+    /// Appends this statement to `sql`, its placeholders shifted past the `args` already
+    /// collected, and its arguments to `args`.
+    fn append_to(self, sql: &mut String, args: &mut Vec<Arg>) {
+        shift_placeholders(&self.sql, args.len(), sql);
+        sql.push_str(";\n");
+        args.extend(self.args);
+    }
+
+    /// Runs this statement on a connection outside any [`Tx`] and returns its rows.
+    pub(crate) async fn fetch_all(self, connection: &mut AnyConnection) -> StoreResult<Vec<AnyRow>> {
+        Ok(Statement::query(&self.sql, self.args).fetch_all(connection).await?)
+    }
+
+    fn query(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+        for arg in args {
+            query = match arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+            };
+        }
+        query
+    }
+}
+
+/// Copies `sql` to `out` with every `$n` placeholder outside quotes renumbered to `$(n + by)`.
+fn shift_placeholders(sql: &str, by: usize, out: &mut String) {
+    let mut chars = sql.char_indices().peekable();
+    let mut quoted = false;
+    while let Some((_, c)) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if c != '$' || quoted {
+            out.push(c);
+            continue;
+        }
+        let mut number = String::new();
+        while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+            number.push(*d);
+            chars.next();
+        }
+        match number.parse::<usize>() {
+            Ok(n) => {
+                out.push('$');
+                out.push_str(&(n + by).to_string());
+            }
+            Err(_) => {
+                out.push('$');
+                out.push_str(&number);
+            }
+        }
+    }
+}
+
+/// Opens the nested savepoint of [`Tx::write_checked`].
+const ATTEMPT: &str = "SAVEPOINT attempt;\n";
+/// Undoes a checked write whose condition failed, with what came with it.
+const UNDO_ATTEMPT: &str = "ROLLBACK TO attempt;\nRELEASE attempt;\n";
+
+/// One round trip to the SQLite write connection; returns the rows produced.
+async fn hop(member: &mut Member, sql: &str, args: Vec<Arg>, opening: bool) -> StoreResult<Vec<AnyRow>> {
+    let result = Statement::query(sql, args).fetch_all(&mut *member.connection()?).await;
+    result.map_err(|e| {
+        if opening {
+            member.failed_opening(&e);
+        }
+        e.into()
+    })
+}
+
+/// Where the transaction's statements go once it has its turn.
+enum Inner {
+    /// PostgreSQL: a transaction on a pooled connection, begun at the first statement.
+    Pooled { pool: AnyPool, tx: Option<sqlx::Transaction<'static, Any>> },
+    /// SQLite: a member of the write group, which joins at the first statement.
+    Grouped { group: Arc<WriteGroup>, member: Option<Member> },
+}
+
+/// A write transaction. Every state change runs in one, together with its history and its
+/// outbox events; dropping it without [`Tx::commit`] undoes everything it wrote.
+///
+/// It takes its turn on the database (a pooled connection, or the SQLite write connection) at
+/// its first statement, so a use case can read and validate from the read pool before that and
+/// hold the writer only for its writes.
+pub struct Tx {
+    inner: Inner,
+    deferred: Vec<Statement>,
+}
+
+impl Tx {
+    pub(super) fn pooled(pool: AnyPool) -> Tx {
+        Tx { inner: Inner::Pooled { pool, tx: None }, deferred: Vec::new() }
+    }
+
+    pub(super) fn grouped(group: Arc<WriteGroup>) -> Tx {
+        Tx { inner: Inner::Grouped { group, member: None }, deferred: Vec::new() }
+    }
+
+    /// The database product.
+    pub fn dialect(&self) -> Dialect {
+        match self.inner {
+            Inner::Pooled { .. } => Dialect::Postgres,
+            Inner::Grouped { .. } => Dialect::Sqlite,
+        }
+    }
+
+    /// True until the transaction has sent or queued a statement: what it reads from the read
+    /// pool now is what its first write will find, unless another writer changes it first
+    /// (writes that depend on a read check a version).
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.deferred.is_empty()
+            && match &self.inner {
+                Inner::Pooled { tx, .. } => tx.is_none(),
+                Inner::Grouped { member, .. } => member.is_none(),
+            }
+    }
+
+    /// Queues a statement whose result nobody needs; it runs before the next statement of this
+    /// transaction or at commit, and its failure fails that statement or the commit.
+    pub(crate) fn defer(&mut self, statement: Statement) {
+        self.deferred.push(statement);
+    }
+
+    /// Takes this transaction's turn on the database if it has none yet.
+    async fn take_turn(&mut self) -> StoreResult<()> {
+        match &mut self.inner {
+            Inner::Pooled { pool, tx } if tx.is_none() => *tx = Some(pool.begin().await?),
+            Inner::Grouped { group, member } if member.is_none() => *member = Some(group.begin().await?),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A new id for a row of `items`, handed out in commit order: on SQLite by the write
+    /// connection's counter, on PostgreSQL by the sequence under the id-order lock.
+    pub(crate) async fn allocate_item_id(&mut self) -> StoreResult<i64> {
+        self.take_turn().await?;
+        match &mut self.inner {
+            Inner::Grouped { member: Some(member), .. } => member.allocate_item_id().await,
+            _ => {
+                super::lock_id_order(self).await?;
+                let select = Statement::new("SELECT nextval(pg_get_serial_sequence('items', 'id'))");
+                match self.fetch_optional(select).await? {
+                    Some(row) => Ok(row.try_get(0)?),
+                    None => {
+                        Err(super::StoreError::Corrupt { table: "items", message: "no id from the sequence".into() })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the deferred statements and `last` (if any) in one round trip on SQLite, one by
+    /// one on PostgreSQL; `write` says whether `last` changes data. Returns the rows of `last`.
+    /// (Rows, not counts: SQLite reports no reliable count for a multi-statement query, so a
+    /// write that must know what it changed says `RETURNING`.)
+    async fn run(&mut self, last: Option<Statement>, write: bool) -> StoreResult<Vec<AnyRow>> {
+        if last.is_none() && self.deferred.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.take_turn().await?;
+        let deferred = std::mem::take(&mut self.deferred);
+        match &mut self.inner {
+            Inner::Pooled { tx: Some(tx), .. } => {
+                for statement in deferred {
+                    Statement::query(&statement.sql, statement.args).execute(&mut **tx).await?;
+                }
+                match last {
+                    Some(last) => Ok(Statement::query(&last.sql, last.args).fetch_all(&mut **tx).await?),
+                    None => Ok(Vec::new()),
+                }
+            }
+            Inner::Grouped { member: Some(member), .. } => {
+                let mut sql = String::new();
+                let mut args = Vec::new();
+                let mut opening = false;
+                if !deferred.is_empty() || (last.is_some() && write) {
+                    let savepoint = member.open_savepoint();
+                    sql.push_str(savepoint);
+                    opening = !savepoint.is_empty();
+                }
+                for statement in deferred.into_iter().chain(last) {
+                    statement.append_to(&mut sql, &mut args);
+                }
+                hop(member, &sql, args, opening).await
+            }
+            _ => Err(super::StoreError::Closed),
+        }
+    }
+
+    /// Runs a write statement that returns rows (`RETURNING`).
+    pub(crate) async fn write_returning(&mut self, statement: Statement) -> StoreResult<Vec<AnyRow>> {
+        self.run(Some(statement), true).await
+    }
+
+    /// Runs `checked`, a write that says `RETURNING` and returns no row when its condition
+    /// (typically a version) no longer holds, and then `then`, the statements that belong with
+    /// it. On SQLite all of it travels in one round trip, `then` inside a nested savepoint that
+    /// is rolled back when `checked` returned nothing; on PostgreSQL `then` is deferred once
+    /// `checked` has returned a row. Returns whether `checked` returned a row.
+    pub(crate) async fn write_checked(&mut self, checked: Statement, then: Vec<Statement>) -> StoreResult<bool> {
+        if matches!(self.inner, Inner::Pooled { .. }) || then.is_empty() {
+            let applied = !self.write_returning(checked).await?.is_empty();
+            if applied {
+                self.deferred.extend(then);
+            }
+            return Ok(applied);
+        }
+        self.take_turn().await?;
+        let deferred = std::mem::take(&mut self.deferred);
+        let Inner::Grouped { member: Some(member), .. } = &mut self.inner else {
+            return Err(super::StoreError::Closed);
+        };
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        let savepoint = member.open_savepoint();
+        sql.push_str(savepoint);
+        for statement in deferred {
+            statement.append_to(&mut sql, &mut args);
+        }
+        sql.push_str(ATTEMPT);
+        for statement in std::iter::once(checked).chain(then) {
+            statement.append_to(&mut sql, &mut args);
+        }
+        let applied = !hop(member, &sql, args, !savepoint.is_empty()).await?.is_empty();
+        if !applied {
+            hop(member, UNDO_ATTEMPT, Vec::new(), false).await?;
+        }
+        Ok(applied)
+    }
+
+    /// Runs a query that only reads, seeing this transaction's own writes.
+    pub(crate) async fn fetch_all(&mut self, statement: Statement) -> StoreResult<Vec<AnyRow>> {
+        self.run(Some(statement), false).await
+    }
+
+    /// Runs a query that only reads and returns its first row, if any.
+    pub(crate) async fn fetch_optional(&mut self, statement: Statement) -> StoreResult<Option<AnyRow>> {
+        Ok(self.fetch_all(statement).await?.into_iter().next())
+    }
+
+    /// The connection, for statements that need sqlx directly (they may read and write):
+    /// deferred statements have run and, on SQLite, this member's savepoint is open.
+    pub(crate) async fn connection(&mut self) -> StoreResult<&mut AnyConnection> {
+        self.take_turn().await?;
+        self.run(None, true).await?;
+        match &mut self.inner {
+            Inner::Pooled { tx: Some(tx), .. } => Ok(&mut **tx),
+            Inner::Grouped { member: Some(member), .. } => {
+                let savepoint = member.open_savepoint();
+                if !savepoint.is_empty() {
+                    hop(member, savepoint, Vec::new(), true).await?;
+                }
+                member.connection()
+            }
+            _ => Err(super::StoreError::Closed),
+        }
+    }
+
+    /// Commits: runs the deferred statements, then commits (on SQLite: waits for the group's
+    /// commit that includes this transaction). A transaction that never wrote has nothing to do.
+    pub async fn commit(mut self) -> StoreResult<()> {
+        self.run(None, true).await?;
+        match self.inner {
+            Inner::Pooled { tx: Some(tx), .. } => Ok(tx.commit().await?),
+            Inner::Grouped { member: Some(member), .. } => member.commit().await,
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    async fn scratch() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.expect("connect");
+        let mut tx = store.begin().await.expect("begin");
+        sqlx::query("CREATE TABLE t (x INTEGER NOT NULL UNIQUE)")
+            .execute(tx.connection().await.expect("connection"))
+            .await
+            .expect("create");
+        tx.commit().await.expect("commit");
+        (dir, store)
+    }
+
+    async fn values(store: &Store) -> Vec<i64> {
+        sqlx::query_scalar("SELECT x FROM t ORDER BY x").fetch_all(store.reader()).await.expect("select")
+    }
+
+    fn insert(x: i64) -> Statement {
+        Statement::new("INSERT INTO t (x) VALUES ($1)").bind(x)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_member_leaves_the_rest_of_its_batch_intact() {
+        let (_dir, store) = scratch().await;
+        // The first writer holds the turn while the others queue, so all three share a batch.
+        let mut first = store.begin().await.expect("begin");
+        first.write_returning(insert(1)).await.expect("insert 1");
+        let failing = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await?;
+                tx.defer(insert(2));
+                tx.write_returning(insert(1)).await?; // duplicate: fails after 2 went in
+                tx.commit().await
+            })
+        };
+        let third = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let mut tx = store.begin().await?;
+                tx.defer(insert(3));
+                tx.commit().await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        first.commit().await.expect("first commits");
+        assert!(failing.await.expect("task").is_err(), "the duplicate fails");
+        third.await.expect("task").expect("third commits");
+        assert_eq!(values(&store).await, vec![1, 3]);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_checked_write_that_misses_undoes_only_what_came_with_it() {
+        let (_dir, store) = scratch().await;
+        let mut tx = store.begin().await.expect("begin");
+        tx.defer(insert(1));
+        let missed = Statement::new("UPDATE t SET x = 5 WHERE x = 99 RETURNING x");
+        assert!(!tx.write_checked(missed, vec![insert(2)]).await.expect("checked write"));
+        let hit = Statement::new("UPDATE t SET x = 10 WHERE x = 1 RETURNING x");
+        assert!(tx.write_checked(hit, vec![insert(4)]).await.expect("checked write"));
+        tx.commit().await.expect("commit");
+        assert_eq!(values(&store).await, vec![4, 10]);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_transaction_writes_nothing() {
+        let (_dir, store) = scratch().await;
+        let mut tx = store.begin().await.expect("begin");
+        tx.write_returning(insert(7)).await.expect("insert");
+        drop(tx);
+        let mut tx = store.begin().await.expect("begin");
+        tx.defer(insert(8));
+        tx.commit().await.expect("commit");
+        assert_eq!(values(&store).await, vec![8]);
+        store.close().await;
+    }
+
+    #[test]
+    fn placeholders_shift_outside_quotes_only() {
+        let mut out = String::new();
+        shift_placeholders("INSERT INTO t VALUES ($1, '$2', $2, $10)", 3, &mut out);
+        assert_eq!(out, "INSERT INTO t VALUES ($4, '$2', $5, $13)");
+    }
+
+    #[test]
+    fn statements_append_with_their_arguments() {
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        Statement::new("A $1 $2").bind(1).bind("x").append_to(&mut sql, &mut args);
+        Statement::new("B $1").bind(true).append_to(&mut sql, &mut args);
+        assert_eq!(sql, "A $1 $2;\nB $3;\n");
+        assert_eq!(args, vec![Arg::Int(Some(1)), Arg::Text(Some("x".into())), Arg::Bool(Some(true))]);
+    }
+}
