@@ -104,15 +104,18 @@ impl Store {
         if let Some(path) = url.strip_prefix("sqlite://") {
             Self::connect_sqlite(url, path).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool =
-                AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
-            // Catalog and generation reads happen while a write transaction holds a connection
-            // of the main pool; their own small pool keeps them from waiting on it.
-            let meta =
-                AnyPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+            let pool = |size: u32| {
+                AnyPoolOptions::new().max_connections(size).acquire_timeout(Duration::from_secs(10)).connect(url)
+            };
+            // Three pools, so no kind of work waits for connections another kind holds: write
+            // transactions; reads (a GET never queues behind writers); catalog and generation
+            // reads, which happen while a write transaction holds its connection.
+            let write = pool(16).await?;
+            let read = pool(8).await?;
+            let meta = pool(4).await?;
             Ok(Store {
-                write: Writes::Pool(pool.clone()),
-                read: pool,
+                write: Writes::Pool(write),
+                read,
                 meta,
                 dialect: Dialect::Postgres,
                 local_generation: Arc::default(),
