@@ -299,3 +299,45 @@ async fn many_concurrent_writers_all_succeed(backend: Backend) {
     assert_eq!(s.count("deal").await, 48);
 }
 both!(many_concurrent_writers_all_succeed);
+
+async fn concurrent_changes_of_one_item_all_land(backend: Backend) {
+    let s = Server::start(backend).await;
+    let id = s.post("/api/v1/items/deal", json!({"title": "Contended"})).await.ok(201)["id"].clone();
+    let http = reqwest::Client::new();
+    let writers = 16;
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let (http, base, token, id) = (http.clone(), s.base.clone(), s.admin.clone(), id.clone());
+            tokio::spawn(async move {
+                let (path, body) = if i % 4 == 0 {
+                    (format!("{base}/api/v1/items/deal/{id}"), json!({"title": format!("title {i}")}))
+                } else {
+                    let stage = if i % 2 == 1 { "in-progress" } else { "new" };
+                    (format!("{base}/api/v1/items/deal/{id}/move"), json!({"stage": stage}))
+                };
+                let method = if i % 4 == 0 { Method::PATCH } else { Method::POST };
+                let reply = http.request(method, path).bearer_auth(&token).json(&body).send().await.expect("send");
+                assert_eq!(reply.status(), 200, "{:?}", reply.text().await);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    // Every change read the version it replaced: versions, history and timeline agree.
+    let item = s.item("deal", &id).await;
+    let history = s.get(&format!("/api/v1/items/deal/{id}/history?limit=500")).await.ok(200)["items"].clone();
+    let history = history.as_array().cloned().unwrap_or_default();
+    // A move that read a stale stage would record a `from` that is not where the item stood.
+    let mut stood = json!("new");
+    for entry in &history {
+        assert_eq!(entry["from"]["stage"], stood, "history is continuous: {history:?}");
+        assert_ne!(entry["to"]["stage"], stood, "every recorded move changed the stage");
+        stood = entry["to"]["stage"].clone();
+    }
+    assert_eq!(item["stage"], stood);
+    let changes = s.timeline_texts("deal", &id).await.iter().filter(|t| t.starts_with("Changed title")).count();
+    assert_eq!(changes, writers / 4, "every title change is on the timeline");
+    assert_eq!(item["version"], json!(1 + changes + history.len()), "one version per recorded change");
+}
+both!(concurrent_changes_of_one_item_all_land);

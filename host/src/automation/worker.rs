@@ -124,18 +124,26 @@ async fn run_job(service: &Arc<Service>, job: &Job) -> ServiceResult<()> {
     };
     match result {
         Ok((message, host)) => {
-            let mut tx = service.store().begin().await?;
-            match apply_writes(service, &mut tx, &caller, &robot.plugin, host.writes()).await {
-                Ok(()) => {
-                    let note = message.map(|m| m.chars().take(2000).collect::<String>());
-                    if jobs::finish(&mut tx, job, "done", note.as_deref(), now_micros()).await? {
-                        tx.commit().await?;
-                        service.committed();
-                    }
-                    Ok(())
+            let note = message.map(|m| m.chars().take(2000).collect::<String>());
+            let applied = async {
+                let mut tx = service.store().begin().await?;
+                apply_writes(service, &mut tx, &caller, &robot.plugin, host.writes()).await?;
+                if jobs::finish(&mut tx, job, "done", note.as_deref(), now_micros()).await? {
+                    tx.commit().await?;
+                    service.committed();
+                }
+                Ok::<_, ServiceError>(())
+            }
+            .await;
+            match applied {
+                Ok(()) => Ok(()),
+                // A host fault, or an item the robot read changed before its writes landed
+                // (`CheckFailed`): nothing was written; run it again later.
+                Err(ServiceError::Store(e)) => {
+                    let failure = Failure::Host(e.to_string());
+                    retry_or_fail(service, job, &robot.plugin, &version, &failure).await
                 }
                 Err(e) => {
-                    drop(tx);
                     let failure = Failure::Plugin { code: "invalid-write".into(), message: e.describe() };
                     fail(service, job, &robot.plugin, &version, &failure).await
                 }

@@ -15,6 +15,7 @@ use crate::model::field::Reference;
 use crate::model::item::{HistoryEntry, Item, ItemRef, StagePoint, TimelineEntry, TimelineKind};
 use crate::model::money::Money;
 use crate::model::time::{now_micros, to_rfc3339};
+use crate::store::StoreError;
 use crate::store::items::{self as repo, ItemWrite};
 use crate::store::journal::NewEntry;
 use crate::store::outbox::{self, NewEvent};
@@ -57,7 +58,7 @@ pub struct NewItem {
 }
 
 /// `PATCH /items/{type}/{id}` body: present keys change, `null` clears.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemPatch {
     /// New title.
@@ -279,6 +280,35 @@ impl Service {
         Err(ServiceError::Forbidden(format!("{} access to `{type_key}` items{place} is required", need.as_str())))
     }
 
+    /// Runs a change in a transaction and commits it. A change that read its item outside the
+    /// writer's turn learns at commit when another writer changed the item first; it then runs
+    /// again holding the turn from the start, so it reads what it will write over.
+    async fn retrying<T, F, Fut>(&self, mut change: F) -> ServiceResult<T>
+    where
+        F: FnMut(Tx) -> Fut,
+        Fut: std::future::Future<Output = ServiceResult<(Tx, T)>>,
+    {
+        for attempt in 0..WRITE_ATTEMPTS {
+            let mut tx = self.store.begin().await?;
+            if attempt > 0 {
+                tx.hold_turn().await?;
+            }
+            let (tx, value) = match change(tx).await {
+                Err(ServiceError::Store(StoreError::CheckFailed)) => continue,
+                other => other?,
+            };
+            match tx.commit().await {
+                Ok(()) => {
+                    self.committed();
+                    return Ok(value);
+                }
+                Err(StoreError::CheckFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Conflict("the item is changing too often; try again".into()))
+    }
+
     /// Creates an item.
     pub async fn create_item(&self, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
         let mut tx = self.store.begin().await?;
@@ -452,11 +482,14 @@ impl Service {
         patch: ItemPatch,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
-        let mut tx = self.store.begin().await?;
-        let item = self.update_item_in(&mut tx, caller, type_key, id, patch, if_match).await?;
-        tx.commit().await?;
-        self.committed();
-        Ok(item)
+        self.retrying(|mut tx| {
+            let patch = patch.clone();
+            async move {
+                let item = self.update_item_in(&mut tx, caller, type_key, id, patch, if_match).await?;
+                Ok((tx, item))
+            }
+        })
+        .await
     }
 
     /// The same inside `tx`.
@@ -553,11 +586,14 @@ impl Service {
         request: MoveRequest,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
-        let mut tx = self.store.begin().await?;
-        let item = self.move_item_in(&mut tx, caller, type_key, id, request, if_match).await?;
-        tx.commit().await?;
-        self.committed();
-        Ok(item)
+        self.retrying(|mut tx| {
+            let request = request.clone();
+            async move {
+                let item = self.move_item_in(&mut tx, caller, type_key, id, request, if_match).await?;
+                Ok((tx, item))
+            }
+        })
+        .await
     }
 
     /// The same inside `tx`.

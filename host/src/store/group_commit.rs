@@ -7,14 +7,38 @@
 //! connection behind the members waiting for it and commits the batch when its turn comes; every
 //! member of the batch waits for that commit before it reports success. Under load one commit
 //! covers many writes; alone, a write commits as soon as it ends.
+//!
+//! A transaction that only queued statements (it never needed an answer from the database
+//! before its commit: a move, an update) does not take a turn at all: it submits its statements
+//! as a *program*, and the committer runs the programs waiting, many to a round trip, each in its
+//! own savepoint, without handing the connection from task to task. A program whose statement
+//! fails is rolled back alone and told why; the others go on. A program's version checks are
+//! statements that fail when the write before them changed no row ([`CHECK`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sqlx::{AnyConnection, Connection, Executor};
-use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
+use futures::StreamExt;
+use sqlx::{AnyConnection, Connection, Executor, Row};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot, watch};
 
+use super::tx::{Arg, Statement};
 use super::{StoreError, StoreResult};
+
+/// Creates the table behind [`CHECK`] on the write connection.
+pub(super) const CREATE_CHECK_TABLE: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS write_check (id INTEGER PRIMARY KEY, ok INTEGER NOT NULL)";
+/// Fails (NOT NULL) unless the statement before it changed exactly one row.
+pub(super) const CHECK: &str = "INSERT INTO temp.write_check (id, ok) VALUES (1, CASE changes() WHEN 1 THEN 1 END) \
+    ON CONFLICT (id) DO UPDATE SET ok = excluded.ok";
+/// Programs sent to SQLite in one round trip, at most.
+const PROGRAMS_PER_TRIP: usize = 64;
+
+/// Statements of one transaction submitted to run in the committer's batch.
+struct Program {
+    statements: Vec<Statement>,
+    reply: oneshot::Sender<StoreResult<()>>,
+}
 
 /// The savepoint statement each member's first write is prefixed with.
 const SAVEPOINT: &str = "SAVEPOINT member;\n";
@@ -58,6 +82,23 @@ impl Writer {
         }
     }
 
+    /// Opens a batch. A transaction found open on the connection belongs to no batch (no member
+    /// can still be told it committed), so it is rolled back first rather than left to block
+    /// every later write.
+    async fn begin_batch(&mut self) -> StoreResult<()> {
+        let connection = self.connection()?;
+        if let Err(e) = connection.execute("BEGIN IMMEDIATE").await {
+            if !e.to_string().contains("within a transaction") {
+                return Err(e.into());
+            }
+            tracing::error!("the write connection was in a transaction no batch owns; rolling it back");
+            connection.execute("ROLLBACK").await?;
+            connection.execute("BEGIN IMMEDIATE").await?;
+        }
+        self.batch = Some(watch::channel(None).0);
+        Ok(())
+    }
+
     /// Rolls the open batch back and tells its members.
     async fn abort(&mut self, why: &str) {
         if let Some(batch) = self.batch.take() {
@@ -71,10 +112,10 @@ impl Writer {
         }
     }
 
-    /// Commits the open batch, if any, and tells its members.
-    async fn commit(&mut self) {
+    /// Commits the open batch, if any, and tells its members; returns the outcome.
+    async fn commit(&mut self) -> Result<(), String> {
         self.settle().await;
-        let Some(batch) = self.batch.take() else { return };
+        let Some(batch) = self.batch.take() else { return Ok(()) };
         let result = match self.connection() {
             Ok(c) => c.execute("COMMIT").await.map(drop).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -85,7 +126,79 @@ impl Writer {
                 let _ = c.execute("ROLLBACK").await;
             }
         }
-        batch.send_replace(Some(result));
+        batch.send_replace(Some(result.clone()));
+        result
+    }
+
+    /// Runs programs in the open batch (opening one), many to a round trip, each in its own
+    /// savepoint; those that fail are rolled back alone and answered at once, the others are
+    /// added to `succeeded` to be answered after the commit.
+    async fn run_programs(&mut self, mut programs: Vec<Program>, succeeded: &mut Vec<Program>) {
+        if self.batch.is_none()
+            && let Err(e) = self.begin_batch().await
+        {
+            for program in programs {
+                let _ = program.reply.send(Err(StoreError::Commit(e.to_string())));
+            }
+            return;
+        }
+        while !programs.is_empty() {
+            let rest = programs.split_off(programs.len().min(PROGRAMS_PER_TRIP));
+            let (done, failure) = self.run_trip(&programs).await;
+            let mut chunk = programs.into_iter();
+            succeeded.extend(chunk.by_ref().take(done));
+            programs = rest;
+            if let Some(error) = failure {
+                let undone = match self.connection() {
+                    Ok(c) => c.execute("ROLLBACK TO program; RELEASE program").await.map(drop),
+                    Err(_) => Ok(()),
+                };
+                if let Some(failed) = chunk.next() {
+                    let _ = failed.reply.send(Err(error));
+                }
+                if let Err(e) = undone {
+                    // The batch is in an unknown state: nothing of it may commit.
+                    let why = format!("undoing a failed write: {e}");
+                    self.abort(&why).await;
+                    for program in succeeded.drain(..).chain(chunk).chain(programs) {
+                        let _ = program.reply.send(Err(StoreError::Commit(why.clone())));
+                    }
+                    return;
+                }
+                // The programs after the failed one in this trip did not run: run them next.
+                let mut again: Vec<Program> = chunk.collect();
+                again.append(&mut programs);
+                programs = again;
+            }
+        }
+    }
+
+    /// One round trip running `programs`; returns how many completed and the error that stopped
+    /// the next one, if any.
+    async fn run_trip(&mut self, programs: &[Program]) -> (usize, Option<StoreError>) {
+        let mut sql = String::new();
+        let mut args: Vec<Arg> = Vec::new();
+        for program in programs {
+            sql.push_str("SAVEPOINT program;\n");
+            for statement in &program.statements {
+                statement.clone().append_to(&mut sql, &mut args);
+            }
+            sql.push_str("RELEASE program;\nSELECT 1 AS program_end;\n");
+        }
+        let connection = match self.connection() {
+            Ok(c) => c,
+            Err(e) => return (0, Some(e)),
+        };
+        let mut done = 0;
+        let mut rows = Statement::query(&sql, args).fetch(connection);
+        while let Some(row) = rows.next().await {
+            match row {
+                Ok(row) if row.try_column("program_end").is_ok() => done += 1,
+                Ok(_) => {}
+                Err(e) => return (done, Some(StoreError::from_write(e))),
+            }
+        }
+        (done, None)
     }
 }
 
@@ -106,6 +219,7 @@ impl Signal {
 pub(super) struct WriteGroup {
     writer: Arc<Mutex<Writer>>,
     signal: Arc<Signal>,
+    programs: Arc<std::sync::Mutex<Vec<Program>>>,
 }
 
 impl Drop for WriteGroup {
@@ -125,8 +239,9 @@ impl WriteGroup {
             last_item_id: None,
         }));
         let signal = Arc::new(Signal { commit_wanted: Notify::new(), closed: AtomicBool::new(false) });
-        tokio::spawn(committer(writer.clone(), signal.clone()));
-        Arc::new(WriteGroup { writer, signal })
+        let programs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        tokio::spawn(committer(writer.clone(), signal.clone(), programs.clone()));
+        Arc::new(WriteGroup { writer, signal, programs })
     }
 
     /// Joins the open batch (opening one if none is) once the connection is free.
@@ -134,17 +249,27 @@ impl WriteGroup {
         let mut writer = self.writer.clone().lock_owned().await;
         writer.settle().await;
         if writer.batch.is_none() {
-            writer.connection()?.execute("BEGIN IMMEDIATE").await?;
-            writer.batch = Some(watch::channel(None).0);
+            writer.begin_batch().await?;
         }
         let outcome = writer.batch.as_ref().map(watch::Sender::subscribe).ok_or(StoreError::Closed)?;
         Ok(Member { writer: Some(writer), savepoint: false, uncertain: false, outcome, group: self.clone() })
     }
 
+    /// Runs `statements` as one program in the next batch and waits for its commit.
+    pub(super) async fn submit(&self, statements: Vec<Statement>) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        match self.programs.lock() {
+            Ok(mut programs) => programs.push(Program { statements, reply }),
+            Err(_) => return Err(StoreError::Closed),
+        }
+        self.signal.commit_wanted.notify_one();
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// The connection with no batch open, for migrations.
     pub(super) async fn exclusive(&self) -> OwnedMutexGuard<Writer> {
         let mut writer = self.writer.clone().lock_owned().await;
-        writer.commit().await;
+        let _ = writer.commit().await;
         writer
     }
 
@@ -152,7 +277,7 @@ impl WriteGroup {
     pub(super) async fn close(&self) {
         self.signal.close();
         let mut writer = self.writer.lock().await;
-        writer.commit().await;
+        let _ = writer.commit().await;
         if let Some(connection) = writer.connection.take()
             && let Err(e) = connection.close().await
         {
@@ -161,14 +286,31 @@ impl WriteGroup {
     }
 }
 
-/// Commits batches when members ask, queueing for the connection like a member does.
-async fn committer(writer: Arc<Mutex<Writer>>, signal: Arc<Signal>) {
+/// Runs submitted programs and commits batches when members ask, queueing for the connection
+/// like a member does.
+async fn committer(writer: Arc<Mutex<Writer>>, signal: Arc<Signal>, programs: Arc<std::sync::Mutex<Vec<Program>>>) {
     loop {
         signal.commit_wanted.notified().await;
         if signal.closed.load(Ordering::Acquire) {
             return;
         }
-        writer.lock().await.commit().await;
+        let mut writer = writer.lock().await;
+        writer.settle().await;
+        let mut succeeded = Vec::new();
+        loop {
+            let taken: Vec<Program> = match programs.lock() {
+                Ok(mut queue) => std::mem::take(&mut *queue),
+                Err(_) => Vec::new(),
+            };
+            if taken.is_empty() {
+                break;
+            }
+            writer.run_programs(taken, &mut succeeded).await;
+        }
+        let outcome = writer.commit().await;
+        for program in succeeded {
+            let _ = program.reply.send(outcome.clone().map_err(StoreError::Commit));
+        }
     }
 }
 

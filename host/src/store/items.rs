@@ -121,7 +121,7 @@ pub(crate) async fn update(
         "UPDATE items SET funnel_key = $1, stage_key = $2, title = $3, amount_value = $4, amount_currency = $5,
             responsible_id = $6, contact_id = $7, company_id = $8, fields = $9, version = version + 1,
             updated_by = $10, updated_at = $11
-         WHERE id = $12 AND version = $13 RETURNING id",
+         WHERE id = $12 AND version = $13",
     )
     .bind(&write.funnel)
     .bind(&write.stage)

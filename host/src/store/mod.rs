@@ -53,6 +53,10 @@ pub enum StoreError {
     /// The write connection is closed (the server is stopping).
     #[error("the database is closing")]
     Closed,
+    /// A write checked a version that another writer had changed since it was read: nothing of
+    /// the transaction was stored; run the use case again.
+    #[error("the row changed since it was read")]
+    CheckFailed,
     /// A group commit failed: the write was not stored.
     #[error("commit failed: {0}")]
     Commit(String),
@@ -64,6 +68,16 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl StoreError {
+    /// Classifies an error of a write: a failed version check, or a database error.
+    pub(crate) fn from_write(error: sqlx::Error) -> StoreError {
+        match &error {
+            sqlx::Error::Database(e) if e.message().contains("write_check.ok") => StoreError::CheckFailed,
+            _ => StoreError::Database(error),
+        }
+    }
 }
 
 /// Result of storage calls.
@@ -151,6 +165,7 @@ impl Store {
         // instead of writers spinning on SQLITE_BUSY; readers use their own pool.
         let mut write = AnyConnection::connect_with(&options).await?;
         write.execute(PRAGMAS).await?;
+        write.execute(group_commit::CREATE_CHECK_TABLE).await?;
         let write = Writes::Group(group_commit::WriteGroup::start(write));
         let read = pragmas(AnyPoolOptions::new().max_connections(8))
             .acquire_timeout(Duration::from_secs(30))

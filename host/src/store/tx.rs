@@ -18,8 +18,9 @@ use std::sync::Arc;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Row};
 
+use super::group_commit::CHECK;
 use super::group_commit::{Member, WriteGroup};
-use super::{Dialect, StoreResult};
+use super::{Dialect, StoreError, StoreResult};
 
 /// A value bound to a statement parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,10 +108,16 @@ impl Statement {
 
     /// Appends this statement to `sql`, its placeholders shifted past the `args` already
     /// collected, and its arguments to `args`.
-    fn append_to(self, sql: &mut String, args: &mut Vec<Arg>) {
+    pub(super) fn append_to(self, sql: &mut String, args: &mut Vec<Arg>) {
         shift_placeholders(&self.sql, args.len(), sql);
         sql.push_str(";\n");
         args.extend(self.args);
+    }
+
+    /// The same statement answering one row per row it changes (`RETURNING 1`).
+    fn returning_one(mut self) -> Statement {
+        self.sql = format!("{} RETURNING 1", self.sql).into();
+        self
     }
 
     /// Runs this statement on a connection outside any [`Tx`] and returns its rows.
@@ -118,7 +125,7 @@ impl Statement {
         Ok(Statement::query(&self.sql, self.args).fetch_all(connection).await?)
     }
 
-    fn query(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
+    pub(super) fn query(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
         for arg in args {
             query = match arg {
@@ -173,7 +180,7 @@ async fn hop(member: &mut Member, sql: &str, args: Vec<Arg>, opening: bool) -> S
         if opening {
             member.failed_opening(&e);
         }
-        e.into()
+        StoreError::from_write(e)
     })
 }
 
@@ -228,6 +235,12 @@ impl Tx {
     /// transaction or at commit, and its failure fails that statement or the commit.
     pub(crate) fn defer(&mut self, statement: Statement) {
         self.deferred.push(statement);
+    }
+
+    /// Takes the turn now, so every later read sees what this transaction will write over
+    /// (used when a change that read outside the turn found its item changed).
+    pub(crate) async fn hold_turn(&mut self) -> StoreResult<()> {
+        self.take_turn().await
     }
 
     /// Takes this transaction's turn on the database if it has none yet.
@@ -302,12 +315,24 @@ impl Tx {
         self.run(Some(statement), true).await
     }
 
-    /// Runs `checked`, a write that says `RETURNING` and returns no row when its condition
-    /// (typically a version) no longer holds, and then `then`, the statements that belong with
-    /// it. On SQLite all of it travels in one round trip, `then` inside a nested savepoint that
+    /// Runs `checked`, a write (without `RETURNING`) that changes one row while its condition
+    /// (typically a version) holds and none otherwise, and then `then`, the statements that
+    /// belong with it. On SQLite all of it travels in one round trip, `then` inside a nested savepoint that
     /// is rolled back when `checked` returned nothing; on PostgreSQL `then` is deferred once
     /// `checked` has returned a row. Returns whether `checked` returned a row.
+    ///
+    /// On SQLite, before the transaction has taken its turn, nothing is sent: the statements
+    /// are queued with a check that fails unless `checked` changed one row, the answer is
+    /// `true`, and a failed check surfaces later as [`StoreError::CheckFailed`] (from a later
+    /// statement or the commit), after which the whole use case should run again.
     pub(crate) async fn write_checked(&mut self, checked: Statement, then: Vec<Statement>) -> StoreResult<bool> {
+        if let Inner::Grouped { member: None, .. } = self.inner {
+            self.deferred.push(checked);
+            self.deferred.push(Statement::new(CHECK));
+            self.deferred.extend(then);
+            return Ok(true);
+        }
+        let checked = checked.returning_one();
         if matches!(self.inner, Inner::Pooled { .. }) || then.is_empty() {
             let applied = !self.write_returning(checked).await?.is_empty();
             if applied {
@@ -369,6 +394,11 @@ impl Tx {
     /// Commits: runs the deferred statements, then commits (on SQLite: waits for the group's
     /// commit that includes this transaction). A transaction that never wrote has nothing to do.
     pub async fn commit(mut self) -> StoreResult<()> {
+        if let Inner::Grouped { group, member: None } = &self.inner {
+            // Never took a turn: what it queued runs as a program, without one.
+            let deferred = std::mem::take(&mut self.deferred);
+            return if deferred.is_empty() { Ok(()) } else { group.submit(deferred).await };
+        }
         self.run(None, true).await?;
         match self.inner {
             Inner::Pooled { tx: Some(tx), .. } => Ok(tx.commit().await?),
@@ -440,13 +470,41 @@ mod tests {
     async fn a_checked_write_that_misses_undoes_only_what_came_with_it() {
         let (_dir, store) = scratch().await;
         let mut tx = store.begin().await.expect("begin");
+        tx.hold_turn().await.expect("turn");
         tx.defer(insert(1));
-        let missed = Statement::new("UPDATE t SET x = 5 WHERE x = 99 RETURNING x");
+        let missed = Statement::new("UPDATE t SET x = 5 WHERE x = 99");
         assert!(!tx.write_checked(missed, vec![insert(2)]).await.expect("checked write"));
-        let hit = Statement::new("UPDATE t SET x = 10 WHERE x = 1 RETURNING x");
+        let hit = Statement::new("UPDATE t SET x = 10 WHERE x = 1");
         assert!(tx.write_checked(hit, vec![insert(4)]).await.expect("checked write"));
         tx.commit().await.expect("commit");
         assert_eq!(values(&store).await, vec![4, 10]);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn programs_with_a_failed_check_or_statement_fail_alone() {
+        let (_dir, store) = scratch().await;
+        let mut setup = store.begin().await.expect("begin");
+        setup.defer(insert(1));
+        setup.commit().await.expect("commit");
+        let submit = |checked: Option<&'static str>, then: Vec<Statement>| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await?;
+                match checked {
+                    Some(sql) => assert!(tx.write_checked(Statement::new(sql), then).await?),
+                    None => then.into_iter().for_each(|s| tx.defer(s)),
+                }
+                tx.commit().await
+            })
+        };
+        let missed = submit(Some("UPDATE t SET x = 5 WHERE x = 99"), vec![insert(2)]);
+        let duplicate = submit(None, vec![insert(6), insert(6)]);
+        let fine = submit(Some("UPDATE t SET x = 10 WHERE x = 1"), vec![insert(3)]);
+        assert!(matches!(missed.await.expect("task"), Err(StoreError::CheckFailed)));
+        assert!(matches!(duplicate.await.expect("task"), Err(StoreError::Database(_))));
+        fine.await.expect("task").expect("the good program commits");
+        assert_eq!(values(&store).await, vec![3, 10]);
         store.close().await;
     }
 
