@@ -17,9 +17,10 @@ use crate::runtime::wasm::RobotContext;
 use crate::service::items::TimelineNote;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use crate::store::jobs::{self, Job};
+use crate::store::{StoreError, Tx};
 
 /// Jobs claimed at once by one worker.
-const CLAIM: i64 = 16;
+const CLAIM: i64 = 32;
 /// Longest sleep when the queue is empty (other hosts' jobs, delayed jobs).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Attempts of a job failing transiently before it is failed for good.
@@ -47,7 +48,9 @@ pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
     }
 }
 
-/// Claims and runs one batch of due jobs; returns how many ran.
+/// Claims and runs one batch of due jobs; returns how many ran. Jobs of different items run
+/// concurrently (each waits for its commit, which a shared batch serves); the jobs of one item
+/// run one after another, in claim order, so they do not race for the same row.
 pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     let now = now_micros();
     let lease = now + 120_000_000;
@@ -55,11 +58,21 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     let claimed = jobs::claim(&mut tx, now, lease, CLAIM).await?;
     tx.commit().await?;
     let n = claimed.len();
+    let mut by_item: Vec<(i64, Vec<Job>)> = Vec::new();
     for job in claimed {
-        if let Err(e) = run_job(service, &job).await {
-            tracing::error!(job = job.id, error = %e, "a job could not be completed; it will be retried after its lease");
+        match by_item.iter_mut().find(|(item, _)| *item == job.item_id) {
+            Some((_, jobs)) => jobs.push(job),
+            None => by_item.push((job.item_id, vec![job])),
         }
     }
+    let runs = by_item.into_iter().map(|(_, jobs)| async move {
+        for job in jobs {
+            if let Err(e) = run_job(service, &job).await {
+                tracing::error!(job = job.id, error = %e, "a job could not be completed; it will be retried after its lease");
+            }
+        }
+    });
+    futures::future::join_all(runs).await;
     Ok(n)
 }
 
@@ -164,9 +177,18 @@ fn evaluate_condition(service: &Service, condition: &str, item: &crate::model::i
 async fn finish(service: &Service, job: &Job, status: &str, note: Option<&str>) -> ServiceResult<()> {
     let mut tx = service.store().begin().await?;
     if jobs::finish(&mut tx, job, status, note, now_micros()).await? {
-        tx.commit().await?;
+        commit_unless_taken(tx).await?;
     }
     Ok(())
+}
+
+/// Commits a job's transaction; when another worker took the job over meanwhile (its lease
+/// expired), nothing is written and that is not an error.
+async fn commit_unless_taken(tx: Tx) -> ServiceResult<()> {
+    match tx.commit().await {
+        Ok(()) | Err(StoreError::CheckFailed) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn retry_or_fail(
@@ -180,7 +202,7 @@ async fn retry_or_fail(
         let backoff = 1_000_000i64 << (job.attempts - 1).clamp(0, 10);
         let mut tx = service.store().begin().await?;
         if jobs::retry(&mut tx, job, now_micros() + backoff, &failure.to_string()).await? {
-            tx.commit().await?;
+            commit_unless_taken(tx).await?;
         }
         return Ok(());
     }
@@ -209,6 +231,5 @@ async fn fail(service: &Service, job: &Job, plugin: &str, version: &str, failure
         Ok(_) | Err(ServiceError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    tx.commit().await?;
-    Ok(())
+    commit_unless_taken(tx).await
 }

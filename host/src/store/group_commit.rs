@@ -277,7 +277,7 @@ impl WriteGroup {
     pub(super) async fn close(&self) {
         self.signal.close();
         let mut writer = self.writer.lock().await;
-        let _ = writer.commit().await;
+        run_and_commit(&mut writer, &self.programs).await;
         if let Some(connection) = writer.connection.take()
             && let Err(e) = connection.close().await
         {
@@ -295,22 +295,27 @@ async fn committer(writer: Arc<Mutex<Writer>>, signal: Arc<Signal>, programs: Ar
             return;
         }
         let mut writer = writer.lock().await;
-        writer.settle().await;
-        let mut succeeded = Vec::new();
-        loop {
-            let taken: Vec<Program> = match programs.lock() {
-                Ok(mut queue) => std::mem::take(&mut *queue),
-                Err(_) => Vec::new(),
-            };
-            if taken.is_empty() {
-                break;
-            }
-            writer.run_programs(taken, &mut succeeded).await;
+        run_and_commit(&mut writer, &programs).await;
+    }
+}
+
+/// Runs the programs waiting (and those arriving meanwhile), commits the batch and answers.
+async fn run_and_commit(writer: &mut Writer, programs: &std::sync::Mutex<Vec<Program>>) {
+    writer.settle().await;
+    let mut succeeded = Vec::new();
+    loop {
+        let taken: Vec<Program> = match programs.lock() {
+            Ok(mut queue) => std::mem::take(&mut *queue),
+            Err(_) => Vec::new(),
+        };
+        if taken.is_empty() {
+            break;
         }
-        let outcome = writer.commit().await;
-        for program in succeeded {
-            let _ = program.reply.send(outcome.clone().map_err(StoreError::Commit));
-        }
+        writer.run_programs(taken, &mut succeeded).await;
+    }
+    let outcome = writer.commit().await;
+    for program in succeeded {
+        let _ = program.reply.send(outcome.clone().map_err(StoreError::Commit));
     }
 }
 

@@ -123,18 +123,21 @@ pub async fn items_with_pending(tx: &mut Tx, items: &[i64]) -> StoreResult<HashS
     tx.fetch_all(Statement::new(sql)).await?.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }
 
-/// Claims up to `limit` due jobs (pending, or running with an expired lease after a crash),
-/// marking them running until `lease_until`. PostgreSQL workers skip rows other hosts hold.
+/// Claims up to `limit` due pending jobs, and up to `limit` running ones whose lease expired
+/// (after a crash), marking them running until `lease_until`. Each part walks its index in
+/// order and stops at `limit`, however long the queue. PostgreSQL workers skip rows other hosts hold.
 pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<Job>> {
     let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE jobs SET status = 'running', lease_until = $1, attempts = attempts + 1
          WHERE id IN (
              SELECT id FROM jobs j
-             WHERE ((j.status = 'pending' AND j.due_at <= $2) OR (j.status = 'running' AND j.lease_until < $2))
+             WHERE j.status = 'pending' AND j.due_at <= $2
                AND (j.after_job IS NULL OR EXISTS (
                    SELECT 1 FROM jobs p WHERE p.id = j.after_job AND p.status IN ('done', 'failed', 'cancelled')))
              ORDER BY j.due_at, j.id LIMIT $3 {lock})
+            OR id IN (
+             SELECT id FROM jobs j WHERE j.status = 'running' AND j.lease_until < $2 ORDER BY j.id LIMIT $3 {lock})
          RETURNING {COLUMNS}"
     );
     let rows = tx.write_returning(Statement::new(sql).bind(lease_until).bind(now).bind(limit)).await?;
@@ -144,31 +147,34 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) ->
 }
 
 /// Finishes a running job this worker still holds (same attempt); false when another worker
-/// took it over after the lease expired, in which case the caller must roll back.
+/// took it over after the lease expired, in which case the caller must roll back. (On SQLite,
+/// before the transaction's turn, the answer is `true` and a takeover shows as
+/// [`super::StoreError::CheckFailed`] at commit: see [`Tx::write_checked`].)
 pub async fn finish(tx: &mut Tx, job: &Job, status: &str, error: Option<&str>, now: Micros) -> StoreResult<bool> {
     let update = Statement::new(
         "UPDATE jobs SET status = $1, last_error = $2, finished_at = $3, lease_until = NULL
-         WHERE id = $4 AND status = 'running' AND attempts = $5 RETURNING id",
+         WHERE id = $4 AND status = 'running' AND attempts = $5",
     )
     .bind(status)
     .bind(error)
     .bind(now)
     .bind(job.id)
     .bind(job.attempts);
-    Ok(tx.write_returning(update).await?.len() == 1)
+    tx.write_checked(update, Vec::new()).await
 }
 
-/// Puts a running job back in the queue for a later attempt.
+/// Puts a running job back in the queue for a later attempt (false, or `CheckFailed` at
+/// commit, as for [`finish`]).
 pub async fn retry(tx: &mut Tx, job: &Job, due_at: Micros, error: &str) -> StoreResult<bool> {
     let update = Statement::new(
         "UPDATE jobs SET status = 'pending', due_at = $1, last_error = $2, lease_until = NULL
-         WHERE id = $3 AND status = 'running' AND attempts = $4 RETURNING id",
+         WHERE id = $3 AND status = 'running' AND attempts = $4",
     )
     .bind(due_at)
     .bind(error)
     .bind(job.id)
     .bind(job.attempts);
-    Ok(tx.write_returning(update).await?.len() == 1)
+    tx.write_checked(update, Vec::new()).await
 }
 
 /// The earliest due time of a pending job, to sleep until it.
