@@ -66,10 +66,16 @@ impl Writer {
         self.connection.as_mut().ok_or(StoreError::Closed)
     }
 
-    /// Undoes what an abandoned member left, before anyone else uses the connection.
+    /// Undoes what an abandoned member left, before anyone else uses the connection. The flags
+    /// are cleared only once the rollback is done, so a caller cancelled meanwhile leaves them
+    /// for the next one (rolling back to the same savepoint twice undoes nothing more: it stays
+    /// on the stack).
     async fn settle(&mut self) {
-        let abort = std::mem::take(&mut self.abort_batch);
-        if std::mem::take(&mut self.rollback_member) && !abort {
+        if self.abort_batch {
+            self.abort("a write failed before its savepoint was known to exist").await;
+            self.abort_batch = false;
+            self.rollback_member = false;
+        } else if self.rollback_member {
             let undone = match self.connection() {
                 Ok(c) => c.execute("ROLLBACK TO member").await.map(drop).map_err(StoreError::from),
                 Err(e) => Err(e),
@@ -77,13 +83,13 @@ impl Writer {
             if let Err(e) = undone {
                 self.abort(&format!("rolling back a failed write: {e}")).await;
             }
-        } else if abort {
-            self.abort("a write failed before its savepoint was known to exist").await;
+            self.rollback_member = false;
         }
     }
 
-    /// Opens a batch. A transaction found open on the connection belongs to no batch (no member
-    /// can still be told it committed), so it is rolled back first rather than left to block
+    /// Opens a batch. A transaction found open on the connection belongs to no batch (a caller
+    /// cancelled while its `BEGIN` ran: sqlx still runs a query whose future was dropped), so
+    /// it holds no write anyone was told about; it is rolled back rather than left to block
     /// every later write.
     async fn begin_batch(&mut self) -> StoreResult<()> {
         let connection = self.connection()?;

@@ -509,6 +509,22 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_left_open_by_a_cancelled_begin_does_not_block_writes() {
+        let (_dir, store) = scratch().await;
+        let crate::store::Writes::Group(group) = &store.write else { panic!("SQLite uses the write group") };
+        {
+            // What a caller cancelled during `BEGIN` leaves: a transaction no batch owns.
+            let mut writer = group.exclusive().await;
+            sqlx::query("BEGIN").execute(writer.connection().expect("connection")).await.expect("begin");
+        }
+        let mut tx = store.begin().await.expect("begin");
+        tx.write_returning(insert(1)).await.expect("insert");
+        tx.commit().await.expect("commit");
+        assert_eq!(values(&store).await, vec![1]);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_transaction_writes_nothing() {
         let (_dir, store) = scratch().await;
         let mut tx = store.begin().await.expect("begin");
