@@ -1,12 +1,14 @@
 //! Plugin invocation overhead: a fresh instance and one call of a trivial robot, with limits on
-//! (epoch deadline, memory limit, fuel), for a Rust Wasm component and for a Rhai script.
+//! (epoch deadline, memory limit, fuel), for a Rust Wasm component (`plugins/testing/noop`, built
+//! with the SDK) and for a Rhai script.
 //!
 //! ```text
 //! cargo bench -p voronka --bench runtime
 //! ```
 //!
 //! Each case runs `BENCH_CALLS` calls (default 20,000) after a warm-up and prints the median,
-//! p90 and p99 in microseconds. The robot does nothing but return, so the figure is the cost
+//! p90 and p99 in microseconds. `BENCH_CASES` picks cases (comma-separated: `wasm`, `rhai`, `js`;
+//! default all), e.g. to profile one. The robot does nothing but return, so the figure is the cost
 //! the host adds to every robot run.
 
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use voronka::runtime::wasm::RobotContext;
 use voronka::service::{Caller, Service};
 use voronka::store::Store;
 
-const TRIVIAL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
+const TRIVIAL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/noop.wasm"));
 const TRIVIAL_RHAI: &str = "fn run(ctx) { () }";
 
 fn item() -> Item {
@@ -62,6 +64,10 @@ fn report(name: &str, mut samples: Vec<f64>) {
     );
 }
 
+/// The server's allocator (see `host/src/main.rs`), so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let calls: usize = std::env::var("BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
@@ -78,7 +84,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
     let js_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/js-robot/dist/robot.wasm");
+    let cases_wanted = std::env::var("BENCH_CASES").unwrap_or_else(|_| "wasm,rhai,js".into());
+    let wanted = |case: &str| cases_wanted.split(',').any(|c| c.trim() == case);
     let js = match std::fs::read(js_path) {
+        Ok(_) if !wanted("js") => None,
         Ok(bytes) => Some(runtime.compile(PluginKind::Wasm, "robot", "", bytes).await.map_err(anyhow::Error::msg)?),
         Err(_) => {
             eprintln!("{js_path} is not built (npm run build in examples/js-robot); skipping the JavaScript case");
@@ -86,14 +95,17 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let caller = Caller::automation(Actor::System, 0);
-    let ctx = RobotContext { item: item(), stage: "new".into(), config: r#"{"mode":"ok"}"#.into(), actor: "{}".into() };
+    let ctx = RobotContext { item: item(), stage: "new".into(), config: "{}".into(), actor: "{}".into() };
     // The JavaScript example writes a field; its buffered write is never applied here.
     println!("| case | calls | median µs | p90 µs | p99 µs |");
     println!("|---|---|---|---|---|");
-    let mut cases = vec![
-        ("Rust Wasm robot (fresh instance + call)", &wasm, calls),
-        ("Rhai robot (shared engine, cached AST)", &rhai, calls),
-    ];
+    let mut cases = Vec::new();
+    if wanted("wasm") {
+        cases.push(("Rust Wasm robot (fresh instance + call)", &wasm, calls));
+    }
+    if wanted("rhai") {
+        cases.push(("Rhai robot (shared engine, cached AST)", &rhai, calls));
+    }
     if let Some(js) = &js {
         cases.push(("JavaScript robot, jco/QuickJS (fresh instance + call)", js, calls / 10));
     }

@@ -85,14 +85,17 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub struct PluginState {
     /// Host calls of this invocation.
     pub host: HostCalls,
-    wasi: WasiCtx,
+    /// Built at the plugin's first WASI call: most robots make none, and building one seeds
+    /// random number generators.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     limits: StoreLimits,
 }
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let ctx = self.wasi.get_or_insert_with(|| WasiCtx::builder().build());
+        WasiCtxView { ctx, table: &mut self.table }
     }
 }
 
@@ -177,7 +180,7 @@ impl WasmRuntime {
     fn store(&self, host: HostCalls, limits: &Limits) -> (Store<PluginState>, Result<(), Failure>) {
         let state = PluginState {
             host,
-            wasi: WasiCtx::builder().build(),
+            wasi: None,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size((limits.memory_mb as usize) << 20)
