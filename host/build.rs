@@ -7,8 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
-const PLUGINS: [&str; 7] =
-    ["set_field", "move_to_stage", "add_comment", "create_linked_item", "hostile", "noop", "set_deadline"];
+const PLUGINS: [&str; 8] = [
+    "set_field",
+    "move_to_stage",
+    "add_comment",
+    "create_linked_item",
+    "hostile",
+    "noop",
+    "keyword_trigger",
+    "set_deadline",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

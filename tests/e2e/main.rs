@@ -11,3 +11,4 @@ mod listing;
 mod people;
 mod robots;
 mod server;
+mod triggers;

@@ -9,6 +9,7 @@ mod people;
 mod plugins;
 pub mod problem;
 mod robots;
+mod triggers;
 mod types;
 
 use std::sync::Arc;
@@ -72,8 +73,11 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(events::routes())
         .merge(plugins::routes())
         .merge(robots::routes())
+        .merge(triggers::routes())
         .split_for_parts();
+    let (public, public_openapi) = OpenApiRouter::<AppState>::new().merge(triggers::public_routes()).split_for_parts();
     let mut openapi = openapi;
+    openapi.merge(public_openapi);
     openapi.paths.paths = openapi.paths.paths.into_iter().map(|(p, v)| (format!("/api/v1{p}"), v)).collect();
     let document = Arc::new(openapi);
     let api = api
@@ -81,10 +85,11 @@ pub fn router(service: Arc<Service>) -> Router {
         .layer(middleware::from_fn_with_state(service.clone(), idempotency::layer))
         .layer(middleware::from_fn_with_state(service.clone(), authenticate))
         .fallback(|| async { Problem::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such route") })
-        .with_state(service);
+        .with_state(service.clone());
+    let public = public.with_state(service);
     Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
-        .nest("/api/v1", api)
+        .nest("/api/v1", public.merge(api))
         .fallback(|| async { Problem::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))

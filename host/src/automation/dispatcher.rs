@@ -47,13 +47,7 @@ pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
 /// Where an event puts an item: (funnel, stage) entered, or `None` if it left every stage.
 fn entered(event: &EventRow) -> Option<Option<(String, String)>> {
     let payload: Value = serde_json::from_str(&event.payload).ok()?;
-    let point = match event.kind.as_str() {
-        "item.created" => &payload["item"],
-        "item.stage_changed" | "item.funnel_changed" => &payload["to"],
-        "item.deleted" => return Some(None),
-        _ => return None,
-    };
-    Some(point["funnel"].as_str().zip(point["stage"].as_str()).map(|(f, s)| (f.to_string(), s.to_string())))
+    super::entered(&event.kind, &payload)
 }
 
 /// Dispatches one batch of events; returns how many events it read and jobs it queued.

@@ -2,6 +2,7 @@
 //! workers run them. Both survive restarts: their state is in the database.
 
 pub mod dispatcher;
+pub mod triggers;
 pub mod worker;
 
 use std::sync::Arc;
@@ -23,9 +24,24 @@ pub struct Signals {
     pub jobs: Notify,
 }
 
-/// Starts the dispatcher and `workers` job workers; they stop when `shutdown` fires.
+/// Where an event of `kind` puts its item: `Some(Some((funnel, stage)))` for the place it
+/// entered, `Some(None)` when it left every stage (deleted), `None` for events that move nothing.
+pub fn entered(kind: &str, payload: &serde_json::Value) -> Option<Option<(String, String)>> {
+    let point = match kind {
+        "item.created" => &payload["item"],
+        "item.stage_changed" | "item.funnel_changed" => &payload["to"],
+        "item.deleted" => return Some(None),
+        _ => return None,
+    };
+    Some(point["funnel"].as_str().zip(point["stage"].as_str()).map(|(f, s)| (f.to_string(), s.to_string())))
+}
+
+/// Starts the dispatcher, the trigger dispatcher and `workers` job workers; they stop when `shutdown` fires.
 pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = vec![tokio::spawn(dispatcher::run(service.clone(), shutdown.clone()))];
+    let mut tasks = vec![
+        tokio::spawn(dispatcher::run(service.clone(), shutdown.clone())),
+        tokio::spawn(triggers::run(service.clone(), shutdown.clone())),
+    ];
     for n in 0..workers {
         tasks.push(tokio::spawn(worker::run(service.clone(), n, shutdown.clone())));
     }

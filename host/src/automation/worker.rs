@@ -92,7 +92,7 @@ async fn run_job(service: &Arc<Service>, job: &Job) -> ServiceResult<()> {
         return finish(service, job, "cancelled", Some("the item left the stage")).await;
     }
     if let Some(condition) = &robot.condition {
-        match evaluate_condition(service, condition, &item) {
+        match service.runtime().rhai.condition(condition, &item) {
             Ok(true) => {}
             Ok(false) => return finish(service, job, "done", Some("condition is false")).await,
             Err(e) => {
@@ -164,14 +164,6 @@ async fn run_job(service: &Arc<Service>, job: &Job) -> ServiceResult<()> {
         }
         Err(failure) => retry_or_fail(service, job, &robot.plugin, &version, &failure).await,
     }
-}
-
-fn evaluate_condition(service: &Service, condition: &str, item: &crate::model::item::Item) -> Result<bool, String> {
-    let engine = service.runtime().rhai.engine();
-    let mut scope = rhai::Scope::new();
-    let item = rhai::serde::to_dynamic(item).map_err(|e| e.to_string())?;
-    scope.push_constant("item", item);
-    engine.eval_expression_with_scope::<bool>(&mut scope, condition).map_err(|e| format!("the condition failed: {e}"))
 }
 
 async fn finish(service: &Service, job: &Job, status: &str, note: Option<&str>) -> ServiceResult<()> {

@@ -13,6 +13,7 @@ pub mod item;
 pub mod money;
 pub mod people;
 pub mod time;
+pub mod trigger;
 
 /// A key (of a type, field, funnel, stage or role) is lower-case ASCII: a letter, then letters,
 /// digits, `-` or `_`, at most 64 characters.

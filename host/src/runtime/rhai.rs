@@ -11,7 +11,7 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Module, Po
 use super::host_api::{HostCalls, HostError, HostResult, LogLevel};
 use super::limits::{Failure, Limits};
 use super::wasm::{RobotContext, plugin_failure};
-use crate::model::item::ItemRef;
+use crate::model::item::{Item, ItemRef};
 
 /// State of the call running on this thread.
 struct Current {
@@ -49,6 +49,11 @@ fn host_error(e: HostError) -> Box<EvalAltResult> {
 
 fn to_dynamic<T: serde::Serialize>(value: &T) -> RhaiResult<Dynamic> {
     rhai::serde::to_dynamic(value)
+}
+
+fn json_to_dynamic(text: &str) -> RhaiResult<Dynamic> {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+    to_dynamic(&value)
 }
 
 fn to_json(value: Dynamic) -> RhaiResult<String> {
@@ -119,7 +124,8 @@ impl RhaiRuntime {
         Ok(ast)
     }
 
-    /// Runs a robot script's `run(ctx)` on a blocking thread.
+    /// Runs a robot script's `run(ctx)`; returns the outcome message and the host calls (with
+    /// their buffered writes) on success.
     pub async fn run_robot(
         &self,
         ast: Arc<AST>,
@@ -127,30 +133,67 @@ impl RhaiRuntime {
         limits: &Limits,
         ctx: RobotContext,
     ) -> Result<(Option<String>, HostCalls), Failure> {
+        let result = self
+            .run_script(host, limits, move |engine| {
+                let ctx = robot_context(&ctx)?;
+                engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "run", (ctx,))
+            })
+            .await;
+        result.map(|(value, host)| (outcome_message(value), host))
+    }
+
+    /// Runs a trigger script's `matches(event, config)` (both maps) for its verdict.
+    pub async fn run_trigger(
+        &self,
+        ast: Arc<AST>,
+        host: HostCalls,
+        limits: &Limits,
+        event: String,
+        config: String,
+    ) -> Result<bool, Failure> {
+        let (value, _) = self
+            .run_script(host, limits, move |engine| {
+                let event = json_to_dynamic(&event)?;
+                let config = json_to_dynamic(&config)?;
+                engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "matches", (event, config))
+            })
+            .await?;
+        value.as_bool().map_err(|t| Failure::Plugin {
+            code: "bad-result".into(),
+            message: format!("`matches` must return true or false, not {t}"),
+        })
+    }
+
+    /// Evaluates a condition, a Rhai expression over `item`.
+    pub fn condition(&self, expression: &str, item: &Item) -> Result<bool, String> {
+        let mut scope = Scope::new();
+        scope.push_constant("item", to_dynamic(item).map_err(|e| e.to_string())?);
+        self.engine
+            .eval_expression_with_scope::<bool>(&mut scope, expression)
+            .map_err(|e| format!("the condition failed: {e}"))
+    }
+
+    /// Runs `body` with the call's host functions and limits. Scripts block (host calls wait
+    /// for the database): on the multi-threaded runtime the call runs in place, the worker's
+    /// other tasks moving to another thread; elsewhere it goes to the blocking pool.
+    async fn run_script(
+        &self,
+        host: HostCalls,
+        limits: &Limits,
+        body: impl FnOnce(&Engine) -> RhaiResult<Dynamic> + Send + 'static,
+    ) -> Result<(Dynamic, HostCalls), Failure> {
         let engine = self.engine.clone();
         let limits = *limits;
         let handle = tokio::runtime::Handle::current();
-        let call = move || {
-            let ctx_value = robot_context(&ctx);
-            run_on_this_thread(host, handle, &limits, move || {
-                let ctx_value = ctx_value?;
-                let mut scope = Scope::new();
-                engine.call_fn::<Dynamic>(&mut scope, &ast, "run", (ctx_value,))
-            })
-        };
-        // Scripts block (host calls wait for the database): on the multi-threaded runtime the
-        // call runs in place, the worker's other tasks moving to another thread; elsewhere it
-        // goes to the blocking pool.
-        let result = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        {
+        let call = move || run_on_this_thread(host, handle, &limits, move || body(&engine));
+        if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
             tokio::task::block_in_place(call)
         } else {
             match tokio::task::spawn_blocking(call).await {
                 Ok(result) => result,
                 Err(e) => Err(Failure::Host(format!("the script's thread failed: {e}"))),
             }
-        };
-        result.map(|(value, host)| (outcome_message(value), host))
+        }
     }
 }
 
@@ -164,10 +207,8 @@ fn robot_context(ctx: &RobotContext) -> RhaiResult<Dynamic> {
     let mut map = Map::new();
     map.insert("item".into(), to_dynamic(&ctx.item)?);
     map.insert("stage".into(), ctx.stage.clone().into());
-    let config: serde_json::Value = serde_json::from_str(&ctx.config).unwrap_or(serde_json::Value::Null);
-    let actor: serde_json::Value = serde_json::from_str(&ctx.actor).unwrap_or(serde_json::Value::Null);
-    map.insert("config".into(), to_dynamic(&config)?);
-    map.insert("actor".into(), to_dynamic(&actor)?);
+    map.insert("config".into(), json_to_dynamic(&ctx.config)?);
+    map.insert("actor".into(), json_to_dynamic(&ctx.actor)?);
     Ok(map.into())
 }
 

@@ -10,6 +10,7 @@ pub mod list;
 pub mod people;
 pub mod plugins;
 pub mod robots;
+pub mod triggers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -207,13 +207,17 @@ impl Service {
         Ok(versions)
     }
 
-    /// Deletes a plugin with all its versions, unless a robot uses it (administrators only).
+    /// Deletes a plugin with all its versions, unless a robot or trigger uses it (administrators
+    /// only).
     pub async fn delete_plugin(&self, caller: &Caller, name: &str) -> ServiceResult<()> {
         require_admin(caller)?;
         let mut tx = self.store.begin().await?;
-        let users = crate::store::robots::count_using(&mut tx, name).await?;
-        if users > 0 {
-            return Err(ServiceError::Conflict(format!("{users} robot(s) use plugin `{name}`; remove them first")));
+        let robots = crate::store::robots::count_using(&mut tx, name).await?;
+        let triggers = crate::store::triggers::count_using(&mut tx, name).await?;
+        if robots + triggers > 0 {
+            return Err(ServiceError::Conflict(format!(
+                "{robots} robot(s) and {triggers} trigger(s) use plugin `{name}`; remove them first"
+            )));
         }
         if repo::delete(&mut tx, name).await? == 0 {
             return Err(ServiceError::NotFound(format!("no plugin `{name}`")));

@@ -68,7 +68,8 @@ pub struct RobotPatch {
 }
 
 impl Service {
-    async fn check_stage(
+    /// Checks that the stage exists and the caller has `need` access to the type in its funnel.
+    pub(super) async fn check_stage(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -94,24 +95,8 @@ impl Service {
 
     async fn check_robot(&self, robot: &Robot) -> ServiceResult<()> {
         let mut errors = Vec::new();
-        if let Err(e) = super::plugins::check_requirement(&robot.version) {
-            errors.push(FieldError::new("version", e));
-        } else {
-            let versions = crate::store::plugins::versions(self.store.reader(), &robot.plugin).await?;
-            match super::plugins::pick(&versions, &robot.version) {
-                None if versions.is_empty() => {
-                    errors.push(FieldError::new("plugin", format!("no plugin `{}`", robot.plugin)))
-                }
-                None => errors.push(FieldError::new(
-                    "version",
-                    format!("no version of `{}` matches `{}`", robot.plugin, robot.version),
-                )),
-                Some(v) if v.world != "robot" => errors.push(FieldError::new(
-                    "plugin",
-                    format!("`{}` is a {} plugin, not a robot", robot.plugin, v.world),
-                )),
-                Some(_) => {}
-            }
+        if let Err(e) = self.check_plugin_binding(&robot.plugin, &robot.version, "robot").await? {
+            errors.push(e);
         }
         if let Some(condition) = &robot.condition
             && let Err(e) = self.runtime.rhai.engine().compile_expression(condition)
@@ -122,6 +107,28 @@ impl Service {
             errors.push(FieldError::new("delay_s", format!("a delay is 0 to {MAX_DELAY_S} seconds")));
         }
         if errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(errors)) }
+    }
+
+    /// Checks that a binding names an existing plugin of `world` with a version matching
+    /// `requirement`; the inner error names the offending key (`plugin` or `version`).
+    pub(super) async fn check_plugin_binding(
+        &self,
+        plugin: &str,
+        requirement: &str,
+        world: &str,
+    ) -> ServiceResult<Result<(), FieldError>> {
+        if let Err(e) = super::plugins::check_requirement(requirement) {
+            return Ok(Err(FieldError::new("version", e)));
+        }
+        let versions = crate::store::plugins::versions(self.store.reader(), plugin).await?;
+        Ok(match super::plugins::pick(&versions, requirement) {
+            None if versions.is_empty() => Err(FieldError::new("plugin", format!("no plugin `{plugin}`"))),
+            None => Err(FieldError::new("version", format!("no version of `{plugin}` matches `{requirement}`"))),
+            Some(v) if v.world != world => {
+                Err(FieldError::new("plugin", format!("`{plugin}` is a {} plugin, not a {world}", v.world)))
+            }
+            Some(_) => Ok(()),
+        })
     }
 
     /// The robots of a stage, by order.

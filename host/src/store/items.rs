@@ -207,6 +207,17 @@ where
     Ok(map)
 }
 
+/// The items linking to `parent` as their parent.
+pub async fn children_of(pool: &sqlx::AnyPool, parent: i64) -> StoreResult<Vec<ItemRef>> {
+    let rows = sqlx::query(
+        "SELECT i.type_key, i.id FROM item_parents p JOIN items i ON i.id = p.item_id WHERE p.parent_id = $1 ORDER BY i.id",
+    )
+    .bind(parent)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| Ok(ItemRef { type_key: r.try_get("type_key")?, id: r.try_get("id")? })).collect()
+}
+
 /// The type of the item with this id, if it exists.
 pub async fn type_of(tx: &mut Tx, id: i64) -> StoreResult<Option<String>> {
     let row = tx.fetch_optional(Statement::new("SELECT type_key FROM items WHERE id = $1").bind(id)).await?;

@@ -201,6 +201,13 @@ pub async fn cursor(tx: &mut Tx, name: &str) -> StoreResult<i64> {
     }
 }
 
+/// A dispatcher's position, read outside a transaction.
+pub async fn position(pool: &sqlx::AnyPool, name: &str) -> StoreResult<i64> {
+    let row: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM cursors WHERE name = $1").bind(name).fetch_optional(pool).await?;
+    Ok(row.unwrap_or(0))
+}
+
 /// Moves the dispatcher's position.
 /// Sent with the transaction's next statement or commit.
 pub fn set_cursor(tx: &mut Tx, name: &str, position: i64) {

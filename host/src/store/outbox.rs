@@ -44,6 +44,8 @@ pub struct StoredEvent {
     pub payload: serde_json::Value,
     /// When.
     pub at: String,
+    /// How many automation steps led to it (0 for a person's change).
+    pub depth: i64,
 }
 
 /// Appends an event to the outbox inside the change's transaction (sent with the
@@ -78,7 +80,7 @@ pub(crate) fn event_statement(event: &NewEvent<'_>, at: Micros) -> Statement {
 /// Events after `after`, oldest first, optionally of one item, at most `limit + 1`.
 pub async fn list(pool: &AnyPool, after: i64, item_id: Option<i64>, limit: i64) -> StoreResult<Vec<StoredEvent>> {
     let rows = sqlx::query(
-        "SELECT id, kind, type_key, item_id, actor, payload, at FROM events
+        "SELECT id, kind, type_key, item_id, actor, payload, at, depth FROM events
          WHERE id > $1 AND ($2 = 0 OR item_id = $2) ORDER BY id LIMIT $3",
     )
     .bind(after)
@@ -96,6 +98,7 @@ pub async fn list(pool: &AnyPool, after: i64, item_id: Option<i64>, limit: i64) 
                 actor: Actor::from_json_str(&r.try_get::<String, _>("actor")?),
                 payload: parse_json("events", &r.try_get::<String, _>("payload")?)?,
                 at: to_rfc3339(r.try_get("at")?),
+                depth: r.try_get("depth")?,
             })
         })
         .collect()

@@ -1,0 +1,388 @@
+//! Triggers on stages: list, create, change, delete; which trigger moves an item; the inbound
+//! webhook.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::items::MoveRequest;
+use super::{Caller, Service, ServiceError, ServiceResult};
+use crate::model::FieldError;
+use crate::model::access::Access;
+use crate::model::actor::Actor;
+use crate::model::entity_type::TypeSchema;
+use crate::model::item::Item;
+use crate::model::trigger::{TriggerRule, is_builtin_field};
+use crate::store::Tx;
+use crate::store::triggers::{self as repo, StoredTrigger};
+
+/// `POST .../triggers` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerRequest {
+    /// `field-changed`, `responsible-changed`, `linked-item-stage`, `webhook` or `plugin`.
+    pub kind: String,
+    /// The kind's settings, e.g. `{"field": "paid", "to": true}` (default `{}`).
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Move items that are in later stages back too (default: only items in earlier stages).
+    #[serde(default)]
+    pub allow_backwards: bool,
+    /// Rhai expression over `item`; the trigger moves the item only when it is true.
+    #[serde(default)]
+    pub condition: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// `PATCH .../triggers/{id}` body: present keys change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerPatch {
+    /// Kind.
+    pub kind: Option<String>,
+    /// Settings.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    /// Backwards moves.
+    pub allow_backwards: Option<bool>,
+    /// Condition; `""` removes it.
+    pub condition: Option<String>,
+}
+
+/// A trigger as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Trigger {
+    /// Id.
+    pub id: i64,
+    /// Entity type.
+    #[serde(rename = "type")]
+    pub type_key: String,
+    /// Funnel.
+    pub funnel: String,
+    /// The stage items move to.
+    pub stage: String,
+    /// Kind.
+    pub kind: String,
+    /// Settings.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Whether items in later stages move back too.
+    pub allow_backwards: bool,
+    /// Condition over `item`.
+    pub condition: Option<String>,
+    /// A webhook trigger's secret URL: `POST` `{"item": <id>}` to it (no token needed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// When it was created.
+    pub created_at: String,
+}
+
+impl Trigger {
+    /// The API view of a stored trigger; `base` is the server's address as the client sees it.
+    pub fn view(stored: StoredTrigger, base: &str) -> Trigger {
+        Trigger {
+            url: stored.secret.as_ref().map(|s| format!("{base}{}", webhook_path(s))),
+            id: stored.id,
+            type_key: stored.type_key,
+            funnel: stored.funnel,
+            stage: stored.stage,
+            kind: stored.kind,
+            config: stored.config,
+            allow_backwards: stored.allow_backwards,
+            condition: stored.condition,
+            created_at: stored.created_at,
+        }
+    }
+}
+
+/// The path of a webhook trigger's URL.
+pub fn webhook_path(secret: &str) -> String {
+    format!("/api/v1/hooks/triggers/{secret}")
+}
+
+/// What a webhook call did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookOutcome {
+    /// Whether the item moved.
+    pub moved: bool,
+    /// Why it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The item after the call.
+    pub item: Item,
+}
+
+impl Service {
+    /// The triggers of a stage, oldest first.
+    pub async fn list_triggers(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: &str,
+        stage: &str,
+    ) -> ServiceResult<Vec<StoredTrigger>> {
+        self.check_stage(caller, type_key, funnel, stage, Access::Read).await?;
+        Ok(repo::on_stage(self.store.reader(), type_key, funnel, stage).await?)
+    }
+
+    /// Creates a trigger on a stage (needs admin access to the type in that funnel). It reacts
+    /// to events from now on.
+    pub async fn create_trigger(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: &str,
+        stage: &str,
+        input: TriggerRequest,
+    ) -> ServiceResult<StoredTrigger> {
+        self.check_stage(caller, type_key, funnel, stage, Access::Admin).await?;
+        let mut trigger = StoredTrigger {
+            id: 0,
+            type_key: type_key.to_string(),
+            funnel: funnel.to_string(),
+            stage: stage.to_string(),
+            kind: input.kind,
+            config: input.config,
+            allow_backwards: input.allow_backwards,
+            condition: input.condition.filter(|c| !c.trim().is_empty()),
+            secret: None,
+            plugin: None,
+            created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
+        };
+        self.check_trigger(&mut trigger).await?;
+        let mut tx = self.store.begin().await?;
+        trigger.id = repo::insert(&mut tx, &trigger).await?;
+        tx.commit().await?;
+        Ok(trigger)
+    }
+
+    /// Changes a trigger.
+    pub async fn update_trigger(
+        &self,
+        caller: &Caller,
+        stage: (&str, &str, &str),
+        id: i64,
+        patch: TriggerPatch,
+    ) -> ServiceResult<StoredTrigger> {
+        let mut trigger = self.trigger_on_stage(caller, stage, id, Access::Admin).await?;
+        if let Some(v) = patch.kind {
+            trigger.kind = v;
+        }
+        if let Some(v) = patch.config {
+            trigger.config = v;
+        }
+        if let Some(v) = patch.allow_backwards {
+            trigger.allow_backwards = v;
+        }
+        if let Some(v) = patch.condition {
+            trigger.condition = Some(v).filter(|c| !c.trim().is_empty());
+        }
+        self.check_trigger(&mut trigger).await?;
+        let mut tx = self.store.begin().await?;
+        repo::update(&mut tx, &trigger).await?;
+        tx.commit().await?;
+        Ok(trigger)
+    }
+
+    /// Deletes a trigger.
+    pub async fn delete_trigger(&self, caller: &Caller, stage: (&str, &str, &str), id: i64) -> ServiceResult<()> {
+        self.trigger_on_stage(caller, stage, id, Access::Admin).await?;
+        let mut tx = self.store.begin().await?;
+        repo::delete(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn trigger_on_stage(
+        &self,
+        caller: &Caller,
+        (type_key, funnel, stage): (&str, &str, &str),
+        id: i64,
+        need: Access,
+    ) -> ServiceResult<StoredTrigger> {
+        self.check_stage(caller, type_key, funnel, stage, need).await?;
+        match repo::get(self.store.reader(), id).await? {
+            Some(t) if t.type_key == type_key && t.funnel == funnel && t.stage == stage => Ok(t),
+            _ => Err(ServiceError::NotFound(format!("no trigger {id} on this stage"))),
+        }
+    }
+
+    /// Validates a trigger against the catalog and the plugins, normalises its config, and
+    /// gives a webhook trigger its secret (kept across changes) and a plugin trigger its plugin.
+    async fn check_trigger(&self, trigger: &mut StoredTrigger) -> ServiceResult<()> {
+        let rule = TriggerRule::parse(&trigger.kind, &trigger.config).map_err(ServiceError::Validation)?;
+        let catalog = self.catalog().await?;
+        let mut errors = Vec::new();
+        match &rule {
+            TriggerRule::FieldChanged { field, to } => {
+                let schema = catalog.get(&trigger.type_key);
+                match schema.and_then(|s| s.field(field)) {
+                    Some(def) => {
+                        if let Some(to) = to {
+                            match def.validate(to) {
+                                Ok((normalised, _)) => {
+                                    trigger.config["to"] = normalised;
+                                }
+                                Err(message) => errors.push(FieldError::new("config.to", message)),
+                            }
+                        }
+                    }
+                    None if is_builtin_field(field) => {}
+                    None => errors.push(FieldError::new(
+                        "config.field",
+                        format!("no field `{field}` in type `{}`", trigger.type_key),
+                    )),
+                }
+            }
+            TriggerRule::LinkedItemStage { type_key, funnel, stage } => match catalog.get(type_key) {
+                None => errors.push(FieldError::new("config.type", format!("no entity type `{type_key}`"))),
+                Some(linked) => {
+                    let related = linked.def.parents.contains(&trigger.type_key)
+                        || catalog.get(&trigger.type_key).is_some_and(|s| s.def.parents.contains(type_key));
+                    if !related {
+                        errors.push(FieldError::new(
+                            "config.type",
+                            format!(
+                                "`{type_key}` items are neither parents nor children of `{}` items",
+                                trigger.type_key
+                            ),
+                        ));
+                    }
+                    let funnels: Vec<_> = match funnel {
+                        Some(f) => linked.funnel(f).into_iter().collect(),
+                        None => linked.funnels.iter().collect(),
+                    };
+                    if funnel.is_some() && funnels.is_empty() {
+                        errors.push(FieldError::new(
+                            "config.funnel",
+                            format!("no funnel `{}` in type `{type_key}`", funnel.as_deref().unwrap_or_default()),
+                        ));
+                    } else if !funnels.iter().any(|f| f.stage(stage).is_some()) {
+                        errors.push(FieldError::new(
+                            "config.stage",
+                            format!("no stage `{stage}` in the funnels of `{type_key}`"),
+                        ));
+                    }
+                }
+            },
+            TriggerRule::Plugin { plugin, version, .. } => {
+                if let Err(e) = self.check_plugin_binding(plugin, version, "trigger").await? {
+                    errors.push(FieldError::new(format!("config.{}", e.field), e.message));
+                }
+            }
+            TriggerRule::ResponsibleChanged { .. } | TriggerRule::Webhook => {}
+        }
+        if let Some(condition) = &trigger.condition
+            && let Err(e) = self.runtime.rhai.engine().compile_expression(condition)
+        {
+            errors.push(FieldError::new("condition", format!("not a Rhai expression: {e}")));
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        trigger.plugin = match &rule {
+            TriggerRule::Plugin { plugin, .. } => Some(plugin.clone()),
+            _ => None,
+        };
+        trigger.secret = match rule {
+            TriggerRule::Webhook => trigger.secret.take().or_else(|| Some(new_secret())),
+            _ => None,
+        };
+        Ok(())
+    }
+
+    /// Why `trigger` cannot move `item` (`None` when it can): the item must be in the trigger's
+    /// funnel, in an earlier stage (or any other stage when backwards moves are allowed), and
+    /// satisfy the condition.
+    pub fn trigger_blocked(&self, schema: &TypeSchema, item: &Item, trigger: &StoredTrigger) -> Option<String> {
+        if item.funnel.as_deref() != Some(trigger.funnel.as_str()) {
+            return Some(format!("the item is not in funnel `{}`", trigger.funnel));
+        }
+        let funnel = schema.funnel(&trigger.funnel)?;
+        let current = item.stage.as_deref().and_then(|s| funnel.stage_index(s));
+        let target = funnel.stage_index(&trigger.stage);
+        match (current, target) {
+            (_, None) => return Some(format!("stage `{}` no longer exists", trigger.stage)),
+            (Some(c), Some(t)) if c == t => return Some("the item is already in the stage".into()),
+            (Some(c), Some(t)) if c > t && !trigger.allow_backwards => {
+                return Some("the item is in a later stage and the trigger does not move backwards".into());
+            }
+            _ => {}
+        }
+        if let Some(condition) = &trigger.condition {
+            match self.runtime.rhai.condition(condition, item) {
+                Ok(true) => {}
+                Ok(false) => return Some("the condition is false".into()),
+                Err(e) => return Some(e),
+            }
+        }
+        None
+    }
+
+    /// Of the triggers that matched an event for `item`, the one that moves it: among those
+    /// that may, the one with the earliest target stage (then the oldest).
+    pub fn choose_trigger<'a>(
+        &self,
+        schema: &TypeSchema,
+        item: &Item,
+        matched: impl IntoIterator<Item = &'a StoredTrigger>,
+    ) -> Option<&'a StoredTrigger> {
+        let funnel = schema.funnel(item.funnel.as_deref()?)?;
+        matched
+            .into_iter()
+            .filter(|t| self.trigger_blocked(schema, item, t).is_none())
+            .min_by_key(|t| (funnel.stage_index(&t.stage).unwrap_or(usize::MAX), t.id))
+    }
+
+    /// Moves `item` (as read, version checked) to `trigger`'s stage inside `tx`, recorded as the
+    /// trigger's doing, `depth` steps into an automation chain.
+    pub async fn move_by_trigger_in(
+        &self,
+        tx: &mut Tx,
+        item: &Item,
+        trigger: &StoredTrigger,
+        depth: u32,
+    ) -> ServiceResult<Item> {
+        let caller = Caller::automation(trigger_actor(trigger), depth);
+        let request = MoveRequest { stage: trigger.stage.clone(), funnel: Some(trigger.funnel.clone()) };
+        self.move_item_in(tx, &caller, &item.type_key, item.id, request, Some(item.version)).await
+    }
+
+    /// An outside system calls a webhook trigger's URL for an item: the item moves as the
+    /// trigger says, or the outcome says why not.
+    pub async fn fire_webhook(&self, secret: &str, item_id: i64) -> ServiceResult<WebhookOutcome> {
+        let trigger = repo::by_secret(self.store.reader(), secret)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("no webhook trigger at this address".into()))?;
+        let system = Caller::automation(trigger_actor(&trigger), 1);
+        let item = self.get_item(&system, &trigger.type_key, item_id).await?;
+        let catalog = self.catalog().await?;
+        let schema = catalog
+            .get(&trigger.type_key)
+            .ok_or_else(|| ServiceError::NotFound(format!("no entity type `{}`", trigger.type_key)))?;
+        if let Some(reason) = self.trigger_blocked(schema, &item, &trigger) {
+            return Ok(WebhookOutcome { moved: false, reason: Some(reason), item });
+        }
+        let mut tx = self.store.begin().await?;
+        let moved = self.move_by_trigger_in(&mut tx, &item, &trigger, 1).await?;
+        tx.commit().await?;
+        self.committed();
+        Ok(WebhookOutcome { moved: true, reason: None, item: moved })
+    }
+}
+
+/// How a trigger is named in stage history and events.
+pub fn trigger_actor(trigger: &StoredTrigger) -> Actor {
+    Actor::Trigger { id: trigger.id, name: trigger.kind.clone() }
+}
+
+/// A webhook secret: 32 random bytes, hex.
+fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

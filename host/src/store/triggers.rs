@@ -1,0 +1,135 @@
+//! Triggers: rules on a stage that move items there when a matching event happens.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::{StoreResult, Tx, parse_json};
+use crate::model::time::{now_micros, to_rfc3339};
+
+/// A stored trigger.
+#[derive(Debug, Clone)]
+pub struct StoredTrigger {
+    /// Id.
+    pub id: i64,
+    /// Entity type.
+    pub type_key: String,
+    /// Funnel.
+    pub funnel: String,
+    /// The stage items move to.
+    pub stage: String,
+    /// Kind, e.g. `field-changed`.
+    pub kind: String,
+    /// The kind's settings (JSON).
+    pub config: serde_json::Value,
+    /// Whether items in later stages move back too.
+    pub allow_backwards: bool,
+    /// Rhai expression over `item`; the trigger moves the item only when it is true.
+    pub condition: Option<String>,
+    /// The secret of a webhook trigger's URL.
+    pub secret: Option<String>,
+    /// The plugin a plugin trigger runs (kept apart so a plugin in use cannot be deleted).
+    pub plugin: Option<String>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+const COLUMNS: &str =
+    "id, type_key, funnel_key, stage_key, kind, config, allow_backwards, condition, secret, plugin, created_at";
+
+fn trigger_from_row(row: &AnyRow) -> StoreResult<StoredTrigger> {
+    Ok(StoredTrigger {
+        id: row.try_get("id")?,
+        type_key: row.try_get("type_key")?,
+        funnel: row.try_get("funnel_key")?,
+        stage: row.try_get("stage_key")?,
+        kind: row.try_get("kind")?,
+        config: parse_json("triggers", &row.try_get::<String, _>("config")?)?,
+        allow_backwards: row.try_get::<i64, _>("allow_backwards")? != 0,
+        condition: row.try_get("condition")?,
+        secret: row.try_get("secret")?,
+        plugin: row.try_get("plugin")?,
+        created_at: to_rfc3339(row.try_get("created_at")?),
+    })
+}
+
+/// Every trigger (the dispatcher matches events against all of them: there are few).
+pub async fn all(pool: &AnyPool) -> StoreResult<Vec<StoredTrigger>> {
+    let sql = format!("SELECT {COLUMNS} FROM triggers ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    rows.iter().map(trigger_from_row).collect()
+}
+
+/// The triggers of a stage, oldest first.
+pub async fn on_stage(pool: &AnyPool, type_key: &str, funnel: &str, stage: &str) -> StoreResult<Vec<StoredTrigger>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM triggers WHERE type_key = $1 AND funnel_key = $2 AND stage_key = $3 ORDER BY id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(type_key).bind(funnel).bind(stage).fetch_all(pool).await?;
+    rows.iter().map(trigger_from_row).collect()
+}
+
+/// One trigger.
+pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredTrigger>> {
+    let sql = format!("SELECT {COLUMNS} FROM triggers WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(trigger_from_row).transpose()
+}
+
+/// The webhook trigger with this secret.
+pub async fn by_secret(pool: &AnyPool, secret: &str) -> StoreResult<Option<StoredTrigger>> {
+    let sql = format!("SELECT {COLUMNS} FROM triggers WHERE secret = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secret).fetch_optional(pool).await?;
+    row.as_ref().map(trigger_from_row).transpose()
+}
+
+/// Inserts a trigger and returns its id.
+pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO triggers (type_key, funnel_key, stage_key, kind, config, allow_backwards, condition, secret, plugin, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(&trigger.type_key)
+    .bind(&trigger.funnel)
+    .bind(&trigger.stage)
+    .bind(&trigger.kind)
+    .bind(trigger.config.to_string())
+    .bind(i64::from(trigger.allow_backwards))
+    .bind(&trigger.condition)
+    .bind(&trigger.secret)
+    .bind(&trigger.plugin)
+    .bind(now_micros())
+    .fetch_one(tx.connection().await?)
+    .await?)
+}
+
+/// Updates a trigger's settings.
+pub async fn update(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE triggers SET kind = $1, config = $2, allow_backwards = $3, condition = $4, secret = $5, plugin = $6
+         WHERE id = $7",
+    )
+    .bind(&trigger.kind)
+    .bind(trigger.config.to_string())
+    .bind(i64::from(trigger.allow_backwards))
+    .bind(&trigger.condition)
+    .bind(&trigger.secret)
+    .bind(&trigger.plugin)
+    .bind(trigger.id)
+    .execute(tx.connection().await?)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a trigger.
+pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM triggers WHERE id = $1").bind(id).execute(tx.connection().await?).await?;
+    Ok(())
+}
+
+/// How many triggers run a plugin.
+pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM triggers WHERE plugin = $1")
+        .bind(plugin)
+        .fetch_one(tx.connection().await?)
+        .await?)
+}
