@@ -1,6 +1,7 @@
 -- Triggers: rules on a funnel's stage that move an item there when an event matches, and the
 -- trigger dispatcher's position in the event stream (it starts at the end of the stream, so
--- events written before triggers existed fire none).
+-- events written before triggers existed fire none); each trigger reacts only to events after
+-- `since_event`, the last event when it was created.
 
 CREATE TABLE triggers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -13,6 +14,7 @@ CREATE TABLE triggers (
     condition TEXT,
     secret TEXT,
     plugin TEXT,
+    since_event BIGINT NOT NULL,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX triggers_by_funnel ON triggers (type_key, funnel_key);

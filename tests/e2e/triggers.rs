@@ -194,7 +194,9 @@ async fn webhook_trigger_moves_the_item_it_is_called_with(backend: Backend) {
     // No token needed: the secret is the credential.
     let outcome = s.call_as("", Method::POST, &path, Some(json!({"item": deal}))).await.ok(200);
     assert_eq!(outcome["moved"], true);
-    assert_eq!(outcome["item"]["stage"], "in-progress");
+    assert_eq!(outcome["stage"], "in-progress");
+    // The caller holds a secret that moves items, not a token that reads them.
+    assert!(outcome.get("title").is_none() && !outcome.to_string().contains("From the shop"), "{outcome}");
     assert_eq!(last_move(&s, &deal).await["actor"]["kind"], "trigger");
     let again = s.call_as("", Method::POST, &path, Some(json!({"item": deal}))).await.ok(200);
     assert_eq!(again["moved"], false);
@@ -206,10 +208,31 @@ async fn webhook_trigger_moves_the_item_it_is_called_with(backend: Backend) {
     s.call_as("", Method::POST, &path, Some(json!({"item": 999_999}))).await.problem(404, "not-found");
     let bad = s.call_as("", Method::POST, &path, Some(json!({"id": "x"}))).await;
     assert_eq!(bad.status.as_u16(), 422, "{:?}", bad.body);
-    // The secret survives a change of the trigger.
+    // The backwards rule and the condition hold for webhooks too.
+    let late = new_deal(&s, "Late").await;
+    s.post(&format!("/api/v1/items/deal/{late}/move"), json!({"stage":"won"})).await.ok(200);
+    let refused = s.call_as("", Method::POST, &path, Some(json!({"item": late}))).await.ok(200);
+    assert_eq!(refused["moved"], false);
+    assert!(refused["reason"].as_str().unwrap_or_default().contains("later stage"), "{refused}");
     let id = trigger["id"].as_i64().unwrap_or_default();
-    let patched = s.patch(&format!("{}/{id}", triggers("in-progress")), json!({"condition":"true"})).await.ok(200);
+    let patched = s
+        .patch(&format!("{}/{id}", triggers("in-progress")), json!({"condition":"item.title == \"VIP\""}))
+        .await
+        .ok(200);
+    // The secret survives a change of the trigger.
     assert_eq!(patched["url"], trigger["url"]);
+    let plain = new_deal(&s, "Plain").await;
+    let refused = s.call_as("", Method::POST, &path, Some(json!({"item": plain}))).await.ok(200);
+    assert_eq!(refused["reason"], "the condition is false");
+    assert_eq!(stage_of(&s, &plain).await, "new");
+    // Only those who may change triggers see the secret.
+    s.post("/api/v1/roles", json!({"key":"viewer","permissions":[{"type":"deal","access":"write"}]})).await.ok(201);
+    let (_, token) = s.user_with_roles("viewer@example.com", &["viewer"]).await;
+    let seen = s.call_as(&token, Method::GET, &triggers("in-progress"), None).await.ok(200);
+    assert_eq!(seen["items"][0]["kind"], "webhook");
+    assert!(seen["items"][0].get("url").is_none(), "{seen}");
+    let admin_view = s.get(&triggers("in-progress")).await.ok(200);
+    assert_eq!(admin_view["items"][0]["url"], trigger["url"]);
 }
 both!(webhook_trigger_moves_the_item_it_is_called_with);
 
@@ -234,9 +257,14 @@ async fn rhai_and_wasm_plugin_triggers(backend: Backend) {
     s.patch(&format!("/api/v1/items/deal/{last}"), json!({"title":"final Wardrobe"})).await.ok(200);
     wait_stage(&s, &urgent, "in-progress").await;
     wait_stage(&s, &last, "won").await;
-    // The failing trigger moved nothing and said why on the timeline.
+    // The failing trigger moved nothing and said why on the timeline, once per event it was
+    // asked about (created, updated, moved), never about its own notes.
+    let marker = new_deal(&s, "Marker").await;
+    s.patch(&format!("/api/v1/items/deal/{marker}"), json!({"title":"final Marker"})).await.ok(200);
+    wait_stage(&s, &marker, "won").await;
     let texts = s.timeline_texts("deal", &urgent).await;
-    assert!(texts.iter().any(|t| t.contains("plugin keyword) failed") && t.contains("asked to fail")), "{texts:?}");
+    let notes = texts.iter().filter(|t| t.contains("plugin keyword) failed") && t.contains("asked to fail")).count();
+    assert_eq!(notes, 3, "{texts:?}");
     // A plugin in use by a trigger cannot be deleted.
     s.call(Method::DELETE, "/api/v1/plugins/keyword", None).await.problem(409, "conflict");
 }

@@ -37,7 +37,7 @@ pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
             Err(e) => tracing::error!(error = %e, "dispatching events failed; retrying"),
         }
         tokio::select! {
-            _ = service.signals().events.notified() => {}
+            _ = service.signals().robot_events.notified() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
             _ = shutdown.fired() => {}
         }

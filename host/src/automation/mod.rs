@@ -15,13 +15,29 @@ use crate::service::Service;
 /// ...) before the chain is stopped with a timeline error.
 pub const MAX_CHAIN_DEPTH: i64 = 10;
 
-/// Wake-ups shared by the API, the dispatcher and the workers of this host.
+/// Wake-ups shared by the API, the dispatchers and the workers of this host. Each reader of
+/// the event stream has its own, so one never takes another's wake-up.
 #[derive(Default)]
 pub struct Signals {
-    /// New events were committed.
-    pub events: Notify,
+    /// New events were committed: for the robot dispatcher.
+    pub robot_events: Notify,
+    /// New events were committed: for the trigger dispatcher.
+    pub trigger_events: Notify,
+    /// New events were committed: for the webhook fan-out.
+    pub webhook_events: Notify,
     /// New jobs were queued.
     pub jobs: Notify,
+    /// New webhook deliveries were queued.
+    pub deliveries: Notify,
+}
+
+impl Signals {
+    /// Wakes every reader of the event stream (a wake-up sent while one is busy waits for it).
+    pub fn events_committed(&self) {
+        self.robot_events.notify_one();
+        self.trigger_events.notify_one();
+        self.webhook_events.notify_one();
+    }
 }
 
 /// Where an event of `kind` puts its item: `Some(Some((funnel, stage)))` for the place it

@@ -4,6 +4,7 @@
 //! dispatcher's position, so a crash neither loses nor repeats one; the position is compared
 //! when it is written, so of several hosts on one database exactly one applies each event.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,16 +29,20 @@ const BATCH: i64 = 200;
 /// Longest sleep between looks at the outbox (other hosts' events on a shared database).
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
+/// Attempts at one event before the dispatcher gives up on it and goes on.
+const EVENT_ATTEMPTS: u32 = 5;
+
 /// Runs until shutdown.
 pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
+    let mut stuck = Stuck::default();
     while !shutdown.is_fired() {
-        match dispatch_batch(&service).await {
+        match dispatch_batch(&service, &mut stuck).await {
             Ok(n) if n as i64 >= BATCH => continue,
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "applying triggers failed; retrying"),
         }
         tokio::select! {
-            _ = service.signals().events.notified() => {}
+            _ = service.signals().trigger_events.notified() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
             _ = shutdown.fired() => {}
         }
@@ -50,38 +55,82 @@ struct Rule {
     rule: TriggerRule,
 }
 
+/// The event the dispatcher failed to get past, and how often: a move that keeps failing (a
+/// store fault, an item changing on every attempt) is given up after [`EVENT_ATTEMPTS`] so the
+/// events after it still run.
+#[derive(Default)]
+pub struct Stuck {
+    event: i64,
+    attempts: u32,
+}
+
+impl Stuck {
+    /// Counts a failed attempt at `event`; true when it is time to skip it.
+    fn failed(&mut self, event: i64) -> bool {
+        if self.event != event {
+            *self = Stuck { event, attempts: 0 };
+        }
+        self.attempts += 1;
+        self.attempts >= EVENT_ATTEMPTS
+    }
+}
+
+/// What an event causes: moves, and notes for the timelines (failed plugin triggers, stopped
+/// chains), written together with the dispatcher's position.
+#[derive(Default)]
+struct Plan<'r> {
+    moves: Vec<(Item, &'r StoredTrigger)>,
+    notes: Vec<(ItemRef, String, Value)>,
+}
+
+impl Plan<'_> {
+    fn is_empty(&self) -> bool {
+        self.moves.is_empty() && self.notes.is_empty()
+    }
+}
+
+/// Events a plugin trigger is asked about: changes of items, not comments (failure notes are
+/// comments) or deletions.
+const PLUGIN_EVENTS: [&str; 4] = ["item.created", "item.updated", "item.stage_changed", "item.funnel_changed"];
+
 /// Applies the triggers to one batch of events; returns how many events it got through.
-pub async fn dispatch_batch(service: &Arc<Service>) -> ServiceResult<usize> {
+pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> ServiceResult<usize> {
     let reader = service.store().reader();
     let mut position = jobs::position(reader, CURSOR).await?;
     let mut events = outbox::list(reader, position, None, BATCH).await?;
     events.truncate(BATCH as usize);
     let Some(last) = events.last().map(|e| e.id) else { return Ok(0) };
-    let rules: Vec<Rule> = repo::all(reader)
-        .await?
-        .into_iter()
-        .filter_map(|trigger| match TriggerRule::parse(&trigger.kind, &trigger.config) {
-            Ok(rule) => Some(Rule { trigger, rule }),
-            Err(_) => None,
-        })
-        .collect();
-    let mut done = 0;
+    let mut rules = Vec::new();
+    for trigger in repo::all(reader).await? {
+        match TriggerRule::parse(&trigger.kind, &trigger.config) {
+            Ok(rule) => rules.push(Rule { trigger, rule }),
+            Err(e) => tracing::warn!(trigger = trigger.id, "a stored trigger is unreadable and is ignored: {e:?}"),
+        }
+    }
     if !rules.is_empty() {
-        for event in &events {
-            let moves = plan(service, &rules, event).await?;
-            if !moves.is_empty() {
-                if !apply(service, position, event, moves).await? {
-                    return Ok(done);
-                }
-                position = event.id;
+        for (done, event) in events.iter().enumerate() {
+            let outcome = match plan(service, &rules, event).await {
+                Ok(plan) if plan.is_empty() => continue,
+                Ok(plan) => apply(service, position, event, plan).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(true) => position = event.id,
+                // Looked at again next round (another host moved on, or an item changed).
+                Ok(false) | Err(_) if !stuck.failed(event.id) => return outcome.map(|_| done),
+                // Given up: the position moves past it with a later event's changes or below.
+                Ok(false) | Err(_) => tracing::error!(
+                    event = event.id,
+                    error = ?outcome.err(),
+                    "triggers gave up on an event after {EVENT_ATTEMPTS} attempts"
+                ),
             }
-            done += 1;
         }
     }
     if last > position {
         let mut tx = service.store().begin().await?;
         if jobs::cursor(&mut tx, CURSOR).await? != position {
-            return Ok(done);
+            return Ok(events.len());
         }
         jobs::set_cursor(&mut tx, CURSOR, last);
         tx.commit().await?;
@@ -89,32 +138,23 @@ pub async fn dispatch_batch(service: &Arc<Service>) -> ServiceResult<usize> {
     Ok(events.len())
 }
 
-/// Commits the moves an event causes together with the position at that event. `false` when
+/// Commits what an event causes together with the position at that event. `false` when
 /// another host moved the position meanwhile or an item changed since it was read (the event
 /// is then looked at again).
-async fn apply(
-    service: &Service,
-    position: i64,
-    event: &StoredEvent,
-    moves: Vec<(Item, &StoredTrigger)>,
-) -> ServiceResult<bool> {
+async fn apply(service: &Service, position: i64, event: &StoredEvent, plan: Plan<'_>) -> ServiceResult<bool> {
     let mut tx = service.store().begin().await?;
     if jobs::cursor(&mut tx, CURSOR).await? != position {
         return Ok(false);
     }
-    for (item, trigger) in moves {
-        if event.depth >= MAX_CHAIN_DEPTH {
-            let text = format!(
-                "Automation chain stopped: {MAX_CHAIN_DEPTH} automation steps in a row; trigger {} did not move the item to stage {}",
-                trigger.id, trigger.stage
-            );
-            let data = json!({"trigger": trigger.id, "depth": event.depth});
-            let note = TimelineNote { kind: TimelineKind::System, text: &text, data: &data };
-            let caller = Caller::automation(Actor::System, event.depth as u32);
-            let target = ItemRef { type_key: item.type_key.clone(), id: item.id };
-            service.add_timeline_entry_in(&mut tx, &caller, &target, note).await?;
-            continue;
+    let system = Caller::automation(Actor::System, event.depth as u32 + 1);
+    for (target, text, data) in &plan.notes {
+        let note = TimelineNote { kind: TimelineKind::System, text, data };
+        match service.add_timeline_entry_in(&mut tx, &system, target, note).await {
+            Ok(_) | Err(ServiceError::NotFound(_)) => {}
+            Err(e) => return Err(e),
         }
+    }
+    for (item, trigger) in plan.moves {
         match service.move_by_trigger_in(&mut tx, &item, trigger, event.depth as u32 + 1).await {
             Ok(_) => {}
             Err(ServiceError::PreconditionFailed { .. } | ServiceError::NotFound(_)) => return Ok(false),
@@ -127,21 +167,22 @@ async fn apply(
     Ok(true)
 }
 
-/// The moves `event` causes: for each item concerned, the trigger that wins.
-async fn plan<'r>(
-    service: &Arc<Service>,
-    rules: &'r [Rule],
-    event: &StoredEvent,
-) -> ServiceResult<Vec<(Item, &'r StoredTrigger)>> {
+/// What `event` causes: for each item concerned, the trigger that wins (among triggers created
+/// before the event), or a note instead when the chain of automation is too long to go on.
+async fn plan<'r>(service: &Arc<Service>, rules: &'r [Rule], event: &StoredEvent) -> ServiceResult<Plan<'r>> {
+    let mut plan = Plan::default();
     let (Some(item_id), Some(type_key)) = (event.item_id, event.type_key.as_deref()) else {
-        return Ok(Vec::new());
+        return Ok(plan);
     };
     if event.kind == "item.deleted" {
-        return Ok(Vec::new());
+        return Ok(plan);
     }
-    let Some(item) = current(service, type_key, item_id).await? else { return Ok(Vec::new()) };
+    let rules: Vec<&Rule> = rules.iter().filter(|r| r.trigger.since_event < event.id).collect();
+    if rules.is_empty() {
+        return Ok(plan);
+    }
+    let Some(item) = current(service, type_key, item_id).await? else { return Ok(plan) };
     let catalog = service.catalog().await?;
-    let mut moves = Vec::new();
     // Triggers on the item's own funnel.
     if let (Some(schema), Some(funnel)) = (catalog.get(type_key), item.funnel.as_deref()) {
         let mut matched = Vec::new();
@@ -151,10 +192,11 @@ async fn plan<'r>(
                     event.kind == "item.updated"
                         && event.payload["changes"].as_array().is_some_and(|c| r.rule.matches_changes(c))
                 }
-                TriggerRule::Plugin { plugin, version, config } => {
+                TriggerRule::Plugin { plugin, version, config } if PLUGIN_EVENTS.contains(&event.kind.as_str()) => {
                     // A trigger never reacts to its own move.
                     let own = matches!(&event.actor, Actor::Trigger { id, .. } if *id == r.trigger.id);
-                    !own && ask_plugin(service, &r.trigger, (plugin, version, config), event, &item).await?
+                    let asked = (plugin.as_str(), version.as_str(), config);
+                    !own && ask_plugin(service, &r.trigger, asked, event, &item, &mut plan).await?
                 }
                 _ => false,
             };
@@ -163,16 +205,18 @@ async fn plan<'r>(
             }
         }
         if let Some(winner) = service.choose_trigger(schema, &item, matched) {
-            moves.push((item.clone(), winner));
+            plan.moves.push((item.clone(), winner));
         }
     }
-    // Triggers of items linked to it, when it entered a stage.
+    // Triggers of the items linked to it, when it entered a stage.
     if let Some(Some((funnel, stage))) = super::entered(&event.kind, &event.payload) {
         let linked_rules: Vec<&Rule> =
-            rules.iter().filter(|r| r.rule.matches_linked(type_key, &funnel, &stage)).collect();
+            rules.iter().copied().filter(|r| r.rule.matches_linked(type_key, &funnel, &stage)).collect();
         if !linked_rules.is_empty() {
             let mut linked = item.parents.clone();
             linked.extend(crate::store::items::children_of(service.store().reader(), item.id).await?);
+            let mut seen = HashSet::new();
+            linked.retain(|l| l.id != item.id && seen.insert(l.id));
             for link in linked {
                 let Some(other) = current(service, &link.type_key, link.id).await? else { continue };
                 let (Some(schema), Some(other_funnel)) = (catalog.get(&other.type_key), other.funnel.as_deref()) else {
@@ -183,12 +227,22 @@ async fn plan<'r>(
                     .filter(|r| r.trigger.type_key == other.type_key && r.trigger.funnel == other_funnel)
                     .map(|r| &r.trigger);
                 if let Some(winner) = service.choose_trigger(schema, &other, matched) {
-                    moves.push((other, winner));
+                    plan.moves.push((other, winner));
                 }
             }
         }
     }
-    Ok(moves)
+    if event.depth >= MAX_CHAIN_DEPTH {
+        for (item, trigger) in std::mem::take(&mut plan.moves) {
+            let text = format!(
+                "Automation chain stopped: {MAX_CHAIN_DEPTH} automation steps in a row; trigger {} did not move the item to stage {}",
+                trigger.id, trigger.stage
+            );
+            let data = json!({"trigger": trigger.id, "depth": event.depth});
+            plan.notes.push((ItemRef { type_key: item.type_key.clone(), id: item.id }, text, data));
+        }
+    }
+    Ok(plan)
 }
 
 /// The item as it stands now; `None` when it is gone.
@@ -208,11 +262,12 @@ async fn ask_plugin(
     (plugin, version, config): (&str, &str, &Value),
     event: &StoredEvent,
     item: &Item,
+    plan: &mut Plan<'_>,
 ) -> ServiceResult<bool> {
     let resolved = match service.resolve_plugin(plugin, version, "trigger").await {
         Ok(r) => r,
         Err(ServiceError::NotFound(m)) => {
-            note_failure(service, trigger, item, plugin, &m).await?;
+            plan.notes.push(failure_note(trigger, item, plugin, &m));
             return Ok(false);
         }
         Err(e) => return Err(e),
@@ -234,37 +289,16 @@ async fn ask_plugin(
         Ok(matched) => Ok(matched),
         Err(failure) => {
             let text = format!("{} ({}): {failure}", resolved.version.version, failure.kind());
-            note_failure(service, trigger, item, plugin, &text).await?;
+            plan.notes.push(failure_note(trigger, item, plugin, &text));
             Ok(false)
         }
     }
 }
 
-/// Notes a failed plugin trigger on the item's timeline.
-async fn note_failure(
-    service: &Service,
-    trigger: &StoredTrigger,
-    item: &Item,
-    plugin: &str,
-    message: &str,
-) -> ServiceResult<()> {
+/// The timeline note of a failed plugin trigger.
+fn failure_note(trigger: &StoredTrigger, item: &Item, plugin: &str, message: &str) -> (ItemRef, String, Value) {
     tracing::warn!(trigger = trigger.id, plugin, "trigger failed: {message}");
     let text = format!("Trigger {} (plugin {plugin}) failed: {message}", trigger.id);
     let data = json!({"trigger": trigger.id, "plugin": plugin, "message": message});
-    let caller = Caller::automation(Actor::System, 0);
-    let target = ItemRef { type_key: item.type_key.clone(), id: item.id };
-    let mut tx = service.store().begin().await?;
-    match service
-        .add_timeline_entry_in(
-            &mut tx,
-            &caller,
-            &target,
-            TimelineNote { kind: TimelineKind::System, text: &text, data: &data },
-        )
-        .await
-    {
-        Ok(_) => Ok(tx.commit().await?),
-        Err(ServiceError::NotFound(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
+    (ItemRef { type_key: item.type_key.clone(), id: item.id }, text, data)
 }

@@ -20,6 +20,16 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, for validating subscriptions.
+    pub const ALL: [EventKind; 6] = [
+        EventKind::ItemCreated,
+        EventKind::ItemUpdated,
+        EventKind::ItemStageChanged,
+        EventKind::ItemFunnelChanged,
+        EventKind::ItemDeleted,
+        EventKind::ItemCommented,
+    ];
+
     /// The event's public name, e.g. `item.stage_changed`.
     pub fn as_str(self) -> &'static str {
         match self {

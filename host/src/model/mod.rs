@@ -14,6 +14,7 @@ pub mod money;
 pub mod people;
 pub mod time;
 pub mod trigger;
+pub mod webhook;
 
 /// A key (of a type, field, funnel, stage or role) is lower-case ASCII: a letter, then letters,
 /// digits, `-` or `_`, at most 64 characters.

@@ -27,7 +27,7 @@ const MAX_TITLE: usize = 500;
 /// Most parent links of one item.
 const MAX_PARENTS: usize = 100;
 /// Attempts of a change that lost an optimistic-concurrency race before giving up.
-const WRITE_ATTEMPTS: usize = 5;
+pub(super) const WRITE_ATTEMPTS: usize = 5;
 
 /// `POST /items/{type}` body.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]

@@ -126,9 +126,9 @@ impl Service {
         &self.signals
     }
 
-    /// Tells the dispatcher that events were committed.
+    /// Tells the readers of the event stream that events were committed.
     pub fn committed(&self) {
-        self.signals.events.notify_one();
+        self.signals.events_committed();
     }
 
     /// The underlying store.

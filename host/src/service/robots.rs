@@ -67,6 +67,20 @@ pub struct RobotPatch {
     pub order: Option<i64>,
 }
 
+/// Longest condition, in bytes.
+pub const MAX_CONDITION: usize = 4096;
+
+/// Checks a condition: a Rhai expression of at most [`MAX_CONDITION`] bytes.
+pub(super) fn check_condition(rhai: &crate::runtime::rhai::RhaiRuntime, condition: &str) -> Result<(), FieldError> {
+    if condition.len() > MAX_CONDITION {
+        return Err(FieldError::new("condition", format!("a condition is at most {MAX_CONDITION} bytes")));
+    }
+    rhai.engine()
+        .compile_expression(condition)
+        .map(|_| ())
+        .map_err(|e| FieldError::new("condition", format!("not a Rhai expression: {e}")))
+}
+
 impl Service {
     /// Checks that the stage exists and the caller has `need` access to the type in its funnel.
     pub(super) async fn check_stage(
@@ -99,9 +113,9 @@ impl Service {
             errors.push(e);
         }
         if let Some(condition) = &robot.condition
-            && let Err(e) = self.runtime.rhai.engine().compile_expression(condition)
+            && let Err(e) = check_condition(&self.runtime.rhai, condition)
         {
-            errors.push(FieldError::new("condition", format!("not a Rhai expression: {e}")));
+            errors.push(e);
         }
         if !(0..=MAX_DELAY_S).contains(&robot.delay_s) {
             errors.push(FieldError::new("delay_s", format!("a delay is 0 to {MAX_DELAY_S} seconds")));

@@ -104,7 +104,8 @@ pub fn webhook_path(secret: &str) -> String {
     format!("/api/v1/hooks/triggers/{secret}")
 }
 
-/// What a webhook call did.
+/// What a webhook call did. It names the item's place only: the caller holds a secret that moves
+/// items, not a token that reads them.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookOutcome {
     /// Whether the item moved.
@@ -112,8 +113,18 @@ pub struct WebhookOutcome {
     /// Why it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The item after the call.
-    pub item: Item,
+    /// The item's id.
+    pub item: i64,
+    /// Its funnel after the call.
+    pub funnel: Option<String>,
+    /// Its stage after the call.
+    pub stage: Option<String>,
+}
+
+impl WebhookOutcome {
+    fn of(item: &Item, moved: bool, reason: Option<String>) -> WebhookOutcome {
+        WebhookOutcome { moved, reason, item: item.id, funnel: item.funnel.clone(), stage: item.stage.clone() }
+    }
 }
 
 impl Service {
@@ -126,7 +137,14 @@ impl Service {
         stage: &str,
     ) -> ServiceResult<Vec<StoredTrigger>> {
         self.check_stage(caller, type_key, funnel, stage, Access::Read).await?;
-        Ok(repo::on_stage(self.store.reader(), type_key, funnel, stage).await?)
+        let mut triggers = repo::on_stage(self.store.reader(), type_key, funnel, stage).await?;
+        // A webhook's secret moves items: only those who may change triggers see it.
+        if caller.principal.access(type_key, Some(funnel)) < Access::Admin {
+            for trigger in &mut triggers {
+                trigger.secret = None;
+            }
+        }
+        Ok(triggers)
     }
 
     /// Creates a trigger on a stage (needs admin access to the type in that funnel). It reacts
@@ -151,11 +169,12 @@ impl Service {
             condition: input.condition.filter(|c| !c.trim().is_empty()),
             secret: None,
             plugin: None,
+            since_event: 0,
             created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
         };
         self.check_trigger(&mut trigger).await?;
         let mut tx = self.store.begin().await?;
-        trigger.id = repo::insert(&mut tx, &trigger).await?;
+        (trigger.id, trigger.since_event) = repo::insert(&mut tx, &trigger).await?;
         tx.commit().await?;
         Ok(trigger)
     }
@@ -277,9 +296,9 @@ impl Service {
             TriggerRule::ResponsibleChanged { .. } | TriggerRule::Webhook => {}
         }
         if let Some(condition) = &trigger.condition
-            && let Err(e) = self.runtime.rhai.engine().compile_expression(condition)
+            && let Err(e) = super::robots::check_condition(&self.runtime.rhai, condition)
         {
-            errors.push(FieldError::new("condition", format!("not a Rhai expression: {e}")));
+            errors.push(e);
         }
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
@@ -302,7 +321,9 @@ impl Service {
         if item.funnel.as_deref() != Some(trigger.funnel.as_str()) {
             return Some(format!("the item is not in funnel `{}`", trigger.funnel));
         }
-        let funnel = schema.funnel(&trigger.funnel)?;
+        let Some(funnel) = schema.funnel(&trigger.funnel) else {
+            return Some(format!("funnel `{}` no longer exists", trigger.funnel));
+        };
         let current = item.stage.as_deref().and_then(|s| funnel.stage_index(s));
         let target = funnel.stage_index(&trigger.stage);
         match (current, target) {
@@ -353,25 +374,33 @@ impl Service {
     }
 
     /// An outside system calls a webhook trigger's URL for an item: the item moves as the
-    /// trigger says, or the outcome says why not.
+    /// trigger says, or the outcome says why not. A change racing the call is retried.
     pub async fn fire_webhook(&self, secret: &str, item_id: i64) -> ServiceResult<WebhookOutcome> {
         let trigger = repo::by_secret(self.store.reader(), secret)
             .await?
             .ok_or_else(|| ServiceError::NotFound("no webhook trigger at this address".into()))?;
         let system = Caller::automation(trigger_actor(&trigger), 1);
-        let item = self.get_item(&system, &trigger.type_key, item_id).await?;
         let catalog = self.catalog().await?;
         let schema = catalog
             .get(&trigger.type_key)
             .ok_or_else(|| ServiceError::NotFound(format!("no entity type `{}`", trigger.type_key)))?;
-        if let Some(reason) = self.trigger_blocked(schema, &item, &trigger) {
-            return Ok(WebhookOutcome { moved: false, reason: Some(reason), item });
+        for _ in 0..super::items::WRITE_ATTEMPTS {
+            let item = self.get_item(&system, &trigger.type_key, item_id).await?;
+            if let Some(reason) = self.trigger_blocked(schema, &item, &trigger) {
+                return Ok(WebhookOutcome::of(&item, false, Some(reason)));
+            }
+            let mut tx = self.store.begin().await?;
+            match self.move_by_trigger_in(&mut tx, &item, &trigger, 1).await {
+                Ok(moved) => {
+                    tx.commit().await?;
+                    self.committed();
+                    return Ok(WebhookOutcome::of(&moved, true, None));
+                }
+                Err(ServiceError::PreconditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        let mut tx = self.store.begin().await?;
-        let moved = self.move_by_trigger_in(&mut tx, &item, &trigger, 1).await?;
-        tx.commit().await?;
-        self.committed();
-        Ok(WebhookOutcome { moved: true, reason: None, item: moved })
+        Err(ServiceError::Conflict(format!("item {item_id} is changing too often; try again")))
     }
 }
 

@@ -29,12 +29,13 @@ pub struct StoredTrigger {
     pub secret: Option<String>,
     /// The plugin a plugin trigger runs (kept apart so a plugin in use cannot be deleted).
     pub plugin: Option<String>,
+    /// The last event of the stream when it was created: it reacts only to later ones.
+    pub since_event: i64,
     /// When it was created (RFC 3339).
     pub created_at: String,
 }
 
-const COLUMNS: &str =
-    "id, type_key, funnel_key, stage_key, kind, config, allow_backwards, condition, secret, plugin, created_at";
+const COLUMNS: &str = "id, type_key, funnel_key, stage_key, kind, config, allow_backwards, condition, secret, plugin, since_event, created_at";
 
 fn trigger_from_row(row: &AnyRow) -> StoreResult<StoredTrigger> {
     Ok(StoredTrigger {
@@ -48,6 +49,7 @@ fn trigger_from_row(row: &AnyRow) -> StoreResult<StoredTrigger> {
         condition: row.try_get("condition")?,
         secret: row.try_get("secret")?,
         plugin: row.try_get("plugin")?,
+        since_event: row.try_get("since_event")?,
         created_at: to_rfc3339(row.try_get("created_at")?),
     })
 }
@@ -82,11 +84,13 @@ pub async fn by_secret(pool: &AnyPool, secret: &str) -> StoreResult<Option<Store
     row.as_ref().map(trigger_from_row).transpose()
 }
 
-/// Inserts a trigger and returns its id.
-pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO triggers (type_key, funnel_key, stage_key, kind, config, allow_backwards, condition, secret, plugin, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+/// Inserts a trigger, reacting to events after the last one now, and returns its id and that
+/// event's id.
+pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<(i64, i64)> {
+    super::lock_id_order(tx).await?;
+    let row = sqlx::query(
+        "INSERT INTO triggers (type_key, funnel_key, stage_key, kind, config, allow_backwards, condition, secret, plugin, created_at, since_event)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT COALESCE(MAX(id), 0) FROM events)) RETURNING id, since_event",
     )
     .bind(&trigger.type_key)
     .bind(&trigger.funnel)
@@ -99,7 +103,8 @@ pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<i64> {
     .bind(&trigger.plugin)
     .bind(now_micros())
     .fetch_one(tx.connection().await?)
-    .await?)
+    .await?;
+    Ok((row.try_get("id")?, row.try_get("since_event")?))
 }
 
 /// Updates a trigger's settings.
