@@ -12,3 +12,4 @@ mod people;
 mod robots;
 mod server;
 mod triggers;
+mod webhooks;

@@ -11,6 +11,7 @@ pub mod problem;
 mod robots;
 mod triggers;
 mod types;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -74,6 +75,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(plugins::routes())
         .merge(robots::routes())
         .merge(triggers::routes())
+        .merge(webhooks::routes())
         .split_for_parts();
     let (public, public_openapi) = OpenApiRouter::<AppState>::new().merge(triggers::public_routes()).split_for_parts();
     let mut openapi = openapi;

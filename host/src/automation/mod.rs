@@ -3,6 +3,7 @@
 
 pub mod dispatcher;
 pub mod triggers;
+pub mod webhooks;
 pub mod worker;
 
 use std::sync::Arc;
@@ -52,11 +53,14 @@ pub fn entered(kind: &str, payload: &serde_json::Value) -> Option<Option<(String
     Some(point["funnel"].as_str().zip(point["stage"].as_str()).map(|(f, s)| (f.to_string(), s.to_string())))
 }
 
-/// Starts the dispatcher, the trigger dispatcher and `workers` job workers; they stop when `shutdown` fires.
+/// Starts the robot dispatcher, the trigger dispatcher, the webhook fan-out and sender, and
+/// `workers` job workers; they stop when `shutdown` fires.
 pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(dispatcher::run(service.clone(), shutdown.clone())),
         tokio::spawn(triggers::run(service.clone(), shutdown.clone())),
+        tokio::spawn(webhooks::run_fan_out(service.clone(), shutdown.clone())),
+        tokio::spawn(webhooks::run_sender(service.clone(), shutdown.clone())),
     ];
     for n in 0..workers {
         tasks.push(tokio::spawn(worker::run(service.clone(), n, shutdown.clone())));

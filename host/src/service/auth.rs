@@ -14,9 +14,14 @@ pub const TOKEN_PREFIX: &str = "vk_";
 
 /// A fresh random token (256 bits).
 pub fn generate_token() -> String {
+    format!("{TOKEN_PREFIX}{}", random_secret())
+}
+
+/// 256 random bits, hex: API tokens, webhook trigger URLs, webhook signing keys.
+pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+    hex::encode(bytes)
 }
 
 /// The stored form of a token: its SHA-256, hex. Tokens are random and long, so a plain hash is

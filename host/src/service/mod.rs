@@ -11,6 +11,7 @@ pub mod people;
 pub mod plugins;
 pub mod robots;
 pub mod triggers;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

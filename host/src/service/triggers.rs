@@ -1,7 +1,6 @@
 //! Triggers on stages: list, create, change, delete; which trigger moves an item; the inbound
 //! webhook.
 
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -308,7 +307,7 @@ impl Service {
             _ => None,
         };
         trigger.secret = match rule {
-            TriggerRule::Webhook => trigger.secret.take().or_else(|| Some(new_secret())),
+            TriggerRule::Webhook => trigger.secret.take().or_else(|| Some(super::auth::random_secret())),
             _ => None,
         };
         Ok(())
@@ -407,11 +406,4 @@ impl Service {
 /// How a trigger is named in stage history and events.
 pub fn trigger_actor(trigger: &StoredTrigger) -> Actor {
     Actor::Trigger { id: trigger.id, name: trigger.kind.clone() }
-}
-
-/// A webhook secret: 32 random bytes, hex.
-fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }

@@ -14,6 +14,7 @@ pub mod plugins;
 pub mod robots;
 pub mod triggers;
 mod tx;
+pub mod webhooks;
 
 pub(crate) use tx::Statement;
 pub use tx::Tx;

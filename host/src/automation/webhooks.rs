@@ -1,0 +1,220 @@
+//! Outgoing webhooks: the fan-out reads the outbox in order and queues a delivery for every
+//! subscription an event matches, in the same transaction as its position; senders claim due
+//! deliveries, POST the event signed with HMAC-SHA256, and retry failures with exponential
+//! backoff until they give up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::Shutdown;
+use crate::model::time::now_micros;
+use crate::model::webhook::{backoff_seconds, place_in, signature, subscribed};
+use crate::service::{Service, ServiceResult};
+use crate::store::jobs;
+use crate::store::outbox::{self, StoredEvent};
+use crate::store::webhooks::{self as repo, Attempt, ClaimedDelivery};
+
+const CURSOR: &str = "webhooks";
+const BATCH: i64 = 500;
+/// Deliveries claimed at once by a sender (sent concurrently).
+const CLAIM: i64 = 16;
+/// Attempts before a delivery is given up.
+pub const MAX_ATTEMPTS: i64 = 8;
+/// How long a target may take to answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest sleep between looks at the queues (other hosts' events and deliveries).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Longest kept answer text of a failed attempt.
+const MAX_ERROR: usize = 500;
+
+/// Runs the fan-out until shutdown.
+pub async fn run_fan_out(service: Arc<Service>, mut shutdown: Shutdown) {
+    while !shutdown.is_fired() {
+        match fan_out_batch(&service).await {
+            Ok((events, deliveries)) => {
+                if deliveries > 0 {
+                    service.signals().deliveries.notify_one();
+                }
+                if events as i64 == BATCH {
+                    continue;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "queueing webhook deliveries failed; retrying"),
+        }
+        tokio::select! {
+            _ = service.signals().webhook_events.notified() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = shutdown.fired() => {}
+        }
+    }
+}
+
+/// Queues the deliveries of one batch of events; returns how many events it read and deliveries
+/// it queued.
+pub async fn fan_out_batch(service: &Service) -> ServiceResult<(usize, usize)> {
+    let mut tx = service.store().begin().await?;
+    let position = jobs::cursor(&mut tx, CURSOR).await?;
+    let events = jobs::events_after(&mut tx, position, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.id) else { return Ok((0, 0)) };
+    let hooks = repo::active_in(&mut tx).await?;
+    let now = now_micros();
+    let mut queued = 0;
+    for event in &events {
+        let interested: Vec<_> = hooks.iter().filter(|h| subscribed(&h.events, &event.kind)).collect();
+        if interested.is_empty() {
+            continue;
+        }
+        let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
+        let mut place = place_in(&payload);
+        if place.is_none()
+            && interested.iter().any(|h| h.filter.needs_place())
+            && let (Some(type_key), Some(id)) = (event.type_key.as_deref(), event.item_id)
+            && let Some(item) = crate::store::items::get_in(&mut tx, type_key, id).await?
+        {
+            place = item.funnel.zip(item.stage);
+        }
+        let place = place.as_ref().map(|(f, s)| (f.as_str(), s.as_str()));
+        for hook in interested {
+            if hook.filter.passes(event.type_key.as_deref(), place) {
+                repo::enqueue(&mut tx, hook.id, event.id, now);
+                queued += 1;
+            }
+        }
+    }
+    jobs::set_cursor(&mut tx, CURSOR, last);
+    tx.commit().await?;
+    Ok((events.len(), queued))
+}
+
+/// Runs a sender until shutdown.
+pub async fn run_sender(service: Arc<Service>, mut shutdown: Shutdown) {
+    let client = match reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("voronka-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "no HTTP client: outgoing webhooks are not sent");
+            return;
+        }
+    };
+    while !shutdown.is_fired() {
+        match send_once(&service, &client).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed; retrying"),
+        }
+        let sleep = match repo::next_due(service.store().reader()).await {
+            Ok(Some(due)) => {
+                Duration::from_micros((due - now_micros()).clamp(1_000, IDLE_POLL.as_micros() as i64) as u64)
+            }
+            _ => IDLE_POLL,
+        };
+        tokio::select! {
+            _ = service.signals().deliveries.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shutdown.fired() => {}
+        }
+    }
+}
+
+/// Claims due deliveries and makes one attempt at each; returns how many.
+pub async fn send_once(service: &Service, client: &reqwest::Client) -> ServiceResult<usize> {
+    let now = now_micros();
+    let lease = now + 2 * REQUEST_TIMEOUT.as_micros() as i64;
+    let mut tx = service.store().begin().await?;
+    let claimed = repo::claim(&mut tx, now, lease, CLAIM).await?;
+    tx.commit().await?;
+    let n = claimed.len();
+    let attempts = claimed.iter().map(|d| async move {
+        if let Err(e) = attempt(service, client, d).await {
+            tracing::error!(delivery = d.id, error = %e, "a webhook attempt could not be recorded; it is retried after its lease");
+        }
+    });
+    futures::future::join_all(attempts).await;
+    Ok(n)
+}
+
+/// One attempt at a delivery, recorded with its outcome.
+async fn attempt(service: &Service, client: &reqwest::Client, delivery: &ClaimedDelivery) -> ServiceResult<()> {
+    let reader = service.store().reader();
+    let (Some(hook), Some(event)) =
+        (repo::get(reader, delivery.webhook_id).await?, event(reader, delivery.event_id).await?)
+    else {
+        // The subscription was deleted (its deliveries with it) or the event is gone.
+        return Ok(());
+    };
+    let body = serde_json::to_vec(&event).unwrap_or_default();
+    let started = Instant::now();
+    let sent = client
+        .post(&hook.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Voronka-Signature", signature(&hook.secret, &body))
+        .header("X-Voronka-Event", event.kind.as_str())
+        .header("X-Voronka-Delivery", delivery.id.to_string())
+        .body(body)
+        .send()
+        .await;
+    let ms = started.elapsed().as_millis() as i64;
+    let (http_status, error) = match sent {
+        Ok(response) if response.status().is_success() => (Some(i64::from(response.status().as_u16())), None),
+        Ok(response) => {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            let text: String = text.chars().take(MAX_ERROR).collect();
+            (Some(i64::from(status.as_u16())), Some(format!("the target answered {status}: {text}")))
+        }
+        Err(e) => (None, Some(describe(&e))),
+    };
+    let now = now_micros();
+    let status = match &error {
+        None => "delivered",
+        Some(_) if delivery.attempts >= MAX_ATTEMPTS => "failed",
+        Some(_) => "pending",
+    };
+    let entry = json!({"at": crate::model::time::to_rfc3339(now), "status": http_status, "error": error, "ms": ms});
+    let outcome = Attempt {
+        status,
+        http_status,
+        error: error.as_deref(),
+        entry,
+        next_at: now + backoff_seconds(delivery.attempts) * 1_000_000,
+        now,
+    };
+    let mut tx = service.store().begin().await?;
+    if repo::record_attempt(&mut tx, delivery, &outcome).await? {
+        match tx.commit().await {
+            Ok(()) | Err(crate::store::StoreError::CheckFailed) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// One event of the stream.
+async fn event(pool: &sqlx::AnyPool, id: i64) -> ServiceResult<Option<StoredEvent>> {
+    let mut events = outbox::list(pool, id - 1, None, 1).await?;
+    events.truncate(1);
+    Ok(events.pop().filter(|e| e.id == id))
+}
+
+/// A transport error in words, with its cause (refused connection, timeout, TLS).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
+    } else if error.is_connect() {
+        "could not connect".to_string()
+    } else {
+        "the request failed".to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text.chars().take(MAX_ERROR).collect()
+}

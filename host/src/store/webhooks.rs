@@ -1,0 +1,290 @@
+//! Outgoing webhooks: subscriptions and their deliveries (a durable queue, like robot jobs).
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::{Dialect, Statement, StoreResult, Tx, parse_json};
+use crate::model::time::{Micros, to_rfc3339};
+use crate::model::webhook::WebhookFilter;
+
+/// A subscription.
+#[derive(Debug, Clone)]
+pub struct StoredWebhook {
+    /// Id.
+    pub id: i64,
+    /// Target URL.
+    pub url: String,
+    /// Event kinds (`*` for all).
+    pub events: Vec<String>,
+    /// Which events of those kinds.
+    pub filter: WebhookFilter,
+    /// HMAC key of the signature.
+    pub secret: String,
+    /// Paused subscriptions receive nothing.
+    pub active: bool,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+const COLUMNS: &str = "id, url, events, filter, secret, active, created_at";
+
+fn webhook_from_row(row: &AnyRow) -> StoreResult<StoredWebhook> {
+    Ok(StoredWebhook {
+        id: row.try_get("id")?,
+        url: row.try_get("url")?,
+        events: parse_json("webhooks", &row.try_get::<String, _>("events")?)?,
+        filter: parse_json("webhooks", &row.try_get::<String, _>("filter")?)?,
+        secret: row.try_get("secret")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        created_at: to_rfc3339(row.try_get("created_at")?),
+    })
+}
+
+/// Every subscription, oldest first.
+pub async fn all(pool: &AnyPool) -> StoreResult<Vec<StoredWebhook>> {
+    let sql = format!("SELECT {COLUMNS} FROM webhooks ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    rows.iter().map(webhook_from_row).collect()
+}
+
+/// Active subscriptions, inside the fan-out's transaction.
+pub async fn active_in(tx: &mut Tx) -> StoreResult<Vec<StoredWebhook>> {
+    let rows =
+        tx.fetch_all(Statement::new(format!("SELECT {COLUMNS} FROM webhooks WHERE active = 1 ORDER BY id"))).await?;
+    rows.iter().map(webhook_from_row).collect()
+}
+
+/// One subscription.
+pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredWebhook>> {
+    let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(webhook_from_row).transpose()
+}
+
+/// Inserts a subscription and returns its id.
+pub async fn insert(tx: &mut Tx, webhook: &StoredWebhook, now: Micros) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO webhooks (url, events, filter, secret, active, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(&webhook.url)
+    .bind(json_text(&webhook.events))
+    .bind(json_text(&webhook.filter))
+    .bind(&webhook.secret)
+    .bind(i64::from(webhook.active))
+    .bind(now)
+    .fetch_one(tx.connection().await?)
+    .await?)
+}
+
+/// Updates a subscription.
+pub async fn update(tx: &mut Tx, webhook: &StoredWebhook) -> StoreResult<()> {
+    sqlx::query("UPDATE webhooks SET url = $1, events = $2, filter = $3, secret = $4, active = $5 WHERE id = $6")
+        .bind(&webhook.url)
+        .bind(json_text(&webhook.events))
+        .bind(json_text(&webhook.filter))
+        .bind(&webhook.secret)
+        .bind(i64::from(webhook.active))
+        .bind(webhook.id)
+        .execute(tx.connection().await?)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a subscription with its deliveries.
+pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
+        .bind(id)
+        .execute(tx.connection().await?)
+        .await?;
+    sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id).execute(tx.connection().await?).await?;
+    Ok(())
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// A delivery of one event to one subscription, with its attempts.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    /// Id.
+    pub id: i64,
+    /// The subscription.
+    pub webhook: i64,
+    /// The event delivered.
+    pub event: i64,
+    /// `pending` (waiting for its next attempt), `delivered` or `failed` (gave up).
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// HTTP status of the last attempt, if the target answered.
+    pub last_status: Option<i64>,
+    /// What went wrong last.
+    pub last_error: Option<String>,
+    /// Every attempt: `{"at", "status", "error", "ms"}`.
+    #[schema(value_type = Vec<Object>)]
+    pub log: Vec<serde_json::Value>,
+    /// When the next attempt is due (pending deliveries).
+    pub next_at: Option<String>,
+    /// When it was queued.
+    pub created_at: String,
+    /// When it was delivered or given up.
+    pub finished_at: Option<String>,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, webhook_id, event_id, status, attempts, next_at, last_status, last_error, log, created_at, finished_at";
+
+fn delivery_from_row(row: &AnyRow) -> StoreResult<Delivery> {
+    let status: String = row.try_get("status")?;
+    let pending = status == "pending" || status == "sending";
+    Ok(Delivery {
+        id: row.try_get("id")?,
+        webhook: row.try_get("webhook_id")?,
+        event: row.try_get("event_id")?,
+        status: if status == "sending" { "pending".into() } else { status },
+        attempts: row.try_get("attempts")?,
+        last_status: row.try_get("last_status")?,
+        last_error: row.try_get("last_error")?,
+        log: parse_json("webhook_deliveries", &row.try_get::<String, _>("log")?)?,
+        next_at: pending.then(|| row.try_get("next_at").map(to_rfc3339)).transpose()?,
+        created_at: to_rfc3339(row.try_get("created_at")?),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(to_rfc3339),
+    })
+}
+
+/// Queues a delivery (sent with the transaction's next statement or commit).
+pub fn enqueue(tx: &mut Tx, webhook_id: i64, event_id: i64, now: Micros) {
+    tx.defer(
+        Statement::new(
+            "INSERT INTO webhook_deliveries (webhook_id, event_id, status, attempts, next_at, log, created_at)
+             VALUES ($1, $2, 'pending', 0, $3, '[]', $3)",
+        )
+        .bind(webhook_id)
+        .bind(event_id)
+        .bind(now),
+    );
+}
+
+/// A delivery claimed for an attempt, with what it needs to send.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    /// Id.
+    pub id: i64,
+    /// The subscription.
+    pub webhook_id: i64,
+    /// The event.
+    pub event_id: i64,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// The attempts before this one.
+    pub log: Vec<serde_json::Value>,
+}
+
+/// Claims up to `limit` due deliveries, and those whose sender's lease expired (a crash),
+/// marking them `sending` until `lease_until`. PostgreSQL senders skip rows other hosts hold.
+pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
+    let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET status = 'sending', lease_until = $1, attempts = attempts + 1
+         WHERE id IN (
+             SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= $2 ORDER BY next_at, id LIMIT $3 {lock})
+            OR id IN (
+             SELECT id FROM webhook_deliveries WHERE status = 'sending' AND lease_until < $2 ORDER BY id LIMIT $3 {lock})
+         RETURNING id, webhook_id, event_id, attempts, log"
+    );
+    let rows = tx.write_returning(Statement::new(sql).bind(lease_until).bind(now).bind(limit)).await?;
+    let mut claimed = rows
+        .iter()
+        .map(|r| {
+            Ok(ClaimedDelivery {
+                id: r.try_get("id")?,
+                webhook_id: r.try_get("webhook_id")?,
+                event_id: r.try_get("event_id")?,
+                attempts: r.try_get("attempts")?,
+                log: parse_json("webhook_deliveries", &r.try_get::<String, _>("log")?)?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    claimed.sort_by_key(|d| d.id);
+    Ok(claimed)
+}
+
+/// The outcome of one attempt.
+pub struct Attempt<'a> {
+    /// `delivered`, `failed` (given up) or `pending` (try again at `next_at`).
+    pub status: &'a str,
+    /// HTTP status, if the target answered.
+    pub http_status: Option<i64>,
+    /// What went wrong.
+    pub error: Option<&'a str>,
+    /// The attempt as a log entry.
+    pub entry: serde_json::Value,
+    /// The next attempt's time (pending).
+    pub next_at: Micros,
+    /// Now.
+    pub now: Micros,
+}
+
+/// Records an attempt on a delivery this sender still holds; false (or `CheckFailed` at commit
+/// on SQLite) when another sender took it over after the lease expired.
+pub async fn record_attempt(tx: &mut Tx, delivery: &ClaimedDelivery, attempt: &Attempt<'_>) -> StoreResult<bool> {
+    // The log keeps the last 20 attempts.
+    let mut log = delivery.log.clone();
+    log.push(attempt.entry.clone());
+    let keep = log.len().saturating_sub(20);
+    let log: Vec<_> = log.into_iter().skip(keep).collect();
+    let finished = (attempt.status != "pending").then_some(attempt.now);
+    let update = Statement::new(
+        "UPDATE webhook_deliveries SET status = $1, last_status = $2, last_error = $3, log = $4, next_at = $5,
+             finished_at = $6, lease_until = NULL
+         WHERE id = $7 AND status = 'sending' AND attempts = $8",
+    )
+    .bind(attempt.status)
+    .bind(attempt.http_status)
+    .bind(attempt.error)
+    .bind(json_text(&log))
+    .bind(attempt.next_at)
+    .bind(finished)
+    .bind(delivery.id)
+    .bind(delivery.attempts);
+    tx.write_checked(update, Vec::new()).await
+}
+
+/// Puts a finished delivery back in the queue for a new round of attempts.
+pub async fn redeliver(tx: &mut Tx, webhook_id: i64, id: i64, now: Micros) -> StoreResult<bool> {
+    let update = Statement::new(
+        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_at = $1, finished_at = NULL
+         WHERE id = $2 AND webhook_id = $3 AND status IN ('delivered', 'failed')",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(webhook_id);
+    tx.write_checked(update, Vec::new()).await
+}
+
+/// A subscription's deliveries, newest first, before the cursor: at most `limit + 1`.
+pub async fn deliveries(
+    pool: &AnyPool,
+    webhook_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<Delivery>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(webhook_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(delivery_from_row).collect()
+}
+
+/// The earliest due time of a pending delivery, to sleep until it.
+pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
+    Ok(sqlx::query_scalar("SELECT MIN(next_at) FROM webhook_deliveries WHERE status = 'pending'")
+        .fetch_one(pool)
+        .await?)
+}
