@@ -19,11 +19,12 @@ use crate::store::robots::{Robot, RobotMode};
 
 const CURSOR: &str = "robots";
 const BATCH: i64 = 500;
-/// Longest sleep between looks at the outbox (other hosts' events on a shared database).
+/// Longest sleep between looks at a shared database's outbox (other hosts' events).
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
 /// Runs until shutdown.
 pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
+    let idle = super::idle_poll(&service, IDLE_POLL);
     while !shutdown.is_fired() {
         match dispatch_batch(&service).await {
             Ok((events, jobs)) => {
@@ -38,7 +39,7 @@ pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
         }
         tokio::select! {
             _ = service.signals().robot_events.notified() => {}
-            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = tokio::time::sleep(idle) => {}
             _ = shutdown.fired() => {}
         }
     }
@@ -61,6 +62,7 @@ pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> 
     };
     let now = now_micros();
     let mut queued = 0;
+    let mut noted = false;
     // Items with pending jobs (those queued below join them), and robots bound per (type,
     // funnel, stage): each read once per batch.
     let items: Vec<i64> = events.iter().filter_map(|e| e.item_id).collect();
@@ -96,8 +98,9 @@ pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> 
             let item = ItemRef { type_key: type_key.to_string(), id: item_id };
             let data = serde_json::json!({"depth": event.depth});
             let note = TimelineNote { kind: TimelineKind::System, text: &text, data: &data };
-            if let Err(e) = service.add_timeline_entry_in(&mut tx, &caller, &item, note).await {
-                tracing::warn!(error = %e, item_id, "could not record a stopped chain");
+            match service.add_timeline_entry_in(&mut tx, &caller, &item, note).await {
+                Ok(_) => noted = true,
+                Err(e) => tracing::warn!(error = %e, item_id, "could not record a stopped chain"),
             }
             continue;
         }
@@ -122,5 +125,8 @@ pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> 
     }
     jobs::set_cursor(&mut tx, CURSOR, last);
     tx.commit().await?;
+    if noted {
+        service.committed();
+    }
     Ok((events.len(), queued))
 }

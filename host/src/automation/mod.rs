@@ -7,6 +7,7 @@ pub mod webhooks;
 pub mod worker;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
@@ -38,6 +39,17 @@ impl Signals {
         self.robot_events.notify_one();
         self.trigger_events.notify_one();
         self.webhook_events.notify_one();
+    }
+}
+
+/// How long a background loop with nothing to do sleeps before looking at the database again.
+/// On SQLite this host is the only writer and wakes its loops itself, so the look is only a
+/// safety net and idle hosts stay idle however many timers wait; on PostgreSQL other hosts'
+/// events and jobs are seen only by looking, every `shared`.
+pub fn idle_poll(service: &Service, shared: Duration) -> Duration {
+    match service.store().dialect() {
+        crate::store::Dialect::Sqlite => Duration::from_secs(30),
+        crate::store::Dialect::Postgres => shared,
     }
 }
 

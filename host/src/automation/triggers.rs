@@ -26,24 +26,43 @@ use crate::store::triggers::{self as repo, StoredTrigger};
 
 const CURSOR: &str = "triggers";
 const BATCH: i64 = 200;
-/// Longest sleep between looks at the outbox (other hosts' events on a shared database).
+/// Longest sleep between looks at a shared database's outbox (other hosts' events).
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
 /// Attempts at one event before the dispatcher gives up on it and goes on.
 const EVENT_ATTEMPTS: u32 = 5;
 
+/// Pause before looking again at an event that could not be applied.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// How far a batch got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// A full batch: more events may wait.
+    More,
+    /// Every event so far is applied.
+    CaughtUp,
+    /// Stopped at an event to look at again soon.
+    Stopped,
+}
+
 /// Runs until shutdown.
 pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
+    let idle = super::idle_poll(&service, IDLE_POLL);
     let mut stuck = Stuck::default();
     while !shutdown.is_fired() {
-        match dispatch_batch(&service, &mut stuck).await {
-            Ok(n) if n as i64 >= BATCH => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "applying triggers failed; retrying"),
-        }
+        let pause = match dispatch_batch(&service, &mut stuck).await {
+            Ok(Pass::More) => continue,
+            Ok(Pass::CaughtUp) => idle,
+            Ok(Pass::Stopped) => RETRY_PAUSE,
+            Err(e) => {
+                tracing::error!(error = %e, "applying triggers failed; retrying");
+                RETRY_PAUSE
+            }
+        };
         tokio::select! {
             _ = service.signals().trigger_events.notified() => {}
-            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = shutdown.fired() => {}
         }
     }
@@ -93,13 +112,14 @@ impl Plan<'_> {
 /// comments) or deletions.
 const PLUGIN_EVENTS: [&str; 4] = ["item.created", "item.updated", "item.stage_changed", "item.funnel_changed"];
 
-/// Applies the triggers to one batch of events; returns how many events it got through.
-pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> ServiceResult<usize> {
+/// Applies the triggers to one batch of events.
+pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> ServiceResult<Pass> {
     let reader = service.store().reader();
     let mut position = jobs::position(reader, CURSOR).await?;
     let mut events = outbox::list(reader, position, None, BATCH).await?;
     events.truncate(BATCH as usize);
-    let Some(last) = events.last().map(|e| e.id) else { return Ok(0) };
+    let Some(last) = events.last().map(|e| e.id) else { return Ok(Pass::CaughtUp) };
+    let full = events.len() as i64 == BATCH;
     let mut rules = Vec::new();
     for trigger in repo::all(reader).await? {
         match TriggerRule::parse(&trigger.kind, &trigger.config) {
@@ -108,7 +128,7 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
         }
     }
     if !rules.is_empty() {
-        for (done, event) in events.iter().enumerate() {
+        for event in &events {
             let outcome = match plan(service, &rules, event).await {
                 Ok(plan) if plan.is_empty() => continue,
                 Ok(plan) => apply(service, position, event, plan).await,
@@ -117,7 +137,7 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
             match outcome {
                 Ok(true) => position = event.id,
                 // Looked at again next round (another host moved on, or an item changed).
-                Ok(false) | Err(_) if !stuck.failed(event.id) => return outcome.map(|_| done),
+                Ok(false) | Err(_) if !stuck.failed(event.id) => return outcome.map(|_| Pass::Stopped),
                 // Given up: the position moves past it with a later event's changes or below.
                 Ok(false) | Err(_) => tracing::error!(
                     event = event.id,
@@ -130,12 +150,12 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
     if last > position {
         let mut tx = service.store().begin().await?;
         if jobs::cursor(&mut tx, CURSOR).await? != position {
-            return Ok(events.len());
+            return Ok(Pass::Stopped);
         }
         jobs::set_cursor(&mut tx, CURSOR, last);
         tx.commit().await?;
     }
-    Ok(events.len())
+    Ok(if full { Pass::More } else { Pass::CaughtUp })
 }
 
 /// Commits what an event causes together with the position at that event. `false` when

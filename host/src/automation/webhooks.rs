@@ -24,13 +24,15 @@ const CLAIM: i64 = 16;
 pub const MAX_ATTEMPTS: i64 = 8;
 /// How long a target may take to answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest sleep between looks at the queues (other hosts' events and deliveries).
+/// Longest sleep between looks at a shared database's queues (other hosts' events and
+/// deliveries).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Longest kept answer text of a failed attempt.
 const MAX_ERROR: usize = 500;
 
 /// Runs the fan-out until shutdown.
 pub async fn run_fan_out(service: Arc<Service>, mut shutdown: Shutdown) {
+    let idle = super::idle_poll(&service, IDLE_POLL);
     while !shutdown.is_fired() {
         match fan_out_batch(&service).await {
             Ok((events, deliveries)) => {
@@ -45,7 +47,7 @@ pub async fn run_fan_out(service: Arc<Service>, mut shutdown: Shutdown) {
         }
         tokio::select! {
             _ = service.signals().webhook_events.notified() => {}
-            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = tokio::time::sleep(idle) => {}
             _ = shutdown.fired() => {}
         }
     }
@@ -102,6 +104,7 @@ pub async fn run_sender(service: Arc<Service>, mut shutdown: Shutdown) {
             return;
         }
     };
+    let idle = super::idle_poll(&service, IDLE_POLL);
     while !shutdown.is_fired() {
         match send_once(&service, &client).await {
             Ok(n) if n > 0 => continue,
@@ -109,10 +112,9 @@ pub async fn run_sender(service: Arc<Service>, mut shutdown: Shutdown) {
             Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed; retrying"),
         }
         let sleep = match repo::next_due(service.store().reader()).await {
-            Ok(Some(due)) => {
-                Duration::from_micros((due - now_micros()).clamp(1_000, IDLE_POLL.as_micros() as i64) as u64)
-            }
-            _ => IDLE_POLL,
+            Ok(Some(due)) => Duration::from_micros((due - now_micros()).clamp(1_000, idle.as_micros() as i64) as u64),
+            Ok(None) => idle,
+            Err(_) => IDLE_POLL,
         };
         tokio::select! {
             _ = service.signals().deliveries.notified() => {}

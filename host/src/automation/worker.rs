@@ -21,27 +21,32 @@ use crate::store::{StoreError, Tx};
 
 /// Jobs claimed at once by one worker.
 const CLAIM: i64 = 32;
-/// Longest sleep when the queue is empty (other hosts' jobs, delayed jobs).
+/// Longest sleep when the queue is empty on a shared database (other hosts' jobs).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Attempts of a job failing transiently before it is failed for good.
 const MAX_ATTEMPTS: i64 = 5;
 
-/// Runs until shutdown.
+/// Runs until shutdown. Sleeps until the next job is due (delayed robots run on time), until
+/// new jobs are queued, or for the idle poll.
 pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
+    let idle = super::idle_poll(&service, IDLE_POLL);
     while !shutdown.is_fired() {
+        // Listening before looking: jobs queued while this worker looks still wake it.
+        let queued = service.signals().jobs.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
         match work_once(&service).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => tracing::error!(worker, error = %e, "claiming jobs failed; retrying"),
         }
         let sleep = match jobs::next_due(service.store().reader()).await {
-            Ok(Some(due)) => {
-                Duration::from_micros((due - now_micros()).clamp(1_000, IDLE_POLL.as_micros() as i64) as u64)
-            }
-            _ => IDLE_POLL,
+            Ok(Some(due)) => Duration::from_micros((due - now_micros()).clamp(1_000, idle.as_micros() as i64) as u64),
+            Ok(None) => idle,
+            Err(_) => IDLE_POLL,
         };
         tokio::select! {
-            _ = service.signals().jobs.notified() => {}
+            _ = queued => {}
             _ = tokio::time::sleep(sleep) => {}
             _ = shutdown.fired() => {}
         }
@@ -223,5 +228,7 @@ async fn fail(service: &Service, job: &Job, plugin: &str, version: &str, failure
         Ok(_) | Err(ServiceError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    commit_unless_taken(tx).await
+    commit_unless_taken(tx).await?;
+    service.committed();
+    Ok(())
 }
