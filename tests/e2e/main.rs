@@ -11,5 +11,6 @@ mod listing;
 mod people;
 mod robots;
 mod server;
+mod timers;
 mod triggers;
 mod webhooks;

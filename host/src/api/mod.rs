@@ -9,6 +9,7 @@ mod people;
 mod plugins;
 pub mod problem;
 mod robots;
+mod schedules;
 mod triggers;
 mod types;
 mod webhooks;
@@ -76,6 +77,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(robots::routes())
         .merge(triggers::routes())
         .merge(webhooks::routes())
+        .merge(schedules::routes())
         .split_for_parts();
     let (public, public_openapi) = OpenApiRouter::<AppState>::new().merge(triggers::public_routes()).split_for_parts();
     let mut openapi = openapi;

@@ -51,6 +51,16 @@ fn entered(event: &EventRow) -> Option<Option<(String, String)>> {
     super::entered(&event.kind, &payload)
 }
 
+/// The time of a date (midnight UTC) or datetime field, in microseconds.
+fn field_time(fields: &serde_json::Map<String, Value>, key: &str) -> Option<i64> {
+    let text = fields.get(key)?.as_str()?;
+    if let Some(at) = crate::model::time::parse_rfc3339(text) {
+        return Some(at);
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
+}
+
 /// Dispatches one batch of events; returns how many events it read and jobs it queued.
 pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> {
     let store = service.store();
@@ -105,9 +115,36 @@ pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> 
             continue;
         }
         let mut previous: Option<i64> = None;
+        let mut item = None;
         for robot in robots {
+            let due_at = match &robot.relative_to {
+                None => event.at + robot.delay_s * 1_000_000,
+                Some(relative) => {
+                    if item.is_none() {
+                        item = crate::store::items::get_in(&mut tx, type_key, item_id).await?;
+                    }
+                    match item.as_ref().and_then(|i| field_time(&i.fields, &relative.field)) {
+                        // A time already past runs at once.
+                        Some(at) => (at + relative.offset_s * 1_000_000).max(event.at),
+                        None => {
+                            let text = format!(
+                                "Robot {} skipped: its time is relative to field {}, which is empty",
+                                robot.plugin, relative.field
+                            );
+                            let note_item = ItemRef { type_key: type_key.to_string(), id: item_id };
+                            let data = serde_json::json!({"robot": robot.id, "field": relative.field});
+                            let note = TimelineNote { kind: TimelineKind::System, text: &text, data: &data };
+                            let caller = Caller::automation(Actor::System, event.depth as u32);
+                            service.add_timeline_entry_in(&mut tx, &caller, &note_item, note).await?;
+                            noted = true;
+                            continue;
+                        }
+                    }
+                }
+            };
             let job = NewJob {
                 robot_id: robot.id,
+                schedule_id: None,
                 item_id,
                 type_key,
                 funnel: &funnel,
@@ -116,7 +153,7 @@ pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> 
                 actor: &event.actor,
                 depth: event.depth,
                 after_job: if robot.mode == RobotMode::AfterPrevious { previous } else { None },
-                due_at: event.at + robot.delay_s * 1_000_000,
+                due_at,
             };
             previous = Some(jobs::enqueue(&mut tx, &job, now).await?);
             with_pending.insert(item_id);

@@ -2,6 +2,7 @@
 //! workers run them. Both survive restarts: their state is in the database.
 
 pub mod dispatcher;
+pub mod schedules;
 pub mod triggers;
 pub mod webhooks;
 pub mod worker;
@@ -31,6 +32,8 @@ pub struct Signals {
     pub jobs: Notify,
     /// New webhook deliveries were queued.
     pub deliveries: Notify,
+    /// Schedules were created or changed.
+    pub schedules: Notify,
 }
 
 impl Signals {
@@ -65,14 +68,15 @@ pub fn entered(kind: &str, payload: &serde_json::Value) -> Option<Option<(String
     Some(point["funnel"].as_str().zip(point["stage"].as_str()).map(|(f, s)| (f.to_string(), s.to_string())))
 }
 
-/// Starts the robot dispatcher, the trigger dispatcher, the webhook fan-out and sender, and
-/// `workers` job workers; they stop when `shutdown` fires.
+/// Starts the robot dispatcher, the trigger dispatcher, the webhook fan-out and sender, the
+/// scheduler and `workers` job workers; they stop when `shutdown` fires.
 pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(dispatcher::run(service.clone(), shutdown.clone())),
         tokio::spawn(triggers::run(service.clone(), shutdown.clone())),
         tokio::spawn(webhooks::run_fan_out(service.clone(), shutdown.clone())),
         tokio::spawn(webhooks::run_sender(service.clone(), shutdown.clone())),
+        tokio::spawn(schedules::run(service.clone(), shutdown.clone())),
     ];
     for n in 0..workers {
         tasks.push(tokio::spawn(worker::run(service.clone(), n, shutdown.clone())));

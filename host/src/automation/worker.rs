@@ -81,10 +81,51 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     Ok(n)
 }
 
+/// What a job runs: a robot bound to a stage, or a schedule's plugin.
+struct Binding {
+    plugin: String,
+    version: String,
+    config: serde_json::Value,
+    condition: Option<String>,
+    /// The robot's or the schedule's id.
+    id: i64,
+    schedule: bool,
+}
+
+impl Binding {
+    /// The binding of a job, if it still exists.
+    async fn of(service: &Service, job: &Job) -> ServiceResult<Option<Binding>> {
+        let reader = service.store().reader();
+        Ok(match job.schedule_id {
+            Some(id) => crate::store::schedules::get(reader, id).await?.map(|s| Binding {
+                plugin: s.plugin,
+                version: s.version,
+                config: s.config,
+                condition: None,
+                id,
+                schedule: true,
+            }),
+            None => crate::store::robots::get(reader, job.robot_id).await?.map(|r| Binding {
+                plugin: r.plugin,
+                version: r.version,
+                config: r.config,
+                condition: r.condition,
+                id: r.id,
+                schedule: false,
+            }),
+        })
+    }
+
+    /// The actor of its changes, naming the plugin version that ran.
+    fn actor(&self, name: String) -> Actor {
+        if self.schedule { Actor::Schedule { id: self.id, name } } else { Actor::Robot { id: self.id, name } }
+    }
+}
+
 /// Runs one job to completion, failure, retry or cancellation.
 async fn run_job(service: &Arc<Service>, job: &Job) -> ServiceResult<()> {
     let system = Caller::automation(Actor::System, job.depth as u32);
-    let robot = crate::store::robots::get(service.store().reader(), job.robot_id).await?;
+    let robot = Binding::of(service, job).await?;
     let item = match service.get_item(&system, &job.type_key, job.item_id).await {
         Ok(item) => Some(item),
         Err(ServiceError::NotFound(_)) => None,
@@ -93,7 +134,11 @@ async fn run_job(service: &Arc<Service>, job: &Job) -> ServiceResult<()> {
     let (Some(robot), Some(item)) = (robot, item) else {
         return finish(service, job, "cancelled", Some("the robot or the item is gone")).await;
     };
-    if item.funnel.as_deref() != Some(job.funnel.as_str()) || item.stage.as_deref() != Some(job.stage.as_str()) {
+    // A schedule's run over any stage has no stage to stay in.
+    let stage_bound = !(robot.schedule && job.stage.is_empty());
+    if stage_bound
+        && (item.funnel.as_deref() != Some(job.funnel.as_str()) || item.stage.as_deref() != Some(job.stage.as_str()))
+    {
         return finish(service, job, "cancelled", Some("the item left the stage")).await;
     }
     if let Some(condition) = &robot.condition {
@@ -130,7 +175,7 @@ async fn run_job(service: &Arc<Service>, job: &Job) -> ServiceResult<()> {
     };
     let version = resolved.version.version.clone();
     let name = format!("{}@{}", robot.plugin, version);
-    let caller = Caller::automation(Actor::Robot { id: robot.id, name: name.clone() }, job.depth as u32 + 1);
+    let caller = Caller::automation(robot.actor(name.clone()), job.depth as u32 + 1);
     let host = HostCalls::new(service.clone(), &robot.plugin, resolved.version.capabilities.clone(), caller.clone());
     let ctx =
         RobotContext { item, stage: job.stage.clone(), config: robot.config.to_string(), actor: job.actor.clone() };
@@ -214,8 +259,10 @@ async fn fail(service: &Service, job: &Job, plugin: &str, version: &str, failure
         return Ok(());
     }
     let caller = Caller::automation(Actor::System, job.depth as u32);
-    let text = format!("Robot {plugin}@{version} failed ({}): {failure}", failure.kind());
-    let data = json!({"robot": job.robot_id, "plugin": plugin, "version": version, "kind": failure.kind(), "message": failure.to_string()});
+    let what = if job.schedule_id.is_some() { "Scheduled run of" } else { "Robot" };
+    let text = format!("{what} {plugin}@{version} failed ({}): {failure}", failure.kind());
+    let data = json!({"robot": job.robot_id, "schedule": job.schedule_id, "plugin": plugin, "version": version,
+        "kind": failure.kind(), "message": failure.to_string()});
     match service
         .add_timeline_entry_in(
             &mut tx,

@@ -25,6 +25,13 @@ pub enum Actor {
         /// The trigger's kind or name.
         name: String,
     },
+    /// A schedule that ran a plugin on its timetable.
+    Schedule {
+        /// The schedule's id.
+        id: i64,
+        /// The plugin that ran, e.g. `add-comment@1.0.0`.
+        name: String,
+    },
     /// A business process instance.
     Process {
         /// The process instance's id.

@@ -12,6 +12,7 @@ pub mod funnel;
 pub mod item;
 pub mod money;
 pub mod people;
+pub mod schedule;
 pub mod time;
 pub mod trigger;
 pub mod webhook;

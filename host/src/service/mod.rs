@@ -10,6 +10,7 @@ pub mod list;
 pub mod people;
 pub mod plugins;
 pub mod robots;
+pub mod schedules;
 pub mod triggers;
 pub mod webhooks;
 

@@ -207,16 +207,17 @@ impl Service {
         Ok(versions)
     }
 
-    /// Deletes a plugin with all its versions, unless a robot or trigger uses it (administrators
+    /// Deletes a plugin with all its versions, unless a robot, trigger or schedule uses it (administrators
     /// only).
     pub async fn delete_plugin(&self, caller: &Caller, name: &str) -> ServiceResult<()> {
         require_admin(caller)?;
         let mut tx = self.store.begin().await?;
         let robots = crate::store::robots::count_using(&mut tx, name).await?;
         let triggers = crate::store::triggers::count_using(&mut tx, name).await?;
-        if robots + triggers > 0 {
+        let schedules = crate::store::schedules::count_using(&mut tx, name).await?;
+        if robots + triggers + schedules > 0 {
             return Err(ServiceError::Conflict(format!(
-                "{robots} robot(s) and {triggers} trigger(s) use plugin `{name}`; remove them first"
+                "{robots} robot(s), {triggers} trigger(s) and {schedules} schedule(s) use plugin `{name}`; remove them first"
             )));
         }
         if repo::delete(&mut tx, name).await? == 0 {

@@ -6,7 +6,8 @@ use serde_json::Value;
 use super::{Caller, Service, ServiceError, ServiceResult};
 use crate::model::FieldError;
 use crate::model::access::Access;
-use crate::store::robots::{self as repo, Robot, RobotMode};
+use crate::model::field::FieldKind;
+use crate::store::robots::{self as repo, RelativeTo, Robot, RobotMode};
 
 /// Longest delay of a robot: one year.
 pub const MAX_DELAY_S: i64 = 366 * 24 * 3600;
@@ -30,12 +31,25 @@ pub struct RobotRequest {
     /// Seconds to wait after the item enters the stage.
     #[serde(default)]
     pub delay_s: i64,
+    /// Instead of a delay: run at a date field's time plus an offset, e.g.
+    /// `{"field": "install_date", "offset_s": -86400}` (a day before).
+    #[serde(default)]
+    pub relative_to: Option<RelativeTo>,
     /// `after-previous` (default) or `parallel`.
     #[serde(default)]
     pub mode: Option<RobotMode>,
     /// Position among the stage's robots (default: last).
     #[serde(default)]
     pub order: Option<i64>,
+}
+
+/// Reads a key that may be `null`: absent stays `None`, `null` is `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn latest() -> String {
@@ -61,6 +75,10 @@ pub struct RobotPatch {
     pub condition: Option<String>,
     /// Delay.
     pub delay_s: Option<i64>,
+    /// Time relative to a date field; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RelativeTo>)]
+    pub relative_to: Option<Option<RelativeTo>>,
     /// Mode.
     pub mode: Option<RobotMode>,
     /// Order.
@@ -119,6 +137,32 @@ impl Service {
         }
         if !(0..=MAX_DELAY_S).contains(&robot.delay_s) {
             errors.push(FieldError::new("delay_s", format!("a delay is 0 to {MAX_DELAY_S} seconds")));
+        }
+        if let Some(relative) = &robot.relative_to {
+            let schema = self.catalog().await?.get(&robot.type_key).cloned();
+            match schema.as_ref().and_then(|s| s.field(&relative.field)).map(|f| f.kind) {
+                Some(FieldKind::Date | FieldKind::Datetime) => {}
+                Some(_) => errors.push(FieldError::new(
+                    "relative_to.field",
+                    format!("`{}` is not a date or datetime field", relative.field),
+                )),
+                None => errors.push(FieldError::new(
+                    "relative_to.field",
+                    format!("no field `{}` in type `{}`", relative.field, robot.type_key),
+                )),
+            }
+            if relative.offset_s.abs() > MAX_DELAY_S {
+                errors.push(FieldError::new(
+                    "relative_to.offset_s",
+                    format!("an offset is at most {MAX_DELAY_S} seconds either way"),
+                ));
+            }
+            if robot.delay_s != 0 {
+                errors.push(FieldError::new(
+                    "delay_s",
+                    "a robot runs either after a delay or relative to a field, not both",
+                ));
+            }
         }
         if errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(errors)) }
     }
@@ -179,6 +223,7 @@ impl Service {
             config: input.config,
             condition: input.condition.filter(|c| !c.trim().is_empty()),
             delay_s: input.delay_s,
+            relative_to: input.relative_to,
             mode: input.mode.unwrap_or(RobotMode::AfterPrevious),
             order: input.order.unwrap_or_else(|| existing.iter().map(|r| r.order).max().unwrap_or(0) + 1),
             created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
@@ -232,6 +277,9 @@ impl Service {
         }
         if let Some(v) = patch.delay_s {
             robot.delay_s = v;
+        }
+        if let Some(v) = patch.relative_to {
+            robot.relative_to = v;
         }
         if let Some(v) = patch.mode {
             robot.mode = v;

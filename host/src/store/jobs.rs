@@ -13,8 +13,10 @@ use crate::model::time::Micros;
 pub struct Job {
     /// Id.
     pub id: i64,
-    /// The robot binding.
+    /// The robot binding (0 for a schedule's run).
     pub robot_id: i64,
+    /// The schedule whose run this is.
+    pub schedule_id: Option<i64>,
     /// The item.
     pub item_id: i64,
     /// The item's type.
@@ -33,12 +35,14 @@ pub struct Job {
     pub attempts: i64,
 }
 
-const COLUMNS: &str = "id, robot_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, attempts";
+const COLUMNS: &str =
+    "id, robot_id, schedule_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, attempts";
 
 fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
     Ok(Job {
         id: row.try_get("id")?,
         robot_id: row.try_get("robot_id")?,
+        schedule_id: row.try_get("schedule_id")?,
         item_id: row.try_get("item_id")?,
         type_key: row.try_get("type_key")?,
         funnel: row.try_get("funnel_key")?,
@@ -52,8 +56,10 @@ fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
 
 /// A job to enqueue.
 pub struct NewJob<'a> {
-    /// Robot binding.
+    /// Robot binding (0 for a schedule's run).
     pub robot_id: i64,
+    /// The schedule whose run this is.
+    pub schedule_id: Option<i64>,
     /// Item.
     pub item_id: i64,
     /// Type.
@@ -77,8 +83,9 @@ pub struct NewJob<'a> {
 /// Enqueues a job and returns its id.
 pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>, now: Micros) -> StoreResult<i64> {
     let insert = Statement::new(
-        "INSERT INTO jobs (robot_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, after_job, status, due_at, attempts, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, 0, $11) RETURNING id",
+        "INSERT INTO jobs (robot_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, after_job, status, due_at, attempts,
+             created_at, schedule_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, 0, $11, $12) RETURNING id",
     )
     .bind(job.robot_id)
     .bind(job.item_id)
@@ -90,7 +97,8 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>, now: Micros) -> StoreResult<
     .bind(job.depth)
     .bind(job.after_job)
     .bind(job.due_at)
-    .bind(now);
+    .bind(now)
+    .bind(job.schedule_id);
     match tx.write_returning(insert).await?.first() {
         Some(row) => Ok(row.try_get(0)?),
         None => Err(StoreError::Corrupt { table: "jobs", message: "insert returned no id".into() }),
@@ -104,7 +112,7 @@ pub fn cancel_pending(tx: &mut Tx, item_id: i64, keep: Option<(&str, &str)>, now
     tx.defer(
         Statement::new(
             "UPDATE jobs SET status = 'cancelled', finished_at = $1
-             WHERE item_id = $2 AND status = 'pending' AND NOT (funnel_key = $3 AND stage_key = $4)",
+             WHERE item_id = $2 AND status = 'pending' AND schedule_id IS NULL AND NOT (funnel_key = $3 AND stage_key = $4)",
         )
         .bind(now)
         .bind(item_id)

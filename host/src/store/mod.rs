@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod people;
 pub mod plugins;
 pub mod robots;
+pub mod schedules;
 pub mod triggers;
 mod tx;
 pub mod webhooks;

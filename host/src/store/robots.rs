@@ -25,6 +25,18 @@ impl RobotMode {
     }
 }
 
+/// A robot due relative to a date or datetime field of the item, e.g. one day before
+/// `install_date`: `{"field": "install_date", "offset_s": -86400}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelativeTo {
+    /// The date or datetime field (a date means midnight UTC).
+    pub field: String,
+    /// Seconds after the field's time (negative: before).
+    #[serde(default)]
+    pub offset_s: i64,
+}
+
 /// A robot bound to a stage.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Robot {
@@ -48,6 +60,8 @@ pub struct Robot {
     pub condition: Option<String>,
     /// Seconds to wait after the item enters the stage.
     pub delay_s: i64,
+    /// Instead of a delay, run at a time given by a date field of the item.
+    pub relative_to: Option<RelativeTo>,
     /// Sequencing.
     pub mode: RobotMode,
     /// Position among the stage's robots.
@@ -56,8 +70,8 @@ pub struct Robot {
     pub created_at: String,
 }
 
-const COLUMNS: &str =
-    "id, type_key, funnel_key, stage_key, plugin, version_req, config, condition, delay_s, mode, position, created_at";
+const COLUMNS: &str = "id, type_key, funnel_key, stage_key, plugin, version_req, config, condition, delay_s, \
+                       relative_field, relative_offset_s, mode, position, created_at";
 
 fn robot_from_row(row: &AnyRow) -> StoreResult<Robot> {
     let mode: String = row.try_get("mode")?;
@@ -71,6 +85,10 @@ fn robot_from_row(row: &AnyRow) -> StoreResult<Robot> {
         config: parse_json("robots", &row.try_get::<String, _>("config")?)?,
         condition: row.try_get("condition")?,
         delay_s: row.try_get("delay_s")?,
+        relative_to: row
+            .try_get::<Option<String>, _>("relative_field")?
+            .map(|field| Ok::<_, sqlx::Error>(RelativeTo { field, offset_s: row.try_get("relative_offset_s")? }))
+            .transpose()?,
         mode: if mode == "parallel" { RobotMode::Parallel } else { RobotMode::AfterPrevious },
         order: row.try_get("position")?,
         created_at: to_rfc3339(row.try_get("created_at")?),
@@ -105,8 +123,9 @@ pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<Robot>> {
 /// Inserts a robot and returns its id.
 pub async fn insert(tx: &mut Tx, robot: &Robot) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO robots (type_key, funnel_key, stage_key, plugin, version_req, config, condition, delay_s, mode, position, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        "INSERT INTO robots (type_key, funnel_key, stage_key, plugin, version_req, config, condition, delay_s, mode, position, created_at,
+             relative_field, relative_offset_s)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
     )
     .bind(&robot.type_key)
     .bind(&robot.funnel)
@@ -119,6 +138,8 @@ pub async fn insert(tx: &mut Tx, robot: &Robot) -> StoreResult<i64> {
     .bind(robot.mode.as_str())
     .bind(robot.order)
     .bind(now_micros())
+    .bind(robot.relative_to.as_ref().map(|r| r.field.as_str()))
+    .bind(robot.relative_to.as_ref().map_or(0, |r| r.offset_s))
     .fetch_one(tx.connection().await?)
     .await?)
 }
@@ -126,8 +147,9 @@ pub async fn insert(tx: &mut Tx, robot: &Robot) -> StoreResult<i64> {
 /// Updates a robot's settings.
 pub async fn update(tx: &mut Tx, robot: &Robot) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE robots SET plugin = $1, version_req = $2, config = $3, condition = $4, delay_s = $5, mode = $6, position = $7
-         WHERE id = $8",
+        "UPDATE robots SET plugin = $1, version_req = $2, config = $3, condition = $4, delay_s = $5, mode = $6, position = $7,
+             relative_field = $8, relative_offset_s = $9
+         WHERE id = $10",
     )
     .bind(&robot.plugin)
     .bind(&robot.version)
@@ -136,6 +158,8 @@ pub async fn update(tx: &mut Tx, robot: &Robot) -> StoreResult<()> {
     .bind(robot.delay_s)
     .bind(robot.mode.as_str())
     .bind(robot.order)
+    .bind(robot.relative_to.as_ref().map(|r| r.field.as_str()))
+    .bind(robot.relative_to.as_ref().map_or(0, |r| r.offset_s))
     .bind(robot.id)
     .execute(tx.connection().await?)
     .await?;

@@ -1,0 +1,92 @@
+//! The scheduler: fires due schedules, queueing one run of the schedule's plugin for each item
+//! in its scope (the robot job queue runs them), and sets each schedule's next firing. A
+//! schedule that came due while the host was down fires once at start, then keeps its
+//! timetable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Shutdown;
+use crate::model::actor::Actor;
+use crate::model::time::now_micros;
+use crate::service::schedules::next_firing;
+use crate::service::{Service, ServiceResult};
+use crate::store::jobs::{self, NewJob};
+use crate::store::schedules as repo;
+
+/// Most items one firing runs over; more are left out with a warning.
+pub const MAX_ITEMS_PER_FIRING: i64 = 10_000;
+/// Longest sleep between looks at a shared database's schedules (other hosts' changes).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Runs until shutdown, sleeping until the next firing.
+pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
+    let idle = super::idle_poll(&service, IDLE_POLL);
+    while !shutdown.is_fired() {
+        let changed = service.signals().schedules.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        match fire_due(&service).await {
+            Ok(0) => {}
+            Ok(_) => service.signals().jobs.notify_waiters(),
+            Err(e) => tracing::error!(error = %e, "firing schedules failed; retrying"),
+        }
+        let sleep = match repo::next_due(service.store().reader()).await {
+            Ok(Some(due)) => Duration::from_micros((due - now_micros()).clamp(1_000, idle.as_micros() as i64) as u64),
+            Ok(None) => idle,
+            Err(_) => IDLE_POLL,
+        };
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shutdown.fired() => {}
+        }
+    }
+}
+
+/// Fires every due schedule; returns how many runs it queued.
+pub async fn fire_due(service: &Service) -> ServiceResult<usize> {
+    let now = now_micros();
+    let mut tx = service.store().begin().await?;
+    let due = repo::due(&mut tx, now).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut queued = 0;
+    for schedule in due {
+        // Firings missed while down collapse into this one: the next is after now.
+        repo::fired(&mut tx, schedule.id, now, next_firing(&schedule, now));
+        let items = repo::items_in_scope(&mut tx, &schedule, MAX_ITEMS_PER_FIRING).await?;
+        if items.len() as i64 == MAX_ITEMS_PER_FIRING {
+            tracing::warn!(
+                schedule = schedule.id,
+                "a schedule's scope holds more than {MAX_ITEMS_PER_FIRING} items; the rest were left out"
+            );
+        }
+        let actor = Actor::Schedule { id: schedule.id, name: schedule.plugin.clone() }.to_json_string();
+        for (item_id, funnel, stage) in items {
+            // Runs over one stage are cancelled when the item leaves it first.
+            let (funnel, stage) = match &schedule.stage {
+                Some(_) => (funnel.unwrap_or_default(), stage.unwrap_or_default()),
+                None => (String::new(), String::new()),
+            };
+            let job = NewJob {
+                robot_id: 0,
+                schedule_id: Some(schedule.id),
+                item_id,
+                type_key: &schedule.type_key,
+                funnel: &funnel,
+                stage: &stage,
+                event_id: 0,
+                actor: &actor,
+                depth: 0,
+                after_job: None,
+                due_at: now,
+            };
+            jobs::enqueue(&mut tx, &job, now).await?;
+            queued += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(queued)
+}

@@ -1,0 +1,279 @@
+//! Schedules: run a robot plugin on a timetable (cron in a time zone) over the items of a scope,
+//! e.g. every day at 09:00 Moscow time over the deals in stage `new` (administrators).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use crate::model::FieldError;
+use crate::model::schedule::Timetable;
+use crate::model::time::{Micros, now_micros, to_rfc3339};
+use crate::store::schedules::{self as repo, StoredSchedule};
+
+/// Which items a schedule runs over.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// Entity type.
+    #[serde(rename = "type")]
+    pub type_key: String,
+    /// Funnel (any when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<String>,
+    /// Stage (any when absent; needs `funnel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+}
+
+/// `POST /schedules` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    /// What it is for.
+    #[serde(default)]
+    pub title: String,
+    /// Cron: `min hour day month weekday` (`0 9 * * *`), or six/seven fields with seconds first.
+    pub cron: String,
+    /// IANA time zone of the expression (default `UTC`).
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// Robot plugin run for each item.
+    pub plugin: String,
+    /// `latest` (default) or a semver requirement.
+    #[serde(default = "latest")]
+    pub version: String,
+    /// Config handed to the plugin (default `{}`).
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// The items it runs over.
+    pub scope: Scope,
+    /// Paused schedules do not fire (default `true`).
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+fn latest() -> String {
+    "latest".into()
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `PATCH /schedules/{id}` body: present keys change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePatch {
+    /// Title.
+    pub title: Option<String>,
+    /// Cron expression.
+    pub cron: Option<String>,
+    /// Time zone.
+    pub timezone: Option<String>,
+    /// Plugin.
+    pub plugin: Option<String>,
+    /// Version requirement.
+    pub version: Option<String>,
+    /// Config.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    /// Scope.
+    pub scope: Option<Scope>,
+    /// Pause or resume.
+    pub active: Option<bool>,
+}
+
+/// A schedule as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Schedule {
+    /// Id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Cron expression.
+    pub cron: String,
+    /// Time zone.
+    pub timezone: String,
+    /// Plugin.
+    pub plugin: String,
+    /// Version requirement.
+    pub version: String,
+    /// Config.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Scope.
+    pub scope: Scope,
+    /// Whether it fires.
+    pub active: bool,
+    /// Its next firing.
+    pub next_run: Option<String>,
+    /// Its last firing.
+    pub last_run: Option<String>,
+    /// When it was created.
+    pub created_at: String,
+}
+
+impl From<StoredSchedule> for Schedule {
+    fn from(s: StoredSchedule) -> Schedule {
+        Schedule {
+            id: s.id,
+            title: s.title,
+            cron: s.cron,
+            timezone: s.timezone,
+            plugin: s.plugin,
+            version: s.version,
+            config: s.config,
+            scope: Scope { type_key: s.type_key, funnel: s.funnel, stage: s.stage },
+            active: s.active,
+            next_run: s.next_at.map(to_rfc3339),
+            last_run: s.last_run_at.map(to_rfc3339),
+            created_at: s.created_at,
+        }
+    }
+}
+
+/// The next firing of a schedule after `now`: none when paused or never again.
+pub fn next_firing(schedule: &StoredSchedule, now: Micros) -> Option<Micros> {
+    if !schedule.active {
+        return None;
+    }
+    Timetable::parse(&schedule.cron, &schedule.timezone).ok()?.next_after(now)
+}
+
+impl Service {
+    /// Every schedule.
+    pub async fn list_schedules(&self, caller: &Caller) -> ServiceResult<Vec<Schedule>> {
+        require_admin(caller)?;
+        Ok(repo::all(self.store.reader()).await?.into_iter().map(Schedule::from).collect())
+    }
+
+    /// One schedule.
+    pub async fn get_schedule(&self, caller: &Caller, id: i64) -> ServiceResult<Schedule> {
+        require_admin(caller)?;
+        Ok(self.schedule(id).await?.into())
+    }
+
+    async fn schedule(&self, id: i64) -> ServiceResult<StoredSchedule> {
+        repo::get(self.store.reader(), id).await?.ok_or_else(|| ServiceError::NotFound(format!("no schedule {id}")))
+    }
+
+    /// Creates a schedule; it first fires at the next time its expression names.
+    pub async fn create_schedule(&self, caller: &Caller, input: ScheduleRequest) -> ServiceResult<Schedule> {
+        require_admin(caller)?;
+        let mut schedule = StoredSchedule {
+            id: 0,
+            title: input.title,
+            cron: input.cron,
+            timezone: input.timezone,
+            plugin: input.plugin,
+            version: input.version,
+            config: input.config,
+            type_key: input.scope.type_key,
+            funnel: input.scope.funnel,
+            stage: input.scope.stage,
+            active: input.active,
+            next_at: None,
+            last_run_at: None,
+            created_at: String::new(),
+        };
+        self.check_schedule(&schedule).await?;
+        let now = now_micros();
+        schedule.next_at = next_firing(&schedule, now);
+        let mut tx = self.store.begin().await?;
+        schedule.id = repo::insert(&mut tx, &schedule, now).await?;
+        tx.commit().await?;
+        self.signals().schedules.notify_one();
+        schedule.created_at = to_rfc3339(now);
+        Ok(schedule.into())
+    }
+
+    /// Changes a schedule; its next firing is computed anew.
+    pub async fn update_schedule(&self, caller: &Caller, id: i64, patch: SchedulePatch) -> ServiceResult<Schedule> {
+        require_admin(caller)?;
+        let mut schedule = self.schedule(id).await?;
+        if let Some(v) = patch.title {
+            schedule.title = v;
+        }
+        if let Some(v) = patch.cron {
+            schedule.cron = v;
+        }
+        if let Some(v) = patch.timezone {
+            schedule.timezone = v;
+        }
+        if let Some(v) = patch.plugin {
+            schedule.plugin = v;
+        }
+        if let Some(v) = patch.version {
+            schedule.version = v;
+        }
+        if let Some(v) = patch.config {
+            schedule.config = v;
+        }
+        if let Some(scope) = patch.scope {
+            if scope.type_key != schedule.type_key {
+                return Err(ServiceError::invalid("scope.type", "a schedule's type cannot change; create another"));
+            }
+            schedule.funnel = scope.funnel;
+            schedule.stage = scope.stage;
+        }
+        if let Some(v) = patch.active {
+            schedule.active = v;
+        }
+        self.check_schedule(&schedule).await?;
+        schedule.next_at = next_firing(&schedule, now_micros());
+        let mut tx = self.store.begin().await?;
+        repo::update(&mut tx, &schedule).await?;
+        tx.commit().await?;
+        self.signals().schedules.notify_one();
+        Ok(schedule.into())
+    }
+
+    /// Deletes a schedule; its pending runs are cancelled.
+    pub async fn delete_schedule(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
+        require_admin(caller)?;
+        self.schedule(id).await?;
+        let mut tx = self.store.begin().await?;
+        repo::delete(&mut tx, id, now_micros()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn check_schedule(&self, schedule: &StoredSchedule) -> ServiceResult<()> {
+        let mut errors = Vec::new();
+        if let Err((field, message)) = Timetable::parse(&schedule.cron, &schedule.timezone) {
+            errors.push(FieldError::new(field, message));
+        }
+        if let Err(e) = self.check_plugin_binding(&schedule.plugin, &schedule.version, "robot").await? {
+            errors.push(e);
+        }
+        let catalog = self.catalog().await?;
+        match catalog.get(&schedule.type_key) {
+            None => errors.push(FieldError::new("scope.type", format!("no entity type `{}`", schedule.type_key))),
+            Some(schema) => match (&schedule.funnel, &schedule.stage) {
+                (None, Some(_)) => errors.push(FieldError::new("scope.funnel", "a stage needs its funnel")),
+                (Some(f), stage) => match schema.funnel(f) {
+                    None => errors
+                        .push(FieldError::new("scope.funnel", format!("no funnel `{f}` in `{}`", schedule.type_key))),
+                    Some(funnel) => {
+                        if let Some(s) = stage
+                            && funnel.stage(s).is_none()
+                        {
+                            errors.push(FieldError::new("scope.stage", format!("no stage `{s}` in funnel `{f}`")));
+                        }
+                    }
+                },
+                (None, None) => {}
+            },
+        }
+        if errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(errors)) }
+    }
+}

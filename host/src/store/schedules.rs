@@ -1,0 +1,191 @@
+//! Schedules: a robot plugin run on a timetable over the items of a scope.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::{Dialect, Statement, StoreResult, Tx, parse_json};
+use crate::model::time::{Micros, to_rfc3339};
+
+/// A stored schedule.
+#[derive(Debug, Clone)]
+pub struct StoredSchedule {
+    /// Id.
+    pub id: i64,
+    /// What it is for, in words.
+    pub title: String,
+    /// Cron expression.
+    pub cron: String,
+    /// IANA time zone of the expression.
+    pub timezone: String,
+    /// Robot plugin to run for each item.
+    pub plugin: String,
+    /// Version requirement.
+    pub version: String,
+    /// Config handed to the plugin.
+    pub config: serde_json::Value,
+    /// Items of this type...
+    pub type_key: String,
+    /// ... in this funnel (any when absent) ...
+    pub funnel: Option<String>,
+    /// ... and stage (any when absent).
+    pub stage: Option<String>,
+    /// Paused schedules do not fire.
+    pub active: bool,
+    /// The next firing, in microseconds (none for a paused schedule or an expression that
+    /// never fires again).
+    pub next_at: Option<Micros>,
+    /// The last firing.
+    pub last_run_at: Option<Micros>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+const COLUMNS: &str = "id, title, cron, timezone, plugin, version_req, config, type_key, funnel_key, stage_key, active, \
+                       next_at, last_run_at, created_at";
+
+fn schedule_from_row(row: &AnyRow) -> StoreResult<StoredSchedule> {
+    Ok(StoredSchedule {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        cron: row.try_get("cron")?,
+        timezone: row.try_get("timezone")?,
+        plugin: row.try_get("plugin")?,
+        version: row.try_get("version_req")?,
+        config: parse_json("schedules", &row.try_get::<String, _>("config")?)?,
+        type_key: row.try_get("type_key")?,
+        funnel: row.try_get("funnel_key")?,
+        stage: row.try_get("stage_key")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        next_at: row.try_get("next_at")?,
+        last_run_at: row.try_get("last_run_at")?,
+        created_at: to_rfc3339(row.try_get("created_at")?),
+    })
+}
+
+/// Every schedule, oldest first.
+pub async fn all(pool: &AnyPool) -> StoreResult<Vec<StoredSchedule>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM schedules ORDER BY id")))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(schedule_from_row).collect()
+}
+
+/// One schedule.
+pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredSchedule>> {
+    let sql = format!("SELECT {COLUMNS} FROM schedules WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(schedule_from_row).transpose()
+}
+
+/// Inserts a schedule and returns its id.
+pub async fn insert(tx: &mut Tx, schedule: &StoredSchedule, now: Micros) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO schedules (title, cron, timezone, plugin, version_req, config, type_key, funnel_key, stage_key, active,
+             next_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(&schedule.title)
+    .bind(&schedule.cron)
+    .bind(&schedule.timezone)
+    .bind(&schedule.plugin)
+    .bind(&schedule.version)
+    .bind(schedule.config.to_string())
+    .bind(&schedule.type_key)
+    .bind(&schedule.funnel)
+    .bind(&schedule.stage)
+    .bind(i64::from(schedule.active))
+    .bind(schedule.next_at)
+    .bind(now)
+    .fetch_one(tx.connection().await?)
+    .await?)
+}
+
+/// Updates a schedule's settings and next firing.
+pub async fn update(tx: &mut Tx, schedule: &StoredSchedule) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE schedules SET title = $1, cron = $2, timezone = $3, plugin = $4, version_req = $5, config = $6,
+             funnel_key = $7, stage_key = $8, active = $9, next_at = $10
+         WHERE id = $11",
+    )
+    .bind(&schedule.title)
+    .bind(&schedule.cron)
+    .bind(&schedule.timezone)
+    .bind(&schedule.plugin)
+    .bind(&schedule.version)
+    .bind(schedule.config.to_string())
+    .bind(&schedule.funnel)
+    .bind(&schedule.stage)
+    .bind(i64::from(schedule.active))
+    .bind(schedule.next_at)
+    .bind(schedule.id)
+    .execute(tx.connection().await?)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a schedule and cancels its pending runs.
+pub async fn delete(tx: &mut Tx, id: i64, now: Micros) -> StoreResult<()> {
+    sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE schedule_id = $2 AND status = 'pending'")
+        .bind(now)
+        .bind(id)
+        .execute(tx.connection().await?)
+        .await?;
+    sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id).execute(tx.connection().await?).await?;
+    Ok(())
+}
+
+/// Active schedules due at `now`, locked for this transaction (PostgreSQL hosts skip the ones
+/// another host is firing).
+pub async fn due(tx: &mut Tx, now: Micros) -> StoreResult<Vec<StoredSchedule>> {
+    let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM schedules WHERE active = 1 AND next_at IS NOT NULL AND next_at <= $1 ORDER BY next_at, id {lock}"
+    );
+    let rows = tx.fetch_all(Statement::new(sql).bind(now)).await?;
+    rows.iter().map(schedule_from_row).collect()
+}
+
+/// Records a firing and the next one (sent with the transaction's next statement or commit).
+pub fn fired(tx: &mut Tx, id: i64, at: Micros, next_at: Option<Micros>) {
+    tx.defer(
+        Statement::new("UPDATE schedules SET last_run_at = $1, next_at = $2 WHERE id = $3")
+            .bind(at)
+            .bind(next_at)
+            .bind(id),
+    );
+}
+
+/// The earliest next firing of an active schedule, to sleep until it.
+pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
+    Ok(sqlx::query_scalar("SELECT MIN(next_at) FROM schedules WHERE active = 1").fetch_one(pool).await?)
+}
+
+/// How many schedules run a plugin.
+pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM schedules WHERE plugin = $1")
+        .bind(plugin)
+        .fetch_one(tx.connection().await?)
+        .await?)
+}
+
+/// The ids of the items in a schedule's scope (at most `limit`).
+pub async fn items_in_scope(
+    tx: &mut Tx,
+    schedule: &StoredSchedule,
+    limit: i64,
+) -> StoreResult<Vec<(i64, Option<String>, Option<String>)>> {
+    let rows = tx
+        .fetch_all(
+            Statement::new(
+                "SELECT id, funnel_key, stage_key FROM items
+                 WHERE type_key = $1 AND ($2 = '' OR funnel_key = $2) AND ($3 = '' OR stage_key = $3)
+                 ORDER BY id LIMIT $4",
+            )
+            .bind(schedule.type_key.as_str())
+            .bind(schedule.funnel.as_deref().unwrap_or(""))
+            .bind(schedule.stage.as_deref().unwrap_or(""))
+            .bind(limit),
+        )
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("funnel_key")?, r.try_get("stage_key")?))).collect()
+}
