@@ -171,12 +171,18 @@ async fn a_schedule_missed_while_down_fires_once_at_start(backend: Backend) {
     let mut s = Server::start(backend).await;
     comment_robot(&s, "nightly").await;
     let deal = new_deal(&s, "Waiting").await;
-    // Fires once a day, at a second three seconds from now (UTC).
-    let at = Utc::now() + chrono::Duration::seconds(3);
-    let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
+    // Fires every second for three seconds, starting three seconds from now (UTC), once a day:
+    // all three firings fall while the server is down.
+    let mut at = Utc::now() + chrono::Duration::seconds(3);
+    if at.second() >= 57 {
+        at += chrono::Duration::seconds(i64::from(60 - at.second()));
+    }
+    let cron = format!("{}-{} {} {} * * *", at.second(), at.second() + 2, at.minute(), at.hour());
     s.post("/api/v1/schedules", json!({"cron": cron, "plugin": "nightly", "scope": {"type": "deal"}})).await.ok(201);
     s.stop();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let down_until = (at - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(4);
+    tokio::time::sleep(down_until).await;
+    let restarted = Utc::now().timestamp();
     s.start_again();
     s.wait_for(20, "the missed firing", || async { (count(&s, &deal, "nightly ran").await == 1).then_some(()) }).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -185,5 +191,9 @@ async fn a_schedule_missed_while_down_fires_once_at_start(backend: Backend) {
     let next = schedules["items"][0]["next_run"].as_str().unwrap_or_default().to_string();
     let next = chrono::DateTime::parse_from_rfc3339(&next).map(|t| t.timestamp()).unwrap_or_default();
     assert!(next > Utc::now().timestamp() + 3600, "the next firing is tomorrow's: {schedules}");
+    // It fired at the start, not before the stop.
+    let last = schedules["items"][0]["last_run"].as_str().unwrap_or_default().to_string();
+    let last = chrono::DateTime::parse_from_rfc3339(&last).map(|t| t.timestamp()).unwrap_or_default();
+    assert!(last >= restarted, "{schedules}");
 }
 both!(a_schedule_missed_while_down_fires_once_at_start);

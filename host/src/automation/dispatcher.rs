@@ -123,7 +123,11 @@ pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> 
                     if item.is_none() {
                         item = crate::store::items::get_in(&mut tx, type_key, item_id).await?;
                     }
-                    match item.as_ref().and_then(|i| field_time(&i.fields, &relative.field)) {
+                    let Some(current) = item.as_ref() else {
+                        // Deleted since: its deletion cancels what is queued for it anyway.
+                        continue;
+                    };
+                    match field_time(&current.fields, &relative.field) {
                         // A time already past runs at once.
                         Some(at) => (at + relative.offset_s * 1_000_000).max(event.at),
                         None => {
@@ -135,8 +139,10 @@ pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> 
                             let data = serde_json::json!({"robot": robot.id, "field": relative.field});
                             let note = TimelineNote { kind: TimelineKind::System, text: &text, data: &data };
                             let caller = Caller::automation(Actor::System, event.depth as u32);
-                            service.add_timeline_entry_in(&mut tx, &caller, &note_item, note).await?;
-                            noted = true;
+                            match service.add_timeline_entry_in(&mut tx, &caller, &note_item, note).await {
+                                Ok(_) => noted = true,
+                                Err(e) => tracing::warn!(error = %e, item_id, "could not note a skipped robot"),
+                            }
                             continue;
                         }
                     }

@@ -56,6 +56,12 @@ pub async fn fire_due(service: &Service) -> ServiceResult<usize> {
     for schedule in due {
         // Firings missed while down collapse into this one: the next is after now.
         repo::fired(&mut tx, schedule.id, now, next_firing(&schedule, now));
+        // Runs of the previous firing still waiting: this firing is skipped rather than let the
+        // queue grow without bound.
+        if repo::has_pending_runs(&mut tx, schedule.id).await? {
+            tracing::warn!(schedule = schedule.id, "a schedule fired while its previous runs still wait; skipped");
+            continue;
+        }
         let items = repo::items_in_scope(&mut tx, &schedule, MAX_ITEMS_PER_FIRING).await?;
         if items.len() as i64 == MAX_ITEMS_PER_FIRING {
             tracing::warn!(

@@ -20,8 +20,9 @@ const CURSOR: &str = "webhooks";
 const BATCH: i64 = 500;
 /// Deliveries claimed at once by a sender (sent concurrently).
 const CLAIM: i64 = 16;
-/// Attempts before a delivery is given up.
-pub const MAX_ATTEMPTS: i64 = 8;
+/// Attempts before a delivery is given up: with the backoff doubling up to an hour, the last
+/// comes about four and a half hours after the first.
+pub const MAX_ATTEMPTS: i64 = 16;
 /// How long a target may take to answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest sleep between looks at a shared database's queues (other hosts' events and
@@ -144,11 +145,22 @@ pub async fn send_once(service: &Service, client: &reqwest::Client) -> ServiceRe
 /// One attempt at a delivery, recorded with its outcome.
 async fn attempt(service: &Service, client: &reqwest::Client, delivery: &ClaimedDelivery) -> ServiceResult<()> {
     let reader = service.store().reader();
-    let (Some(hook), Some(event)) =
-        (repo::get(reader, delivery.webhook_id).await?, event(reader, delivery.event_id).await?)
-    else {
-        // The subscription was deleted (its deliveries with it) or the event is gone.
+    let Some(hook) = repo::get(reader, delivery.webhook_id).await? else {
+        // The subscription was deleted, and its deliveries with it.
         return Ok(());
+    };
+    let event = event(reader, delivery.event_id).await?;
+    let refused = match (&event, hook.active) {
+        (None, _) => Some("the event is no longer in the stream"),
+        (Some(_), false) => Some("the subscription is paused; redeliver once it is active"),
+        (Some(_), true) => None,
+    };
+    let (Some(event), None) = (event, refused) else {
+        let now = now_micros();
+        let error = refused.unwrap_or_default();
+        let entry = json!({"at": crate::model::time::to_rfc3339(now), "status": null, "error": error, "ms": 0});
+        let outcome = Attempt { status: "failed", http_status: None, error: Some(error), entry, next_at: now, now };
+        return record(service, delivery, &outcome).await;
     };
     let body = serde_json::to_vec(&event).unwrap_or_default();
     let started = Instant::now();
@@ -166,8 +178,7 @@ async fn attempt(service: &Service, client: &reqwest::Client, delivery: &Claimed
         Ok(response) if response.status().is_success() => (Some(i64::from(response.status().as_u16())), None),
         Ok(response) => {
             let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            let text: String = text.chars().take(MAX_ERROR).collect();
+            let text = first_bytes(response, MAX_ERROR).await;
             (Some(i64::from(status.as_u16())), Some(format!("the target answered {status}: {text}")))
         }
         Err(e) => (None, Some(describe(&e))),
@@ -187,14 +198,31 @@ async fn attempt(service: &Service, client: &reqwest::Client, delivery: &Claimed
         next_at: now + backoff_seconds(delivery.attempts) * 1_000_000,
         now,
     };
+    record(service, delivery, &outcome).await
+}
+
+/// Records an attempt, unless another sender took the delivery over meanwhile.
+async fn record(service: &Service, delivery: &ClaimedDelivery, outcome: &Attempt<'_>) -> ServiceResult<()> {
     let mut tx = service.store().begin().await?;
-    if repo::record_attempt(&mut tx, delivery, &outcome).await? {
+    if repo::record_attempt(&mut tx, delivery, outcome).await? {
         match tx.commit().await {
             Ok(()) | Err(crate::store::StoreError::CheckFailed) => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+/// The start of an answer's body as text, reading no more than `limit` bytes of it.
+async fn first_bytes(mut response: reqwest::Response, limit: usize) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk[..chunk.len().min(limit - bytes.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// One event of the stream.

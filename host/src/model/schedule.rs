@@ -29,10 +29,13 @@ impl Timetable {
         Ok(Timetable { schedule, timezone })
     }
 
-    /// The first firing strictly after `after`, if the expression ever fires again.
+    /// The first firing strictly after `after`, if the expression ever fires again. In the
+    /// hour repeated when clocks go back, a local time that has already passed is skipped (the
+    /// schedule never fires in the past); a local time that does not exist when clocks go
+    /// forward does not fire that day.
     pub fn next_after(&self, after: Micros) -> Option<Micros> {
-        let after = DateTime::<Utc>::from_timestamp_micros(after)?.with_timezone(&self.timezone);
-        self.schedule.after(&after).next().map(|t| t.with_timezone(&Utc).timestamp_micros())
+        let local = DateTime::<Utc>::from_timestamp_micros(after)?.with_timezone(&self.timezone);
+        self.schedule.after(&local).take(1_000).map(|t| t.with_timezone(&Utc).timestamp_micros()).find(|t| *t > after)
     }
 }
 
@@ -49,6 +52,23 @@ mod tests {
         assert_eq!(to_rfc3339(t.next_after(now).unwrap()), "2026-11-28T06:00:00.000000Z");
         let early = parse_rfc3339("2026-11-27T05:00:00Z").unwrap();
         assert_eq!(to_rfc3339(t.next_after(early).unwrap()), "2026-11-27T06:00:00.000000Z");
+    }
+
+    #[test]
+    fn clocks_going_back_never_fire_in_the_past() {
+        // New York falls back on 2026-11-01 at 02:00 EDT (06:00 UTC) to 01:00 EST.
+        let t = Timetable::parse("30 1 * * *", "America/New_York").unwrap();
+        // During the repeated hour, after the first 01:30 (05:30 UTC) has passed.
+        let now = parse_rfc3339("2026-11-01T05:45:00Z").unwrap();
+        let next = t.next_after(now).unwrap();
+        assert!(next > now, "{}", to_rfc3339(next));
+        // Every firing over a week lies ahead of the one before.
+        let mut at = parse_rfc3339("2026-10-30T00:00:00Z").unwrap();
+        for _ in 0..7 {
+            let next = t.next_after(at).unwrap();
+            assert!(next > at);
+            at = next;
+        }
     }
 
     #[test]

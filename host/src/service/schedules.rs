@@ -200,6 +200,7 @@ impl Service {
     pub async fn update_schedule(&self, caller: &Caller, id: i64, patch: SchedulePatch) -> ServiceResult<Schedule> {
         require_admin(caller)?;
         let mut schedule = self.schedule(id).await?;
+        let retimed = patch.cron.is_some() || patch.timezone.is_some() || patch.active.is_some();
         if let Some(v) = patch.title {
             schedule.title = v;
         }
@@ -229,9 +230,12 @@ impl Service {
             schedule.active = v;
         }
         self.check_schedule(&schedule).await?;
-        schedule.next_at = next_firing(&schedule, now_micros());
+        // Only a new timetable moves the next firing (a firing due now still happens).
+        if retimed {
+            schedule.next_at = next_firing(&schedule, now_micros());
+        }
         let mut tx = self.store.begin().await?;
-        repo::update(&mut tx, &schedule).await?;
+        repo::update(&mut tx, &schedule, retimed).await?;
         tx.commit().await?;
         self.signals().schedules.notify_one();
         Ok(schedule.into())

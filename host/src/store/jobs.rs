@@ -187,7 +187,21 @@ pub async fn retry(tx: &mut Tx, job: &Job, due_at: Micros, error: &str) -> Store
 
 /// The earliest due time of a pending job, to sleep until it.
 pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
-    Ok(sqlx::query_scalar("SELECT MIN(due_at) FROM jobs WHERE status = 'pending'").fetch_one(pool).await?)
+    // Jobs waiting for an earlier robot are not due until it finishes (which wakes the
+    // workers); a running job's lease end is when another worker may take it over.
+    let due: Option<Micros> = sqlx::query_scalar(
+        "SELECT MIN(due_at) FROM jobs j WHERE j.status = 'pending'
+           AND (j.after_job IS NULL OR EXISTS (
+               SELECT 1 FROM jobs p WHERE p.id = j.after_job AND p.status IN ('done', 'failed', 'cancelled')))",
+    )
+    .fetch_one(pool)
+    .await?;
+    let lease: Option<Micros> =
+        sqlx::query_scalar("SELECT MIN(lease_until) FROM jobs WHERE status = 'running'").fetch_one(pool).await?;
+    Ok(match (due, lease) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }
 
 /// Counts jobs by status (for tests and monitoring).

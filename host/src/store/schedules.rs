@@ -100,11 +100,12 @@ pub async fn insert(tx: &mut Tx, schedule: &StoredSchedule, now: Micros) -> Stor
     .await?)
 }
 
-/// Updates a schedule's settings and next firing.
-pub async fn update(tx: &mut Tx, schedule: &StoredSchedule) -> StoreResult<()> {
+/// Updates a schedule's settings, and its next firing when `retimed` (otherwise the next
+/// firing stays as the scheduler left it).
+pub async fn update(tx: &mut Tx, schedule: &StoredSchedule, retimed: bool) -> StoreResult<()> {
     sqlx::query(
         "UPDATE schedules SET title = $1, cron = $2, timezone = $3, plugin = $4, version_req = $5, config = $6,
-             funnel_key = $7, stage_key = $8, active = $9, next_at = $10
+             funnel_key = $7, stage_key = $8, active = $9, next_at = CASE WHEN $12 = 1 THEN $10 ELSE next_at END
          WHERE id = $11",
     )
     .bind(&schedule.title)
@@ -118,6 +119,7 @@ pub async fn update(tx: &mut Tx, schedule: &StoredSchedule) -> StoreResult<()> {
     .bind(i64::from(schedule.active))
     .bind(schedule.next_at)
     .bind(schedule.id)
+    .bind(i64::from(retimed))
     .execute(tx.connection().await?)
     .await?;
     Ok(())
@@ -153,6 +155,17 @@ pub fn fired(tx: &mut Tx, id: i64, at: Micros, next_at: Option<Micros>) {
             .bind(next_at)
             .bind(id),
     );
+}
+
+/// Whether runs of a schedule are still waiting in the job queue.
+pub async fn has_pending_runs(tx: &mut Tx, id: i64) -> StoreResult<bool> {
+    let row = tx
+        .fetch_optional(
+            Statement::new("SELECT 1 FROM jobs WHERE schedule_id = $1 AND status IN ('pending', 'running') LIMIT 1")
+                .bind(id),
+        )
+        .await?;
+    Ok(row.is_some())
 }
 
 /// The earliest next firing of an active schedule, to sleep until it.

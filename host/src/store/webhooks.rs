@@ -284,7 +284,11 @@ pub async fn deliveries(
 
 /// The earliest due time of a pending delivery, to sleep until it.
 pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
-    Ok(sqlx::query_scalar("SELECT MIN(next_at) FROM webhook_deliveries WHERE status = 'pending'")
-        .fetch_one(pool)
-        .await?)
+    // A sending delivery's lease end is when another sender may take it over.
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(CASE WHEN status = 'pending' THEN next_at ELSE lease_until END) FROM webhook_deliveries
+         WHERE status IN ('pending', 'sending')",
+    )
+    .fetch_one(pool)
+    .await?)
 }
