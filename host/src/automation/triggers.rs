@@ -20,6 +20,7 @@ use crate::runtime::registry::Loaded;
 use crate::service::items::TimelineNote;
 use crate::service::triggers::trigger_actor;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
+use crate::store::catalog::Catalog;
 use crate::store::jobs;
 use crate::store::outbox::{self, StoredEvent};
 use crate::store::triggers::{self as repo, StoredTrigger};
@@ -32,6 +33,8 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 /// Attempts at one event before the dispatcher gives up on it and goes on.
 const EVENT_ATTEMPTS: u32 = 5;
 
+/// Most events whose plans commit in one transaction.
+const GROUP: usize = 100;
 /// Pause before looking again at an event that could not be applied.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
@@ -128,23 +131,50 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
         }
     }
     if !rules.is_empty() {
+        let catalog = service.catalog().await?;
+        // Plans of consecutive events commit together; an event about an item a waiting plan
+        // moves is planned only after that plan committed, so it sees the move.
+        let mut group: Vec<(&StoredEvent, Plan<'_>)> = Vec::new();
+        let mut touched: HashSet<i64> = HashSet::new();
         for event in &events {
-            let outcome = match plan(service, &rules, event).await {
-                Ok(plan) if plan.is_empty() => continue,
-                Ok(plan) => apply(service, position, event, plan).await,
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(true) => position = event.id,
-                // Looked at again next round (another host moved on, or an item changed).
-                Ok(false) | Err(_) if !stuck.failed(event.id) => return outcome.map(|_| Pass::Stopped),
-                // Given up: the position moves past it with a later event's changes or below.
-                Ok(false) | Err(_) => tracing::error!(
-                    event = event.id,
-                    error = ?outcome.err(),
-                    "triggers gave up on an event after {EVENT_ATTEMPTS} attempts"
-                ),
+            if event.item_id.is_some_and(|id| touched.contains(&id)) || group.len() >= GROUP {
+                match flush(service, &mut position, std::mem::take(&mut group), stuck).await? {
+                    Pass::Stopped => return Ok(Pass::Stopped),
+                    _ => touched.clear(),
+                }
             }
+            let planned = plan(service, &catalog, &rules, event).await;
+            let planned = match planned {
+                Ok(p) if p.moves.iter().any(|(item, _)| touched.contains(&item.id)) => {
+                    // It moves an item a waiting plan moves too: commit that first, then look again.
+                    match flush(service, &mut position, std::mem::take(&mut group), stuck).await? {
+                        Pass::Stopped => return Ok(Pass::Stopped),
+                        _ => touched.clear(),
+                    }
+                    plan(service, &catalog, &rules, event).await
+                }
+                other => other,
+            };
+            match planned {
+                Ok(p) if p.is_empty() => {}
+                Ok(p) => {
+                    touched.extend(p.moves.iter().map(|(item, _)| item.id));
+                    group.push((event, p));
+                }
+                Err(e) => {
+                    if let Pass::Stopped = flush(service, &mut position, std::mem::take(&mut group), stuck).await? {
+                        return Ok(Pass::Stopped);
+                    }
+                    touched.clear();
+                    if !stuck.failed(event.id) {
+                        return Err(e);
+                    }
+                    tracing::error!(event = event.id, error = %e, "triggers gave up on an event after {EVENT_ATTEMPTS} attempts");
+                }
+            }
+        }
+        if let Pass::Stopped = flush(service, &mut position, group, stuck).await? {
+            return Ok(Pass::Stopped);
         }
     }
     if last > position {
@@ -158,30 +188,66 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
     Ok(if full { Pass::More } else { Pass::CaughtUp })
 }
 
-/// Commits what an event causes together with the position at that event. `false` when
-/// another host moved the position meanwhile or an item changed since it was read (the event
-/// is then looked at again).
-async fn apply(service: &Service, position: i64, event: &StoredEvent, plan: Plan<'_>) -> ServiceResult<bool> {
+/// Commits a group of plans together with the position at the group's last event, moving
+/// `position` on. When the group fails as a whole, its plans are tried one by one, so one that
+/// keeps failing is found and, after [`EVENT_ATTEMPTS`], given up. `Stopped` when an event is to
+/// be looked at again.
+async fn flush(
+    service: &Service,
+    position: &mut i64,
+    group: Vec<(&StoredEvent, Plan<'_>)>,
+    stuck: &mut Stuck,
+) -> ServiceResult<Pass> {
+    if group.is_empty() {
+        return Ok(Pass::CaughtUp);
+    }
+    if group.len() > 1 {
+        if let Ok(true) = apply(service, *position, &group).await {
+            *position = group.last().map_or(*position, |(event, _)| event.id);
+            return Ok(Pass::CaughtUp);
+        }
+    }
+    for one in group.chunks(1) {
+        let event = one[0].0;
+        match apply(service, *position, one).await {
+            Ok(true) => *position = event.id,
+            Ok(false) | Err(_) if !stuck.failed(event.id) => return Ok(Pass::Stopped),
+            outcome => tracing::error!(
+                event = event.id,
+                error = ?outcome.err(),
+                "triggers gave up on an event after {EVENT_ATTEMPTS} attempts"
+            ),
+        }
+    }
+    Ok(Pass::CaughtUp)
+}
+
+/// Commits what events cause together with the position at the last of them. `false` when
+/// another host moved the position meanwhile or an item changed since it was read.
+async fn apply(service: &Service, position: i64, plans: &[(&StoredEvent, Plan<'_>)]) -> ServiceResult<bool> {
+    let Some(last) = plans.last().map(|(event, _)| event.id) else { return Ok(true) };
     let mut tx = service.store().begin().await?;
     if jobs::cursor(&mut tx, CURSOR).await? != position {
         return Ok(false);
     }
-    let system = Caller::automation(Actor::System, event.depth as u32 + 1);
-    for (target, text, data) in &plan.notes {
-        let note = TimelineNote { kind: TimelineKind::System, text, data };
-        match service.add_timeline_entry_in(&mut tx, &system, target, note).await {
-            Ok(_) | Err(ServiceError::NotFound(_)) => {}
-            Err(e) => return Err(e),
+    for (event, plan) in plans {
+        let system = Caller::automation(Actor::System, event.depth as u32 + 1);
+        for (target, text, data) in &plan.notes {
+            let note = TimelineNote { kind: TimelineKind::System, text, data };
+            match service.add_timeline_entry_in(&mut tx, &system, target, note).await {
+                Ok(_) | Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for (item, trigger) in &plan.moves {
+            match service.move_by_trigger_in(&mut tx, item, trigger, event.depth as u32 + 1).await {
+                Ok(_) => {}
+                Err(ServiceError::PreconditionFailed { .. } | ServiceError::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            }
         }
     }
-    for (item, trigger) in plan.moves {
-        match service.move_by_trigger_in(&mut tx, &item, trigger, event.depth as u32 + 1).await {
-            Ok(_) => {}
-            Err(ServiceError::PreconditionFailed { .. } | ServiceError::NotFound(_)) => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
-    jobs::set_cursor(&mut tx, CURSOR, event.id);
+    jobs::set_cursor(&mut tx, CURSOR, last);
     tx.commit().await?;
     service.committed();
     Ok(true)
@@ -189,7 +255,12 @@ async fn apply(service: &Service, position: i64, event: &StoredEvent, plan: Plan
 
 /// What `event` causes: for each item concerned, the trigger that wins (among triggers created
 /// before the event), or a note instead when the chain of automation is too long to go on.
-async fn plan<'r>(service: &Arc<Service>, rules: &'r [Rule], event: &StoredEvent) -> ServiceResult<Plan<'r>> {
+async fn plan<'r>(
+    service: &Arc<Service>,
+    catalog: &Catalog,
+    rules: &'r [Rule],
+    event: &StoredEvent,
+) -> ServiceResult<Plan<'r>> {
     let mut plan = Plan::default();
     let (Some(item_id), Some(type_key)) = (event.item_id, event.type_key.as_deref()) else {
         return Ok(plan);
@@ -202,7 +273,6 @@ async fn plan<'r>(service: &Arc<Service>, rules: &'r [Rule], event: &StoredEvent
         return Ok(plan);
     }
     let Some(item) = current(service, type_key, item_id).await? else { return Ok(plan) };
-    let catalog = service.catalog().await?;
     // Triggers on the item's own funnel.
     if let (Some(schema), Some(funnel)) = (catalog.get(type_key), item.funnel.as_deref()) {
         let mut matched = Vec::new();

@@ -103,6 +103,48 @@ impl WasiView for PluginState {
 pub struct WasmRuntime {
     engine: Engine,
     linker: Linker<PluginState>,
+    calls: Arc<CallsInFlight>,
+}
+
+/// How many plugin calls are running: the epoch ticker sleeps while there are none, so an idle
+/// host does not wake 200 times a second.
+#[derive(Default)]
+struct CallsInFlight {
+    count: std::sync::Mutex<usize>,
+    started: std::sync::Condvar,
+}
+
+impl CallsInFlight {
+    /// Counts a call until the guard drops.
+    fn enter(self: &Arc<Self>) -> CallGuard {
+        if let Ok(mut count) = self.count.lock() {
+            *count += 1;
+            if *count == 1 {
+                self.started.notify_one();
+            }
+        }
+        CallGuard(self.clone())
+    }
+
+    /// Waits up to `timeout` for a call to be running; true when one is.
+    fn wait_for_calls(&self, timeout: Duration) -> bool {
+        let Ok(count) = self.count.lock() else { return true };
+        match self.started.wait_timeout_while(count, timeout, |count| *count == 0) {
+            Ok((count, _)) => *count > 0,
+            Err(_) => true,
+        }
+    }
+}
+
+/// A running call, counted in [`CallsInFlight`].
+struct CallGuard(Arc<CallsInFlight>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if let Ok(mut count) = self.0.count.lock() {
+            *count = count.saturating_sub(1);
+        }
+    }
 }
 
 /// A compiled plugin ready to instantiate in its world.
@@ -144,14 +186,20 @@ impl WasmRuntime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         robot::Robot::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
         let weak = engine.weak();
+        let calls = Arc::new(CallsInFlight::default());
+        let ticking = calls.clone();
         std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
             while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
+                // Deadlines count ticks from when they are set, so ticks while no call runs
+                // change nothing: skip them.
+                if ticking.wait_for_calls(Duration::from_secs(1)) {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
             }
         })?;
-        Ok(Arc::new(WasmRuntime { engine, linker }))
+        Ok(Arc::new(WasmRuntime { engine, linker, calls }))
     }
 
     /// The engine (for serialising compiled code).
@@ -210,6 +258,7 @@ impl WasmRuntime {
         let Prepared::Robot(pre) = prepared else {
             return Err(Failure::Host("the plugin is not a robot".into()));
         };
+        let _running = self.calls.enter();
         let (mut store, ready) = self.store(host, limits);
         ready?;
         let result = async {
@@ -238,6 +287,7 @@ impl WasmRuntime {
         let Prepared::Trigger(pre) = prepared else {
             return Err(Failure::Host("the plugin is not a trigger".into()));
         };
+        let _running = self.calls.enter();
         let (mut store, ready) = self.store(host, limits);
         ready?;
         let result = async {
