@@ -201,11 +201,9 @@ async fn flush(
     if group.is_empty() {
         return Ok(Pass::CaughtUp);
     }
-    if group.len() > 1 {
-        if let Ok(true) = apply(service, *position, &group).await {
-            *position = group.last().map_or(*position, |(event, _)| event.id);
-            return Ok(Pass::CaughtUp);
-        }
+    if group.len() > 1 && matches!(apply(service, *position, &group).await, Ok(true)) {
+        *position = group.last().map_or(*position, |(event, _)| event.id);
+        return Ok(Pass::CaughtUp);
     }
     for one in group.chunks(1) {
         let event = one[0].0;
