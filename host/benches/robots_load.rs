@@ -12,8 +12,10 @@
 //! Options: `BENCH_SECONDS` (move phase, default 10), `BENCH_CLIENTS` (default 32),
 //! `BENCH_DEALS` (deals created first, default 20,000).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -21,71 +23,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "vk_bench_robots";
-
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-async fn database(dir: &std::path::Path) -> anyhow::Result<(String, &'static str)> {
-    match std::env::var("BENCH_DATABASE") {
-        Ok(server) => {
-            sqlx::any::install_default_drivers();
-            let name = format!("bench_robots_{}", std::process::id());
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&server).await?;
-            sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
-            let base = server.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(server);
-            Ok((format!("{base}/{name}"), "PostgreSQL"))
-        }
-        Err(_) => Ok((format!("sqlite://{}", dir.join("voronka.db").display()), "SQLite")),
-    }
-}
+use common::{Server, TOKEN, env_num, percentile};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let seconds = env_num("BENCH_SECONDS", 10) as u64;
     let clients = env_num("BENCH_CLIENTS", 32);
     let deals = env_num("BENCH_DEALS", 20_000);
-    let dir = tempfile::tempdir().context("temp dir")?;
-    let (url, kind) = database(dir.path()).await?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_voronka"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .args(["--database", &url])
-        .env("VORONKA_ADMIN_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting voronka")?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let _server = ServerProcess(child);
-    let base = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
-    })
-    .await?
-    .context("the server did not start")?;
-    let api = format!("{base}/api/v1");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
+    let server = Server::start("robots", clients * 2).await?;
+    let kind = server.kind;
+    let api = server.api.clone();
+    let http = server.http.clone();
     let client = http.clone();
     let post = move |path: String, body: Value| {
         let http = client.clone();
