@@ -56,6 +56,12 @@ pub fn idle_poll(service: &Service, shared: Duration) -> Duration {
     }
 }
 
+/// How long to sleep for work next due at `due` (microseconds): until then, at least 1 ms, at
+/// most `idle`.
+pub fn sleep_until(due: crate::model::time::Micros, idle: Duration) -> Duration {
+    Duration::from_micros((due - crate::model::time::now_micros()).clamp(1_000, idle.as_micros() as i64) as u64)
+}
+
 /// Where an event of `kind` puts its item: `Some(Some((funnel, stage)))` for the place it
 /// entered, `Some(None)` when it left every stage (deleted), `None` for events that move nothing.
 pub fn entered(kind: &str, payload: &serde_json::Value) -> Option<Option<(String, String)>> {

@@ -113,7 +113,7 @@ pub async fn run_sender(service: Arc<Service>, mut shutdown: Shutdown) {
             Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed; retrying"),
         }
         let sleep = match repo::next_due(service.store().reader()).await {
-            Ok(Some(due)) => Duration::from_micros((due - now_micros()).clamp(1_000, idle.as_micros() as i64) as u64),
+            Ok(Some(due)) => super::sleep_until(due, idle),
             Ok(None) => idle,
             Err(_) => IDLE_POLL,
         };

@@ -41,7 +41,7 @@ pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
             Err(e) => tracing::error!(worker, error = %e, "claiming jobs failed; retrying"),
         }
         let sleep = match jobs::next_due(service.store().reader()).await {
-            Ok(Some(due)) => Duration::from_micros((due - now_micros()).clamp(1_000, idle.as_micros() as i64) as u64),
+            Ok(Some(due)) => super::sleep_until(due, idle),
             Ok(None) => idle,
             Err(_) => IDLE_POLL,
         };

@@ -42,10 +42,10 @@ pub struct NewType {
     #[serde(default)]
     pub parents: Vec<String>,
     /// Items move through stages (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "super::defaults::yes")]
     pub has_stages: bool,
     /// More than one funnel may be created (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "super::defaults::yes")]
     pub has_funnels: bool,
     /// Items carry an amount (default false).
     #[serde(default)]
@@ -53,10 +53,6 @@ pub struct NewType {
     /// Stages of the default funnel (default: new, in-progress, done, failed).
     #[serde(default)]
     pub stages: Option<Vec<Stage>>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// `PATCH /types/{type}` body.

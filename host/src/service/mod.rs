@@ -2,6 +2,24 @@
 //! its change in one transaction together with stage history, timeline and outbox events, so a
 //! person, a robot, a trigger or a process all change state the same way.
 
+/// Defaults of request bodies, shared by every binding (`#[serde(default = "...")]`).
+pub(crate) mod defaults {
+    /// `true`.
+    pub fn yes() -> bool {
+        true
+    }
+
+    /// `latest`, the version requirement every plugin binding starts with.
+    pub fn latest() -> String {
+        "latest".into()
+    }
+
+    /// `{}`, an empty config.
+    pub fn empty_object() -> serde_json::Value {
+        serde_json::Value::Object(Default::default())
+    }
+}
+
 pub mod auth;
 pub mod catalog;
 pub mod events;

@@ -19,10 +19,10 @@ pub struct RobotRequest {
     /// Plugin name (world `robot`).
     pub plugin: String,
     /// `latest` (default) or a semver requirement such as `^1.2`.
-    #[serde(default = "latest")]
+    #[serde(default = "super::defaults::latest")]
     pub version: String,
     /// JSON config handed to the plugin (default `{}`).
-    #[serde(default = "empty_object")]
+    #[serde(default = "super::defaults::empty_object")]
     #[schema(value_type = Object)]
     pub config: Value,
     /// Rhai expression over `item`; the robot runs only when true.
@@ -50,14 +50,6 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
-}
-
-fn latest() -> String {
-    "latest".into()
-}
-
-fn empty_object() -> Value {
-    Value::Object(Default::default())
 }
 
 /// `PATCH .../robots/{id}` body: present keys change.

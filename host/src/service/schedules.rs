@@ -40,33 +40,21 @@ pub struct ScheduleRequest {
     /// Robot plugin run for each item.
     pub plugin: String,
     /// `latest` (default) or a semver requirement.
-    #[serde(default = "latest")]
+    #[serde(default = "super::defaults::latest")]
     pub version: String,
     /// Config handed to the plugin (default `{}`).
-    #[serde(default = "empty_object")]
+    #[serde(default = "super::defaults::empty_object")]
     #[schema(value_type = Object)]
     pub config: Value,
     /// The items it runs over.
     pub scope: Scope,
     /// Paused schedules do not fire (default `true`).
-    #[serde(default = "yes")]
+    #[serde(default = "super::defaults::yes")]
     pub active: bool,
 }
 
 fn utc() -> String {
     "UTC".into()
-}
-
-fn latest() -> String {
-    "latest".into()
-}
-
-fn empty_object() -> Value {
-    Value::Object(Default::default())
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// `PATCH /schedules/{id}` body: present keys change.

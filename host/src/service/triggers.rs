@@ -22,7 +22,7 @@ pub struct TriggerRequest {
     /// `field-changed`, `responsible-changed`, `linked-item-stage`, `webhook` or `plugin`.
     pub kind: String,
     /// The kind's settings, e.g. `{"field": "paid", "to": true}` (default `{}`).
-    #[serde(default = "empty_object")]
+    #[serde(default = "super::defaults::empty_object")]
     #[schema(value_type = Object)]
     pub config: Value,
     /// Move items that are in later stages back too (default: only items in earlier stages).
@@ -31,10 +31,6 @@ pub struct TriggerRequest {
     /// Rhai expression over `item`; the trigger moves the item only when it is true.
     #[serde(default)]
     pub condition: Option<String>,
-}
-
-fn empty_object() -> Value {
-    Value::Object(Default::default())
 }
 
 /// `PATCH .../triggers/{id}` body: present keys change.

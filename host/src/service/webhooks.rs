@@ -23,12 +23,8 @@ pub struct WebhookRequest {
     #[serde(default)]
     pub filter: WebhookFilter,
     /// Paused subscriptions receive nothing (default `true`).
-    #[serde(default = "yes")]
+    #[serde(default = "super::defaults::yes")]
     pub active: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// `PATCH /webhooks/{id}` body: present keys change.
