@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
-const PLUGINS: [&str; 8] = [
+const PLUGINS: [&str; 9] = [
     "set_field",
     "move_to_stage",
     "add_comment",
     "create_linked_item",
+    "create_task",
     "hostile",
     "noop",
     "keyword_trigger",

@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::connect(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?;
     store.migrate().await?;
     let runtime = Arc::new(Runtime::new(None)?);
-    let service = Arc::new(Service::new(store, runtime.clone()));
+    let service = Arc::new(Service::new(store, runtime.clone(), dir.path().to_path_buf()));
     let limits = Limits { timeout_ms: 1_000, memory_mb: 64, fuel: Some(10_000_000) };
     let wasm =
         runtime.compile(PluginKind::Wasm, "robot", "", TRIVIAL_WASM.to_vec()).await.map_err(anyhow::Error::msg)?;

@@ -77,3 +77,11 @@ pub mod notify {
     host_fn!(/// Notifies a user, optionally about an item.
         notify::send => notify_send(user: i64, text: &str, about: Option<&ItemRef>) -> Result<(), Error>);
 }
+
+/// Tasks.
+pub mod tasks {
+    use crate::types::Error;
+
+    host_fn!(/// Creates a task from a JSON object shaped like `POST /tasks`; returns its (provisional) id.
+        tasks::create => tasks_create(input: &str) -> Result<i64, Error>);
+}

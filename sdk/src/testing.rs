@@ -46,6 +46,8 @@ pub struct MemoryHost {
     pub log: Vec<String>,
     /// Notifications: (user, text).
     pub notifications: Vec<(i64, String)>,
+    /// Tasks created: the JSON input of each.
+    pub tasks: Vec<serde_json::Value>,
     /// What `clock::now` answers, in microseconds since the Unix epoch.
     pub now: i64,
     next_id: i64,
@@ -201,6 +203,13 @@ impl MemoryHost {
     pub(crate) fn notify_send(&mut self, user: i64, text: &str, _about: Option<&ItemRef>) -> Result<(), Error> {
         self.notifications.push((user, text.to_string()));
         Ok(())
+    }
+
+    pub(crate) fn tasks_create(&mut self, input: &str) -> Result<i64, Error> {
+        let value: serde_json::Value =
+            serde_json::from_str(input).map_err(|e| crate::error("invalid", format!("the task is not JSON: {e}")))?;
+        self.tasks.push(value);
+        Ok(-(self.tasks.len() as i64))
     }
 }
 

@@ -11,6 +11,7 @@ mod listing;
 mod people;
 mod robots;
 mod server;
+mod tasks;
 mod timers;
 mod triggers;
 mod webhooks;

@@ -3,13 +3,16 @@
 
 mod events;
 mod extract;
+mod files;
 mod idempotency;
 mod items;
+mod notifications;
 mod people;
 mod plugins;
 pub mod problem;
 mod robots;
 mod schedules;
+mod tasks;
 mod triggers;
 mod types;
 mod webhooks;
@@ -37,9 +40,16 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// Largest plugin upload (module plus manifest and multipart framing).
 pub const MAX_UPLOAD: usize = crate::service::plugins::MAX_MODULE + 64 * 1024;
 
+/// Largest file upload (the file plus its other parts and multipart framing).
+pub const MAX_FILE_UPLOAD: usize = crate::model::file::MAX_FILE as usize + 64 * 1024;
+
 /// The body limit of a route.
 pub fn body_limit(path: &str) -> usize {
-    if path == "/api/v1/plugins" { MAX_UPLOAD } else { MAX_BODY }
+    match path {
+        "/api/v1/plugins" => MAX_UPLOAD,
+        "/api/v1/files" => MAX_FILE_UPLOAD,
+        _ => MAX_BODY,
+    }
 }
 
 /// Shared state of every handler.
@@ -78,6 +88,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(triggers::routes())
         .merge(webhooks::routes())
         .merge(schedules::routes())
+        .merge(tasks::routes())
+        .merge(files::routes())
+        .merge(notifications::routes())
         .split_for_parts();
     let (public, public_openapi) = OpenApiRouter::<AppState>::new().merge(triggers::public_routes()).split_for_parts();
     let mut openapi = openapi;

@@ -101,6 +101,7 @@ impl From<ServiceError> for Problem {
             ServiceError::Validation(errors) => Problem::validation(errors),
             ServiceError::Forbidden(m) => Problem::new(StatusCode::FORBIDDEN, "forbidden", m),
             ServiceError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::TooLarge(m) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", m),
             e @ ServiceError::PreconditionFailed { .. } => {
                 Problem::new(StatusCode::PRECONDITION_FAILED, "precondition-failed", e.to_string())
             }

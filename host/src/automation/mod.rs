@@ -1,6 +1,7 @@
 //! Automation in the background: the dispatcher turns outbox events into queued robot runs, the
 //! workers run them. Both survive restarts: their state is in the database.
 
+pub mod deadlines;
 pub mod dispatcher;
 pub mod schedules;
 pub mod triggers;
@@ -34,6 +35,8 @@ pub struct Signals {
     pub deliveries: Notify,
     /// Schedules were created or changed.
     pub schedules: Notify,
+    /// A task deadline was set or changed.
+    pub deadlines: Notify,
 }
 
 impl Signals {
@@ -75,7 +78,7 @@ pub fn entered(kind: &str, payload: &serde_json::Value) -> Option<Option<(String
 }
 
 /// Starts the robot dispatcher, the trigger dispatcher, the webhook fan-out and sender, the
-/// scheduler and `workers` job workers; they stop when `shutdown` fires.
+/// scheduler, the deadline watch and `workers` job workers; they stop when `shutdown` fires.
 pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(dispatcher::run(service.clone(), shutdown.clone())),
@@ -83,6 +86,7 @@ pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<t
         tokio::spawn(webhooks::run_fan_out(service.clone(), shutdown.clone())),
         tokio::spawn(webhooks::run_sender(service.clone(), shutdown.clone())),
         tokio::spawn(schedules::run(service.clone(), shutdown.clone())),
+        tokio::spawn(deadlines::run(service.clone(), shutdown.clone())),
     ];
     for n in 0..workers {
         tasks.push(tokio::spawn(worker::run(service.clone(), n, shutdown.clone())));

@@ -260,17 +260,70 @@ async fn plan<'r>(
     event: &StoredEvent,
 ) -> ServiceResult<Plan<'r>> {
     let mut plan = Plan::default();
-    let (Some(item_id), Some(type_key)) = (event.item_id, event.type_key.as_deref()) else {
-        return Ok(plan);
-    };
-    if event.kind == "item.deleted" {
-        return Ok(plan);
-    }
     let rules: Vec<&Rule> = rules.iter().filter(|r| r.trigger.since_event < event.id).collect();
     if rules.is_empty() {
         return Ok(plan);
     }
-    let Some(item) = current(service, type_key, item_id).await? else { return Ok(plan) };
+    if event.kind == "task.completed" {
+        plan_task_completed(service, catalog, &rules, event, &mut plan).await?;
+    } else if let (Some(item_id), Some(type_key)) = (event.item_id, event.type_key.as_deref())
+        && event.kind != "item.deleted"
+    {
+        plan_item_event(service, catalog, &rules, event, (type_key, item_id), &mut plan).await?;
+    }
+    if event.depth >= MAX_CHAIN_DEPTH {
+        for (item, trigger) in std::mem::take(&mut plan.moves) {
+            let text = format!(
+                "Automation chain stopped: {MAX_CHAIN_DEPTH} automation steps in a row; trigger {} did not move the item to stage {}",
+                trigger.id, trigger.stage
+            );
+            let data = json!({"trigger": trigger.id, "depth": event.depth});
+            plan.notes.push((ItemRef { type_key: item.type_key.clone(), id: item.id }, text, data));
+        }
+    }
+    Ok(plan)
+}
+
+/// The moves a completed task causes: each item it is linked to moves by the task-completed
+/// trigger of its funnel that wins.
+async fn plan_task_completed<'r>(
+    service: &Arc<Service>,
+    catalog: &Catalog,
+    rules: &[&'r Rule],
+    event: &StoredEvent,
+    plan: &mut Plan<'r>,
+) -> ServiceResult<()> {
+    let task = &event.payload["task"];
+    let rules: Vec<&Rule> = rules.iter().copied().filter(|r| r.rule.matches_task(task)).collect();
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let links: Vec<ItemRef> = serde_json::from_value(task["links"].clone()).unwrap_or_default();
+    for link in links {
+        let Some(item) = current(service, &link.type_key, link.id).await? else { continue };
+        let (Some(schema), Some(funnel)) = (catalog.get(&item.type_key), item.funnel.as_deref()) else { continue };
+        let matched = rules
+            .iter()
+            .filter(|r| r.trigger.type_key == item.type_key && r.trigger.funnel == funnel)
+            .map(|r| &r.trigger);
+        if let Some(winner) = service.choose_trigger(schema, &item, matched) {
+            plan.moves.push((item, winner));
+        }
+    }
+    Ok(())
+}
+
+/// The moves an event about an item causes: by the item's own triggers, and by those of the
+/// items linked to it when it entered a stage.
+async fn plan_item_event<'r>(
+    service: &Arc<Service>,
+    catalog: &Catalog,
+    rules: &[&'r Rule],
+    event: &StoredEvent,
+    (type_key, item_id): (&str, i64),
+    plan: &mut Plan<'r>,
+) -> ServiceResult<()> {
+    let Some(item) = current(service, type_key, item_id).await? else { return Ok(()) };
     // Triggers on the item's own funnel.
     if let (Some(schema), Some(funnel)) = (catalog.get(type_key), item.funnel.as_deref()) {
         let mut matched = Vec::new();
@@ -284,7 +337,7 @@ async fn plan<'r>(
                     // A trigger never reacts to its own move.
                     let own = matches!(&event.actor, Actor::Trigger { id, .. } if *id == r.trigger.id);
                     let asked = (plugin.as_str(), version.as_str(), config);
-                    !own && ask_plugin(service, &r.trigger, asked, event, &item, &mut plan).await?
+                    !own && ask_plugin(service, &r.trigger, asked, event, &item, plan).await?
                 }
                 _ => false,
             };
@@ -320,17 +373,7 @@ async fn plan<'r>(
             }
         }
     }
-    if event.depth >= MAX_CHAIN_DEPTH {
-        for (item, trigger) in std::mem::take(&mut plan.moves) {
-            let text = format!(
-                "Automation chain stopped: {MAX_CHAIN_DEPTH} automation steps in a row; trigger {} did not move the item to stage {}",
-                trigger.id, trigger.stage
-            );
-            let data = json!({"trigger": trigger.id, "depth": event.depth});
-            plan.notes.push((ItemRef { type_key: item.type_key.clone(), id: item.id }, text, data));
-        }
-    }
-    Ok(plan)
+    Ok(())
 }
 
 /// The item as it stands now; `None` when it is gone.

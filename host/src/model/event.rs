@@ -17,17 +17,32 @@ pub enum EventKind {
     ItemDeleted,
     /// A comment was added to the timeline.
     ItemCommented,
+    /// A task was created (payload: the task).
+    TaskCreated,
+    /// A task changed (payload: the task and its changes).
+    TaskUpdated,
+    /// A task was completed (payload: the task with its result).
+    TaskCompleted,
+    /// A task's deadline passed before it was completed.
+    TaskOverdue,
+    /// A notification was written to a user's inbox.
+    NotificationCreated,
 }
 
 impl EventKind {
     /// Every kind, for validating subscriptions.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::ItemCreated,
         EventKind::ItemUpdated,
         EventKind::ItemStageChanged,
         EventKind::ItemFunnelChanged,
         EventKind::ItemDeleted,
         EventKind::ItemCommented,
+        EventKind::TaskCreated,
+        EventKind::TaskUpdated,
+        EventKind::TaskCompleted,
+        EventKind::TaskOverdue,
+        EventKind::NotificationCreated,
     ];
 
     /// The event's public name, e.g. `item.stage_changed`.
@@ -39,6 +54,11 @@ impl EventKind {
             EventKind::ItemFunnelChanged => "item.funnel_changed",
             EventKind::ItemDeleted => "item.deleted",
             EventKind::ItemCommented => "item.commented",
+            EventKind::TaskCreated => "task.created",
+            EventKind::TaskUpdated => "task.updated",
+            EventKind::TaskCompleted => "task.completed",
+            EventKind::TaskOverdue => "task.overdue",
+            EventKind::NotificationCreated => "notification.created",
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct FieldDef {
 pub enum Reference {
     /// A user id.
     User(i64),
+    /// A file of the file store.
+    File(i64),
     /// An item of a type.
     Item {
         /// Expected type key.
@@ -154,9 +156,14 @@ impl FieldDef {
                 Ok(Value::from(id))
             }
             FieldKind::File => {
-                let object = value.as_object().ok_or("expected a file like {\"id\":\"...\",\"name\":\"...\"}")?;
-                let id = object.get("id").and_then(Value::as_str).filter(|s| !s.is_empty());
-                let id = id.ok_or("a file needs a string `id`")?;
+                let object = value.as_object().ok_or("expected a stored file like {\"id\": 12}")?;
+                let id = match object.get("id") {
+                    Some(Value::Number(n)) => n.as_i64(),
+                    Some(Value::String(s)) => s.parse::<i64>().ok(),
+                    _ => None,
+                };
+                let id = id.filter(|id| *id > 0).ok_or("a file needs the `id` of a file uploaded to /files")?;
+                refs.push(Reference::File(id));
                 let name = object.get("name").and_then(Value::as_str).unwrap_or("");
                 Ok(serde_json::json!({"id": id, "name": name}))
             }

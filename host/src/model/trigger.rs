@@ -5,7 +5,8 @@ use serde_json::Value;
 use super::FieldError;
 
 /// The kinds a trigger can be, as named in the API.
-pub const TRIGGER_KINDS: [&str; 5] = ["field-changed", "responsible-changed", "linked-item-stage", "webhook", "plugin"];
+pub const TRIGGER_KINDS: [&str; 6] =
+    ["field-changed", "responsible-changed", "linked-item-stage", "task-completed", "webhook", "plugin"];
 
 /// What a trigger waits for, parsed from its `kind` and `config`.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,14 @@ pub enum TriggerRule {
         funnel: Option<String>,
         /// The stage it entered.
         stage: String,
+    },
+    /// A task linked to the item was completed (`{"title": .., "tag": ..}`, both optional: the
+    /// task's title or one of its tags must then be equal).
+    TaskCompleted {
+        /// The title required, if any.
+        title: Option<String>,
+        /// A tag required, if any.
+        tag: Option<String>,
     },
     /// An outside system calls the trigger's secret URL with an item id.
     Webhook,
@@ -71,6 +80,7 @@ impl TriggerRule {
                 let stage = text("stage").ok_or_else(|| missing("stage"))?;
                 Ok(TriggerRule::LinkedItemStage { type_key, funnel: text("funnel"), stage })
             }
+            "task-completed" => Ok(TriggerRule::TaskCompleted { title: text("title"), tag: text("tag") }),
             "webhook" => Ok(TriggerRule::Webhook),
             "plugin" => {
                 let plugin = text("plugin").ok_or_else(|| missing("plugin"))?;
@@ -91,8 +101,24 @@ impl TriggerRule {
             TriggerRule::FieldChanged { .. } => "field-changed",
             TriggerRule::ResponsibleChanged { .. } => "responsible-changed",
             TriggerRule::LinkedItemStage { .. } => "linked-item-stage",
+            TriggerRule::TaskCompleted { .. } => "task-completed",
             TriggerRule::Webhook => "webhook",
             TriggerRule::Plugin { .. } => "plugin",
+        }
+    }
+
+    /// Whether a completed task (its `title` and `tags`, from a `task.completed` event's
+    /// payload) satisfies a task-completed rule.
+    pub fn matches_task(&self, task: &Value) -> bool {
+        match self {
+            TriggerRule::TaskCompleted { title, tag } => {
+                let title_ok = title.as_deref().is_none_or(|t| task["title"].as_str() == Some(t));
+                let tags = task["tags"].as_array();
+                let tag_ok =
+                    tag.as_deref().is_none_or(|t| tags.is_some_and(|l| l.iter().any(|v| v.as_str() == Some(t))));
+                title_ok && tag_ok
+            }
+            _ => false,
         }
     }
 
@@ -147,6 +173,22 @@ fn values_equal(expected: &Value, actual: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn task_completed_matches_title_and_tag() {
+        let any = TriggerRule::parse("task-completed", &json!({})).unwrap_or(TriggerRule::Webhook);
+        let titled = TriggerRule::parse("task-completed", &json!({"title": "Measure"})).unwrap_or(TriggerRule::Webhook);
+        let tagged = TriggerRule::parse("task-completed", &json!({"tag": "measuring"})).unwrap_or(TriggerRule::Webhook);
+        let task = json!({"title": "Measure", "tags": ["measuring", "site"]});
+        assert!(any.matches_task(&task));
+        assert!(titled.matches_task(&task));
+        assert!(tagged.matches_task(&task));
+        let other = json!({"title": "Cut panels", "tags": []});
+        assert!(any.matches_task(&other));
+        assert!(!titled.matches_task(&other));
+        assert!(!tagged.matches_task(&other));
+        assert!(!TriggerRule::Webhook.matches_task(&task));
+    }
 
     fn changes(field: &str, new: Value) -> Vec<Value> {
         vec![json!({"field": field, "old": null, "new": new})]

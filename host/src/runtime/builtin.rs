@@ -8,21 +8,26 @@ use crate::service::plugins::Manifest;
 pub const BUILTIN_VERSION: &str = "1.0.0";
 
 /// `(name, component)` of every built-in robot.
-pub const BUILTINS: [(&str, &[u8]); 4] = [
+pub const BUILTINS: [(&str, &[u8]); 5] = [
     ("set-field", include_bytes!(concat!(env!("OUT_DIR"), "/set_field.wasm"))),
     ("move-to-stage", include_bytes!(concat!(env!("OUT_DIR"), "/move_to_stage.wasm"))),
     ("add-comment", include_bytes!(concat!(env!("OUT_DIR"), "/add_comment.wasm"))),
     ("create-linked-item", include_bytes!(concat!(env!("OUT_DIR"), "/create_linked_item.wasm"))),
+    ("create-task", include_bytes!(concat!(env!("OUT_DIR"), "/create_task.wasm"))),
 ];
 
-/// The manifest of a built-in robot: it changes items and nothing else.
+/// The manifest of a built-in robot: it changes items, and `create-task` creates tasks.
 pub fn manifest(name: &str) -> Manifest {
+    let mut capabilities = vec!["items:write".to_string()];
+    if name == "create-task" {
+        capabilities.push("tasks:write".into());
+    }
     Manifest {
         name: name.to_string(),
         version: BUILTIN_VERSION.to_string(),
         kind: PluginKind::Wasm,
         world: "robot".into(),
-        capabilities: vec!["items:write".into()],
+        capabilities,
         limits: Limits::DEFAULT,
     }
 }

@@ -18,6 +18,9 @@ pub enum Capability {
     /// Notify users (`notify.send`).
     #[serde(rename = "notify")]
     Notify,
+    /// Create tasks (`tasks.create`).
+    #[serde(rename = "tasks:write")]
+    TasksWrite,
 }
 
 impl Capability {
@@ -28,6 +31,7 @@ impl Capability {
             Capability::ItemsWrite => "items:write",
             Capability::Kv => "kv",
             Capability::Notify => "notify",
+            Capability::TasksWrite => "tasks:write",
         }
     }
 }

@@ -14,12 +14,14 @@ use super::capability::Capability;
 use crate::model::item::{Item, ItemRef};
 use crate::model::time::now_micros;
 use crate::service::items::{ItemPatch, MoveRequest, NewItem, TimelineNote};
+use crate::service::notifications::NewNotification;
+use crate::service::tasks::TaskRequest;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use crate::store::Tx;
 
 /// Every host function, as `interface.function` in WIT naming. Both bindings must provide
 /// exactly these (a test compares them with the WIT file and the Rhai engine).
-pub const HOST_FUNCTIONS: [&str; 13] = [
+pub const HOST_FUNCTIONS: [&str; 14] = [
     "items.get",
     "items.find",
     "items.create",
@@ -27,6 +29,7 @@ pub const HOST_FUNCTIONS: [&str; 13] = [
     "items.move-to-stage",
     "items.link-parent",
     "timeline.add-entry",
+    "tasks.create",
     "kv.get",
     "kv.set",
     "kv.delete",
@@ -65,6 +68,7 @@ impl From<ServiceError> for HostError {
             ),
             ServiceError::Forbidden(m) => HostError::new("denied", m),
             ServiceError::Conflict(m) => HostError::new("conflict", m),
+            ServiceError::TooLarge(m) => HostError::new("invalid", m),
             e @ ServiceError::PreconditionFailed { .. } => HostError::new("conflict", e.to_string()),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "storage failure in a host call");
@@ -137,6 +141,20 @@ pub enum Write {
         id: i64,
         /// Text.
         text: String,
+    },
+    /// `tasks.create`.
+    CreateTask {
+        /// The task, as `POST /tasks` takes it (links may name items created by the same call).
+        input: Box<TaskRequest>,
+    },
+    /// `notify.send`.
+    Notify {
+        /// Recipient.
+        user: i64,
+        /// Message.
+        text: String,
+        /// The item it is about.
+        about: Option<ItemRef>,
     },
     /// `kv.set` / `kv.delete` (`None`).
     Kv {
@@ -322,11 +340,26 @@ impl HostCalls {
         now_micros()
     }
 
-    /// `notify.send`: the capability is checked now; delivery arrives with the notifications
-    /// inbox, until then the call answers `unavailable`.
-    pub fn notify_send(&mut self, _user: i64, _text: &str, _about: Option<ItemRef>) -> HostResult<()> {
+    /// `notify.send`: a notification to a user's inbox, written with the call's other changes.
+    pub fn notify_send(&mut self, user: i64, text: &str, about: Option<ItemRef>) -> HostResult<()> {
         self.check(Capability::Notify)?;
-        Err(HostError::new("unavailable", "notifications are not available on this host yet"))
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > crate::model::notification::MAX_TEXT {
+            let max = crate::model::notification::MAX_TEXT;
+            return Err(HostError::new("invalid", format!("a notification of 1 to {max} characters is required")));
+        }
+        self.buffer(Write::Notify { user, text: text.to_string(), about })
+    }
+
+    /// `tasks.create`: a task, created with the call's other changes; returns a provisional id.
+    pub fn tasks_create(&mut self, input: &str) -> HostResult<i64> {
+        self.check(Capability::TasksWrite)?;
+        let input: TaskRequest = serde_json::from_str(input)
+            .map_err(|e| HostError::new("invalid", format!("the task is not valid: {e}")))?;
+        let provisional = self.next_provisional;
+        self.next_provisional -= 1;
+        self.buffer(Write::CreateTask { input: Box::new(input) })?;
+        Ok(provisional)
     }
 }
 
@@ -379,6 +412,22 @@ pub async fn apply_writes(
                 let item = ItemRef { type_key: type_key.clone(), id: real(&ids, *id)? };
                 let data = Value::Object(Map::new());
                 service.add_timeline_entry_in(tx, caller, &item, TimelineNote { kind, text, data: &data }).await?;
+            }
+            Write::CreateTask { input } => {
+                let mut input = input.as_ref().clone();
+                for link in &mut input.links {
+                    link.id = real(&ids, link.id)?;
+                }
+                service.create_task_in(tx, caller, input).await?;
+            }
+            Write::Notify { user, text, about } => {
+                let about = match about {
+                    Some(a) => Some(ItemRef { type_key: a.type_key.clone(), id: real(&ids, a.id)? }),
+                    None => None,
+                };
+                let data = serde_json::json!({ "plugin": plugin });
+                let new = NewNotification { user: *user, kind: "plugin", text: text.clone(), about, data };
+                service.notify_in(tx, caller, new).await?;
             }
             Write::Kv { key, value } => {
                 crate::store::plugins::kv_put(tx, plugin, key, value.as_deref()).await?;

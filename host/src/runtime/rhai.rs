@@ -360,6 +360,18 @@ fn register_host_functions(engine: &mut Engine) -> Vec<String> {
     let mut notify = Module::new();
     note("notify", "send");
     notify.set_native_fn("send", |user: i64, text: ImmutableString| with_host(|h, _| h.notify_send(user, &text, None)));
+    notify.set_native_fn("send", |user: i64, text: ImmutableString, about_type: ImmutableString, about_id: i64| {
+        let about = ItemRef { type_key: about_type.to_string(), id: about_id };
+        with_host(|h, _| h.notify_send(user, &text, Some(about)))
+    });
     engine.register_static_module("notify", notify.into());
+
+    let mut tasks = Module::new();
+    note("tasks", "create");
+    tasks.set_native_fn("create", |input: Dynamic| {
+        let input = to_json(input)?;
+        with_host(|h, _| h.tasks_create(&input))
+    });
+    engine.register_static_module("tasks", tasks.into());
     names
 }

@@ -53,6 +53,7 @@ pub mod bp_step {
             "voronka:plugin/types": super::robot::voronka::plugin::types,
             "voronka:plugin/items": super::robot::voronka::plugin::items,
             "voronka:plugin/timeline": super::robot::voronka::plugin::timeline,
+            "voronka:plugin/tasks": super::robot::voronka::plugin::tasks,
             "voronka:plugin/kv": super::robot::voronka::plugin::kv,
             "voronka:plugin/log": super::robot::voronka::plugin::log,
             "voronka:plugin/clock": super::robot::voronka::plugin::clock,
@@ -76,7 +77,7 @@ pub mod payment_schedule {
     });
 }
 
-use robot::voronka::plugin::{clock, items, kv, log, notify, timeline, types};
+use robot::voronka::plugin::{clock, items, kv, log, notify, tasks, timeline, types};
 
 /// How often the epoch ticks; deadlines are whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -413,6 +414,12 @@ impl items::Host for PluginState {
 impl timeline::Host for PluginState {
     async fn add_entry(&mut self, type_key: String, id: i64, text: String) -> Wit<()> {
         Ok(self.host.timeline_add_entry(&type_key, id, &text).map_err(to_wit_error))
+    }
+}
+
+impl tasks::Host for PluginState {
+    async fn create(&mut self, input: String) -> Wit<i64> {
+        Ok(self.host.tasks_create(&input).map_err(to_wit_error))
     }
 }
 

@@ -233,6 +233,11 @@ impl Check {
                         self.error(field, format!("no user {id}"));
                     }
                 }
+                Reference::File(id) => {
+                    if !crate::store::files::exists(tx, id).await? {
+                        self.error(field, format!("no file {id}; upload it to /files first"));
+                    }
+                }
                 Reference::Item { type_key, id } => match repo::type_of(tx, id).await? {
                     Some(t) if t == type_key => {}
                     Some(t) => self.error(field, format!("item {id} is a `{t}`, not a `{type_key}`")),
@@ -272,7 +277,13 @@ impl Service {
         }
     }
 
-    fn require(&self, caller: &Caller, type_key: &str, funnel: Option<&str>, need: Access) -> ServiceResult<()> {
+    pub(super) fn require(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: Option<&str>,
+        need: Access,
+    ) -> ServiceResult<()> {
         if caller.principal.access(type_key, funnel) >= need {
             return Ok(());
         }

@@ -20,15 +20,19 @@ pub(crate) mod defaults {
     }
 }
 
+pub mod assignees;
 pub mod auth;
 pub mod catalog;
 pub mod events;
+pub mod files;
 pub mod items;
 pub mod list;
+pub mod notifications;
 pub mod people;
 pub mod plugins;
 pub mod robots;
 pub mod schedules;
+pub mod tasks;
 pub mod triggers;
 pub mod webhooks;
 
@@ -56,6 +60,9 @@ pub enum ServiceError {
     /// The request conflicts with the current state (duplicate key, item in use, ...).
     #[error("{0}")]
     Conflict(String),
+    /// The input is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
     /// `If-Match` named another version than the current one.
     #[error("the item changed: version {current} is current")]
     PreconditionFailed {
@@ -127,12 +134,15 @@ pub struct Service {
     signals: crate::automation::Signals,
     catalog: RwLock<Option<(i64, Arc<Catalog>)>>,
     principals: Mutex<HashMap<String, (i64, Arc<Principal>)>>,
+    /// The host's data folder (the file store lives in `files/` under it).
+    data_dir: std::path::PathBuf,
 }
 
 impl Service {
-    /// Wraps a migrated store and the plugin runtimes.
-    pub fn new(store: Store, runtime: Arc<crate::runtime::registry::Runtime>) -> Service {
+    /// Wraps a migrated store, the plugin runtimes and the data folder.
+    pub fn new(store: Store, runtime: Arc<crate::runtime::registry::Runtime>, data_dir: std::path::PathBuf) -> Service {
         Service {
+            data_dir,
             store,
             runtime,
             signals: Default::default(),

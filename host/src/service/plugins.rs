@@ -116,7 +116,7 @@ impl Service {
                 Ok(_) => {}
                 Err(_) => errors.push(FieldError::new(
                     format!("manifest.capabilities[{i}]"),
-                    format!("unknown capability `{name}`; use items:read, items:write, kv or notify"),
+                    format!("unknown capability `{name}`; use items:read, items:write, kv, notify or tasks:write"),
                 )),
             }
         }
@@ -178,7 +178,11 @@ impl Service {
                         version: manifest.version,
                         kind: manifest.kind.as_str().to_string(),
                         world: manifest.world,
-                        capabilities: vec![Capability::ItemsWrite],
+                        capabilities: manifest
+                            .capabilities
+                            .iter()
+                            .filter_map(|c| serde_json::from_value(serde_json::Value::String(c.clone())).ok())
+                            .collect(),
                         limits: manifest.limits,
                         sha256,
                         builtin: true,

@@ -288,7 +288,7 @@ impl Service {
                     errors.push(FieldError::new(format!("config.{}", e.field), e.message));
                 }
             }
-            TriggerRule::ResponsibleChanged { .. } | TriggerRule::Webhook => {}
+            TriggerRule::ResponsibleChanged { .. } | TriggerRule::TaskCompleted { .. } | TriggerRule::Webhook => {}
         }
         if let Some(condition) = &trigger.condition
             && let Err(e) = super::robots::check_condition(&self.runtime.rhai, condition)

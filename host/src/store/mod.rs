@@ -3,16 +3,19 @@
 //! portable types (BIGINT, TEXT); the few dialect differences go through [`Dialect`].
 
 pub mod catalog;
+pub mod files;
 mod group_commit;
 pub mod idempotency;
 pub mod items;
 pub mod jobs;
 pub mod journal;
+pub mod notifications;
 pub mod outbox;
 pub mod people;
 pub mod plugins;
 pub mod robots;
 pub mod schedules;
+pub mod tasks;
 pub mod triggers;
 mod tx;
 pub mod webhooks;
@@ -50,6 +53,14 @@ pub enum StoreError {
     /// A database call failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A file of the file store could not be read or written.
+    #[error("file store: {path}: {source}")]
+    File {
+        /// The file or folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

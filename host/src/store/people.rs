@@ -328,3 +328,14 @@ pub enum PeopleTable {
     /// `departments`.
     Departments,
 }
+
+/// The active users holding the role `key`, by id.
+pub async fn users_with_role(pool: &AnyPool, key: &str) -> StoreResult<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id
+         WHERE r.key = $1 AND u.active = 1 ORDER BY u.id",
+    )
+    .bind(key)
+    .fetch_all(pool)
+    .await?)
+}

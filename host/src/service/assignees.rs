@@ -1,0 +1,149 @@
+//! Who does a piece of work: a named user, the holders of a role, or a person related to the
+//! item (its responsible, or the head of the responsible's department — the case's "head of
+//! sales"). Tasks, robots and business-process steps all resolve assignees here.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::model::item::Item;
+
+/// A person related to an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Relation {
+    /// The item's responsible user.
+    Responsible,
+    /// The head of the responsible's department (or of the department above, when the
+    /// responsible heads their own).
+    DepartmentHead,
+}
+
+/// An assignee as configured: `{"user": 5}`, `{"role": "production"}` or
+/// `{"relation": "responsible" | "department-head"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Assignee {
+    /// A named user.
+    User {
+        /// User id.
+        user: i64,
+    },
+    /// Every active holder of a role (for one task: the least busy of them).
+    Role {
+        /// Role key.
+        role: String,
+    },
+    /// A person related to the item.
+    Relation {
+        /// Which relation.
+        relation: Relation,
+    },
+}
+
+impl Assignee {
+    /// Reads an assignee from JSON, naming `field` when it is not one.
+    pub fn from_json(field: &str, value: &serde_json::Value) -> ServiceResult<Assignee> {
+        serde_json::from_value(value.clone()).map_err(|_| {
+            ServiceError::invalid(
+                field,
+                "expected {\"user\": id}, {\"role\": key} or {\"relation\": \"responsible\" | \"department-head\"}",
+            )
+        })
+    }
+}
+
+impl Service {
+    /// The active users an assignee names, for `item` (needed by relations). Fails with a
+    /// validation error naming `field` when it names nobody.
+    pub async fn resolve_assignee(
+        &self,
+        field: &str,
+        assignee: &Assignee,
+        item: Option<&Item>,
+    ) -> ServiceResult<Vec<i64>> {
+        let reader = self.store.reader();
+        let nobody = |why: String| ServiceError::invalid(field, why);
+        match assignee {
+            Assignee::User { user } => match crate::store::people::get_user(reader, *user).await? {
+                Some(u) if u.active => Ok(vec![u.id]),
+                Some(_) => Err(nobody(format!("user {user} is inactive"))),
+                None => Err(nobody(format!("no user {user}"))),
+            },
+            Assignee::Role { role } => {
+                let users = crate::store::people::users_with_role(reader, role).await?;
+                if users.is_empty() { Err(nobody(format!("no active user has the role `{role}`"))) } else { Ok(users) }
+            }
+            Assignee::Relation { relation } => {
+                let item = item.ok_or_else(|| nobody("a relation needs an item to relate to".into()))?;
+                let responsible =
+                    item.responsible.ok_or_else(|| nobody(format!("item {} has no responsible user", item.id)))?;
+                match relation {
+                    Relation::Responsible => Ok(vec![responsible]),
+                    Relation::DepartmentHead => {
+                        self.department_head_of(responsible).await?.map(|h| vec![h]).ok_or_else(|| {
+                            nobody(format!("the responsible user {responsible} has no department head above them"))
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// One user for a single piece of work: the only one named, or the least busy of several.
+    pub async fn resolve_one_assignee(
+        &self,
+        field: &str,
+        assignee: &Assignee,
+        item: Option<&Item>,
+    ) -> ServiceResult<i64> {
+        let users = self.resolve_assignee(field, assignee, item).await?;
+        if let [one] = users.as_slice() {
+            return Ok(*one);
+        }
+        let mut conn = self.store.reader().acquire().await?;
+        crate::store::tasks::least_busy(&mut conn, &users)
+            .await?
+            .ok_or_else(|| ServiceError::invalid(field, "nobody active to assign"))
+    }
+
+    /// The head of `user`'s department; when `user` heads it, the head of the nearest
+    /// department above with another head.
+    async fn department_head_of(&self, user: i64) -> ServiceResult<Option<i64>> {
+        let reader = self.store.reader();
+        let Some(department) = crate::store::people::get_user(reader, user).await?.and_then(|u| u.department) else {
+            return Ok(None);
+        };
+        let departments = crate::store::people::list_departments(reader).await?;
+        let mut current = Some(department);
+        // The tree has no cycles, but a bound keeps a corrupt one from looping.
+        for _ in 0..departments.len() {
+            let Some(d) = current.and_then(|id| departments.iter().find(|d| d.id == id)) else { break };
+            match d.head {
+                Some(head) if head != user => return Ok(Some(head)),
+                _ => current = d.parent,
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn assignee_shapes() {
+        assert_eq!(Assignee::from_json("a", &json!({"user": 3})).ok(), Some(Assignee::User { user: 3 }));
+        assert_eq!(
+            Assignee::from_json("a", &json!({"role": "production"})).ok(),
+            Some(Assignee::Role { role: "production".into() })
+        );
+        assert_eq!(
+            Assignee::from_json("a", &json!({"relation": "department-head"})).ok(),
+            Some(Assignee::Relation { relation: Relation::DepartmentHead })
+        );
+        assert!(Assignee::from_json("a", &json!({"relation": "boss"})).is_err());
+        assert!(Assignee::from_json("a", &json!(5)).is_err());
+    }
+}

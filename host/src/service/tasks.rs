@@ -1,0 +1,612 @@
+//! Tasks: created by people, robots (`create-task`) and processes; assigned to one responsible
+//! user (named, or resolved from a role or a relation to the linked item), followed by auditors,
+//! linked to several items, completed with a result. Every change is an event (`task.created`,
+//! `task.updated`, `task.completed`; `task.overdue` comes from the deadline watch) and the people
+//! concerned are notified.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::assignees::Assignee;
+use super::notifications::NewNotification;
+use super::{Caller, Service, ServiceError, ServiceResult};
+use crate::model::FieldError;
+use crate::model::event::EventKind;
+use crate::model::item::{Item, ItemRef};
+use crate::model::task::{ChecklistEntry, MAX_LIST, MAX_TEXT, MAX_TITLE, Task, TaskStatus};
+use crate::model::time::{Micros, now_micros, parse_rfc3339, to_rfc3339};
+use crate::store::Tx;
+use crate::store::outbox::{self, NewEvent};
+use crate::store::tasks::{self as repo, TaskFilter, TaskRow};
+
+/// `POST /tasks` body (and the `tasks.create` host call's input).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRequest {
+    /// Title, 1 to 500 characters.
+    pub title: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Who does it: a user id, or an assignee (`{"user": id}`, `{"role": key}`,
+    /// `{"relation": "responsible" | "department-head"}` of the first linked item). Default: the
+    /// caller.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub responsible: Option<Value>,
+    /// Deadline, RFC 3339.
+    #[serde(default)]
+    pub deadline: Option<String>,
+    /// Deadline as seconds from now (instead of `deadline`).
+    #[serde(default)]
+    pub deadline_in_s: Option<i64>,
+    /// Items it is about.
+    #[serde(default)]
+    pub links: Vec<ItemRef>,
+    /// Users who follow it.
+    #[serde(default)]
+    pub auditors: Vec<i64>,
+    /// Checklist.
+    #[serde(default)]
+    pub checklist: Vec<ChecklistEntry>,
+    /// Completion needs a result text.
+    #[serde(default)]
+    pub require_result: bool,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// `PATCH /tasks/{id}` body: present keys change; `deadline: null` removes the deadline.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatch {
+    /// Title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Responsible (as in creation).
+    #[schema(value_type = Option<Object>)]
+    pub responsible: Option<Value>,
+    /// Deadline (RFC 3339) or `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub deadline: Option<Value>,
+    /// `new`, `in_progress` or `deferred` (completion has its own call; a completed task
+    /// set back to another status is reopened).
+    pub status: Option<TaskStatus>,
+    /// Links.
+    pub links: Option<Vec<ItemRef>>,
+    /// Auditors.
+    pub auditors: Option<Vec<i64>>,
+    /// Checklist.
+    pub checklist: Option<Vec<ChecklistEntry>>,
+    /// Completion needs a result text.
+    pub require_result: Option<bool>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+}
+
+/// Keeps an explicit `null` as `Some(Value::Null)` (absent stays `None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// `GET /tasks` filters.
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    /// Tasks the caller does, created or follows.
+    pub mine: bool,
+    /// Tasks a user does.
+    pub responsible: Option<i64>,
+    /// Tasks linked to an item.
+    pub linked: Option<ItemRef>,
+    /// Statuses.
+    pub statuses: Vec<TaskStatus>,
+    /// Only overdue tasks.
+    pub overdue: bool,
+}
+
+/// The checks shared by creation and change, collecting every problem.
+#[derive(Default)]
+struct Checks(Vec<FieldError>);
+
+impl Checks {
+    fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    fn title(&mut self, title: &str) -> String {
+        let title = title.trim();
+        if title.is_empty() || title.chars().count() > MAX_TITLE {
+            self.error("title", format!("a title of 1 to {MAX_TITLE} characters is required"));
+        }
+        title.to_string()
+    }
+
+    fn text(&mut self, field: &str, text: &str) {
+        if text.chars().count() > MAX_TEXT {
+            self.error(field, format!("at most {MAX_TEXT} characters"));
+        }
+    }
+
+    fn list_len(&mut self, field: &str, len: usize) {
+        if len > MAX_LIST {
+            self.error(field, format!("at most {MAX_LIST} entries"));
+        }
+    }
+
+    fn checklist(&mut self, checklist: &[ChecklistEntry]) {
+        self.list_len("checklist", checklist.len());
+        for (i, entry) in checklist.iter().enumerate() {
+            if entry.text.trim().is_empty() || entry.text.chars().count() > 1_000 {
+                self.error(format!("checklist[{i}].text"), "a text of 1 to 1,000 characters is required");
+            }
+        }
+    }
+
+    fn tags(&mut self, tags: &[String]) {
+        self.list_len("tags", tags.len());
+        for (i, tag) in tags.iter().enumerate() {
+            if tag.trim().is_empty() || tag.chars().count() > 64 {
+                self.error(format!("tags[{i}]"), "a tag of 1 to 64 characters is required");
+            }
+        }
+    }
+
+    fn deadline(&mut self, value: Option<&str>, in_s: Option<i64>, now: Micros) -> Option<Micros> {
+        match (value, in_s) {
+            (Some(_), Some(_)) => {
+                self.error("deadline", "give `deadline` or `deadline_in_s`, not both");
+                None
+            }
+            (Some(text), None) => {
+                let at = parse_rfc3339(text);
+                if at.is_none() {
+                    self.error("deadline", "expected an RFC 3339 time like 2026-12-01T18:00:00Z");
+                }
+                at
+            }
+            (None, Some(s)) if (0..=10 * 365 * 86_400).contains(&s) => Some(now + s * 1_000_000),
+            (None, Some(_)) => {
+                self.error("deadline_in_s", "seconds from 0 to ten years");
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn finish(self) -> ServiceResult<()> {
+        if self.0.is_empty() { Ok(()) } else { Err(ServiceError::Validation(self.0)) }
+    }
+}
+
+/// The property changes between two states of a task: `[{field, old, new}]`.
+fn diff(old: &Task, new: &Task) -> Vec<Value> {
+    let pairs = [
+        ("title", json!(old.title), json!(new.title)),
+        ("description", json!(old.description), json!(new.description)),
+        ("responsible", json!(old.responsible), json!(new.responsible)),
+        ("status", json!(old.status), json!(new.status)),
+        ("deadline", json!(old.deadline), json!(new.deadline)),
+        ("links", json!(old.links), json!(new.links)),
+        ("auditors", json!(old.auditors), json!(new.auditors)),
+        ("checklist", json!(old.checklist), json!(new.checklist)),
+        ("require_result", json!(old.require_result), json!(new.require_result)),
+        ("tags", json!(old.tags), json!(new.tags)),
+        ("result", json!(old.result), json!(new.result)),
+    ];
+    pairs.into_iter().filter(|(_, a, b)| a != b).map(|(f, a, b)| json!({"field": f, "old": a, "new": b})).collect()
+}
+
+impl Service {
+    /// Creates a task; its responsible is notified (unless they created it).
+    pub async fn create_task(&self, caller: &Caller, input: TaskRequest) -> ServiceResult<Task> {
+        let mut tx = self.store.begin().await?;
+        let task = self.create_task_in(&mut tx, caller, input).await?;
+        tx.commit().await?;
+        self.task_committed(task.deadline.is_some());
+        Ok(task)
+    }
+
+    /// Tells the event readers, and the deadline watch when a deadline was set.
+    fn task_committed(&self, deadline: bool) {
+        self.committed();
+        if deadline {
+            self.signals().deadlines.notify_one();
+        }
+    }
+
+    /// The same inside `tx` (robots and processes create tasks with their other writes).
+    pub async fn create_task_in(&self, tx: &mut Tx, caller: &Caller, input: TaskRequest) -> ServiceResult<Task> {
+        let now = now_micros();
+        let mut checks = Checks::default();
+        let title = checks.title(&input.title);
+        checks.text("description", &input.description);
+        checks.checklist(&input.checklist);
+        checks.tags(&input.tags);
+        checks.list_len("auditors", input.auditors.len());
+        let deadline = checks.deadline(input.deadline.as_deref(), input.deadline_in_s, now);
+        let links = self.check_links(tx, caller, &input.links, &mut checks).await?;
+        let auditors = self.check_users("auditors", &input.auditors, &mut checks).await?;
+        let responsible = match self.task_responsible(caller, input.responsible.as_ref(), links.first()).await {
+            Ok(r) => r,
+            Err(ServiceError::Validation(errors)) => {
+                checks.0.extend(errors);
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        checks.finish()?;
+        let mut task = Task {
+            id: 0,
+            title,
+            description: input.description.trim().to_string(),
+            status: TaskStatus::New,
+            responsible,
+            creator: caller.actor.clone(),
+            auditors,
+            deadline: deadline.map(to_rfc3339),
+            overdue: false,
+            require_result: input.require_result,
+            result: None,
+            checklist: input.checklist,
+            tags: input.tags.iter().map(|t| t.trim().to_string()).collect(),
+            links: links.iter().map(|i| ItemRef { type_key: i.type_key.clone(), id: i.id }).collect(),
+            created_at: to_rfc3339(now),
+            updated_at: to_rfc3339(now),
+            completed_at: None,
+            version: 1,
+        };
+        let row = TaskRow { task: &task, deadline, overdue_at: None, completed_at: None };
+        task.id = repo::insert(tx, &row, now).await?;
+        task.overdue = deadline.is_some_and(|d| d <= now);
+        self.record_task_event(tx, caller, EventKind::TaskCreated, json!({ "task": task }), now).await?;
+        if caller.actor.user_id() != Some(task.responsible) {
+            let text = format!("New task for you: {}", task.title);
+            self.notify_task(tx, caller, &task, task.responsible, "task-assigned", text).await?;
+        }
+        Ok(task)
+    }
+
+    /// A task the caller may see: theirs (responsible, creator, auditor), one linked to an item
+    /// they may read, or any for an administrator.
+    pub async fn get_task(&self, caller: &Caller, id: i64) -> ServiceResult<Task> {
+        let mut conn = self.store.reader().acquire().await?;
+        let task = repo::get(&mut conn, id, now_micros()).await?;
+        match task {
+            Some(task) if self.may_see_task(caller, &task).await? => Ok(task),
+            _ => Err(ServiceError::NotFound(format!("no task {id}"))),
+        }
+    }
+
+    async fn may_see_task(&self, caller: &Caller, task: &Task) -> ServiceResult<bool> {
+        let user = caller.principal.user_id;
+        if caller.principal.is_admin || task.responsible == user || task.creator.user_id() == Some(user) {
+            return Ok(true);
+        }
+        if task.auditors.contains(&user) {
+            return Ok(true);
+        }
+        for link in &task.links {
+            if self.get_item(caller, &link.type_key, link.id).await.is_ok() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Tasks matching `query`, by id. Others than administrators see their own tasks, or every
+    /// task of an item they may read when they filter by it.
+    pub async fn list_tasks(
+        &self,
+        caller: &Caller,
+        query: TaskQuery,
+        after: i64,
+        limit: i64,
+    ) -> ServiceResult<(Vec<Task>, Option<i64>)> {
+        let user = caller.principal.user_id;
+        let mut filter = TaskFilter {
+            participant: query.mine.then_some(user),
+            responsible: query.responsible,
+            linked: query.linked.clone(),
+            statuses: query.statuses,
+            overdue: query.overdue,
+        };
+        if !caller.principal.is_admin && filter.participant.is_none() {
+            let readable = match &query.linked {
+                Some(item) => self.get_item(caller, &item.type_key, item.id).await.is_ok(),
+                None => false,
+            };
+            if !readable {
+                filter.participant = Some(user);
+            }
+        }
+        let mut conn = self.store.reader().acquire().await?;
+        let mut tasks = repo::list(&mut conn, &filter, now_micros(), after, limit).await?;
+        let next = super::items::page_cursor(&mut tasks, limit, |t| t.id);
+        Ok((tasks, next))
+    }
+
+    /// Changes a task (its creator, responsible or an administrator).
+    pub async fn update_task(&self, caller: &Caller, id: i64, patch: TaskPatch) -> ServiceResult<Task> {
+        let old = self.task_for_change(caller, id).await?;
+        let now = now_micros();
+        let mut task = old.clone();
+        let mut checks = Checks::default();
+        if let Some(title) = &patch.title {
+            task.title = checks.title(title);
+        }
+        if let Some(description) = &patch.description {
+            checks.text("description", description);
+            task.description = description.trim().to_string();
+        }
+        let mut tx = self.store.begin().await?;
+        if let Some(links) = &patch.links {
+            let items = self.check_links(&mut tx, caller, links, &mut checks).await?;
+            task.links = items.iter().map(|i| ItemRef { type_key: i.type_key.clone(), id: i.id }).collect();
+        }
+        if let Some(responsible) = &patch.responsible {
+            let first = match task.links.first() {
+                Some(l) => self.get_item(&Caller::automation(caller.actor.clone(), 0), &l.type_key, l.id).await.ok(),
+                None => None,
+            };
+            match self.task_responsible(caller, Some(responsible), first.as_ref()).await {
+                Ok(r) => task.responsible = r,
+                Err(ServiceError::Validation(errors)) => checks.0.extend(errors),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut deadline = repo::deadline_of(&old);
+        if let Some(value) = &patch.deadline {
+            deadline = match value {
+                Value::Null => None,
+                Value::String(text) => checks.deadline(Some(text), None, now),
+                _ => {
+                    checks.error("deadline", "expected an RFC 3339 time or null");
+                    None
+                }
+            };
+            task.deadline = deadline.map(to_rfc3339);
+        }
+        match patch.status {
+            Some(TaskStatus::Completed) => {
+                checks.error("status", "complete a task with POST /tasks/{id}/complete (it checks the result)")
+            }
+            Some(status) => {
+                if old.status == TaskStatus::Completed {
+                    task.result = None;
+                    task.completed_at = None;
+                }
+                task.status = status;
+            }
+            None => {}
+        }
+        if let Some(auditors) = &patch.auditors {
+            checks.list_len("auditors", auditors.len());
+            task.auditors = self.check_users("auditors", auditors, &mut checks).await?;
+        }
+        if let Some(checklist) = patch.checklist {
+            checks.checklist(&checklist);
+            task.checklist = checklist;
+        }
+        if let Some(require) = patch.require_result {
+            task.require_result = require;
+        }
+        if let Some(tags) = patch.tags {
+            checks.tags(&tags);
+            task.tags = tags.iter().map(|t| t.trim().to_string()).collect();
+        }
+        checks.finish()?;
+        let changes = diff(&old, &task);
+        if changes.is_empty() {
+            return Ok(old);
+        }
+        task.version += 1;
+        task.updated_at = to_rfc3339(now);
+        task.overdue = task.status != TaskStatus::Completed && deadline.is_some_and(|d| d <= now);
+        // A new deadline, or a reopened task, is watched again.
+        let rewatch = patch.deadline.is_some() || (old.status == TaskStatus::Completed && task.status != old.status);
+        let overdue_at = if rewatch { None } else { self.overdue_mark(id).await? };
+        let completed_at = task.completed_at.as_deref().and_then(parse_rfc3339);
+        let row = TaskRow { task: &task, deadline, overdue_at, completed_at };
+        if !repo::update(&mut tx, &row, now).await? {
+            return Err(ServiceError::Conflict(format!("task {id} changed meanwhile; read it again")));
+        }
+        let payload = json!({ "task": task, "changes": changes });
+        self.record_task_event(&mut tx, caller, EventKind::TaskUpdated, payload, now).await?;
+        if task.responsible != old.responsible && caller.actor.user_id() != Some(task.responsible) {
+            let text = format!("Task assigned to you: {}", task.title);
+            self.notify_task(&mut tx, caller, &task, task.responsible, "task-assigned", text).await?;
+        }
+        tx.commit().await?;
+        self.task_committed(rewatch);
+        Ok(task)
+    }
+
+    /// Completes a task (its responsible, its creator or an administrator) with a result,
+    /// required when the task says so. Its creator is notified.
+    pub async fn complete_task(&self, caller: &Caller, id: i64, result: Option<String>) -> ServiceResult<Task> {
+        let mut tx = self.store.begin().await?;
+        let task = self.complete_task_in(&mut tx, caller, id, result).await?;
+        tx.commit().await?;
+        self.task_committed(false);
+        Ok(task)
+    }
+
+    /// The same inside `tx`.
+    pub async fn complete_task_in(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        id: i64,
+        result: Option<String>,
+    ) -> ServiceResult<Task> {
+        let old = self.task_for_change(caller, id).await?;
+        if old.status == TaskStatus::Completed {
+            return Err(ServiceError::Conflict(format!("task {id} is already completed")));
+        }
+        let result = result.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        let mut checks = Checks::default();
+        if let Some(text) = &result {
+            checks.text("result", text);
+        } else if old.require_result {
+            checks.error("result", "this task needs a result to be completed");
+        }
+        checks.finish()?;
+        let now = now_micros();
+        let mut task = old.clone();
+        task.status = TaskStatus::Completed;
+        task.result = result;
+        task.completed_at = Some(to_rfc3339(now));
+        task.updated_at = to_rfc3339(now);
+        task.overdue = false;
+        task.version += 1;
+        let overdue_at = self.overdue_mark(id).await?;
+        let row = TaskRow { task: &task, deadline: repo::deadline_of(&task), overdue_at, completed_at: Some(now) };
+        if !repo::update(tx, &row, now).await? {
+            return Err(ServiceError::Conflict(format!("task {id} changed meanwhile; read it again")));
+        }
+        self.record_task_event(tx, caller, EventKind::TaskCompleted, json!({ "task": task }), now).await?;
+        if let Some(creator) = task.creator.user_id()
+            && caller.actor.user_id() != Some(creator)
+        {
+            let text = format!("Task completed: {}", task.title);
+            self.notify_task(tx, caller, &task, creator, "task-completed", text).await?;
+        }
+        Ok(task)
+    }
+
+    /// When the deadline watch marked a task overdue (kept across changes that keep the deadline).
+    async fn overdue_mark(&self, id: i64) -> ServiceResult<Option<Micros>> {
+        let mut conn = self.store.reader().acquire().await?;
+        Ok(repo::watch_state(&mut conn, id).await?.and_then(|(_, overdue_at)| overdue_at))
+    }
+
+    /// Loads a task the caller may change: its responsible, its creator, or an administrator.
+    async fn task_for_change(&self, caller: &Caller, id: i64) -> ServiceResult<Task> {
+        let task = self.get_task(caller, id).await?;
+        let user = caller.principal.user_id;
+        if caller.principal.is_admin || task.responsible == user || task.creator.user_id() == Some(user) {
+            Ok(task)
+        } else {
+            Err(ServiceError::Forbidden(format!(
+                "only the responsible, the creator or an administrator may change task {id}"
+            )))
+        }
+    }
+
+    /// The linked items, each existing and readable by the caller; problems go to `checks`.
+    async fn check_links(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        links: &[ItemRef],
+        checks: &mut Checks,
+    ) -> ServiceResult<Vec<Item>> {
+        checks.list_len("links", links.len());
+        let mut items: Vec<Item> = Vec::new();
+        for (i, link) in links.iter().enumerate() {
+            if items.iter().any(|it| it.type_key == link.type_key && it.id == link.id) {
+                continue;
+            }
+            match self.load_item_in(tx, caller, &link.type_key, link.id).await {
+                Ok(item) if item.type_key == link.type_key => items.push(item),
+                Ok(_) | Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => {
+                    checks.error(format!("links[{i}]"), format!("no `{}` item {}", link.type_key, link.id))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(items)
+    }
+
+    /// The listed users, each existing and active, without repeats.
+    async fn check_users(&self, field: &str, users: &[i64], checks: &mut Checks) -> ServiceResult<Vec<i64>> {
+        let mut out: Vec<i64> = Vec::new();
+        for (i, id) in users.iter().enumerate() {
+            match crate::store::people::get_user(self.store.reader(), *id).await? {
+                Some(u) if u.active => {
+                    if !out.contains(id) {
+                        out.push(*id)
+                    }
+                }
+                _ => checks.error(format!("{field}[{i}]"), format!("no active user {id}")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The responsible user of a task: a user id, an assignee resolved for `item`, or the
+    /// caller when none is given.
+    async fn task_responsible(
+        &self,
+        caller: &Caller,
+        value: Option<&Value>,
+        item: Option<&Item>,
+    ) -> ServiceResult<i64> {
+        let assignee = match value {
+            None | Some(Value::Null) => match caller.actor.user_id() {
+                Some(user) => Assignee::User { user },
+                None => return Err(ServiceError::invalid("responsible", "automation must name the responsible")),
+            },
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(user) => Assignee::User { user },
+                None => return Err(ServiceError::invalid("responsible", "expected a user id")),
+            },
+            Some(other) => Assignee::from_json("responsible", other)?,
+        };
+        self.resolve_one_assignee("responsible", &assignee, item).await
+    }
+
+    async fn record_task_event(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        kind: EventKind,
+        payload: Value,
+        now: Micros,
+    ) -> ServiceResult<()> {
+        let event =
+            NewEvent { kind, type_key: None, item_id: None, actor: &caller.actor, depth: caller.depth, payload };
+        outbox::record(tx, &event, now).await?;
+        Ok(())
+    }
+
+    /// Notifies `user` about `task` (about its first linked item).
+    async fn notify_task(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        task: &Task,
+        user: i64,
+        kind: &'static str,
+        text: String,
+    ) -> ServiceResult<()> {
+        let new =
+            NewNotification { user, kind, text, about: task.links.first().cloned(), data: json!({ "task": task.id }) };
+        self.notify_in(tx, caller, new).await.map(drop)
+    }
+
+    /// Marks the tasks whose deadline passed overdue, each with a `task.overdue` event and a
+    /// notification to its responsible; returns how many (at most `limit`).
+    pub async fn mark_overdue_tasks(&self, limit: i64) -> ServiceResult<usize> {
+        let now = now_micros();
+        let mut tx = self.store.begin().await?;
+        let ids = repo::mark_overdue(&mut tx, now, limit).await?;
+        let system = Caller::automation(crate::model::actor::Actor::System, 0);
+        for id in &ids {
+            let Some(task) = repo::get(tx.connection().await?, *id, now).await? else { continue };
+            self.record_task_event(&mut tx, &system, EventKind::TaskOverdue, json!({ "task": task }), now).await?;
+            let text = format!("Task overdue: {}", task.title);
+            if let Err(e) = self.notify_task(&mut tx, &system, &task, task.responsible, "task-overdue", text).await {
+                tracing::warn!(task = id, error = %e, "could not notify about an overdue task");
+            }
+        }
+        tx.commit().await?;
+        if !ids.is_empty() {
+            self.committed();
+        }
+        Ok(ids.len())
+    }
+}
