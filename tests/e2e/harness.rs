@@ -187,6 +187,23 @@ impl Server {
         }
     }
 
+    /// Another host on this server's database (PostgreSQL), with its own data directory and
+    /// the same administrator token.
+    pub fn second_host(&self) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut server = Server {
+            child: None,
+            base: String::new(),
+            admin: self.admin.clone(),
+            database: self.database.clone(),
+            dir: temp.path().to_path_buf(),
+            _temp: Some(temp),
+            http: reqwest::Client::new(),
+        };
+        server.launch(false);
+        server
+    }
+
     /// Starts the binary again on the same database after a crash.
     pub fn start_again(&mut self) {
         self.launch(false);

@@ -5,6 +5,7 @@ mod harness;
 
 mod access;
 mod catalog;
+mod hosts;
 mod idempotency;
 mod items;
 mod listing;
