@@ -79,6 +79,26 @@ async fn task_lifecycle(backend: Backend) {
         .await
         .problem(404, "not-found");
 
+    // Reading a deal is not enough to link a task to it (a completed task may move it).
+    s.post("/api/v1/roles", json!({"key": "reader", "permissions": [{"type": "deal", "access": "read"}]}))
+        .await
+        .ok(201);
+    let (_, reader_token) = s.user_with_roles("reader@example.com", &["reader"]).await;
+    let p = s
+        .call_as(
+            &reader_token,
+            Method::POST,
+            "/api/v1/tasks",
+            Some(json!({"title": "Mine", "links": [{"type": "deal", "id": deal}]})),
+        )
+        .await
+        .problem(422, "validation-failed");
+    assert_eq!(Reply::error_fields(&p), vec!["links[0]"]);
+    // The responsible may not loosen the task's terms.
+    s.call_as(&anna_token, Method::PATCH, &format!("/api/v1/tasks/{id}"), Some(json!({"require_result": false})))
+        .await
+        .problem(403, "forbidden");
+
     // Anna works on it.
     let patched = s
         .call_as(&anna_token, Method::PATCH, &format!("/api/v1/tasks/{id}"), Some(json!({"status": "in_progress"})))
@@ -220,6 +240,10 @@ async fn deadlines_go_overdue_on_time(backend: Backend) {
     let overdue = s.get("/api/v1/tasks?overdue=true").await.ok(200);
     assert_eq!(overdue["items"][0]["id"], id);
     assert_eq!(overdue["items"][0]["overdue"], true);
+    // Sending the same deadline again with another change does not make it overdue twice.
+    let same = overdue["items"][0]["deadline"].clone();
+    s.patch(&format!("/api/v1/tasks/{id}"), json!({"title": "Quick!", "deadline": same})).await.ok(200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(event_kinds(&s).await.iter().filter(|k| *k == "task.overdue").count(), 1);
 
     // A deadline passing while the host is down is noted at start, once.

@@ -131,6 +131,7 @@ async fn download_file(
         .header(header::CONTENT_TYPE, file.content_type.as_str())
         .header(header::CONTENT_DISPOSITION, disposition)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'")
         .body(Body::from(bytes))
         .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }

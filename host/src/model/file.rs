@@ -48,16 +48,20 @@ pub fn safe_name(name: &str) -> String {
 }
 
 /// The media type to serve a file with: the uploader's when it is a well-formed `type/subtype`,
-/// else one guessed from the name, else `application/octet-stream`.
+/// else one guessed from the name, else `application/octet-stream`; types a browser would run
+/// (HTML, SVG, XML, scripts) become `application/octet-stream`.
 pub fn content_type(given: Option<&str>, name: &str) -> String {
     let well_formed = |t: &str| {
         let token = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c));
         t.len() <= 100 && t.split_once('/').is_some_and(|(a, b)| token(a) && token(b))
     };
-    match given.map(|g| g.split(';').next().unwrap_or("").trim().to_ascii_lowercase()) {
+    let chosen = match given.map(|g| g.split(';').next().unwrap_or("").trim().to_ascii_lowercase()) {
         Some(t) if well_formed(&t) && t != "application/octet-stream" => t,
         _ => mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream").to_string(),
-    }
+    };
+    // Types a browser would run as a page or script are served as plain bytes.
+    let active = ["html", "xml", "svg", "javascript", "ecmascript", "xhtml"];
+    if active.iter().any(|a| chosen.contains(a)) { "application/octet-stream".to_string() } else { chosen }
 }
 
 #[cfg(test)]
@@ -83,5 +87,7 @@ mod tests {
         assert_eq!(content_type(None, "photo.png"), "image/png");
         assert_eq!(content_type(Some("application/octet-stream"), "photo.png"), "image/png");
         assert_eq!(content_type(None, "noext"), "application/octet-stream");
+        assert_eq!(content_type(Some("text/html"), "x.html"), "application/octet-stream");
+        assert_eq!(content_type(None, "x.svg"), "application/octet-stream");
     }
 }

@@ -26,6 +26,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ServiceError + '_ {
 pub struct Upload {
     file: Option<tokio::fs::File>,
     path: PathBuf,
+    /// Moved into the store: nothing to remove.
+    kept: bool,
     hasher: Sha256,
     size: u64,
 }
@@ -45,7 +47,7 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if !self.kept {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -68,13 +70,23 @@ impl Service {
         self.data_dir.join("files")
     }
 
+    /// Removes staging files a stopped host left behind (call before serving).
+    pub async fn clear_staging(&self) -> ServiceResult<()> {
+        let staging = self.files_root().join("staging");
+        match tokio::fs::remove_dir_all(&staging).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&staging)(e)),
+        }
+    }
+
     /// Starts receiving an upload.
     pub async fn begin_upload(&self) -> ServiceResult<Upload> {
         let staging = self.files_root().join("staging");
         tokio::fs::create_dir_all(&staging).await.map_err(io_error(&staging))?;
         let path = staging.join(format!("{}.part", super::auth::random_secret()));
         let file = tokio::fs::File::create(&path).await.map_err(io_error(&path))?;
-        Ok(Upload { file: Some(file), path, hasher: Sha256::new(), size: 0 })
+        Ok(Upload { file: Some(file), path, kept: false, hasher: Sha256::new(), size: 0 })
     }
 
     /// Keeps a received upload and records it, attached to an item when asked (the caller
@@ -101,6 +113,7 @@ impl Service {
         tokio::fs::create_dir_all(&folder).await.map_err(io_error(&folder))?;
         // Same bytes, same name: the rename replaces them with themselves.
         tokio::fs::rename(&upload.path, &target).await.map_err(io_error(&target))?;
+        upload.kept = true;
         let now = now_micros();
         let mut stored = StoredFile {
             id: 0,

@@ -29,8 +29,9 @@ pub struct NewNotification {
 }
 
 impl Service {
-    /// Writes a notification inside `tx`, with its event. The recipient must be an active user.
-    pub async fn notify_in(&self, tx: &mut Tx, caller: &Caller, new: NewNotification) -> ServiceResult<i64> {
+    /// Writes a notification inside `tx`, with its event; returns its id, or `None` when the
+    /// recipient is inactive (nothing is written). An unknown recipient is an error.
+    pub async fn notify_in(&self, tx: &mut Tx, caller: &Caller, new: NewNotification) -> ServiceResult<Option<i64>> {
         let text = new.text.trim();
         if text.is_empty() || text.chars().count() > MAX_TEXT {
             return Err(ServiceError::invalid(
@@ -40,7 +41,9 @@ impl Service {
         }
         match crate::store::people::get_user(self.store.reader(), new.user).await? {
             Some(user) if user.active => {}
-            _ => return Err(ServiceError::invalid("user", format!("no active user {}", new.user))),
+            // Someone who left is not written to; the change that would notify them goes on.
+            Some(_) => return Ok(None),
+            None => return Err(ServiceError::invalid("user", format!("no user {}", new.user))),
         }
         let now = now_micros();
         let mut notification = Notification {
@@ -63,7 +66,7 @@ impl Service {
             payload: json!({ "notification": notification }),
         };
         outbox::record(tx, &event, now).await?;
-        Ok(notification.id)
+        Ok(Some(notification.id))
     }
 
     /// The caller's notifications, newest first; only unread ones when `unread`.

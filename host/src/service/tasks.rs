@@ -11,6 +11,7 @@ use super::assignees::Assignee;
 use super::notifications::NewNotification;
 use super::{Caller, Service, ServiceError, ServiceResult};
 use crate::model::FieldError;
+use crate::model::access::Access;
 use crate::model::event::EventKind;
 use crate::model::item::{Item, ItemRef};
 use crate::model::task::{ChecklistEntry, MAX_LIST, MAX_TEXT, MAX_TITLE, Task, TaskStatus};
@@ -258,7 +259,7 @@ impl Service {
             completed_at: None,
             version: 1,
         };
-        let row = TaskRow { task: &task, deadline, overdue_at: None, completed_at: None };
+        let row = TaskRow { task: &task, deadline, rewatch: true, completed_at: None };
         task.id = repo::insert(tx, &row, now).await?;
         task.overdue = deadline.is_some_and(|d| d <= now);
         self.record_task_event(tx, caller, EventKind::TaskCreated, json!({ "task": task }), now).await?;
@@ -331,6 +332,17 @@ impl Service {
     /// Changes a task (its creator, responsible or an administrator).
     pub async fn update_task(&self, caller: &Caller, id: i64, patch: TaskPatch) -> ServiceResult<Task> {
         let old = self.task_for_change(caller, id).await?;
+        let owner = caller.principal.is_admin || old.creator.user_id() == Some(caller.principal.user_id);
+        let terms = patch.responsible.is_some()
+            || patch.deadline.is_some()
+            || patch.auditors.is_some()
+            || patch.require_result.is_some();
+        if terms && !owner {
+            return Err(ServiceError::Forbidden(
+                "only the task's creator or an administrator may change its responsible, deadline, auditors or result rule"
+                    .into(),
+            ));
+        }
         let now = now_micros();
         let mut task = old.clone();
         let mut checks = Checks::default();
@@ -406,10 +418,10 @@ impl Service {
         task.updated_at = to_rfc3339(now);
         task.overdue = task.status != TaskStatus::Completed && deadline.is_some_and(|d| d <= now);
         // A new deadline, or a reopened task, is watched again.
-        let rewatch = patch.deadline.is_some() || (old.status == TaskStatus::Completed && task.status != old.status);
-        let overdue_at = if rewatch { None } else { self.overdue_mark(id).await? };
+        let rewatch = deadline != repo::deadline_of(&old)
+            || (old.status == TaskStatus::Completed && task.status != TaskStatus::Completed);
         let completed_at = task.completed_at.as_deref().and_then(parse_rfc3339);
-        let row = TaskRow { task: &task, deadline, overdue_at, completed_at };
+        let row = TaskRow { task: &task, deadline, rewatch, completed_at };
         if !repo::update(&mut tx, &row, now).await? {
             return Err(ServiceError::Conflict(format!("task {id} changed meanwhile; read it again")));
         }
@@ -462,8 +474,7 @@ impl Service {
         task.updated_at = to_rfc3339(now);
         task.overdue = false;
         task.version += 1;
-        let overdue_at = self.overdue_mark(id).await?;
-        let row = TaskRow { task: &task, deadline: repo::deadline_of(&task), overdue_at, completed_at: Some(now) };
+        let row = TaskRow { task: &task, deadline: repo::deadline_of(&task), rewatch: false, completed_at: Some(now) };
         if !repo::update(tx, &row, now).await? {
             return Err(ServiceError::Conflict(format!("task {id} changed meanwhile; read it again")));
         }
@@ -475,12 +486,6 @@ impl Service {
             self.notify_task(tx, caller, &task, creator, "task-completed", text).await?;
         }
         Ok(task)
-    }
-
-    /// When the deadline watch marked a task overdue (kept across changes that keep the deadline).
-    async fn overdue_mark(&self, id: i64) -> ServiceResult<Option<Micros>> {
-        let mut conn = self.store.reader().acquire().await?;
-        Ok(repo::watch_state(&mut conn, id).await?.and_then(|(_, overdue_at)| overdue_at))
     }
 
     /// Loads a task the caller may change: its responsible, its creator, or an administrator.
@@ -511,7 +516,16 @@ impl Service {
                 continue;
             }
             match self.load_item_in(tx, caller, &link.type_key, link.id).await {
-                Ok(item) if item.type_key == link.type_key => items.push(item),
+                Ok(item) if item.type_key == link.type_key => {
+                    // Linking is changing: a completed task can move the item by a trigger.
+                    if self.require(caller, &item.type_key, item.funnel.as_deref(), Access::Write).is_err() {
+                        checks.error(
+                            format!("links[{i}]"),
+                            format!("write access to `{}` item {} is required", link.type_key, link.id),
+                        );
+                    }
+                    items.push(item)
+                }
                 Ok(_) | Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => {
                     checks.error(format!("links[{i}]"), format!("no `{}` item {}", link.type_key, link.id))
                 }
@@ -596,11 +610,23 @@ impl Service {
         let ids = repo::mark_overdue(&mut tx, now, limit).await?;
         let system = Caller::automation(crate::model::actor::Actor::System, 0);
         for id in &ids {
-            let Some(task) = repo::get(tx.connection().await?, *id, now).await? else { continue };
+            let task = match repo::get(tx.connection().await?, *id, now).await {
+                Ok(Some(task)) => task,
+                Ok(None) => continue,
+                Err(e @ crate::store::StoreError::Corrupt { .. }) => {
+                    tracing::error!(task = id, error = %e, "an overdue task is unreadable; it is marked without an event");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             self.record_task_event(&mut tx, &system, EventKind::TaskOverdue, json!({ "task": task }), now).await?;
             let text = format!("Task overdue: {}", task.title);
-            if let Err(e) = self.notify_task(&mut tx, &system, &task, task.responsible, "task-overdue", text).await {
-                tracing::warn!(task = id, error = %e, "could not notify about an overdue task");
+            match self.notify_task(&mut tx, &system, &task, task.responsible, "task-overdue", text).await {
+                Ok(()) => {}
+                Err(ServiceError::Validation(_)) => {
+                    tracing::warn!(task = id, "an overdue task's responsible cannot be notified")
+                }
+                Err(e) => return Err(e),
             }
         }
         tx.commit().await?;

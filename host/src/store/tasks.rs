@@ -21,8 +21,9 @@ pub struct TaskRow<'a> {
     pub task: &'a Task,
     /// Deadline in microseconds.
     pub deadline: Option<Micros>,
-    /// When it was noted overdue; `None` while its deadline is still to be watched.
-    pub overdue_at: Option<Micros>,
+    /// Its deadline is to be watched anew (a new task, a new deadline, a reopened task): the
+    /// overdue mark is cleared. Otherwise the mark stays as the deadline watch left it.
+    pub rewatch: bool,
     /// Completion time.
     pub completed_at: Option<Micros>,
 }
@@ -177,7 +178,7 @@ pub async fn insert(tx: &mut Tx, row: &TaskRow<'_>, now: Micros) -> StoreResult<
             .bind(task.result.clone())
             .bind(serde_json::to_string(&task.checklist).unwrap_or_else(|_| "[]".into()))
             .bind(serde_json::to_string(&task.tags).unwrap_or_else(|_| "[]".into()))
-            .bind(row.overdue_at)
+            .bind(None::<i64>)
             .bind(now)
             .bind(row.completed_at),
         )
@@ -210,7 +211,8 @@ pub async fn update(tx: &mut Tx, row: &TaskRow<'_>, now: Micros) -> StoreResult<
         .write_returning(
             Statement::new(
                 "UPDATE tasks SET title = $1, description = $2, responsible_id = $3, status = $4, deadline = $5,
-                     require_result = $6, result = $7, checklist = $8, tags = $9, overdue_at = $10, updated_at = $11,
+                     require_result = $6, result = $7, checklist = $8, tags = $9,
+                     overdue_at = CASE WHEN $10 = 1 THEN NULL ELSE overdue_at END, updated_at = $11,
                      completed_at = $12, version = $13
                  WHERE id = $14 AND version = $15 RETURNING id",
             )
@@ -223,7 +225,7 @@ pub async fn update(tx: &mut Tx, row: &TaskRow<'_>, now: Micros) -> StoreResult<
             .bind(task.result.clone())
             .bind(serde_json::to_string(&task.checklist).unwrap_or_else(|_| "[]".into()))
             .bind(serde_json::to_string(&task.tags).unwrap_or_else(|_| "[]".into()))
-            .bind(row.overdue_at)
+            .bind(i64::from(row.rewatch))
             .bind(now)
             .bind(row.completed_at)
             .bind(task.version)
@@ -238,12 +240,6 @@ pub async fn update(tx: &mut Tx, row: &TaskRow<'_>, now: Micros) -> StoreResult<
     tx.defer(Statement::new("DELETE FROM task_auditors WHERE task_id = $1").bind(task.id));
     write_members(tx, task.id, task);
     Ok(true)
-}
-
-/// The deadline watch's fields of a task: its deadline and when it was noted overdue.
-pub async fn watch_state(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<(Option<Micros>, Option<Micros>)>> {
-    let row = sqlx::query("SELECT deadline, overdue_at FROM tasks WHERE id = $1").bind(id).fetch_optional(conn).await?;
-    row.map(|r| Ok((r.try_get("deadline")?, r.try_get("overdue_at")?))).transpose()
 }
 
 /// The earliest deadline still watched (of a task not completed and not yet noted overdue).
