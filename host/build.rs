@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
-const PLUGINS: [&str; 9] = [
+const PLUGINS: [&str; 10] = [
     "set_field",
     "move_to_stage",
     "add_comment",
     "create_linked_item",
     "create_task",
+    "start_process",
     "hostile",
     "noop",
     "keyword_trigger",

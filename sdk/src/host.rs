@@ -85,3 +85,11 @@ pub mod tasks {
     host_fn!(/// Creates a task from a JSON object shaped like `POST /tasks`; returns its (provisional) id.
         tasks::create => tasks_create(input: &str) -> Result<i64, Error>);
 }
+
+/// Business processes.
+pub mod processes {
+    use crate::types::{Error, ItemRef};
+
+    host_fn!(/// Starts a process on an item with parameters (a JSON object); returns its (provisional) id.
+        processes::start => processes_start(template: &str, item: &ItemRef, params: &str) -> Result<i64, Error>);
+}

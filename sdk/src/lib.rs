@@ -59,7 +59,7 @@ pub mod host;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-pub use host::{clock, items, kv, log, notify, tasks, timeline};
+pub use host::{clock, items, kv, log, notify, processes, tasks, timeline};
 pub use robot::export_robot;
 pub use robot::voronka::plugin::types;
 pub use trigger::export_trigger;

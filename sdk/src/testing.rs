@@ -48,6 +48,8 @@ pub struct MemoryHost {
     pub notifications: Vec<(i64, String)>,
     /// Tasks created: the JSON input of each.
     pub tasks: Vec<serde_json::Value>,
+    /// Processes started: (template, item, parameters).
+    pub processes: Vec<(String, ItemRef, serde_json::Value)>,
     /// What `clock::now` answers, in microseconds since the Unix epoch.
     pub now: i64,
     next_id: i64,
@@ -203,6 +205,13 @@ impl MemoryHost {
     pub(crate) fn notify_send(&mut self, user: i64, text: &str, _about: Option<&ItemRef>) -> Result<(), Error> {
         self.notifications.push((user, text.to_string()));
         Ok(())
+    }
+
+    pub(crate) fn processes_start(&mut self, template: &str, item: &ItemRef, params: &str) -> Result<i64, Error> {
+        let params: serde_json::Value =
+            serde_json::from_str(params).map_err(|e| crate::error("invalid", format!("the parameters are not JSON: {e}")))?;
+        self.processes.push((template.to_string(), item.clone(), params));
+        Ok(-(self.processes.len() as i64))
     }
 
     pub(crate) fn tasks_create(&mut self, input: &str) -> Result<i64, Error> {

@@ -10,6 +10,7 @@ mod idempotency;
 mod items;
 mod listing;
 mod people;
+mod processes;
 mod robots;
 mod server;
 mod tasks;

@@ -92,7 +92,10 @@ async fn builtin_robots_set_fields_comment_and_hand_over(backend: Backend) {
     s.post("/api/v1/types/production/fields", json!({"key":"b_size","title":"Size","kind":"string"})).await.ok(201);
     let plugins = s.get("/api/v1/plugins").await.ok(200);
     let names: Vec<&str> = plugins["items"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["add-comment", "create-linked-item", "create-task", "move-to-stage", "set-field"]);
+    assert_eq!(
+        names,
+        ["add-comment", "create-linked-item", "create-task", "move-to-stage", "set-field", "start-process"]
+    );
     s.post(ROBOTS, json!({"plugin":"set-field","config":{"fields":{"checked":true}}})).await.ok(201);
     s.post(ROBOTS, json!({"plugin":"add-comment","config":{"text":"Measuring {{item.title}} ({{item.fields.size}})"}}))
         .await
@@ -146,7 +149,7 @@ async fn uploads_are_validated(backend: Backend) {
     let missing = reqwest::multipart::Form::new().text("manifest", rhai_manifest("bad", "1.0.0", &[]).to_string());
     let r = s.request(Method::POST, "/api/v1/plugins").multipart(missing).send().await.unwrap();
     Reply::from(r).await.problem(422, "validation-failed");
-    assert_eq!(s.get("/api/v1/plugins").await.ok(200)["items"].as_array().unwrap().len(), 5, "only the built-ins");
+    assert_eq!(s.get("/api/v1/plugins").await.ok(200)["items"].as_array().unwrap().len(), 6, "only the built-ins");
     s.get("/api/v1/plugins/bad").await.problem(404, "not-found");
 
     s.upload(rhai_manifest("good", "1.0.0", &[]), ok.as_bytes().to_vec()).await.ok(201);

@@ -10,6 +10,7 @@ mod notifications;
 mod people;
 mod plugins;
 pub mod problem;
+mod processes;
 mod robots;
 mod schedules;
 mod tasks;
@@ -90,6 +91,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(schedules::routes())
         .merge(tasks::routes())
         .merge(files::routes())
+        .merge(processes::routes())
         .merge(notifications::routes())
         .split_for_parts();
     let (public, public_openapi) = OpenApiRouter::<AppState>::new().merge(triggers::public_routes()).split_for_parts();

@@ -51,16 +51,6 @@ fn entered(event: &EventRow) -> Option<Option<(String, String)>> {
     super::entered(&event.kind, &payload)
 }
 
-/// The time of a date (midnight UTC) or datetime field, in microseconds.
-fn field_time(fields: &serde_json::Map<String, Value>, key: &str) -> Option<i64> {
-    let text = fields.get(key)?.as_str()?;
-    if let Some(at) = crate::model::time::parse_rfc3339(text) {
-        return Some(at);
-    }
-    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
-}
-
 /// Dispatches one batch of events; returns how many events it read and jobs it queued.
 pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> {
     let store = service.store();
@@ -127,7 +117,7 @@ pub async fn dispatch_batch(service: &Service) -> ServiceResult<(usize, usize)> 
                         // Deleted since: its deletion cancels what is queued for it anyway.
                         continue;
                     };
-                    match field_time(&current.fields, &relative.field) {
+                    match super::field_time(&current.fields, &relative.field) {
                         // A time already past runs at once.
                         Some(at) => (at + relative.offset_s * 1_000_000).max(event.at),
                         None => {

@@ -3,6 +3,7 @@
 
 pub mod deadlines;
 pub mod dispatcher;
+pub mod processes;
 pub mod schedules;
 pub mod triggers;
 pub mod webhooks;
@@ -37,6 +38,8 @@ pub struct Signals {
     pub schedules: Notify,
     /// A task deadline was set or changed.
     pub deadlines: Notify,
+    /// A process was started or woken.
+    pub processes: Notify,
 }
 
 impl Signals {
@@ -77,8 +80,18 @@ pub fn entered(kind: &str, payload: &serde_json::Value) -> Option<Option<(String
     Some(point["funnel"].as_str().zip(point["stage"].as_str()).map(|(f, s)| (f.to_string(), s.to_string())))
 }
 
+/// The time of a date (midnight UTC) or datetime field, in microseconds.
+pub(crate) fn field_time(fields: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<i64> {
+    let text = fields.get(key)?.as_str()?;
+    if let Some(at) = crate::model::time::parse_rfc3339(text) {
+        return Some(at);
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
+}
+
 /// Starts the robot dispatcher, the trigger dispatcher, the webhook fan-out and sender, the
-/// scheduler, the deadline watch and `workers` job workers; they stop when `shutdown` fires.
+/// scheduler, the deadline watch, the process engine and `workers` job workers; they stop when `shutdown` fires.
 pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(dispatcher::run(service.clone(), shutdown.clone())),
@@ -87,6 +100,7 @@ pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<t
         tokio::spawn(webhooks::run_sender(service.clone(), shutdown.clone())),
         tokio::spawn(schedules::run(service.clone(), shutdown.clone())),
         tokio::spawn(deadlines::run(service.clone(), shutdown.clone())),
+        tokio::spawn(processes::run(service.clone(), shutdown.clone())),
     ];
     for n in 0..workers {
         tasks.push(tokio::spawn(worker::run(service.clone(), n, shutdown.clone())));

@@ -10,7 +10,7 @@ use super::Shutdown;
 use crate::model::actor::Actor;
 use crate::model::item::{ItemRef, TimelineKind};
 use crate::model::time::now_micros;
-use crate::runtime::host_api::{HostCalls, apply_writes};
+use crate::runtime::host_api::{HostCalls, after_commit, apply_writes};
 use crate::runtime::limits::Failure;
 use crate::runtime::registry::Loaded;
 use crate::runtime::wasm::RobotContext;
@@ -194,6 +194,7 @@ async fn run_job(service: &Arc<Service>, job: &Job) -> ServiceResult<()> {
                 if jobs::finish(&mut tx, job, "done", note.as_deref(), now_micros()).await? {
                     tx.commit().await?;
                     service.committed();
+                    after_commit(service, host.writes());
                 }
                 Ok::<_, ServiceError>(())
             }

@@ -31,10 +31,17 @@ pub enum FieldKind {
     User,
     /// An item id of the field's `target` type.
     ItemLink,
-    /// A stored file: `{"id":"...","name":"..."}`.
+    /// A stored file: `{"id": 12, "name": "..."}`.
     File,
     /// A resource booking: `{"resource":"...","from":"<datetime>","to":"<datetime>"}`.
     Booking,
+}
+
+impl FieldKind {
+    /// Reads a kind by its API name (`item-link`, `datetime`, ...).
+    pub fn parse(name: &str) -> Option<FieldKind> {
+        serde_json::from_value(Value::String(name.to_string())).ok()
+    }
 }
 
 /// A custom field of an entity type.

@@ -14,6 +14,7 @@ pub mod item;
 pub mod money;
 pub mod notification;
 pub mod people;
+pub mod process;
 pub mod schedule;
 pub mod task;
 pub mod time;

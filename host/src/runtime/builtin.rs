@@ -8,19 +8,23 @@ use crate::service::plugins::Manifest;
 pub const BUILTIN_VERSION: &str = "1.0.0";
 
 /// `(name, component)` of every built-in robot.
-pub const BUILTINS: [(&str, &[u8]); 5] = [
+pub const BUILTINS: [(&str, &[u8]); 6] = [
     ("set-field", include_bytes!(concat!(env!("OUT_DIR"), "/set_field.wasm"))),
     ("move-to-stage", include_bytes!(concat!(env!("OUT_DIR"), "/move_to_stage.wasm"))),
     ("add-comment", include_bytes!(concat!(env!("OUT_DIR"), "/add_comment.wasm"))),
     ("create-linked-item", include_bytes!(concat!(env!("OUT_DIR"), "/create_linked_item.wasm"))),
     ("create-task", include_bytes!(concat!(env!("OUT_DIR"), "/create_task.wasm"))),
+    ("start-process", include_bytes!(concat!(env!("OUT_DIR"), "/start_process.wasm"))),
 ];
 
-/// The manifest of a built-in robot: it changes items, and `create-task` creates tasks.
+/// The manifest of a built-in robot: it changes items; `create-task` creates tasks and
+/// `start-process` starts processes.
 pub fn manifest(name: &str) -> Manifest {
     let mut capabilities = vec!["items:write".to_string()];
-    if name == "create-task" {
-        capabilities.push("tasks:write".into());
+    match name {
+        "create-task" => capabilities.push("tasks:write".into()),
+        "start-process" => capabilities.push("processes:start".into()),
+        _ => {}
     }
     Manifest {
         name: name.to_string(),

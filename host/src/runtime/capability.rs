@@ -21,6 +21,9 @@ pub enum Capability {
     /// Create tasks (`tasks.create`).
     #[serde(rename = "tasks:write")]
     TasksWrite,
+    /// Start business processes (`processes.start`).
+    #[serde(rename = "processes:start")]
+    ProcessesStart,
 }
 
 impl Capability {
@@ -32,6 +35,7 @@ impl Capability {
             Capability::Kv => "kv",
             Capability::Notify => "notify",
             Capability::TasksWrite => "tasks:write",
+            Capability::ProcessesStart => "processes:start",
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::store::Tx;
 
 /// Every host function, as `interface.function` in WIT naming. Both bindings must provide
 /// exactly these (a test compares them with the WIT file and the Rhai engine).
-pub const HOST_FUNCTIONS: [&str; 14] = [
+pub const HOST_FUNCTIONS: [&str; 15] = [
     "items.get",
     "items.find",
     "items.create",
@@ -30,6 +30,7 @@ pub const HOST_FUNCTIONS: [&str; 14] = [
     "items.link-parent",
     "timeline.add-entry",
     "tasks.create",
+    "processes.start",
     "kv.get",
     "kv.set",
     "kv.delete",
@@ -146,6 +147,15 @@ pub enum Write {
     CreateTask {
         /// The task, as `POST /tasks` takes it (links may name items created by the same call).
         input: Box<TaskRequest>,
+    },
+    /// `processes.start`.
+    StartProcess {
+        /// Template key.
+        template: String,
+        /// The item (may be one created by the same call).
+        item: ItemRef,
+        /// Parameters.
+        params: Map<String, Value>,
     },
     /// `notify.send`.
     Notify {
@@ -351,6 +361,21 @@ impl HostCalls {
         self.buffer(Write::Notify { user, text: text.to_string(), about })
     }
 
+    /// `processes.start`: a process on an item, started with the call's other changes; returns
+    /// a provisional id.
+    pub fn processes_start(&mut self, template: &str, item: ItemRef, params: &str) -> HostResult<i64> {
+        self.check(Capability::ProcessesStart)?;
+        let params = match serde_json::from_str::<Value>(params) {
+            Ok(Value::Object(map)) => map,
+            Ok(Value::Null) => Map::new(),
+            _ => return Err(HostError::new("invalid", "the parameters must be a JSON object")),
+        };
+        let provisional = self.next_provisional;
+        self.next_provisional -= 1;
+        self.buffer(Write::StartProcess { template: template.to_string(), item, params })?;
+        Ok(provisional)
+    }
+
     /// `tasks.create`: a task, created with the call's other changes; returns a provisional id.
     pub fn tasks_create(&mut self, input: &str) -> HostResult<i64> {
         self.check(Capability::TasksWrite)?;
@@ -360,6 +385,17 @@ impl HostCalls {
         self.next_provisional -= 1;
         self.buffer(Write::CreateTask { input: Box::new(input) })?;
         Ok(provisional)
+    }
+}
+
+/// Wakes the loops that watch what a call's writes created (deadlines of tasks, processes
+/// started); call after the writes committed.
+pub fn after_commit(service: &Service, writes: &[Write]) {
+    if writes.iter().any(|w| matches!(w, Write::CreateTask { .. })) {
+        service.signals().deadlines.notify_one();
+    }
+    if writes.iter().any(|w| matches!(w, Write::StartProcess { .. })) {
+        service.signals().processes.notify_one();
     }
 }
 
@@ -419,6 +455,11 @@ pub async fn apply_writes(
                     link.id = real(&ids, link.id)?;
                 }
                 service.create_task_in(tx, caller, input).await?;
+            }
+            Write::StartProcess { template, item, params } => {
+                let item = ItemRef { type_key: item.type_key.clone(), id: real(&ids, item.id)? };
+                let caller = Caller { depth: caller.depth + 1, ..caller.clone() };
+                service.start_process_in(tx, &caller, template, &item, params.clone(), None).await?;
             }
             Write::Notify { user, text, about } => {
                 let about = match about {

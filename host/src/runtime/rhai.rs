@@ -164,6 +164,34 @@ impl RhaiRuntime {
         })
     }
 
+    /// Runs a business-process step script's `execute(ctx)` (`ctx`: item, config, variables);
+    /// it returns a map of variables, optionally with `branch`. Returns the variables (JSON
+    /// text), the branch and the host calls.
+    pub async fn run_bp_step(
+        &self,
+        ast: Arc<AST>,
+        host: HostCalls,
+        limits: &Limits,
+        ctx: super::wasm::StepContext,
+    ) -> Result<(String, Option<String>, HostCalls), Failure> {
+        let (value, host) = self
+            .run_script(host, limits, move |engine| {
+                let mut map = Map::new();
+                map.insert("item".into(), to_dynamic(&ctx.item)?);
+                map.insert("config".into(), json_to_dynamic(&ctx.config)?);
+                map.insert("variables".into(), json_to_dynamic(&ctx.variables)?);
+                engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "execute", (Dynamic::from(map),))
+            })
+            .await?;
+        let mut result = value.try_cast::<Map>().unwrap_or_default();
+        let branch = result.remove("branch").map(|b| b.to_string());
+        let variables = to_json(Dynamic::from(result)).map_err(|e| Failure::Plugin {
+            code: "bad-result".into(),
+            message: format!("`execute` must return a map of variables: {e}"),
+        })?;
+        Ok((variables, branch, host))
+    }
+
     /// Evaluates a condition, a Rhai expression over `item`.
     pub fn condition(&self, expression: &str, item: &Item) -> Result<bool, String> {
         let mut scope = Scope::new();
@@ -171,6 +199,28 @@ impl RhaiRuntime {
         self.engine
             .eval_expression_with_scope::<bool>(&mut scope, expression)
             .map_err(|e| format!("the condition failed: {e}"))
+    }
+
+    /// Evaluates a process condition, a Rhai expression over `vars` (the process variables) and
+    /// `item`.
+    pub fn process_condition(&self, expression: &str, vars: &serde_json::Value, item: &Item) -> Result<bool, String> {
+        let mut scope = Scope::new();
+        scope.push_constant("item", to_dynamic(item).map_err(|e| e.to_string())?);
+        scope.push_constant("vars", to_dynamic(vars).map_err(|e| e.to_string())?);
+        self.engine
+            .eval_expression_with_scope::<bool>(&mut scope, expression)
+            .map_err(|e| format!("the condition failed: {e}"))
+    }
+
+    /// Checks that an expression compiles.
+    pub fn check_expression(&self, expression: &str) -> Result<(), String> {
+        if expression.len() > 4096 {
+            return Err("an expression of at most 4 KiB".into());
+        }
+        self.engine
+            .compile_expression(expression)
+            .map(drop)
+            .map_err(|e| format!("the expression does not compile: {e}"))
     }
 
     /// Runs `body` with the call's host functions and limits. Scripts block (host calls wait
@@ -373,5 +423,17 @@ fn register_host_functions(engine: &mut Engine) -> Vec<String> {
         with_host(|h, _| h.tasks_create(&input))
     });
     engine.register_static_module("tasks", tasks.into());
+
+    let mut processes = Module::new();
+    note("processes", "start");
+    processes.set_native_fn(
+        "start",
+        |template: ImmutableString, item_type: ImmutableString, item_id: i64, params: Dynamic| {
+            let params = to_json(params)?;
+            let item = ItemRef { type_key: item_type.to_string(), id: item_id };
+            with_host(|h, _| h.processes_start(&template, item, &params))
+        },
+    );
+    engine.register_static_module("processes", processes.into());
     names
 }

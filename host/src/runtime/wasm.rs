@@ -54,6 +54,7 @@ pub mod bp_step {
             "voronka:plugin/items": super::robot::voronka::plugin::items,
             "voronka:plugin/timeline": super::robot::voronka::plugin::timeline,
             "voronka:plugin/tasks": super::robot::voronka::plugin::tasks,
+            "voronka:plugin/processes": super::robot::voronka::plugin::processes,
             "voronka:plugin/kv": super::robot::voronka::plugin::kv,
             "voronka:plugin/log": super::robot::voronka::plugin::log,
             "voronka:plugin/clock": super::robot::voronka::plugin::clock,
@@ -77,7 +78,7 @@ pub mod payment_schedule {
     });
 }
 
-use robot::voronka::plugin::{clock, items, kv, log, notify, tasks, timeline, types};
+use robot::voronka::plugin::{clock, items, kv, log, notify, processes, tasks, timeline, types};
 
 /// How often the epoch ticks; deadlines are whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -304,6 +305,48 @@ impl WasmRuntime {
     }
 }
 
+impl WasmRuntime {
+    /// Runs a business-process step's `execute` in a fresh instance; returns its variables
+    /// (JSON text), its branch, and the host calls with their buffered writes.
+    pub async fn run_bp_step(
+        &self,
+        prepared: &Prepared,
+        host: HostCalls,
+        limits: &Limits,
+        ctx: StepContext,
+    ) -> Result<(String, Option<String>, HostCalls), Failure> {
+        let Prepared::BpStep(pre) = prepared else {
+            return Err(Failure::Host("the plugin is not a business-process step".into()));
+        };
+        let _running = self.calls.enter();
+        let (mut store, ready) = self.store(host, limits);
+        ready?;
+        let result = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let ctx =
+                bp_step::StepContext { item: to_wit_item(&ctx.item), config: ctx.config, variables: ctx.variables };
+            instance.call_execute(&mut store, &ctx).await
+        }
+        .await;
+        match result {
+            Ok(Ok(outcome)) => Ok((outcome.variables, outcome.branch, store.into_data().host)),
+            Ok(Err(error)) => Err(plugin_failure(error.code, error.message, store.data().host.denied())),
+            Err(e) => Err(classify(e, limits)),
+        }
+    }
+}
+
+/// What a business-process step call receives.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The item as it stands.
+    pub item: Item,
+    /// The step's config (JSON).
+    pub config: String,
+    /// The process variables (JSON object).
+    pub variables: String,
+}
+
 /// What a robot call receives.
 #[derive(Debug, Clone)]
 pub struct RobotContext {
@@ -420,6 +463,13 @@ impl timeline::Host for PluginState {
 impl tasks::Host for PluginState {
     async fn create(&mut self, input: String) -> Wit<i64> {
         Ok(self.host.tasks_create(&input).map_err(to_wit_error))
+    }
+}
+
+impl processes::Host for PluginState {
+    async fn start(&mut self, template: String, item: types::ItemRef, params: String) -> Wit<i64> {
+        let item = ItemRef { type_key: item.type_key, id: item.id };
+        Ok(self.host.processes_start(&template, item, &params).map_err(to_wit_error))
     }
 }
 

@@ -21,6 +21,7 @@ pub(crate) mod defaults {
 }
 
 pub mod assignees;
+pub mod assignments;
 pub mod auth;
 pub mod catalog;
 pub mod events;
@@ -30,6 +31,7 @@ pub mod list;
 pub mod notifications;
 pub mod people;
 pub mod plugins;
+pub mod processes;
 pub mod robots;
 pub mod schedules;
 pub mod tasks;

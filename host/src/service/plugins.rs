@@ -116,7 +116,7 @@ impl Service {
                 Ok(_) => {}
                 Err(_) => errors.push(FieldError::new(
                     format!("manifest.capabilities[{i}]"),
-                    format!("unknown capability `{name}`; use items:read, items:write, kv, notify or tasks:write"),
+                    format!("unknown capability `{name}`; use items:read, items:write, kv, notify, tasks:write or processes:start"),
                 )),
             }
         }

@@ -443,6 +443,7 @@ impl Service {
         let task = self.complete_task_in(&mut tx, caller, id, result).await?;
         tx.commit().await?;
         self.task_committed(false);
+        self.signals().processes.notify_one();
         Ok(task)
     }
 
@@ -479,6 +480,9 @@ impl Service {
             return Err(ServiceError::Conflict(format!("task {id} changed meanwhile; read it again")));
         }
         self.record_task_event(tx, caller, EventKind::TaskCompleted, json!({ "task": task }), now).await?;
+        if let Some(process) = crate::store::processes::process_of_task(tx, id).await? {
+            crate::store::processes::wake(tx, process);
+        }
         if let Some(creator) = task.creator.user_id()
             && caller.actor.user_id() != Some(creator)
         {

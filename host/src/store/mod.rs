@@ -13,6 +13,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod people;
 pub mod plugins;
+pub mod processes;
 pub mod robots;
 pub mod schedules;
 pub mod tasks;

@@ -1,0 +1,222 @@
+//! `/processes`: business-process templates and instances; `/assignments`: the caller's part in
+//! them (approvals to decide, forms to fill in).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::problem::{Problem, ProblemDocument};
+use super::{AppState, ListOf, Page};
+use crate::model::FieldError;
+use crate::model::item::ItemRef;
+use crate::model::process::{Assignment, Instance, InstanceStatus};
+use crate::service::Caller;
+use crate::service::assignments::CompleteAssignment;
+use crate::service::processes::{StartRequest, TemplateRequest};
+use crate::store::processes::StoredTemplate;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_templates, save_template))
+        .routes(routes!(get_template))
+        .routes(routes!(list_processes, start_process))
+        .routes(routes!(get_process))
+        .routes(routes!(terminate_process))
+        .routes(routes!(list_assignments))
+        .routes(routes!(complete_assignment))
+        .routes(routes!(delegate_assignment))
+}
+
+/// The latest version of every template.
+#[utoipa::path(get, path = "/processes/templates", tag = "processes", responses((status = 200, body = ListOf<StoredTemplate>)))]
+async fn list_templates(State(s): State<AppState>, _caller: Caller) -> Result<Json<ListOf<StoredTemplate>>, Problem> {
+    Ok(Json(ListOf::new(s.list_templates().await?, None)))
+}
+
+/// Stores a template (administrators): version 1 of a new key, or the next version of an
+/// existing one. Running instances keep the version they started with.
+#[utoipa::path(post, path = "/processes/templates", tag = "processes", request_body = TemplateRequest,
+    responses((status = 201, body = StoredTemplate), (status = 422, body = ProblemDocument)))]
+async fn save_template(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<TemplateRequest>,
+) -> Result<(StatusCode, Json<StoredTemplate>), Problem> {
+    Ok((StatusCode::CREATED, Json(s.save_template(&caller, body).await?)))
+}
+
+/// Which template version.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct VersionQuery {
+    /// A version (default: the latest).
+    version: Option<i64>,
+}
+
+/// A template, its latest version or a given one.
+#[utoipa::path(get, path = "/processes/templates/{key}", tag = "processes", params(("key" = String, Path), VersionQuery),
+    responses((status = 200, body = StoredTemplate), (status = 404, body = ProblemDocument)))]
+async fn get_template(
+    State(s): State<AppState>,
+    _caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
+) -> Result<Json<StoredTemplate>, Problem> {
+    Ok(Json(s.get_template(&key, q.version).await?))
+}
+
+/// Filters of the instance list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ProcessQuery {
+    /// With `item_id`: instances on this item.
+    item_type: Option<String>,
+    /// With `item_type`: instances on this item.
+    item_id: Option<i64>,
+    /// `running`, `completed`, `terminated` or `failed`.
+    status: Option<String>,
+    /// Cursor from the previous page.
+    cursor: Option<String>,
+    /// Page size, 1 to 500.
+    limit: Option<i64>,
+}
+
+/// Instances with their state and current steps: of an item the caller may read, or all of
+/// them for administrators.
+#[utoipa::path(get, path = "/processes", tag = "processes", params(ProcessQuery),
+    responses((status = 200, body = ListOf<Instance>), (status = 422, body = ProblemDocument)))]
+async fn list_processes(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ProcessQuery>,
+) -> Result<Json<ListOf<Instance>>, Problem> {
+    let item = match (q.item_type, q.item_id) {
+        (Some(type_key), Some(id)) => Some(ItemRef { type_key, id }),
+        (None, None) => None,
+        _ => {
+            return Err(Problem::validation(vec![FieldError::new(
+                "item_type",
+                "give `item_type` and `item_id` together",
+            )]));
+        }
+    };
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(text) => Some(InstanceStatus::parse(text).ok_or_else(|| {
+            Problem::validation(vec![FieldError::new("status", "running, completed, terminated or failed")])
+        })?),
+    };
+    let page = Page { cursor: q.cursor, limit: q.limit };
+    let (rows, next) = s.list_processes(&caller, item, status, page.after()?, page.limit()?).await?;
+    Ok(Json(ListOf::new(rows, next)))
+}
+
+/// Starts a process on an item the caller may change.
+#[utoipa::path(post, path = "/processes", tag = "processes", request_body = StartRequest,
+    responses((status = 201, body = Instance), (status = 422, body = ProblemDocument)))]
+async fn start_process(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<StartRequest>,
+) -> Result<(StatusCode, Json<Instance>), Problem> {
+    Ok((StatusCode::CREATED, Json(s.start_process(&caller, body).await?)))
+}
+
+/// An instance with its log.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct ProcessView {
+    /// The instance.
+    #[serde(flatten)]
+    instance: Instance,
+    /// What happened, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    log: Vec<Value>,
+}
+
+/// An instance: state, variables, current steps and log.
+#[utoipa::path(get, path = "/processes/{id}", tag = "processes", params(("id" = i64, Path)),
+    responses((status = 200, body = ProcessView), (status = 404, body = ProblemDocument)))]
+async fn get_process(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<ProcessView>, Problem> {
+    let (instance, log) = s.get_process(&caller, id).await?;
+    Ok(Json(ProcessView { instance, log }))
+}
+
+/// Terminates a running process; its open assignments are cancelled.
+#[utoipa::path(post, path = "/processes/{id}/terminate", tag = "processes", params(("id" = i64, Path)),
+    responses((status = 200, body = Instance), (status = 409, body = ProblemDocument)))]
+async fn terminate_process(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Instance>, Problem> {
+    Ok(Json(s.terminate_process(&caller, id).await?))
+}
+
+/// Filter of the caller's assignments.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AssignmentQuery {
+    /// `open` (default), `done`, `cancelled` or `all`.
+    status: Option<String>,
+    /// Cursor from the previous page.
+    cursor: Option<String>,
+    /// Page size, 1 to 500.
+    limit: Option<i64>,
+}
+
+/// The caller's assignments with their forms (open ones by default).
+#[utoipa::path(get, path = "/assignments", tag = "processes", params(AssignmentQuery),
+    responses((status = 200, body = ListOf<Assignment>)))]
+async fn list_assignments(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AssignmentQuery>,
+) -> Result<Json<ListOf<Assignment>>, Problem> {
+    let page = Page { cursor: q.cursor, limit: q.limit };
+    let (rows, next) = s.list_assignments(&caller, q.status.as_deref(), page.after()?, page.limit()?).await?;
+    Ok(Json(ListOf::new(rows, next)))
+}
+
+/// Completes one of the caller's assignments: a decision for an approval, answers for a
+/// request for information (checked against its form).
+#[utoipa::path(post, path = "/assignments/{id}/complete", tag = "processes", params(("id" = i64, Path)),
+    request_body = CompleteAssignment,
+    responses((status = 200, body = Assignment), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn complete_assignment(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<CompleteAssignment>,
+) -> Result<Json<Assignment>, Problem> {
+    Ok(Json(s.complete_assignment(&caller, id, body).await?))
+}
+
+/// `POST /assignments/{id}/delegate` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DelegateRequest {
+    /// The user to hand it to.
+    to: i64,
+}
+
+/// Hands an open assignment to another user, who is notified.
+#[utoipa::path(post, path = "/assignments/{id}/delegate", tag = "processes", params(("id" = i64, Path)),
+    request_body = DelegateRequest,
+    responses((status = 200, body = Assignment), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn delegate_assignment(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<DelegateRequest>,
+) -> Result<Json<Assignment>, Problem> {
+    Ok(Json(s.delegate_assignment(&caller, id, body.to).await?))
+}

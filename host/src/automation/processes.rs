@@ -1,0 +1,590 @@
+//! The process engine: leases running instances that are runnable (started, or woken by a
+//! completed task, assignment or child process) or whose timer came, and moves each thread on
+//! as far as it goes — running steps, opening assignments, waiting — in one transaction with
+//! the instance's new state, so every step runs once and a restart resumes where it stood.
+//! A step that fails ends the instance as failed (nothing of that advance is kept), with the
+//! reason in its log.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Shutdown;
+use crate::model::actor::Actor;
+use crate::model::item::{Item, ItemRef};
+use crate::model::process::{
+    ApprovalMode, Assignment, Instance, InstanceStatus, Op, Outcome, Program, StepKind, Thread, Wait, WriteTo,
+};
+use crate::model::time::{Micros, now_micros, parse_rfc3339};
+use crate::runtime::host_api::{HostCalls, apply_writes};
+use crate::runtime::registry::Loaded;
+use crate::runtime::wasm::StepContext;
+use crate::service::assignees::Assignee;
+use crate::service::items::ItemPatch;
+use crate::service::notifications::NewNotification;
+use crate::service::tasks::TaskRequest;
+use crate::service::{Caller, Service, ServiceError, ServiceResult};
+use crate::store::Tx;
+use crate::store::processes as repo;
+
+/// Longest sleep between looks at the instances (timers, and other hosts' wake-ups).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Instances leased at once.
+const CLAIM: i64 = 32;
+/// How long a lease lasts.
+const LEASE: Micros = 60_000_000;
+/// Most operations one advance runs (templates have no loops; this bounds a runaway).
+const MAX_OPS: usize = 10_000;
+
+/// Runs until shutdown.
+pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
+    while !shutdown.is_fired() {
+        let woken = service.signals().processes.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        match advance_due(&service).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "advancing processes failed; retrying"),
+        }
+        let sleep = match repo::next_wake(service.store().reader(), now_micros()).await {
+            Ok(Some(at)) => super::sleep_until(at, IDLE_POLL),
+            _ => IDLE_POLL,
+        };
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shutdown.fired() => {}
+        }
+    }
+}
+
+/// Leases the instances due and advances each; returns how many.
+pub async fn advance_due(service: &Arc<Service>) -> ServiceResult<usize> {
+    let now = now_micros();
+    let mut tx = service.store().begin().await?;
+    let ids = repo::claim(&mut tx, now, now + LEASE, CLAIM).await?;
+    tx.commit().await?;
+    for id in &ids {
+        if let Err(e) = advance(service, *id).await {
+            tracing::error!(process = id, error = %e, "a process could not be advanced; it is retried after its lease");
+        }
+    }
+    Ok(ids.len())
+}
+
+/// What an operation does to its thread.
+enum Next {
+    /// Go on at an op.
+    Goto(usize),
+    /// Wait at the current op.
+    Wait(Wait),
+    /// The thread ends.
+    End,
+    /// The thread splits into threads at these ops.
+    Fork(Vec<usize>),
+}
+
+/// One advance of one instance.
+struct Run<'a> {
+    service: &'a Arc<Service>,
+    program: Program,
+    instance: Instance,
+    item: Item,
+    caller: Caller,
+    now: Micros,
+}
+
+/// Advances an instance as far as it goes and saves it; a failing step fails it.
+pub async fn advance(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
+    let (instance, program) = service.instance_program(id).await?;
+    if instance.status != InstanceStatus::Running {
+        return Ok(());
+    }
+    let actor = Actor::Process { id, name: instance.template.clone() };
+    let caller = Caller::automation(actor, 1);
+    let mut tx = service.store().begin().await?;
+    let item = match service.load_item_in(&mut tx, &caller, &instance.item.type_key, instance.item.id).await {
+        Ok(item) => item,
+        Err(ServiceError::NotFound(_)) => return fail(service, instance, None, "its item was deleted").await,
+        Err(e) => return Err(e),
+    };
+    let mut run = Run { service, program, instance, item, caller, now: now_micros() };
+    match run.go(&mut tx).await {
+        Ok(()) => {}
+        Err((step, ServiceError::Store(e))) => {
+            tracing::warn!(process = id, step = step.as_deref().unwrap_or(""), error = %e, "a process step hit a storage failure");
+            return Err(ServiceError::Store(e));
+        }
+        Err((step, e)) => {
+            drop(tx);
+            return fail(service, run.instance, step.as_deref(), &e.describe()).await;
+        }
+    }
+    let mut instance = run.instance;
+    instance.version += 1;
+    if instance.state.threads.is_empty() {
+        instance.status = InstanceStatus::Completed;
+        repo::log(&mut tx, id, None, "Completed", &json!({}), run.now);
+    }
+    if !repo::save(&mut tx, &instance, instance.state.wake_at(), run.now).await? {
+        // Changed meanwhile (terminated): nothing of this advance is kept.
+        return Ok(());
+    }
+    if instance.status != InstanceStatus::Running
+        && let Some(parent) = instance.parent
+    {
+        repo::wake(&mut tx, parent);
+    }
+    tx.commit().await?;
+    service.committed();
+    service.signals().processes.notify_one();
+    Ok(())
+}
+
+/// Ends an instance as failed, with the reason in its log; a parent waiting for it goes on.
+async fn fail(service: &Service, mut instance: Instance, step: Option<&str>, reason: &str) -> ServiceResult<()> {
+    let now = now_micros();
+    tracing::warn!(process = instance.id, step, reason, "a process failed");
+    instance.status = InstanceStatus::Failed;
+    instance.error = Some(match step {
+        Some(step) => format!("step {step}: {reason}"),
+        None => reason.to_string(),
+    });
+    instance.version += 1;
+    let mut tx = service.store().begin().await?;
+    if !repo::save(&mut tx, &instance, None, now).await? {
+        return Ok(());
+    }
+    repo::log(&mut tx, instance.id, step, &format!("Failed: {reason}"), &json!({}), now);
+    repo::cancel_all_open(&mut tx, instance.id, now);
+    if let Some(parent) = instance.parent {
+        repo::wake(&mut tx, parent);
+    }
+    tx.commit().await?;
+    service.signals().processes.notify_one();
+    Ok(())
+}
+
+type StepResult<T> = Result<T, (Option<String>, ServiceError)>;
+
+impl Run<'_> {
+    /// Moves every thread on until each waits or ends.
+    async fn go(&mut self, tx: &mut Tx) -> StepResult<()> {
+        let mut budget = MAX_OPS;
+        loop {
+            let mut moved = false;
+            let mut i = 0;
+            while i < self.instance.state.threads.len() {
+                let thread = self.instance.state.threads[i].clone();
+                let step = self.program.step_of(thread.pc).map(|s| s.id.clone());
+                budget = budget.checked_sub(1).ok_or_else(|| (step.clone(), too_long()))?;
+                let next = match &thread.wait {
+                    Some(wait) => match self.wait_over(tx, &thread, wait).await.map_err(|e| (step.clone(), e))? {
+                        true => Some(Next::Goto(thread.pc + 1)),
+                        false => None,
+                    },
+                    None => Some(self.op(tx, &thread).await.map_err(|e| (step.clone(), e))?),
+                };
+                let Some(next) = next else {
+                    i += 1;
+                    continue;
+                };
+                moved = true;
+                let threads = &mut self.instance.state.threads;
+                match next {
+                    Next::Goto(pc) => {
+                        threads[i] = Thread { id: thread.id, pc, wait: None };
+                        i += 1;
+                    }
+                    Next::Wait(wait) => {
+                        threads[i].wait = Some(wait);
+                        i += 1;
+                    }
+                    Next::End => {
+                        threads.remove(i);
+                    }
+                    Next::Fork(starts) => {
+                        threads.remove(i);
+                        for pc in starts {
+                            let id = self.instance.state.next_thread;
+                            self.instance.state.next_thread += 1;
+                            self.instance.state.threads.push(Thread { id, pc, wait: None });
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return Ok(());
+            }
+        }
+    }
+
+    fn log(&self, tx: &mut Tx, step: &str, text: &str, data: Value) {
+        repo::log(tx, self.instance.id, Some(step), text, &data, self.now);
+    }
+
+    /// Runs the op a runnable thread stands at.
+    async fn op(&mut self, tx: &mut Tx, thread: &Thread) -> ServiceResult<Next> {
+        let pc = thread.pc;
+        let op = self.program.ops.get(pc).cloned().unwrap_or(Op::End);
+        Ok(match op {
+            Op::Run(index) => {
+                let step = self.program.steps[index].clone();
+                self.run_step(tx, &step.id, &step.kind, pc).await?
+            }
+            Op::Branch { step, otherwise } => {
+                let (id, when) = match &self.program.steps[step].kind {
+                    StepKind::Condition { when, .. } => (self.program.steps[step].id.clone(), when.clone()),
+                    _ => return Err(ServiceError::Conflict("a condition op without its condition".into())),
+                };
+                let vars = Value::Object(self.instance.variables.clone());
+                let holds = self
+                    .service
+                    .runtime()
+                    .rhai
+                    .process_condition(&when, &vars, &self.item)
+                    .map_err(|e| ServiceError::invalid("when", e))?;
+                self.log(tx, &id, if holds { "Condition true" } else { "Condition false" }, json!({}));
+                Next::Goto(if holds { pc + 1 } else { otherwise })
+            }
+            Op::Jump(target) => Next::Goto(target),
+            Op::Fork { step, starts, join } => {
+                self.instance.state.joins.insert(join, 0);
+                let id = self.program.steps[step].id.clone();
+                self.log(tx, &id, &format!("{} branches started", starts.len()), json!({}));
+                Next::Fork(starts)
+            }
+            Op::EndBranch { join } => {
+                let arrived = self.instance.state.joins.entry(join).or_insert(0);
+                *arrived += 1;
+                let needed = match self.program.ops.get(join) {
+                    Some(Op::Join { branches }) => *branches,
+                    _ => 1,
+                };
+                if *arrived >= needed {
+                    self.instance.state.joins.remove(&join);
+                    Next::Goto(join + 1)
+                } else {
+                    Next::End
+                }
+            }
+            Op::Join { .. } => Next::Goto(pc + 1),
+            Op::End => Next::End,
+        })
+    }
+
+    /// Runs an action step.
+    async fn run_step(&mut self, tx: &mut Tx, id: &str, kind: &StepKind, pc: usize) -> ServiceResult<Next> {
+        let item_ref = ItemRef { type_key: self.item.type_key.clone(), id: self.item.id };
+        Ok(match kind {
+            StepKind::Task { title, description, assignee, wait, deadline_s, require_result, tags } => {
+                let request = TaskRequest {
+                    title: title.clone(),
+                    description: description.clone(),
+                    responsible: Some(assignee.clone()),
+                    deadline: None,
+                    deadline_in_s: *deadline_s,
+                    links: vec![item_ref],
+                    auditors: Vec::new(),
+                    checklist: Vec::new(),
+                    require_result: *require_result,
+                    tags: tags.clone(),
+                };
+                let task = self.service.create_task_in(tx, &self.caller, request).await?;
+                self.instance.variables.insert(id.to_string(), json!({ "task": task.id }));
+                self.log(
+                    tx,
+                    id,
+                    &format!("Task {} created for user {}", task.id, task.responsible),
+                    json!({ "task": task.id }),
+                );
+                if *wait {
+                    repo::link_task(tx, task.id, self.instance.id);
+                    Next::Wait(Wait::Task { task: task.id })
+                } else {
+                    Next::Goto(pc + 1)
+                }
+            }
+            StepKind::Approval { assignees, deadline_s, title, .. } => {
+                let mut users = BTreeSet::new();
+                for (i, value) in assignees.iter().enumerate() {
+                    let field = format!("assignees[{i}]");
+                    let assignee = Assignee::from_json(&field, value)?;
+                    users.extend(self.service.resolve_assignee(&field, &assignee, Some(&self.item)).await?);
+                }
+                let until = deadline_s.map(|s| self.now + s * 1_000_000);
+                let title = title.clone().unwrap_or_else(|| format!("Approve: {}", self.item.title));
+                for user in users {
+                    self.assign(tx, id, "approval", user, &title, Vec::new(), until).await?;
+                }
+                Next::Wait(Wait::Assignments { until })
+            }
+            StepKind::RequestInfo { assignee, form, title, .. } => {
+                let assignee = Assignee::from_json("assignee", assignee)?;
+                let user = self.service.resolve_one_assignee("assignee", &assignee, Some(&self.item)).await?;
+                let title = title.clone().unwrap_or_else(|| format!("Fill in: {}", self.item.title));
+                self.assign(tx, id, "request-info", user, &title, form.clone(), None).await?;
+                Next::Wait(Wait::Assignments { until: None })
+            }
+            StepKind::SetFields { fields } => {
+                let patch = ItemPatch { fields: Some(fields.clone()), ..ItemPatch::default() };
+                self.item = self
+                    .service
+                    .update_item_in(tx, &self.caller, &self.item.type_key, self.item.id, patch, None)
+                    .await?;
+                self.log(tx, id, "Fields set", json!({ "fields": fields }));
+                Next::Goto(pc + 1)
+            }
+            StepKind::Wait { duration_s, until, until_field, offset_s } => {
+                let at = if let Some(s) = duration_s {
+                    Some(self.now + s * 1_000_000)
+                } else if let Some(text) = until {
+                    parse_rfc3339(text)
+                } else {
+                    until_field
+                        .as_deref()
+                        .and_then(|f| crate::automation::field_time(&self.item.fields, f))
+                        .map(|at| at + offset_s * 1_000_000)
+                };
+                match at {
+                    Some(at) if at > self.now => Next::Wait(Wait::Timer { at }),
+                    _ => {
+                        self.log(tx, id, "Nothing to wait for: the time has passed or the field is empty", json!({}));
+                        Next::Goto(pc + 1)
+                    }
+                }
+            }
+            StepKind::Notify { to, text } => {
+                let assignee = Assignee::from_json("to", to)?;
+                for user in self.service.resolve_assignee("to", &assignee, Some(&self.item)).await? {
+                    let note = NewNotification {
+                        user,
+                        kind: "process",
+                        text: text.clone(),
+                        about: Some(item_ref.clone()),
+                        data: json!({ "process": self.instance.id, "step": id }),
+                    };
+                    self.service.notify_in(tx, &self.caller, note).await?;
+                }
+                Next::Goto(pc + 1)
+            }
+            StepKind::StartProcess { template, wait, params } => {
+                let child_caller = Caller { depth: self.caller.depth + 1, ..self.caller.clone() };
+                let child = self
+                    .service
+                    .start_process_in(tx, &child_caller, template, &item_ref, params.clone(), Some(self.instance.id))
+                    .await?;
+                self.log(tx, id, &format!("Process {} started", child.id), json!({ "process": child.id }));
+                self.instance.variables.insert(id.to_string(), json!({ "process": child.id }));
+                if *wait { Next::Wait(Wait::Child { instance: child.id }) } else { Next::Goto(pc + 1) }
+            }
+            StepKind::Plugin { plugin, version, config } => {
+                let (variables, branch) = self.plugin_step(tx, plugin, version, config).await?;
+                for (key, value) in variables {
+                    self.instance.variables.insert(key, value);
+                }
+                if let Some(branch) = branch {
+                    self.instance.variables.insert(id.to_string(), Value::String(branch));
+                }
+                self.log(tx, id, &format!("Plugin {plugin} ran"), json!({}));
+                Next::Goto(pc + 1)
+            }
+            StepKind::Condition { .. } | StepKind::Parallel { .. } => Next::Goto(pc + 1),
+        })
+    }
+
+    /// Runs a plugin step (world `bp-step`) and applies its writes in `tx`; returns the
+    /// variables to merge and the branch it named. Its failure fails the step.
+    async fn plugin_step(
+        &self,
+        tx: &mut Tx,
+        plugin: &str,
+        version: &str,
+        config: &Value,
+    ) -> ServiceResult<(serde_json::Map<String, Value>, Option<String>)> {
+        let resolved = self.service.resolve_plugin(plugin, version, "bp-step").await?;
+        let capabilities = resolved.version.capabilities.clone();
+        let host = HostCalls::new(self.service.clone(), plugin, capabilities, self.caller.clone());
+        let ctx = StepContext {
+            item: self.item.clone(),
+            config: config.to_string(),
+            variables: Value::Object(self.instance.variables.clone()).to_string(),
+        };
+        let limits = resolved.version.limits;
+        let runtime = self.service.runtime();
+        let result = match resolved.loaded.as_ref() {
+            Loaded::Wasm(prepared) => runtime.wasm.run_bp_step(prepared, host, &limits, ctx).await,
+            Loaded::Rhai(ast) => runtime.rhai.run_bp_step(ast.clone(), host, &limits, ctx).await,
+        };
+        let (variables, branch, host) = result.map_err(|failure| {
+            ServiceError::invalid(
+                "plugin",
+                format!("{plugin} {} ({}): {failure}", resolved.version.version, failure.kind()),
+            )
+        })?;
+        let variables = match serde_json::from_str::<Value>(&variables) {
+            Ok(Value::Object(map)) => map,
+            Ok(Value::Null) => serde_json::Map::new(),
+            _ => {
+                return Err(ServiceError::invalid(
+                    "plugin",
+                    format!("{plugin} returned variables that are not a JSON object"),
+                ));
+            }
+        };
+        apply_writes(self.service, tx, &self.caller, plugin, host.writes()).await?;
+        Ok((variables, branch))
+    }
+
+    /// Opens an assignment and notifies its person.
+    #[allow(clippy::too_many_arguments)]
+    async fn assign(
+        &mut self,
+        tx: &mut Tx,
+        step: &str,
+        kind: &str,
+        user: i64,
+        title: &str,
+        form: Vec<crate::model::process::FormField>,
+        until: Option<Micros>,
+    ) -> ServiceResult<()> {
+        let mut assignment = Assignment {
+            id: 0,
+            process: self.instance.id,
+            step: step.to_string(),
+            kind: kind.to_string(),
+            user,
+            status: "open".into(),
+            title: title.to_string(),
+            form,
+            item: ItemRef { type_key: self.item.type_key.clone(), id: self.item.id },
+            decision: None,
+            comment: None,
+            answers: None,
+            due_at: None,
+            created_at: String::new(),
+            completed_at: None,
+        };
+        assignment.id = repo::insert_assignment(tx, &assignment, until, self.now).await?;
+        let note = NewNotification {
+            user,
+            kind: "assignment",
+            text: title.to_string(),
+            about: Some(assignment.item.clone()),
+            data: json!({ "assignment": assignment.id, "process": self.instance.id, "step": step }),
+        };
+        self.service.notify_in(tx, &self.caller, note).await?;
+        self.log(tx, step, &format!("Assigned to user {user}"), json!({ "assignment": assignment.id, "kind": kind }));
+        Ok(())
+    }
+
+    /// Whether a waiting thread may go on; an approval or request that resolves records its
+    /// outcome first.
+    async fn wait_over(&mut self, tx: &mut Tx, thread: &Thread, wait: &Wait) -> ServiceResult<bool> {
+        let Wait::Assignments { until } = wait else { return self.service.wait_is_over(tx, wait).await };
+        let Some(step) = self.program.step_of(thread.pc).cloned() else { return Ok(true) };
+        let assignments: Vec<Assignment> = repo::assignments_of_step(tx, self.instance.id, &step.id)
+            .await?
+            .into_iter()
+            .filter(|a| a.status != "cancelled")
+            .collect();
+        match &step.kind {
+            StepKind::Approval { mode, min_percent, default, .. } => {
+                let total = assignments.len();
+                let approvals = assignments.iter().filter(|a| a.decision.as_deref() == Some("approve")).count();
+                let rejections = assignments.iter().filter(|a| a.decision.as_deref() == Some("reject")).count();
+                let mut outcome = decide(*mode, min_percent.unwrap_or(100) as usize, total, approvals, rejections);
+                let mut timed_out = false;
+                if outcome.is_none() && until.is_some_and(|u| u <= self.now) {
+                    outcome = *default;
+                    timed_out = true;
+                }
+                let Some(outcome) = outcome else { return Ok(false) };
+                self.instance.variables.insert(step.id.clone(), Value::String(outcome.as_str().into()));
+                repo::cancel_open(tx, self.instance.id, &step.id, self.now);
+                let how = if timed_out { " (deadline passed: default outcome)" } else { "" };
+                let text = format!("Outcome: {}{how}", outcome.as_str());
+                self.log(tx, &step.id, &text, json!({ "approvals": approvals, "rejections": rejections, "of": total }));
+                if let Some(responsible) = self.item.responsible {
+                    let note = NewNotification {
+                        user: responsible,
+                        kind: "approval-outcome",
+                        text: format!("{}: {}", self.item.title, outcome.as_str()),
+                        about: Some(ItemRef { type_key: self.item.type_key.clone(), id: self.item.id }),
+                        data: json!({ "process": self.instance.id, "step": step.id, "outcome": outcome.as_str() }),
+                    };
+                    self.service.notify_in(tx, &self.caller, note).await?;
+                }
+                Ok(true)
+            }
+            StepKind::RequestInfo { write_to, .. } => {
+                let Some(done) = assignments.iter().find(|a| a.status == "done") else { return Ok(false) };
+                if *write_to == WriteTo::Vars
+                    && let Some(Value::Object(answers)) = &done.answers
+                {
+                    for (key, value) in answers {
+                        self.instance.variables.insert(key.clone(), value.clone());
+                    }
+                }
+                self.instance.variables.insert(step.id.clone(), Value::String("answered".into()));
+                // The answers may have changed the item's fields.
+                if *write_to == WriteTo::Fields {
+                    self.item = self.service.load_item_in(tx, &self.caller, &self.item.type_key, self.item.id).await?;
+                }
+                Ok(true)
+            }
+            _ => Ok(true),
+        }
+    }
+}
+
+/// An approval's outcome from its decisions so far, once it cannot change.
+fn decide(
+    mode: ApprovalMode,
+    min_percent: usize,
+    total: usize,
+    approvals: usize,
+    rejections: usize,
+) -> Option<Outcome> {
+    if total == 0 {
+        return Some(Outcome::Approved);
+    }
+    match mode {
+        ApprovalMode::All if rejections > 0 => Some(Outcome::Rejected),
+        ApprovalMode::All if approvals == total => Some(Outcome::Approved),
+        ApprovalMode::Any if approvals > 0 => Some(Outcome::Approved),
+        ApprovalMode::Any if rejections == total => Some(Outcome::Rejected),
+        ApprovalMode::Vote if approvals * 100 >= min_percent * total => Some(Outcome::Approved),
+        ApprovalMode::Vote if (total - rejections) * 100 < min_percent * total => Some(Outcome::Rejected),
+        _ => None,
+    }
+}
+
+fn too_long() -> ServiceError {
+    ServiceError::Conflict(format!("more than {MAX_OPS} operations in one go"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approvals_decide_as_soon_as_the_outcome_is_certain() {
+        use ApprovalMode::*;
+        assert_eq!(decide(All, 100, 2, 1, 0), None);
+        assert_eq!(decide(All, 100, 2, 2, 0), Some(Outcome::Approved));
+        assert_eq!(decide(All, 100, 3, 2, 1), Some(Outcome::Rejected));
+        assert_eq!(decide(All, 100, 3, 0, 1), Some(Outcome::Rejected));
+        assert_eq!(decide(Any, 100, 3, 1, 0), Some(Outcome::Approved));
+        assert_eq!(decide(Any, 100, 2, 0, 1), None);
+        assert_eq!(decide(Any, 100, 2, 0, 2), Some(Outcome::Rejected));
+        // 60 % of 5: three approvals approve; three rejections make it impossible.
+        assert_eq!(decide(Vote, 60, 5, 2, 0), None);
+        assert_eq!(decide(Vote, 60, 5, 3, 0), Some(Outcome::Approved));
+        assert_eq!(decide(Vote, 60, 5, 1, 2), None);
+        assert_eq!(decide(Vote, 60, 5, 1, 3), Some(Outcome::Rejected));
+    }
+}

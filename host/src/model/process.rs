@@ -1,0 +1,724 @@
+//! Business-process templates: a tree of steps (sequences, conditions, parallel branches),
+//! validated as a whole and compiled into a flat program of operations that an instance's
+//! threads walk. An instance stores only its threads' positions, so the template version it
+//! started with fully determines what it does next.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::FieldError;
+use super::field::FieldKind;
+
+/// How the decisions of several approvers make one outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalMode {
+    /// Every approver approves; one rejection rejects.
+    #[default]
+    All,
+    /// One approval approves; rejection by all rejects.
+    Any,
+    /// Approved when at least `min_percent` of the approvers approve.
+    Vote,
+}
+
+/// An approval's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Approved.
+    Approved,
+    /// Rejected.
+    Rejected,
+}
+
+impl Outcome {
+    /// The value the step's variable takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Approved => "approved",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// Where a request's answers go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteTo {
+    /// The item's custom fields of the same keys.
+    Fields,
+    /// Process variables of the same keys.
+    #[default]
+    Vars,
+}
+
+/// One field of a request-for-information form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormField {
+    /// Key of the answer.
+    pub key: String,
+    /// Label.
+    #[serde(default)]
+    pub title: String,
+    /// A field kind (`string`, `number`, `money`, `date`, `file`, `enum`, ...) or `rows`.
+    pub kind: String,
+    /// Must be answered.
+    #[serde(default)]
+    pub required: bool,
+    /// Options of an `enum`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// The columns of each row of a `rows` field (repeatable rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FormField>,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StepKind {
+    /// Creates a task linked to the item; waits for its completion when `wait`.
+    Task {
+        /// Title.
+        title: String,
+        /// Description.
+        #[serde(default)]
+        description: String,
+        /// Who does it.
+        assignee: Value,
+        /// Wait for completion (default true).
+        #[serde(default = "yes")]
+        wait: bool,
+        /// Deadline, seconds after the step starts.
+        #[serde(default)]
+        deadline_s: Option<i64>,
+        /// Completion needs a result.
+        #[serde(default)]
+        require_result: bool,
+        /// Tags.
+        #[serde(default)]
+        tags: Vec<String>,
+    },
+    /// Asks approvers for a decision; the step's variable becomes `approved` or `rejected`.
+    Approval {
+        /// Who decides (each assignee may name several people).
+        assignees: Vec<Value>,
+        /// How decisions combine.
+        #[serde(default)]
+        mode: ApprovalMode,
+        /// For `vote`: the share of approvals needed, in percent.
+        #[serde(default)]
+        min_percent: Option<u32>,
+        /// Seconds to decide; then `default` applies.
+        #[serde(default)]
+        deadline_s: Option<i64>,
+        /// The outcome when the deadline passes.
+        #[serde(default)]
+        default: Option<Outcome>,
+        /// What the approvers see.
+        #[serde(default)]
+        title: Option<String>,
+    },
+    /// Asks one person to fill in a form; answers go to item fields or variables.
+    RequestInfo {
+        /// Who answers.
+        assignee: Value,
+        /// The form.
+        form: Vec<FormField>,
+        /// Where the answers go.
+        #[serde(default)]
+        write_to: WriteTo,
+        /// What the person sees.
+        #[serde(default)]
+        title: Option<String>,
+    },
+    /// Sets item fields.
+    SetFields {
+        /// Values by field key.
+        fields: Map<String, Value>,
+    },
+    /// Takes `then` when the Rhai expression `when` (over `vars` and `item`) is true, else `else`.
+    Condition {
+        /// The expression.
+        when: String,
+        /// Steps when true.
+        #[serde(default)]
+        then: Vec<Value>,
+        /// Steps when false.
+        #[serde(default, rename = "else")]
+        otherwise: Vec<Value>,
+    },
+    /// Runs branches at once; the step ends when all of them have.
+    Parallel {
+        /// Each branch's steps.
+        branches: Vec<Vec<Value>>,
+    },
+    /// Waits for a duration, until a time, or until a date field's time (plus an offset).
+    Wait {
+        /// Seconds.
+        #[serde(default)]
+        duration_s: Option<i64>,
+        /// RFC 3339 time.
+        #[serde(default)]
+        until: Option<String>,
+        /// A date or datetime field of the item.
+        #[serde(default)]
+        until_field: Option<String>,
+        /// Seconds added to `until_field`'s time.
+        #[serde(default)]
+        offset_s: i64,
+    },
+    /// Notifies people.
+    Notify {
+        /// Who.
+        to: Value,
+        /// The message.
+        text: String,
+    },
+    /// Starts another process on the same item; waits for it when `wait`.
+    StartProcess {
+        /// Template key.
+        template: String,
+        /// Wait for it to end (default false).
+        #[serde(default)]
+        wait: bool,
+        /// Its parameters (initial variables).
+        #[serde(default)]
+        params: Map<String, Value>,
+    },
+    /// Runs a plugin of world `bp-step`; its variables merge into the process's.
+    Plugin {
+        /// Plugin name.
+        plugin: String,
+        /// `latest` or a semver requirement.
+        #[serde(default = "latest")]
+        version: String,
+        /// Config handed to it.
+        #[serde(default)]
+        config: Value,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn latest() -> String {
+    "latest".into()
+}
+
+/// A step: its id (unique in the template) and what it does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Id, also the name of its variable.
+    pub id: String,
+    /// What it does.
+    pub kind: StepKind,
+}
+
+/// One operation of a compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Runs the action step `steps[i]`.
+    Run(usize),
+    /// Evaluates condition `steps[i]`: on to the next op when true, to `otherwise` when false.
+    Branch {
+        /// The condition step.
+        step: usize,
+        /// Where the `else` steps start.
+        otherwise: usize,
+    },
+    /// Goes on at an op.
+    Jump(usize),
+    /// Splits the thread into one per branch start; they meet at `join`.
+    Fork {
+        /// The parallel step.
+        step: usize,
+        /// Where each branch starts.
+        starts: Vec<usize>,
+        /// The join op.
+        join: usize,
+    },
+    /// Ends a branch at its join.
+    EndBranch {
+        /// The join op.
+        join: usize,
+    },
+    /// Where the branches of a parallel step meet; the last to arrive goes on.
+    Join {
+        /// How many branches arrive.
+        branches: usize,
+    },
+    /// The end of the process.
+    End,
+}
+
+/// A validated, compiled template.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// Every step, in template order (nested ones included).
+    pub steps: Vec<Step>,
+    /// The operations; execution starts at 0.
+    pub ops: Vec<Op>,
+}
+
+impl Program {
+    /// The step an op belongs to, for logs.
+    pub fn step_of(&self, pc: usize) -> Option<&Step> {
+        match self.ops.get(pc)? {
+            Op::Run(i) | Op::Branch { step: i, .. } | Op::Fork { step: i, .. } => self.steps.get(*i),
+            _ => None,
+        }
+    }
+}
+
+/// Most steps of one template.
+pub const MAX_STEPS: usize = 500;
+
+/// Form field kinds besides the custom-field kinds.
+const ROWS: &str = "rows";
+
+/// Validates a template's steps (every problem named by its path, e.g. `steps[2].form[0].kind`)
+/// and compiles them. Expressions are checked by `check_expression`.
+pub fn compile(
+    steps: &[Value],
+    check_expression: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<Program, Vec<FieldError>> {
+    let mut compiler = Compiler { steps: Vec::new(), ops: Vec::new(), errors: Vec::new(), check_expression };
+    if steps.is_empty() {
+        compiler.errors.push(FieldError::new("steps", "a process needs at least one step"));
+    }
+    compiler.sequence("steps", steps);
+    compiler.ops.push(Op::End);
+    if compiler.steps.len() > MAX_STEPS {
+        compiler.errors.push(FieldError::new("steps", format!("at most {MAX_STEPS} steps")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for step in &compiler.steps {
+        if !seen.insert(step.id.clone()) {
+            compiler.errors.push(FieldError::new("steps", format!("step id `{}` is used twice", step.id)));
+        }
+    }
+    if compiler.errors.is_empty() {
+        Ok(Program { steps: compiler.steps, ops: compiler.ops })
+    } else {
+        Err(compiler.errors)
+    }
+}
+
+struct Compiler<'a> {
+    steps: Vec<Step>,
+    ops: Vec<Op>,
+    errors: Vec<FieldError>,
+    check_expression: &'a dyn Fn(&str) -> Result<(), String>,
+}
+
+impl Compiler<'_> {
+    fn sequence(&mut self, path: &str, steps: &[Value]) {
+        for (i, value) in steps.iter().enumerate() {
+            self.step(&format!("{path}[{i}]"), value);
+        }
+    }
+
+    fn error(&mut self, path: String, message: impl Into<String>) {
+        self.errors.push(FieldError::new(path, message));
+    }
+
+    fn step(&mut self, path: &str, value: &Value) {
+        let id = value.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+        if !super::is_valid_key(&id) {
+            self.error(format!("{path}.id"), "a step id is a key: lower-case letters, digits, - and _");
+        }
+        let kind: StepKind = match serde_json::from_value(value.clone()) {
+            Ok(kind) => kind,
+            Err(e) => {
+                let field = if value.get("kind").is_none() { format!("{path}.kind") } else { path.to_string() };
+                self.error(field, format!("not a valid step: {e}"));
+                return;
+            }
+        };
+        self.check(path, &kind);
+        let index = self.steps.len();
+        self.steps.push(Step { id, kind: kind.clone() });
+        match kind {
+            StepKind::Condition { then, otherwise, .. } => {
+                let branch = self.ops.len();
+                self.ops.push(Op::Branch { step: index, otherwise: 0 });
+                self.sequence(&format!("{path}.then"), &then);
+                let jump = self.ops.len();
+                self.ops.push(Op::Jump(0));
+                let else_start = self.ops.len();
+                self.sequence(&format!("{path}.else"), &otherwise);
+                let end = self.ops.len();
+                self.ops[branch] = Op::Branch { step: index, otherwise: else_start };
+                self.ops[jump] = Op::Jump(end);
+            }
+            StepKind::Parallel { branches } => {
+                let fork = self.ops.len();
+                self.ops.push(Op::Fork { step: index, starts: Vec::new(), join: 0 });
+                let mut starts = Vec::new();
+                let mut ends = Vec::new();
+                for (b, branch) in branches.iter().enumerate() {
+                    starts.push(self.ops.len());
+                    self.sequence(&format!("{path}.branches[{b}]"), branch);
+                    ends.push(self.ops.len());
+                    self.ops.push(Op::EndBranch { join: 0 });
+                }
+                let join = self.ops.len();
+                self.ops.push(Op::Join { branches: branches.len() });
+                for end in ends {
+                    self.ops[end] = Op::EndBranch { join };
+                }
+                self.ops[fork] = Op::Fork { step: index, starts, join };
+            }
+            _ => self.ops.push(Op::Run(index)),
+        }
+    }
+
+    fn check(&mut self, path: &str, kind: &StepKind) {
+        let positive = |s: &Option<i64>| s.is_none_or(|s| (1..=10 * 365 * 86_400).contains(&s));
+        match kind {
+            StepKind::Task { title, deadline_s, .. } => {
+                if title.trim().is_empty() {
+                    self.error(format!("{path}.title"), "a task needs a title");
+                }
+                if !positive(deadline_s) {
+                    self.error(format!("{path}.deadline_s"), "seconds from 1 to ten years");
+                }
+            }
+            StepKind::Approval { assignees, mode, min_percent, deadline_s, default, .. } => {
+                if assignees.is_empty() {
+                    self.error(format!("{path}.assignees"), "an approval needs at least one approver");
+                }
+                if *mode == ApprovalMode::Vote && !min_percent.is_some_and(|p| (1..=100).contains(&p)) {
+                    self.error(format!("{path}.min_percent"), "a vote needs min_percent from 1 to 100");
+                }
+                if !positive(deadline_s) {
+                    self.error(format!("{path}.deadline_s"), "seconds from 1 to ten years");
+                }
+                if deadline_s.is_some() != default.is_some() {
+                    self.error(format!("{path}.default"), "a deadline and its default outcome go together");
+                }
+            }
+            StepKind::RequestInfo { form, .. } => {
+                if form.is_empty() {
+                    self.error(format!("{path}.form"), "a form needs at least one field");
+                }
+                self.form(&format!("{path}.form"), form, true);
+            }
+            StepKind::Condition { when, .. } => {
+                if let Err(e) = (self.check_expression)(when) {
+                    self.error(format!("{path}.when"), e);
+                }
+            }
+            StepKind::Parallel { branches } => {
+                if branches.len() < 2 {
+                    self.error(format!("{path}.branches"), "parallel steps need at least two branches");
+                }
+            }
+            StepKind::Wait { duration_s, until, until_field, .. } => {
+                let given =
+                    [duration_s.is_some(), until.is_some(), until_field.is_some()].iter().filter(|g| **g).count();
+                if given != 1 {
+                    self.error(path.to_string(), "a wait needs exactly one of duration_s, until, until_field");
+                }
+                if !positive(duration_s) {
+                    self.error(format!("{path}.duration_s"), "seconds from 1 to ten years");
+                }
+                if until.as_deref().is_some_and(|u| super::time::parse_rfc3339(u).is_none()) {
+                    self.error(format!("{path}.until"), "an RFC 3339 time");
+                }
+            }
+            StepKind::Notify { text, .. } => {
+                if text.trim().is_empty() {
+                    self.error(format!("{path}.text"), "a notification needs a text");
+                }
+            }
+            StepKind::StartProcess { template, .. } => {
+                if !super::is_valid_key(template) {
+                    self.error(format!("{path}.template"), "a template key");
+                }
+            }
+            StepKind::SetFields { .. } | StepKind::Plugin { .. } => {}
+        }
+    }
+
+    fn form(&mut self, path: &str, form: &[FormField], rows_allowed: bool) {
+        let mut keys = std::collections::HashSet::new();
+        for (i, field) in form.iter().enumerate() {
+            let at = format!("{path}[{i}]");
+            if !super::is_valid_key(&field.key) || !keys.insert(field.key.clone()) {
+                self.error(format!("{at}.key"), "a unique key: lower-case letters, digits, - and _");
+            }
+            if field.kind == ROWS {
+                if !rows_allowed {
+                    self.error(format!("{at}.kind"), "rows cannot be nested");
+                } else if field.fields.is_empty() {
+                    self.error(format!("{at}.fields"), "rows need their columns");
+                } else {
+                    self.form(&format!("{at}.fields"), &field.fields, false);
+                }
+            } else if FieldKind::parse(&field.kind).is_none() {
+                self.error(format!("{at}.kind"), format!("unknown kind `{}`", field.kind));
+            } else if field.kind == "enum" && field.options.is_empty() {
+                self.error(format!("{at}.options"), "an enum needs options");
+            }
+        }
+    }
+}
+
+/// Whether a form field holds repeatable rows.
+pub fn is_rows(field: &FormField) -> bool {
+    field.kind == ROWS
+}
+
+/// What a thread waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "for", rename_all = "kebab-case")]
+pub enum Wait {
+    /// A task's completion.
+    Task {
+        /// Task id.
+        task: i64,
+    },
+    /// The assignments of an approval or request step to resolve it (or its deadline).
+    Assignments {
+        /// Its deadline (microseconds), after which the default outcome applies.
+        until: Option<i64>,
+    },
+    /// A time (microseconds).
+    Timer {
+        /// When.
+        at: i64,
+    },
+    /// A child process's end.
+    Child {
+        /// Its instance id.
+        instance: i64,
+    },
+}
+
+/// A thread of an instance: where it stands in the program and what it waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Thread {
+    /// Id, unique in the instance.
+    pub id: u32,
+    /// Its op.
+    pub pc: usize,
+    /// What it waits for; runnable when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Wait>,
+}
+
+/// Where an instance stands: its threads and the branches arrived at each join.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct State {
+    /// Live threads.
+    pub threads: Vec<Thread>,
+    /// Branches arrived, by join op.
+    #[serde(default)]
+    pub joins: std::collections::BTreeMap<usize, usize>,
+    /// The next thread id.
+    #[serde(default)]
+    pub next_thread: u32,
+}
+
+impl State {
+    /// One thread at the start.
+    pub fn start() -> State {
+        State { threads: vec![Thread { id: 0, pc: 0, wait: None }], joins: Default::default(), next_thread: 1 }
+    }
+
+    /// The earliest time a waiting thread needs a look (timers and deadlines).
+    pub fn wake_at(&self) -> Option<i64> {
+        self.threads
+            .iter()
+            .filter_map(|t| match &t.wait {
+                Some(Wait::Timer { at }) => Some(*at),
+                Some(Wait::Assignments { until }) => *until,
+                _ => None,
+            })
+            .min()
+    }
+}
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Going, or waiting for people, time or other processes.
+    Running,
+    /// Every thread reached the end.
+    Completed,
+    /// Stopped by a person.
+    Terminated,
+    /// Stopped by a step that failed.
+    Failed,
+}
+
+impl InstanceStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Running => "running",
+            InstanceStatus::Completed => "completed",
+            InstanceStatus::Terminated => "terminated",
+            InstanceStatus::Failed => "failed",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(text: &str) -> Option<InstanceStatus> {
+        match text {
+            "running" => Some(InstanceStatus::Running),
+            "completed" => Some(InstanceStatus::Completed),
+            "terminated" => Some(InstanceStatus::Terminated),
+            "failed" => Some(InstanceStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A process instance as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Instance {
+    /// Id.
+    pub id: i64,
+    /// Template key.
+    pub template: String,
+    /// The template version it runs (fixed at start).
+    pub template_version: i64,
+    /// The item it runs on.
+    pub item: super::item::ItemRef,
+    /// The process that started it.
+    pub parent: Option<i64>,
+    /// Status.
+    pub status: InstanceStatus,
+    /// Variables (parameters, step outcomes, answers).
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
+    /// The steps its threads stand at.
+    pub current_steps: Vec<String>,
+    /// Threads and joins.
+    pub state: State,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Who started it.
+    pub started_by: super::actor::Actor,
+    /// Started (RFC 3339).
+    pub created_at: String,
+    /// Last changed (RFC 3339).
+    pub updated_at: String,
+    /// Ended (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Version, raised by every change.
+    pub version: i64,
+}
+
+/// An assignment: a person's part in an approval or a request for information.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Assignment {
+    /// Id.
+    pub id: i64,
+    /// The process instance.
+    pub process: i64,
+    /// The step.
+    pub step: String,
+    /// `approval` or `request-info`.
+    pub kind: String,
+    /// Who is to act.
+    pub user: i64,
+    /// `open`, `done`, `cancelled`.
+    pub status: String,
+    /// What it asks.
+    pub title: String,
+    /// The form to fill in (request-info).
+    #[schema(value_type = Vec<Object>)]
+    pub form: Vec<FormField>,
+    /// The item concerned.
+    pub item: super::item::ItemRef,
+    /// `approve` / `reject` for approvals.
+    pub decision: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+    /// Answers to the form.
+    #[schema(value_type = Option<Object>)]
+    pub answers: Option<Value>,
+    /// Deadline (RFC 3339).
+    pub due_at: Option<String>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Completed (RFC 3339).
+    pub completed_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ok(_: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    #[test]
+    fn compiles_conditions_and_parallel_branches() {
+        let steps = json!([
+            {"id": "a", "kind": "set-fields", "fields": {"x": 1}},
+            {"id": "c", "kind": "condition", "when": "true",
+             "then": [{"id": "t", "kind": "notify", "to": {"user": 1}, "text": "yes"}],
+             "else": [{"id": "e", "kind": "notify", "to": {"user": 1}, "text": "no"}]},
+            {"id": "p", "kind": "parallel", "branches": [
+                [{"id": "p1", "kind": "wait", "duration_s": 5}],
+                [{"id": "p2", "kind": "wait", "duration_s": 5}]]}
+        ]);
+        let program =
+            compile(steps.as_array().map(Vec::as_slice).unwrap_or_default(), &ok).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            program.ops,
+            vec![
+                Op::Run(0),
+                Op::Branch { step: 1, otherwise: 4 },
+                Op::Run(2),
+                Op::Jump(5),
+                Op::Run(3),
+                Op::Fork { step: 4, starts: vec![6, 8], join: 10 },
+                Op::Run(5),
+                Op::EndBranch { join: 10 },
+                Op::Run(6),
+                Op::EndBranch { join: 10 },
+                Op::Join { branches: 2 },
+                Op::End,
+            ]
+        );
+    }
+
+    #[test]
+    fn names_every_problem_by_path() {
+        let steps = json!([
+            {"id": "A", "kind": "notify", "to": {"user": 1}, "text": ""},
+            {"id": "v", "kind": "approval", "assignees": [], "mode": "vote"},
+            {"id": "f", "kind": "request-info", "assignee": {"user": 1},
+             "form": [{"key": "size", "kind": "colour"}, {"key": "rows", "kind": "rows", "fields": []}]},
+            {"id": "w", "kind": "wait"},
+            {"id": "x", "kind": "teleport"},
+            {"id": "f", "kind": "set-fields", "fields": {}}
+        ]);
+        let errors = compile(steps.as_array().map(Vec::as_slice).unwrap_or_default(), &ok).err().unwrap_or_default();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for expected in [
+            "steps[0].id",
+            "steps[0].text",
+            "steps[1].assignees",
+            "steps[1].min_percent",
+            "steps[2].form[0].kind",
+            "steps[2].form[1].fields",
+            "steps[3]",
+            "steps[4]",
+            "steps",
+        ] {
+            assert!(fields.contains(&expected), "{expected} missing from {fields:?}");
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Business processes: templates (administrators; every change is a new version, and a running
+//! instance keeps the version it started with), instances started by the API, by the
+//! `start-process` robot or by another process, and terminated by people. The engine that
+//! moves instances on lives in [`crate::automation::processes`].
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use crate::model::access::Access;
+use crate::model::item::ItemRef;
+use crate::model::process::{Instance, InstanceStatus, Program, State, Wait};
+use crate::model::time::{now_micros, to_rfc3339};
+use crate::store::Tx;
+use crate::store::processes::{self as repo, StoredTemplate};
+
+/// `POST /processes/templates` body.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct TemplateRequest {
+    /// Key; posting an existing key stores its next version.
+    pub key: String,
+    /// Entity type it runs on.
+    #[serde(rename = "type")]
+    pub type_key: String,
+    /// Title.
+    #[serde(default)]
+    pub title: String,
+    /// The steps.
+    #[schema(value_type = Vec<Object>)]
+    pub steps: Vec<Value>,
+}
+
+/// `POST /processes` body.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// Template key.
+    pub template: String,
+    /// The item it runs on.
+    pub item: ItemRef,
+    /// Parameters: the initial variables.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: Map<String, Value>,
+}
+
+/// Most nested processes (a process starting a process ...).
+const MAX_PROCESS_DEPTH: u32 = 10;
+
+impl Service {
+    /// Compiles template steps, checking expressions with the shared Rhai engine.
+    pub fn compile_template(&self, steps: &[Value]) -> ServiceResult<Program> {
+        let rhai = &self.runtime().rhai;
+        crate::model::process::compile(steps, &|e| rhai.check_expression(e)).map_err(ServiceError::Validation)
+    }
+
+    /// Stores a template, as version 1 or as the next version of its key.
+    pub async fn save_template(&self, caller: &Caller, input: TemplateRequest) -> ServiceResult<StoredTemplate> {
+        require_admin(caller)?;
+        let mut errors = Vec::new();
+        if !crate::model::is_valid_key(&input.key) {
+            errors.push(crate::model::FieldError::new("key", "a key: lower-case letters, digits, - and _"));
+        }
+        let catalog = self.catalog().await?;
+        if catalog.get(&input.type_key).is_none() {
+            errors.push(crate::model::FieldError::new("type", format!("no entity type `{}`", input.type_key)));
+        }
+        if let Err(ServiceError::Validation(more)) = self.compile_template(&input.steps) {
+            errors.extend(more);
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        let now = now_micros();
+        let mut template = StoredTemplate {
+            title: if input.title.trim().is_empty() { input.key.clone() } else { input.title.trim().to_string() },
+            key: input.key,
+            version: 0,
+            type_key: input.type_key,
+            steps: Value::Array(input.steps),
+            created_at: to_rfc3339(now),
+        };
+        if let Some(latest) = repo::template(self.store.reader(), &template.key, None).await?
+            && latest.type_key != template.type_key
+        {
+            return Err(ServiceError::invalid(
+                "type",
+                format!("template `{}` runs on `{}`", template.key, latest.type_key),
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        template.version = repo::insert_template(&mut tx, &template, now).await?;
+        tx.commit().await?;
+        Ok(template)
+    }
+
+    /// The latest version of every template.
+    pub async fn list_templates(&self) -> ServiceResult<Vec<StoredTemplate>> {
+        Ok(repo::latest_templates(self.store.reader()).await?)
+    }
+
+    /// A template's latest version, or a given one.
+    pub async fn get_template(&self, key: &str, version: Option<i64>) -> ServiceResult<StoredTemplate> {
+        repo::template(self.store.reader(), key, version)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no process template `{key}`")))
+    }
+
+    /// Starts a process on an item the caller may change.
+    pub async fn start_process(&self, caller: &Caller, input: StartRequest) -> ServiceResult<Instance> {
+        let mut tx = self.store.begin().await?;
+        let instance = self.start_process_in(&mut tx, caller, &input.template, &input.item, input.params, None).await?;
+        tx.commit().await?;
+        self.signals().processes.notify_one();
+        Ok(instance)
+    }
+
+    /// The same inside `tx`; `parent` is the process starting it, if any.
+    pub async fn start_process_in(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        template_key: &str,
+        item: &ItemRef,
+        params: Map<String, Value>,
+        parent: Option<i64>,
+    ) -> ServiceResult<Instance> {
+        if caller.depth > MAX_PROCESS_DEPTH {
+            return Err(ServiceError::Conflict(format!("processes nest at most {MAX_PROCESS_DEPTH} deep")));
+        }
+        let template = repo::template(self.store.reader(), template_key, None)
+            .await?
+            .ok_or_else(|| ServiceError::invalid("template", format!("no process template `{template_key}`")))?;
+        if template.type_key != item.type_key {
+            return Err(ServiceError::invalid(
+                "item",
+                format!("template `{template_key}` runs on `{}` items, not `{}`", template.type_key, item.type_key),
+            ));
+        }
+        let found = self.load_item_in(tx, caller, &item.type_key, item.id).await?;
+        self.require(caller, &found.type_key, found.funnel.as_deref(), Access::Write)?;
+        let now = now_micros();
+        let mut instance = Instance {
+            id: 0,
+            template: template.key.clone(),
+            template_version: template.version,
+            item: item.clone(),
+            parent,
+            status: InstanceStatus::Running,
+            variables: params,
+            current_steps: Vec::new(),
+            state: State::start(),
+            error: None,
+            started_by: caller.actor.clone(),
+            created_at: to_rfc3339(now),
+            updated_at: to_rfc3339(now),
+            finished_at: None,
+            version: 1,
+        };
+        instance.id = repo::insert_instance(tx, &instance, now).await?;
+        let text = format!("Started {} version {}", template.key, template.version);
+        repo::log(tx, instance.id, None, &text, &json!({ "by": caller.actor }), now);
+        Ok(instance)
+    }
+
+    /// Instances, optionally of one item and status (administrators, or anyone reading the
+    /// item they filter by).
+    pub async fn list_processes(
+        &self,
+        caller: &Caller,
+        item: Option<ItemRef>,
+        status: Option<InstanceStatus>,
+        after: i64,
+        limit: i64,
+    ) -> ServiceResult<(Vec<Instance>, Option<i64>)> {
+        match &item {
+            Some(i) => {
+                self.get_item(caller, &i.type_key, i.id).await?;
+            }
+            None => require_admin(caller)?,
+        }
+        let mut rows = repo::instances(self.store.reader(), item.as_ref(), status, after, limit).await?;
+        let next = super::items::page_cursor(&mut rows, limit, |i| i.id);
+        let mut programs = std::collections::HashMap::new();
+        for instance in &mut rows {
+            self.fill_current_steps(instance, &mut programs).await;
+        }
+        Ok((rows, next))
+    }
+
+    /// One instance with its log, for those who may read its item.
+    pub async fn get_process(&self, caller: &Caller, id: i64) -> ServiceResult<(Instance, Vec<Value>)> {
+        let mut conn = self.store.reader().acquire().await?;
+        let mut instance =
+            repo::instance(&mut conn, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no process {id}")))?;
+        drop(conn);
+        if self.get_item(caller, &instance.item.type_key, instance.item.id).await.is_err() {
+            return Err(ServiceError::NotFound(format!("no process {id}")));
+        }
+        self.fill_current_steps(&mut instance, &mut std::collections::HashMap::new()).await;
+        let log = repo::log_of(self.store.reader(), id).await?;
+        Ok((instance, log))
+    }
+
+    /// Names the steps an instance's threads stand at.
+    async fn fill_current_steps(
+        &self,
+        instance: &mut Instance,
+        programs: &mut std::collections::HashMap<(String, i64), Option<Program>>,
+    ) {
+        let key = (instance.template.clone(), instance.template_version);
+        if !programs.contains_key(&key) {
+            let program = match self.get_template(&key.0, Some(key.1)).await {
+                Ok(t) => t.steps.as_array().and_then(|steps| self.compile_template(steps).ok()),
+                Err(_) => None,
+            };
+            programs.insert(key.clone(), program);
+        }
+        if let Some(Some(program)) = programs.get(&key) {
+            instance.current_steps =
+                instance.state.threads.iter().filter_map(|t| program.step_of(t.pc).map(|s| s.id.clone())).collect();
+        }
+    }
+
+    /// Terminates a running process (administrators, or those who may change its item); its
+    /// open assignments are cancelled, and a parent waiting for it goes on.
+    pub async fn terminate_process(&self, caller: &Caller, id: i64) -> ServiceResult<Instance> {
+        let (instance, _) = self.get_process(caller, id).await?;
+        let item = self.get_item(caller, &instance.item.type_key, instance.item.id).await?;
+        self.require(caller, &item.type_key, item.funnel.as_deref(), Access::Write)?;
+        let now = now_micros();
+        let mut tx = self.store.begin().await?;
+        if !repo::terminate(&mut tx, id, now).await? {
+            return Err(ServiceError::Conflict(format!("process {id} is not running")));
+        }
+        repo::log(&mut tx, id, None, "Terminated", &json!({ "by": caller.actor }), now);
+        if let Some(parent) = instance.parent {
+            repo::wake(&mut tx, parent);
+        }
+        tx.commit().await?;
+        self.signals().processes.notify_one();
+        Ok(self.get_process(caller, id).await?.0)
+    }
+
+    /// An instance and its template version's program.
+    pub async fn instance_program(&self, id: i64) -> ServiceResult<(Instance, Program)> {
+        let mut conn = self.store.reader().acquire().await?;
+        let instance =
+            repo::instance(&mut conn, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no process {id}")))?;
+        drop(conn);
+        let template = self.get_template(&instance.template, Some(instance.template_version)).await?;
+        let steps = template.steps.as_array().cloned().unwrap_or_default();
+        let program = self.compile_template(&steps)?;
+        Ok((instance, program))
+    }
+
+    /// Whether a waiting thread's wait is over: its task completed, its child process ended.
+    pub async fn wait_is_over(&self, tx: &mut Tx, wait: &Wait) -> ServiceResult<bool> {
+        Ok(match wait {
+            Wait::Task { task } => {
+                let row = tx
+                    .fetch_optional(crate::store::Statement::new("SELECT status FROM tasks WHERE id = $1").bind(*task))
+                    .await?;
+                match row {
+                    Some(r) => sqlx::Row::try_get::<String, _>(&r, "status")? == "completed",
+                    None => true,
+                }
+            }
+            Wait::Child { instance } => {
+                let row = tx
+                    .fetch_optional(
+                        crate::store::Statement::new("SELECT status FROM process_instances WHERE id = $1")
+                            .bind(*instance),
+                    )
+                    .await?;
+                match row {
+                    Some(r) => sqlx::Row::try_get::<String, _>(&r, "status")? != "running",
+                    None => true,
+                }
+            }
+            Wait::Timer { at } => *at <= now_micros(),
+            Wait::Assignments { .. } => false,
+        })
+    }
+}

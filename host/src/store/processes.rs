@@ -1,0 +1,427 @@
+//! Business processes: templates (versioned), instances, their log and their assignments.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use super::{Dialect, Statement, StoreResult, Tx, parse_json};
+use crate::model::actor::Actor;
+use crate::model::item::ItemRef;
+use crate::model::process::{Assignment, Instance, InstanceStatus};
+use crate::model::time::{Micros, to_rfc3339};
+
+/// A stored template version.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct StoredTemplate {
+    /// Key.
+    pub key: String,
+    /// Version, from 1.
+    pub version: i64,
+    /// Entity type it runs on.
+    #[serde(rename = "type")]
+    pub type_key: String,
+    /// Title.
+    pub title: String,
+    /// The steps as given.
+    #[schema(value_type = Vec<Object>)]
+    pub steps: serde_json::Value,
+    /// Created (RFC 3339).
+    pub created_at: String,
+}
+
+fn template_from_row(row: &AnyRow) -> StoreResult<StoredTemplate> {
+    Ok(StoredTemplate {
+        key: row.try_get("key")?,
+        version: row.try_get("version")?,
+        type_key: row.try_get("type_key")?,
+        title: row.try_get("title")?,
+        steps: parse_json("process_templates", &row.try_get::<String, _>("definition")?)?,
+        created_at: to_rfc3339(row.try_get("created_at")?),
+    })
+}
+
+const TEMPLATE_COLUMNS: &str = "key, version, type_key, title, definition, created_at";
+
+/// Stores a new version of a template (one more than the latest); returns it.
+pub async fn insert_template(tx: &mut Tx, template: &StoredTemplate, now: Micros) -> StoreResult<i64> {
+    let row = tx
+        .fetch_optional(
+            Statement::new("SELECT COALESCE(MAX(version), 0) AS v FROM process_templates WHERE key = $1")
+                .bind(template.key.as_str()),
+        )
+        .await?;
+    let version = row.map(|r| r.try_get::<i64, _>("v")).transpose()?.unwrap_or(0) + 1;
+    tx.write_returning(
+        Statement::new(
+            "INSERT INTO process_templates (key, version, type_key, title, definition, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(template.key.as_str())
+        .bind(version)
+        .bind(template.type_key.as_str())
+        .bind(template.title.as_str())
+        .bind(template.steps.to_string())
+        .bind(now),
+    )
+    .await?;
+    Ok(version)
+}
+
+/// A template version; the latest when `version` is `None`.
+pub async fn template(pool: &AnyPool, key: &str, version: Option<i64>) -> StoreResult<Option<StoredTemplate>> {
+    let sql = format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM process_templates WHERE key = $1 AND ($2 = 0 OR version = $2)
+         ORDER BY version DESC LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).bind(version.unwrap_or(0)).fetch_optional(pool).await?;
+    row.as_ref().map(template_from_row).transpose()
+}
+
+/// The latest version of every template, by key.
+pub async fn latest_templates(pool: &AnyPool) -> StoreResult<Vec<StoredTemplate>> {
+    let sql = format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM process_templates t
+         WHERE version = (SELECT MAX(version) FROM process_templates o WHERE o.key = t.key) ORDER BY key"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    rows.iter().map(template_from_row).collect()
+}
+
+const INSTANCE_COLUMNS: &str = "id, template_key, template_version, type_key, item_id, parent_id, status, state, variables, \
+                                error, started_by, created_at, updated_at, finished_at, version";
+
+fn instance_from_row(row: &AnyRow) -> StoreResult<Instance> {
+    let status: String = row.try_get("status")?;
+    Ok(Instance {
+        id: row.try_get("id")?,
+        template: row.try_get("template_key")?,
+        template_version: row.try_get("template_version")?,
+        item: ItemRef { type_key: row.try_get("type_key")?, id: row.try_get("item_id")? },
+        parent: row.try_get("parent_id")?,
+        status: InstanceStatus::parse(&status).unwrap_or(InstanceStatus::Failed),
+        variables: parse_json("process_instances", &row.try_get::<String, _>("variables")?)?,
+        current_steps: Vec::new(),
+        state: parse_json("process_instances", &row.try_get::<String, _>("state")?)?,
+        error: row.try_get("error")?,
+        started_by: Actor::from_json_str(&row.try_get::<String, _>("started_by")?),
+        created_at: to_rfc3339(row.try_get("created_at")?),
+        updated_at: to_rfc3339(row.try_get("updated_at")?),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(to_rfc3339),
+        version: row.try_get("version")?,
+    })
+}
+
+/// Stores a new, runnable instance; returns its id.
+pub async fn insert_instance(tx: &mut Tx, instance: &Instance, now: Micros) -> StoreResult<i64> {
+    let rows = tx
+        .write_returning(
+            Statement::new(
+                "INSERT INTO process_instances (template_key, template_version, type_key, item_id, parent_id, status, state,
+                     variables, runnable, started_by, created_at, updated_at, version)
+                 VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, 1, $8, $9, $9, 1) RETURNING id",
+            )
+            .bind(instance.template.as_str())
+            .bind(instance.template_version)
+            .bind(instance.item.type_key.as_str())
+            .bind(instance.item.id)
+            .bind(instance.parent)
+            .bind(serde_json::to_string(&instance.state).unwrap_or_else(|_| "{}".into()))
+            .bind(serde_json::Value::Object(instance.variables.clone()).to_string())
+            .bind(instance.started_by.to_json_string())
+            .bind(now),
+        )
+        .await?;
+    Ok(rows.first().map(|r| r.try_get("id")).transpose()?.unwrap_or_default())
+}
+
+/// One instance.
+pub async fn instance(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<Instance>> {
+    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM process_instances WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(instance_from_row).transpose()
+}
+
+/// Instances, optionally of one item and status, by id after `after`, at most `limit + 1`.
+pub async fn instances(
+    pool: &AnyPool,
+    item: Option<&ItemRef>,
+    status: Option<InstanceStatus>,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<Instance>> {
+    let sql = format!(
+        "SELECT {INSTANCE_COLUMNS} FROM process_instances
+         WHERE id > $1 AND ($2 = '' OR (type_key = $2 AND item_id = $3)) AND ($4 = '' OR status = $4)
+         ORDER BY id LIMIT $5"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(item.map(|i| i.type_key.clone()).unwrap_or_default())
+        .bind(item.map(|i| i.id).unwrap_or(0))
+        .bind(status.map(|s| s.as_str()).unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(instance_from_row).collect()
+}
+
+/// Leases up to `limit` running instances that are runnable or whose wake time came, until
+/// `lease`; returns their ids. PostgreSQL hosts skip the ones another host holds.
+pub async fn claim(tx: &mut Tx, now: Micros, lease: Micros, limit: i64) -> StoreResult<Vec<i64>> {
+    let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE process_instances SET lease_until = $2 WHERE id IN (
+             SELECT id FROM process_instances WHERE status = 'running' AND (runnable = 1 OR wake_at <= $1)
+                 AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT $3 {lock})
+         RETURNING id"
+    );
+    let rows = tx.write_returning(Statement::new(sql).bind(now).bind(lease).bind(limit)).await?;
+    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
+
+/// The earliest wake time of a running instance, or now when one is runnable.
+pub async fn next_wake(pool: &AnyPool, now: Micros) -> StoreResult<Option<Micros>> {
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(CASE WHEN runnable = 1 THEN $1 ELSE wake_at END) FROM process_instances
+         WHERE status = 'running' AND (runnable = 1 OR wake_at IS NOT NULL)",
+    )
+    .bind(now)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Saves an instance advanced by the engine if its version is still `instance.version - 1`;
+/// clears its lease and its runnable flag. False when it changed meanwhile.
+pub async fn save(tx: &mut Tx, instance: &Instance, wake_at: Option<Micros>, now: Micros) -> StoreResult<bool> {
+    let finished = (instance.status != InstanceStatus::Running).then_some(now);
+    let rows = tx
+        .write_returning(
+            Statement::new(
+                "UPDATE process_instances SET status = $1, state = $2, variables = $3, error = $4, runnable = 0,
+                     wake_at = $5, lease_until = NULL, updated_at = $6, finished_at = COALESCE(finished_at, $7), version = $8
+                 WHERE id = $9 AND version = $10 RETURNING id",
+            )
+            .bind(instance.status.as_str())
+            .bind(serde_json::to_string(&instance.state).unwrap_or_else(|_| "{}".into()))
+            .bind(serde_json::Value::Object(instance.variables.clone()).to_string())
+            .bind(instance.error.clone())
+            .bind(wake_at)
+            .bind(now)
+            .bind(finished)
+            .bind(instance.version)
+            .bind(instance.id)
+            .bind(instance.version - 1),
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Asks the engine to look at an instance again (sent with the transaction's next statement).
+pub fn wake(tx: &mut Tx, id: i64) {
+    tx.defer(Statement::new("UPDATE process_instances SET runnable = 1 WHERE id = $1 AND status = 'running'").bind(id));
+}
+
+/// Ends a running instance as terminated; false when it was not running.
+pub async fn terminate(tx: &mut Tx, id: i64, now: Micros) -> StoreResult<bool> {
+    let rows = tx
+        .write_returning(
+            Statement::new(
+                "UPDATE process_instances SET status = 'terminated', runnable = 0, wake_at = NULL, lease_until = NULL,
+                     updated_at = $1, finished_at = $1, version = version + 1
+                 WHERE id = $2 AND status = 'running' RETURNING id",
+            )
+            .bind(now)
+            .bind(id),
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    tx.defer(
+        Statement::new(
+            "UPDATE assignments SET status = 'cancelled', completed_at = $1 WHERE instance_id = $2 AND status = 'open'",
+        )
+        .bind(now)
+        .bind(id),
+    );
+    Ok(true)
+}
+
+/// Adds a line to an instance's log (sent with the transaction's next statement).
+pub fn log(tx: &mut Tx, instance: i64, step: Option<&str>, text: &str, data: &serde_json::Value, now: Micros) {
+    tx.defer(
+        Statement::new("INSERT INTO process_log (instance_id, step_id, text, data, at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(instance)
+            .bind(step)
+            .bind(text)
+            .bind(data.to_string())
+            .bind(now),
+    );
+}
+
+/// An instance's log, oldest first.
+pub async fn log_of(pool: &AnyPool, instance: i64) -> StoreResult<Vec<serde_json::Value>> {
+    let rows = sqlx::query("SELECT step_id, text, data, at FROM process_log WHERE instance_id = $1 ORDER BY id")
+        .bind(instance)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(serde_json::json!({
+                "step": r.try_get::<Option<String>, _>("step_id")?,
+                "text": r.try_get::<String, _>("text")?,
+                "data": parse_json::<serde_json::Value>("process_log", &r.try_get::<String, _>("data")?)?,
+                "at": to_rfc3339(r.try_get("at")?),
+            }))
+        })
+        .collect()
+}
+
+const ASSIGNMENT_COLUMNS: &str = "id, instance_id, step_id, kind, user_id, status, title, form, type_key, item_id, decision, \
+                                  comment, answers, due_at, created_at, completed_at";
+
+fn assignment_from_row(row: &AnyRow) -> StoreResult<Assignment> {
+    let answers: Option<String> = row.try_get("answers")?;
+    Ok(Assignment {
+        id: row.try_get("id")?,
+        process: row.try_get("instance_id")?,
+        step: row.try_get("step_id")?,
+        kind: row.try_get("kind")?,
+        user: row.try_get("user_id")?,
+        status: row.try_get("status")?,
+        title: row.try_get("title")?,
+        form: parse_json("assignments", &row.try_get::<String, _>("form")?)?,
+        item: ItemRef { type_key: row.try_get("type_key")?, id: row.try_get("item_id")? },
+        decision: row.try_get("decision")?,
+        comment: row.try_get("comment")?,
+        answers: answers.map(|a| parse_json("assignments", &a)).transpose()?,
+        due_at: row.try_get::<Option<i64>, _>("due_at")?.map(to_rfc3339),
+        created_at: to_rfc3339(row.try_get("created_at")?),
+        completed_at: row.try_get::<Option<i64>, _>("completed_at")?.map(to_rfc3339),
+    })
+}
+
+/// Stores an open assignment; returns its id.
+pub async fn insert_assignment(tx: &mut Tx, a: &Assignment, due_at: Option<Micros>, now: Micros) -> StoreResult<i64> {
+    let rows = tx
+        .write_returning(
+            Statement::new(
+                "INSERT INTO assignments (instance_id, step_id, kind, user_id, status, title, form, type_key, item_id, due_at,
+                     created_at)
+                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10) RETURNING id",
+            )
+            .bind(a.process)
+            .bind(a.step.as_str())
+            .bind(a.kind.as_str())
+            .bind(a.user)
+            .bind(a.title.as_str())
+            .bind(serde_json::to_string(&a.form).unwrap_or_else(|_| "[]".into()))
+            .bind(a.item.type_key.as_str())
+            .bind(a.item.id)
+            .bind(due_at)
+            .bind(now),
+        )
+        .await?;
+    Ok(rows.first().map(|r| r.try_get("id")).transpose()?.unwrap_or_default())
+}
+
+/// One assignment.
+pub async fn assignment(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<Assignment>> {
+    let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(assignment_from_row).transpose()
+}
+
+/// A user's assignments (`status` empty: any), by id after `after`, at most `limit + 1`.
+pub async fn assignments_of_user(
+    pool: &AnyPool,
+    user: i64,
+    status: &str,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<Assignment>> {
+    let sql = format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND ($2 = '' OR status = $2) AND id > $3
+         ORDER BY id LIMIT $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user)
+        .bind(status)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(assignment_from_row).collect()
+}
+
+/// The assignments of one step of an instance (seeing the transaction's own writes).
+pub async fn assignments_of_step(tx: &mut Tx, instance: i64, step: &str) -> StoreResult<Vec<Assignment>> {
+    let sql =
+        format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE instance_id = $1 AND step_id = $2 ORDER BY id");
+    let rows = tx.fetch_all(Statement::new(sql).bind(instance).bind(step)).await?;
+    rows.iter().map(assignment_from_row).collect()
+}
+
+/// Records a person's answer to an open assignment; false when it is no longer open.
+pub async fn complete_assignment(tx: &mut Tx, a: &Assignment, now: Micros) -> StoreResult<bool> {
+    let rows = tx
+        .write_returning(
+            Statement::new(
+                "UPDATE assignments SET status = 'done', decision = $1, comment = $2, answers = $3, completed_at = $4
+                 WHERE id = $5 AND status = 'open' RETURNING id",
+            )
+            .bind(a.decision.clone())
+            .bind(a.comment.clone())
+            .bind(a.answers.as_ref().map(|v| v.to_string()))
+            .bind(now)
+            .bind(a.id),
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Hands an open assignment to another user; false when it is no longer open.
+pub async fn delegate(tx: &mut Tx, id: i64, user: i64) -> StoreResult<bool> {
+    let rows = tx
+        .write_returning(
+            Statement::new("UPDATE assignments SET user_id = $1 WHERE id = $2 AND status = 'open' RETURNING id")
+                .bind(user)
+                .bind(id),
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Cancels the open assignments of a step (a decision was reached without them).
+pub fn cancel_open(tx: &mut Tx, instance: i64, step: &str, now: Micros) {
+    tx.defer(
+        Statement::new(
+            "UPDATE assignments SET status = 'cancelled', completed_at = $1
+             WHERE instance_id = $2 AND step_id = $3 AND status = 'open'",
+        )
+        .bind(now)
+        .bind(instance)
+        .bind(step),
+    );
+}
+
+/// Cancels every open assignment of an instance (it ended).
+pub fn cancel_all_open(tx: &mut Tx, instance: i64, now: Micros) {
+    tx.defer(
+        Statement::new(
+            "UPDATE assignments SET status = 'cancelled', completed_at = $1 WHERE instance_id = $2 AND status = 'open'",
+        )
+        .bind(now)
+        .bind(instance),
+    );
+}
+
+/// Links a task to the process that waits for it (sent with the transaction's next statement).
+pub fn link_task(tx: &mut Tx, task: i64, instance: i64) {
+    tx.defer(Statement::new("UPDATE tasks SET process_id = $1 WHERE id = $2").bind(instance).bind(task));
+}
+
+/// The process waiting for a task, if any.
+pub async fn process_of_task(tx: &mut Tx, task: i64) -> StoreResult<Option<i64>> {
+    let row = tx.fetch_optional(Statement::new("SELECT process_id FROM tasks WHERE id = $1").bind(task)).await?;
+    Ok(row.map(|r| r.try_get::<Option<i64>, _>("process_id")).transpose()?.flatten())
+}
