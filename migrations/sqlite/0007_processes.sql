@@ -19,10 +19,12 @@ CREATE TABLE process_instances (
     type_key TEXT NOT NULL,
     item_id BIGINT NOT NULL,
     parent_id BIGINT,
+    depth BIGINT NOT NULL DEFAULT 0,
     status TEXT NOT NULL,
     state TEXT NOT NULL,
     variables TEXT NOT NULL,
     runnable BIGINT NOT NULL,
+    waits_event BIGINT NOT NULL DEFAULT 0,
     wake_at BIGINT,
     lease_until BIGINT,
     error TEXT,
@@ -32,9 +34,13 @@ CREATE TABLE process_instances (
     finished_at BIGINT,
     version BIGINT NOT NULL
 );
-CREATE INDEX process_instances_runnable ON process_instances (status, runnable, wake_at);
+-- The engine's two ways in: instances woken, instances whose timer comes.
+CREATE INDEX process_instances_runnable ON process_instances (id) WHERE status = 'running' AND runnable = 1;
+CREATE INDEX process_instances_timers ON process_instances (wake_at) WHERE status = 'running' AND wake_at IS NOT NULL;
 CREATE INDEX process_instances_by_item ON process_instances (type_key, item_id);
 CREATE INDEX process_instances_by_parent ON process_instances (parent_id);
+-- Processes waiting for an event of their item look at that item's events.
+CREATE INDEX events_by_item ON events (item_id, id);
 
 CREATE TABLE process_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

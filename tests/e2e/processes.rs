@@ -458,3 +458,102 @@ async fn the_case_core_loop(backend: Backend) {
     wait_status(&s, &id, "completed").await;
 }
 both!(the_case_core_loop);
+
+async fn waits_for_an_event_of_its_item(backend: Backend) {
+    let mut s = Server::start(backend).await;
+    string_field(&s, "note", "string").await;
+    template(
+        &s,
+        "until-won",
+        json!([
+            {"id": "w", "kind": "wait", "event": "item.stage_changed", "stage": "won"},
+            {"id": "done", "kind": "set-fields", "fields": {"note": "won at last"}}
+        ]),
+    )
+    .await;
+    let deal = new_deal(&s, "Waiting", 1).await;
+    let other = new_deal(&s, "Other", 1).await;
+    let id = start(&s, "until-won", &deal, json!({})).await;
+    s.wait_for(20, "the wait to begin", || async {
+        (process(&s, &id).await["current_steps"] == json!(["w"])).then_some(())
+    })
+    .await;
+    // Other items' events and other stages do not end the wait.
+    s.post(&format!("/api/v1/items/deal/{other}/move"), json!({"stage": "won"})).await.ok(200);
+    s.post(&format!("/api/v1/items/deal/{deal}/move"), json!({"stage": "in-progress"})).await.ok(200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(process(&s, &id).await["status"], "running");
+    // The wait survives a restart.
+    s.stop();
+    s.start_again();
+    s.post(&format!("/api/v1/items/deal/{deal}/move"), json!({"stage": "won"})).await.ok(200);
+    wait_status(&s, &id, "completed").await;
+    assert_eq!(s.item("deal", &deal).await["fields"]["note"], "won at last");
+    let p = s
+        .post(
+            "/api/v1/processes/templates",
+            json!({"key": "bad-wait", "type": "deal", "steps": [
+            {"id": "w", "kind": "wait", "event": "task.completed"}]}),
+        )
+        .await
+        .problem(422, "validation-failed");
+    assert_eq!(Reply::error_fields(&p), vec!["steps[0].event"]);
+}
+both!(waits_for_an_event_of_its_item);
+
+async fn children_delegation_and_runaway_starts(backend: Backend) {
+    let s = Server::start(backend).await;
+    string_field(&s, "outcome", "string").await;
+    let (a, a_token) = s.user_with_roles("a@example.com", &[]).await;
+    let (b, _) = s.user_with_roles("b@example.com", &[]).await;
+    let (c, c_token) = s.user_with_roles("c@example.com", &[]).await;
+    let deal = new_deal(&s, "Family", a).await;
+
+    // A parent learns how its child ended.
+    template(&s, "child", json!([{"id": "ok", "kind": "approval", "assignees": [{"user": a}, {"user": b}]}])).await;
+    template(
+        &s,
+        "parent",
+        json!([
+            {"id": "sub", "kind": "start-process", "template": "child", "wait": true},
+            {"id": "check", "kind": "condition", "when": "vars.sub.status == \"completed\"",
+             "then": [{"id": "good", "kind": "set-fields", "fields": {"outcome": "child done"}}],
+             "else": [{"id": "bad", "kind": "set-fields", "fields": {"outcome": "child stopped"}}]}
+        ]),
+    )
+    .await;
+    let parent = start(&s, "parent", &deal, json!({})).await;
+    let mine = open_assignments(&s, &a_token, 1).await;
+    let child = mine[0]["process"].clone();
+    assert_eq!(process(&s, &child).await["parent"], parent);
+
+    // Delegating to someone who already decides in this step is refused; to another, allowed.
+    let path = format!("/api/v1/assignments/{}/delegate", mine[0]["id"]);
+    let p = s.call_as(&a_token, Method::POST, &path, Some(json!({"to": b}))).await.problem(422, "validation-failed");
+    assert_eq!(Reply::error_fields(&p), vec!["to"]);
+    let handed = s.call_as(&a_token, Method::POST, &path, Some(json!({"to": c}))).await.ok(200);
+    assert_eq!(handed["user"], c);
+    open_assignments(&s, &c_token, 1).await;
+    open_assignments(&s, &a_token, 0).await;
+
+    s.post(&format!("/api/v1/processes/{child}/terminate"), json!({})).await.ok(200);
+    let done = wait_status(&s, &parent, "completed").await;
+    assert_eq!(done["variables"]["sub"]["status"], "terminated");
+    assert_eq!(s.item("deal", &deal).await["fields"]["outcome"], "child stopped");
+
+    // A template that starts itself is stopped after a bounded chain.
+    template(&s, "again", json!([{"id": "more", "kind": "start-process", "template": "again"}])).await;
+    start(&s, "again", &deal, json!({})).await;
+    let failed = s
+        .wait_for(30, "the runaway chain to stop", || async {
+            let page = s.get("/api/v1/processes?status=failed").await.ok(200);
+            page["items"].as_array()?.first().cloned()
+        })
+        .await;
+    assert!(failed["error"].as_str().is_some_and(|e| e.contains("automation chain stopped")), "{failed}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = s.get("/api/v1/processes?limit=500").await.ok(200);
+    let again = all["items"].as_array().map(|a| a.iter().filter(|p| p["template"] == "again").count()).unwrap_or(0);
+    assert!((2..=11).contains(&again), "{again} instances of a self-starting template");
+}
+both!(children_delegation_and_runaway_starts);

@@ -32,10 +32,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delegate_assignment))
 }
 
-/// The latest version of every template.
+/// The latest version of every template of a type the caller may write.
 #[utoipa::path(get, path = "/processes/templates", tag = "processes", responses((status = 200, body = ListOf<StoredTemplate>)))]
-async fn list_templates(State(s): State<AppState>, _caller: Caller) -> Result<Json<ListOf<StoredTemplate>>, Problem> {
-    Ok(Json(ListOf::new(s.list_templates().await?, None)))
+async fn list_templates(State(s): State<AppState>, caller: Caller) -> Result<Json<ListOf<StoredTemplate>>, Problem> {
+    Ok(Json(ListOf::new(s.list_templates(&caller).await?, None)))
 }
 
 /// Stores a template (administrators): version 1 of a new key, or the next version of an
@@ -63,11 +63,11 @@ struct VersionQuery {
     responses((status = 200, body = StoredTemplate), (status = 404, body = ProblemDocument)))]
 async fn get_template(
     State(s): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> Result<Json<StoredTemplate>, Problem> {
-    Ok(Json(s.get_template(&key, q.version).await?))
+    Ok(Json(s.read_template(&caller, &key, q.version).await?))
 }
 
 /// Filters of the instance list.

@@ -40,6 +40,8 @@ pub struct Signals {
     pub deadlines: Notify,
     /// A process was started or woken.
     pub processes: Notify,
+    /// New events were committed: for the processes waiting for events.
+    pub process_events: Notify,
 }
 
 impl Signals {
@@ -48,6 +50,7 @@ impl Signals {
         self.robot_events.notify_one();
         self.trigger_events.notify_one();
         self.webhook_events.notify_one();
+        self.process_events.notify_one();
     }
 }
 
@@ -101,6 +104,7 @@ pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<t
         tokio::spawn(schedules::run(service.clone(), shutdown.clone())),
         tokio::spawn(deadlines::run(service.clone(), shutdown.clone())),
         tokio::spawn(processes::run(service.clone(), shutdown.clone())),
+        tokio::spawn(processes::run_event_wakes(service.clone(), shutdown.clone())),
     ];
     for n in 0..workers {
         tasks.push(tokio::spawn(worker::run(service.clone(), n, shutdown.clone())));

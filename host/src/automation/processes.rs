@@ -97,20 +97,39 @@ struct Run<'a> {
     now: Micros,
 }
 
+/// Attempts at an advance whose write found its rows changed (SQLite's deferred checks).
+const ATTEMPTS: usize = 3;
+
 /// Advances an instance as far as it goes and saves it; a failing step fails it.
 pub async fn advance(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
+    for _ in 1..ATTEMPTS {
+        match advance_once(service, id).await {
+            Err(ServiceError::Store(crate::store::StoreError::CheckFailed)) => continue,
+            other => return other,
+        }
+    }
+    advance_once(service, id).await
+}
+
+async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
+    let mut tx = service.store().begin().await?;
+    // The lock first: what is read below is what the save will write over.
+    let Some(depth) = repo::lock_instance(&mut tx, id).await? else { return Ok(()) };
     let (instance, program) = service.instance_program(id).await?;
     if instance.status != InstanceStatus::Running {
         return Ok(());
     }
     let actor = Actor::Process { id, name: instance.template.clone() };
-    let caller = Caller::automation(actor, 1);
-    let mut tx = service.store().begin().await?;
+    let caller = Caller::automation(actor, u32::try_from(depth + 1).unwrap_or(u32::MAX));
     let item = match service.load_item_in(&mut tx, &caller, &instance.item.type_key, instance.item.id).await {
         Ok(item) => item,
-        Err(ServiceError::NotFound(_)) => return fail(service, instance, None, "its item was deleted").await,
+        Err(ServiceError::NotFound(_)) => {
+            drop(tx);
+            return fail(service, instance, None, "its item was deleted").await;
+        }
         Err(e) => return Err(e),
     };
+    let loaded = instance.clone();
     let mut run = Run { service, program, instance, item, caller, now: now_micros() };
     match run.go(&mut tx).await {
         Ok(()) => {}
@@ -120,7 +139,8 @@ pub async fn advance(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
         }
         Err((step, e)) => {
             drop(tx);
-            return fail(service, run.instance, step.as_deref(), &e.describe()).await;
+            // Nothing of this advance is kept: the instance fails as it stood before it.
+            return fail(service, loaded, step.as_deref(), &e.describe()).await;
         }
     }
     let mut instance = run.instance;
@@ -171,7 +191,8 @@ async fn fail(service: &Service, mut instance: Instance, step: Option<&str>, rea
 type StepResult<T> = Result<T, (Option<String>, ServiceError)>;
 
 impl Run<'_> {
-    /// Moves every thread on until each waits or ends.
+    /// Moves every thread on until each waits or ends: each runs until it blocks, then the
+    /// waiting ones are looked at again while any thread moved.
     async fn go(&mut self, tx: &mut Tx) -> StepResult<()> {
         let mut budget = MAX_OPS;
         loop {
@@ -180,7 +201,9 @@ impl Run<'_> {
             while i < self.instance.state.threads.len() {
                 let thread = self.instance.state.threads[i].clone();
                 let step = self.program.step_of(thread.pc).map(|s| s.id.clone());
-                budget = budget.checked_sub(1).ok_or_else(|| (step.clone(), too_long()))?;
+                if thread.wait.is_none() {
+                    budget = budget.checked_sub(1).ok_or_else(|| (step.clone(), too_long()))?;
+                }
                 let next = match &thread.wait {
                     Some(wait) => match self.wait_over(tx, &thread, wait).await.map_err(|e| (step.clone(), e))? {
                         true => Some(Next::Goto(thread.pc + 1)),
@@ -195,10 +218,8 @@ impl Run<'_> {
                 moved = true;
                 let threads = &mut self.instance.state.threads;
                 match next {
-                    Next::Goto(pc) => {
-                        threads[i] = Thread { id: thread.id, pc, wait: None };
-                        i += 1;
-                    }
+                    // The same thread goes on at once.
+                    Next::Goto(pc) => threads[i] = Thread { id: thread.id, pc, wait: None },
                     Next::Wait(wait) => {
                         threads[i].wait = Some(wait);
                         i += 1;
@@ -338,7 +359,16 @@ impl Run<'_> {
                 self.log(tx, id, "Fields set", json!({ "fields": fields }));
                 Next::Goto(pc + 1)
             }
-            StepKind::Wait { duration_s, until, until_field, offset_s } => {
+            StepKind::Wait { event: Some(kind), field, stage, .. } => {
+                let after = tx
+                    .fetch_optional(crate::store::Statement::new("SELECT COALESCE(MAX(id), 0) AS last FROM events"))
+                    .await?
+                    .map(|r| sqlx::Row::try_get::<i64, _>(&r, "last"))
+                    .transpose()?
+                    .unwrap_or(0);
+                Next::Wait(Wait::Event { kind: kind.clone(), field: field.clone(), stage: stage.clone(), after })
+            }
+            StepKind::Wait { duration_s, until, until_field, offset_s, .. } => {
                 let at = if let Some(s) = duration_s {
                     Some(self.now + s * 1_000_000)
                 } else if let Some(text) = until {
@@ -347,7 +377,7 @@ impl Run<'_> {
                     until_field
                         .as_deref()
                         .and_then(|f| crate::automation::field_time(&self.item.fields, f))
-                        .map(|at| at + offset_s * 1_000_000)
+                        .and_then(|at| at.checked_add(offset_s.checked_mul(1_000_000)?))
                 };
                 match at {
                     Some(at) if at > self.now => Next::Wait(Wait::Timer { at }),
@@ -484,6 +514,31 @@ impl Run<'_> {
     /// Whether a waiting thread may go on; an approval or request that resolves records its
     /// outcome first.
     async fn wait_over(&mut self, tx: &mut Tx, thread: &Thread, wait: &Wait) -> ServiceResult<bool> {
+        if let Wait::Event { kind, field, stage, after } = wait {
+            let item = ItemRef { type_key: self.item.type_key.clone(), id: self.item.id };
+            let events = repo::item_events_after(tx, &item, kind, *after).await?;
+            return Ok(events.iter().any(|(_, payload)| event_matches(payload, field.as_deref(), stage.as_deref())));
+        }
+        if let Wait::Child { instance } = wait {
+            let row = tx
+                .fetch_optional(
+                    crate::store::Statement::new("SELECT status FROM process_instances WHERE id = $1").bind(*instance),
+                )
+                .await?;
+            let status = match row {
+                Some(r) => sqlx::Row::try_get::<String, _>(&r, "status")?,
+                None => "failed".into(),
+            };
+            if status == "running" {
+                return Ok(false);
+            }
+            // The parent learns how its child ended, and may branch on it.
+            if let Some(step) = self.program.step_of(thread.pc) {
+                let value = json!({ "process": instance, "status": status });
+                self.instance.variables.insert(step.id.clone(), value);
+            }
+            return Ok(true);
+        }
         let Wait::Assignments { until } = wait else { return self.service.wait_is_over(tx, wait).await };
         let Some(step) = self.program.step_of(thread.pc).cloned() else { return Ok(true) };
         let assignments: Vec<Assignment> = repo::assignments_of_step(tx, self.instance.id, &step.id)
@@ -539,6 +594,91 @@ impl Run<'_> {
             _ => Ok(true),
         }
     }
+}
+
+/// Whether an item event's payload has the field change or the stage a wait asks for.
+fn event_matches(payload: &Value, field: Option<&str>, stage: Option<&str>) -> bool {
+    let field_ok = field.is_none_or(|f| {
+        let names = [f.to_string(), format!("fields.{f}")];
+        payload["changes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["field"].as_str().is_some_and(|n| names.iter().any(|x| x == n))))
+    });
+    let stage_ok = stage.is_none_or(|s| payload["to"]["stage"].as_str() == Some(s));
+    field_ok && stage_ok
+}
+
+/// Wakes the processes that wait for an event of an item when such events are committed.
+/// Each host reads the event stream from where it stood at start; at start every waiting
+/// process is woken once, so events committed while no host watched are not missed.
+pub async fn run_event_wakes(service: Arc<Service>, mut shutdown: Shutdown) {
+    let idle = super::idle_poll(&service, IDLE_POLL);
+    let mut position = loop {
+        let started = async {
+            let last = repo::last_event(service.store().reader()).await?;
+            let mut tx = service.store().begin().await?;
+            repo::wake_all_event_waiters(&mut tx).await?;
+            tx.commit().await?;
+            Ok::<_, ServiceError>(last)
+        };
+        match started.await {
+            Ok(last) => break last,
+            Err(e) => tracing::error!(error = %e, "reading the event stream for waiting processes failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = shutdown.fired() => return,
+        }
+    };
+    service.signals().processes.notify_one();
+    while !shutdown.is_fired() {
+        let committed = service.signals().process_events.notified();
+        tokio::pin!(committed);
+        committed.as_mut().enable();
+        match wake_for_events(&service, position).await {
+            Ok((last, more)) => {
+                position = last;
+                if more {
+                    continue;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "waking processes for events failed; retrying"),
+        }
+        tokio::select! {
+            _ = committed => {}
+            _ = tokio::time::sleep(idle) => {}
+            _ = shutdown.fired() => {}
+        }
+    }
+}
+
+/// Wakes the waiting processes of the items of the events after `position`; returns the new
+/// position and whether more events may wait.
+async fn wake_for_events(service: &Service, position: i64) -> ServiceResult<(i64, bool)> {
+    const BATCH: i64 = 500;
+    let events = crate::store::outbox::list(service.store().reader(), position, None, BATCH).await?;
+    let Some(last) = events.iter().take(BATCH as usize).map(|e| e.id).next_back() else { return Ok((position, false)) };
+    let more = events.len() as i64 > BATCH;
+    if repo::any_event_waiter(service.store().reader()).await? {
+        let mut items: Vec<ItemRef> = Vec::new();
+        for event in events.iter().take(BATCH as usize) {
+            if let (Some(type_key), Some(id)) = (&event.type_key, event.item_id)
+                && crate::model::process::WAITABLE_EVENTS.contains(&event.kind.as_str())
+                && !items.iter().any(|i| i.id == id && &i.type_key == type_key)
+            {
+                items.push(ItemRef { type_key: type_key.clone(), id });
+            }
+        }
+        if !items.is_empty() {
+            let mut tx = service.store().begin().await?;
+            let woken = repo::wake_event_waiters(&mut tx, &items).await?;
+            tx.commit().await?;
+            if woken > 0 {
+                service.signals().processes.notify_one();
+            }
+        }
+    }
+    Ok((last, more))
 }
 
 /// An approval's outcome from its decisions so far, once it cannot change.

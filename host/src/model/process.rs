@@ -168,6 +168,16 @@ pub enum StepKind {
         /// Seconds added to `until_field`'s time.
         #[serde(default)]
         offset_s: i64,
+        /// An event of the item to wait for: `item.updated`, `item.stage_changed`,
+        /// `item.funnel_changed` or `item.commented`.
+        #[serde(default)]
+        event: Option<String>,
+        /// With `item.updated`: a field that must have changed.
+        #[serde(default)]
+        field: Option<String>,
+        /// With `item.stage_changed` / `item.funnel_changed`: the stage entered.
+        #[serde(default)]
+        stage: Option<String>,
     },
     /// Notifies people.
     Notify {
@@ -272,6 +282,9 @@ impl Program {
         }
     }
 }
+
+/// The events of its item a process can wait for.
+pub const WAITABLE_EVENTS: [&str; 4] = ["item.updated", "item.stage_changed", "item.funnel_changed", "item.commented"];
 
 /// Most steps of one template.
 pub const MAX_STEPS: usize = 500;
@@ -417,14 +430,22 @@ impl Compiler<'_> {
                     self.error(format!("{path}.branches"), "parallel steps need at least two branches");
                 }
             }
-            StepKind::Wait { duration_s, until, until_field, .. } => {
-                let given =
-                    [duration_s.is_some(), until.is_some(), until_field.is_some()].iter().filter(|g| **g).count();
+            StepKind::Wait { duration_s, until, until_field, event, offset_s, .. } => {
+                let given = [duration_s.is_some(), until.is_some(), until_field.is_some(), event.is_some()]
+                    .iter()
+                    .filter(|g| **g)
+                    .count();
                 if given != 1 {
-                    self.error(path.to_string(), "a wait needs exactly one of duration_s, until, until_field");
+                    self.error(path.to_string(), "a wait needs exactly one of duration_s, until, until_field, event");
+                }
+                if event.as_deref().is_some_and(|e| !WAITABLE_EVENTS.contains(&e)) {
+                    self.error(format!("{path}.event"), format!("one of {}", WAITABLE_EVENTS.join(", ")));
                 }
                 if !positive(duration_s) {
                     self.error(format!("{path}.duration_s"), "seconds from 1 to ten years");
+                }
+                if !(-10 * 365 * 86_400..=10 * 365 * 86_400).contains(offset_s) {
+                    self.error(format!("{path}.offset_s"), "seconds within ten years either way");
                 }
                 if until.as_deref().is_some_and(|u| super::time::parse_rfc3339(u).is_none()) {
                     self.error(format!("{path}.until"), "an RFC 3339 time");
@@ -497,6 +518,19 @@ pub enum Wait {
         /// Its instance id.
         instance: i64,
     },
+    /// An event of the item after a position of the event stream.
+    Event {
+        /// Event kind.
+        kind: String,
+        /// A field that must have changed (`item.updated`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        /// The stage that must have been entered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+        /// Events up to this id were there before the wait.
+        after: i64,
+    },
 }
 
 /// A thread of an instance: where it stands in the program and what it waits for.
@@ -528,6 +562,11 @@ impl State {
     /// One thread at the start.
     pub fn start() -> State {
         State { threads: vec![Thread { id: 0, pc: 0, wait: None }], joins: Default::default(), next_thread: 1 }
+    }
+
+    /// Whether a thread waits for an event of the item.
+    pub fn waits_for_event(&self) -> bool {
+        self.threads.iter().any(|t| matches!(t.wait, Some(Wait::Event { .. })))
     }
 
     /// The earliest time a waiting thread needs a look (timers and deadlines).

@@ -109,6 +109,8 @@ impl Service {
         assignment.comment = comment;
         let now = now_micros();
         let mut tx = self.store.begin().await?;
+        // The instance first, as every change of a process does (no deadlock, no lost wake-up).
+        repo::lock_instance(&mut tx, instance.id).await?;
         if !repo::complete_assignment(&mut tx, &assignment, now).await? {
             return Err(ServiceError::Conflict(format!("assignment {id} is no longer open")));
         }
@@ -116,8 +118,9 @@ impl Service {
         if let Some(fields) = write_fields {
             let patch = ItemPatch { fields: Some(fields), ..ItemPatch::default() };
             self.update_item_in(&mut tx, &process, &assignment.item.type_key, assignment.item.id, patch, None).await?;
-            crate::store::files::attach(&mut tx, &files, &assignment.item);
         }
+        // Files answered are about the item: those who may read it may read them.
+        crate::store::files::attach(&mut tx, &files, &assignment.item);
         let text = match assignment.decision.as_deref() {
             Some("approve") => "approved",
             Some(_) => "rejected",
@@ -154,6 +157,11 @@ impl Service {
         }
         let now = now_micros();
         let mut tx = self.store.begin().await?;
+        repo::lock_instance(&mut tx, assignment.process).await?;
+        let step = repo::assignments_of_step(&mut tx, assignment.process, &assignment.step).await?;
+        if step.iter().any(|a| a.user == to && a.status != "cancelled") {
+            return Err(ServiceError::invalid("to", format!("user {to} already has a part in this step")));
+        }
         if !repo::delegate(&mut tx, id, to).await? {
             return Err(ServiceError::Conflict(format!("assignment {id} is no longer open")));
         }

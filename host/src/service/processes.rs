@@ -44,8 +44,9 @@ pub struct StartRequest {
     pub params: Map<String, Value>,
 }
 
-/// Most nested processes (a process starting a process ...).
-const MAX_PROCESS_DEPTH: u32 = 10;
+/// Most automation steps in a row before a process start is refused (a process starting
+/// itself, or robots, triggers and processes feeding each other).
+const MAX_PROCESS_DEPTH: u32 = crate::automation::MAX_CHAIN_DEPTH as u32;
 
 impl Service {
     /// Compiles template steps, checking expressions with the shared Rhai engine.
@@ -94,9 +95,23 @@ impl Service {
         Ok(template)
     }
 
-    /// The latest version of every template.
-    pub async fn list_templates(&self) -> ServiceResult<Vec<StoredTemplate>> {
-        Ok(repo::latest_templates(self.store.reader()).await?)
+    /// The latest version of every template of a type the caller may write.
+    pub async fn list_templates(&self, caller: &Caller) -> ServiceResult<Vec<StoredTemplate>> {
+        let all = repo::latest_templates(self.store.reader()).await?;
+        Ok(all.into_iter().filter(|t| caller.principal.best_access(&t.type_key) >= Access::Write).collect())
+    }
+
+    /// A template's latest version, or a given one, for those who may write its type's items.
+    pub async fn read_template(
+        &self,
+        caller: &Caller,
+        key: &str,
+        version: Option<i64>,
+    ) -> ServiceResult<StoredTemplate> {
+        match self.get_template(key, version).await {
+            Ok(t) if caller.principal.best_access(&t.type_key) >= Access::Write => Ok(t),
+            _ => Err(ServiceError::NotFound(format!("no process template `{key}`"))),
+        }
     }
 
     /// A template's latest version, or a given one.
@@ -125,8 +140,10 @@ impl Service {
         params: Map<String, Value>,
         parent: Option<i64>,
     ) -> ServiceResult<Instance> {
-        if caller.depth > MAX_PROCESS_DEPTH {
-            return Err(ServiceError::Conflict(format!("processes nest at most {MAX_PROCESS_DEPTH} deep")));
+        if caller.depth >= MAX_PROCESS_DEPTH {
+            return Err(ServiceError::Conflict(format!(
+                "automation chain stopped: {MAX_PROCESS_DEPTH} automation steps in a row would start this process"
+            )));
         }
         let template = repo::template(self.store.reader(), template_key, None)
             .await?
@@ -157,7 +174,7 @@ impl Service {
             finished_at: None,
             version: 1,
         };
-        instance.id = repo::insert_instance(tx, &instance, now).await?;
+        instance.id = repo::insert_instance(tx, &instance, i64::from(caller.depth), now).await?;
         let text = format!("Started {} version {}", template.key, template.version);
         repo::log(tx, instance.id, None, &text, &json!({ "by": caller.actor }), now);
         Ok(instance)
@@ -254,7 +271,7 @@ impl Service {
         Ok((instance, program))
     }
 
-    /// Whether a waiting thread's wait is over: its task completed, its child process ended.
+    /// Whether a waiting thread's wait for a task or a time is over.
     pub async fn wait_is_over(&self, tx: &mut Tx, wait: &Wait) -> ServiceResult<bool> {
         Ok(match wait {
             Wait::Task { task } => {
@@ -266,20 +283,9 @@ impl Service {
                     None => true,
                 }
             }
-            Wait::Child { instance } => {
-                let row = tx
-                    .fetch_optional(
-                        crate::store::Statement::new("SELECT status FROM process_instances WHERE id = $1")
-                            .bind(*instance),
-                    )
-                    .await?;
-                match row {
-                    Some(r) => sqlx::Row::try_get::<String, _>(&r, "status")? != "running",
-                    None => true,
-                }
-            }
             Wait::Timer { at } => *at <= now_micros(),
-            Wait::Assignments { .. } => false,
+            // The engine looks at these itself (they record outcomes).
+            Wait::Child { .. } | Wait::Assignments { .. } | Wait::Event { .. } => false,
         })
     }
 }

@@ -110,14 +110,14 @@ fn instance_from_row(row: &AnyRow) -> StoreResult<Instance> {
     })
 }
 
-/// Stores a new, runnable instance; returns its id.
-pub async fn insert_instance(tx: &mut Tx, instance: &Instance, now: Micros) -> StoreResult<i64> {
+/// Stores a new, runnable instance `depth` processes deep; returns its id.
+pub async fn insert_instance(tx: &mut Tx, instance: &Instance, depth: i64, now: Micros) -> StoreResult<i64> {
     let rows = tx
         .write_returning(
             Statement::new(
                 "INSERT INTO process_instances (template_key, template_version, type_key, item_id, parent_id, status, state,
-                     variables, runnable, started_by, created_at, updated_at, version)
-                 VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, 1, $8, $9, $9, 1) RETURNING id",
+                     variables, runnable, started_by, created_at, updated_at, version, depth)
+                 VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, 1, $8, $9, $9, 1, $10) RETURNING id",
             )
             .bind(instance.template.as_str())
             .bind(instance.template_version)
@@ -127,10 +127,21 @@ pub async fn insert_instance(tx: &mut Tx, instance: &Instance, now: Micros) -> S
             .bind(serde_json::to_string(&instance.state).unwrap_or_else(|_| "{}".into()))
             .bind(serde_json::Value::Object(instance.variables.clone()).to_string())
             .bind(instance.started_by.to_json_string())
-            .bind(now),
+            .bind(now)
+            .bind(depth),
         )
         .await?;
     Ok(rows.first().map(|r| r.try_get("id")).transpose()?.unwrap_or_default())
+}
+
+/// Locks an instance for an advance (PostgreSQL: the row; SQLite: the writer's turn) and
+/// returns its depth, or `None` when it is gone. Every change of an instance takes this lock
+/// first, so wake-ups wait for an advance to end and none is lost.
+pub async fn lock_instance(tx: &mut Tx, id: i64) -> StoreResult<Option<i64>> {
+    let lock = if tx.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT depth FROM process_instances WHERE id = $1{lock}");
+    let row = tx.fetch_optional(Statement::new(sql).bind(id)).await?;
+    Ok(row.map(|r| r.try_get("depth")).transpose()?)
 }
 
 /// One instance.
@@ -178,11 +189,12 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease: Micros, limit: i64) -> Store
     rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 
-/// The earliest wake time of a running instance, or now when one is runnable.
+/// The earliest time an instance needs the engine: now when one is runnable, its timer, or
+/// the end of another advance's lease.
 pub async fn next_wake(pool: &AnyPool, now: Micros) -> StoreResult<Option<Micros>> {
     Ok(sqlx::query_scalar(
-        "SELECT MIN(CASE WHEN runnable = 1 THEN $1 ELSE wake_at END) FROM process_instances
-         WHERE status = 'running' AND (runnable = 1 OR wake_at IS NOT NULL)",
+        "SELECT MIN(CASE WHEN lease_until > $1 THEN lease_until WHEN runnable = 1 THEN $1 ELSE wake_at END)
+         FROM process_instances WHERE status = 'running' AND (runnable = 1 OR wake_at IS NOT NULL)",
     )
     .bind(now)
     .fetch_one(pool)
@@ -197,7 +209,8 @@ pub async fn save(tx: &mut Tx, instance: &Instance, wake_at: Option<Micros>, now
         .write_returning(
             Statement::new(
                 "UPDATE process_instances SET status = $1, state = $2, variables = $3, error = $4, runnable = 0,
-                     wake_at = $5, lease_until = NULL, updated_at = $6, finished_at = COALESCE(finished_at, $7), version = $8
+                     wake_at = $5, lease_until = NULL, updated_at = $6, finished_at = COALESCE(finished_at, $7), version = $8,
+                     waits_event = $11
                  WHERE id = $9 AND version = $10 RETURNING id",
             )
             .bind(instance.status.as_str())
@@ -209,10 +222,77 @@ pub async fn save(tx: &mut Tx, instance: &Instance, wake_at: Option<Micros>, now
             .bind(finished)
             .bind(instance.version)
             .bind(instance.id)
-            .bind(instance.version - 1),
+            .bind(instance.version - 1)
+            .bind(i64::from(instance.status == InstanceStatus::Running && instance.state.waits_for_event())),
         )
         .await?;
     Ok(!rows.is_empty())
+}
+
+/// Marks the running instances of these items that wait for an event runnable; returns how
+/// many.
+pub async fn wake_event_waiters(tx: &mut Tx, items: &[ItemRef]) -> StoreResult<usize> {
+    let mut woken = 0;
+    for item in items {
+        let rows = tx
+            .write_returning(
+                Statement::new(
+                    "UPDATE process_instances SET runnable = 1
+                     WHERE waits_event = 1 AND status = 'running' AND type_key = $1 AND item_id = $2 RETURNING id",
+                )
+                .bind(item.type_key.as_str())
+                .bind(item.id),
+            )
+            .await?;
+        woken += rows.len();
+    }
+    Ok(woken)
+}
+
+/// Whether any running instance waits for an event.
+pub async fn any_event_waiter(pool: &AnyPool) -> StoreResult<bool> {
+    let row = sqlx::query("SELECT 1 FROM process_instances WHERE waits_event = 1 AND status = 'running' LIMIT 1")
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Marks every running instance that waits for an event runnable (at start: events committed
+/// while no host watched are looked at).
+pub async fn wake_all_event_waiters(tx: &mut Tx) -> StoreResult<()> {
+    tx.write_returning(Statement::new(
+        "UPDATE process_instances SET runnable = 1 WHERE waits_event = 1 AND status = 'running' RETURNING id",
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The latest event id.
+pub async fn last_event(pool: &AnyPool) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(pool).await?)
+}
+
+/// Events of an item of `kind` after `after` (seeing the transaction's own writes), oldest
+/// first, at most 200: (id, payload).
+pub async fn item_events_after(
+    tx: &mut Tx,
+    item: &ItemRef,
+    kind: &str,
+    after: i64,
+) -> StoreResult<Vec<(i64, serde_json::Value)>> {
+    let rows = tx
+        .fetch_all(
+            Statement::new(
+                "SELECT id, payload FROM events WHERE item_id = $1 AND id > $2 AND type_key = $3 AND kind = $4
+                 ORDER BY id LIMIT 200",
+            )
+            .bind(item.id)
+            .bind(after)
+            .bind(item.type_key.as_str())
+            .bind(kind),
+        )
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, parse_json("events", &r.try_get::<String, _>("payload")?)?))).collect()
 }
 
 /// Asks the engine to look at an instance again (sent with the transaction's next statement).
@@ -222,6 +302,7 @@ pub fn wake(tx: &mut Tx, id: i64) {
 
 /// Ends a running instance as terminated; false when it was not running.
 pub async fn terminate(tx: &mut Tx, id: i64, now: Micros) -> StoreResult<bool> {
+    lock_instance(tx, id).await?;
     let rows = tx
         .write_returning(
             Statement::new(
