@@ -10,16 +10,15 @@ use crate::model::time::now_micros;
 use crate::service::Service;
 use crate::store::tasks as repo;
 
-/// Longest sleep between looks at the tasks: deadlines set by other hosts, and by robots and
-/// processes (whose task writes commit with their other changes, without a wake-up), are seen
-/// within this (one indexed query a second).
+/// Longest sleep between looks at a shared database's tasks (other hosts' deadlines). This
+/// host's own task writes wake the watch.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Tasks marked overdue per transaction.
 const BATCH: i64 = 200;
 
 /// Runs until shutdown.
 pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
-    let idle = IDLE_POLL;
+    let idle = super::idle_poll(&service, IDLE_POLL);
     while !shutdown.is_fired() {
         // Listening before looking: a deadline set while this looks still wakes it.
         let changed = service.signals().deadlines.notified();

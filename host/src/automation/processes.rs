@@ -29,7 +29,8 @@ use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use crate::store::Tx;
 use crate::store::processes as repo;
 
-/// Longest sleep between looks at the instances (timers, and other hosts' wake-ups).
+/// Longest sleep between looks at a shared database's instances (other hosts' wake-ups); this
+/// host's own changes wake the engine, and it sleeps until the next timer.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Instances leased at once.
 const CLAIM: i64 = 32;
@@ -40,6 +41,7 @@ const MAX_OPS: usize = 10_000;
 
 /// Runs until shutdown.
 pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
+    let idle = super::idle_poll(&service, IDLE_POLL);
     while !shutdown.is_fired() {
         let woken = service.signals().processes.notified();
         tokio::pin!(woken);
@@ -50,8 +52,9 @@ pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
             Err(e) => tracing::error!(error = %e, "advancing processes failed; retrying"),
         }
         let sleep = match repo::next_wake(service.store().reader(), now_micros()).await {
-            Ok(Some(at)) => super::sleep_until(at, IDLE_POLL),
-            _ => IDLE_POLL,
+            Ok(Some(at)) => super::sleep_until(at, idle),
+            Ok(None) => idle,
+            Err(_) => IDLE_POLL,
         };
         tokio::select! {
             _ = woken => {}
@@ -95,6 +98,8 @@ struct Run<'a> {
     item: Item,
     caller: Caller,
     now: Micros,
+    /// Tasks were created (the deadline watch is to look).
+    created_tasks: bool,
 }
 
 /// Attempts at an advance whose write found its rows changed (SQLite's deferred checks).
@@ -130,7 +135,7 @@ async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
         Err(e) => return Err(e),
     };
     let loaded = instance.clone();
-    let mut run = Run { service, program, instance, item, caller, now: now_micros() };
+    let mut run = Run { service, program, instance, item, caller, now: now_micros(), created_tasks: false };
     match run.go(&mut tx).await {
         Ok(()) => {}
         Err((step, ServiceError::Store(e))) => {
@@ -161,6 +166,9 @@ async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
     tx.commit().await?;
     service.committed();
     service.signals().processes.notify_one();
+    if run.created_tasks {
+        service.signals().deadlines.notify_one();
+    }
     Ok(())
 }
 
@@ -315,6 +323,7 @@ impl Run<'_> {
                     tags: tags.clone(),
                 };
                 let task = self.service.create_task_in(tx, &self.caller, request).await?;
+                self.created_tasks = true;
                 self.instance.variables.insert(id.to_string(), json!({ "task": task.id }));
                 self.log(
                     tx,
@@ -429,7 +438,7 @@ impl Run<'_> {
     /// Runs a plugin step (world `bp-step`) and applies its writes in `tx`; returns the
     /// variables to merge and the branch it named. Its failure fails the step.
     async fn plugin_step(
-        &self,
+        &mut self,
         tx: &mut Tx,
         plugin: &str,
         version: &str,
@@ -466,6 +475,8 @@ impl Run<'_> {
             }
         };
         apply_writes(self.service, tx, &self.caller, plugin, host.writes()).await?;
+        self.created_tasks |=
+            host.writes().iter().any(|w| matches!(w, crate::runtime::host_api::Write::CreateTask { .. }));
         Ok((variables, branch))
     }
 
