@@ -557,3 +557,31 @@ async fn children_delegation_and_runaway_starts(backend: Backend) {
     assert!((2..=11).contains(&again), "{again} instances of a self-starting template");
 }
 both!(children_delegation_and_runaway_starts);
+
+/// The template of the issue, as written there, is accepted and runs up to its first person.
+async fn the_issue_template_is_accepted(backend: Backend) {
+    let s = Server::start(backend).await;
+    string_field(&s, "b_size", "string").await;
+    s.post("/api/v1/types/deal/fields", json!({"key": "b_launched", "title": "Launched", "kind": "bool"}))
+        .await
+        .ok(201);
+    let body = json!({"key":"launch-production","type":"deal","title":"Launch production","steps":[
+        {"id":"ask","kind":"request-info","assignee":{"relation":"responsible"},
+         "form":[{"key":"b_size","title":"Size","kind":"string","required":true}],"write_to":"fields"},
+        {"id":"approve","kind":"approval","assignees":[{"relation":"responsible"},
+         {"relation":"department-head"}],"mode":"all"},
+        {"id":"check","kind":"condition","when":"vars.approve == \"approved\"",
+         "then":[{"id":"go","kind":"set-fields","fields":{"b_launched":true}}],
+         "else":[{"id":"tell","kind":"notify","to":{"relation":"responsible"},"text":"Rejected"}]},
+        {"id":"t","kind":"task","title":"Cut panels","assignee":{"role":"production"},"wait":true},
+        {"id":"p","kind":"plugin","plugin":"my-step","version":"latest","config":{}}]});
+    let saved = s.post("/api/v1/processes/templates", body).await.ok(201);
+    assert_eq!(saved["version"], 1);
+    let (manager, token) = s.user_with_roles("m@example.com", &[]).await;
+    let deal = new_deal(&s, "Kitchen", manager).await;
+    let id = start(&s, "launch-production", &deal, json!({})).await;
+    let ask = open_assignments(&s, &token, 1).await;
+    assert_eq!(ask[0]["step"], "ask");
+    assert_eq!(process(&s, &id).await["current_steps"], json!(["ask"]));
+}
+both!(the_issue_template_is_accepted);

@@ -416,8 +416,22 @@ async fn files_are_stored_safely(backend: Backend) {
     let form = reqwest::multipart::Form::new().text("type", "deal");
     let response = s.request(Method::POST, "/api/v1/files").multipart(form).send().await.expect("upload");
     Reply::from(response).await.problem(422, "validation-failed");
-    // An unattached file is its uploader's.
+    // An unattached file is its uploader's: only they put it in a field, which attaches it.
     let own = upload(&s, &outsider, "note.md", b"# hi".to_vec(), None).await.ok(201);
     s.call_as(&outsider, Method::GET, &format!("/api/v1/files/{}", own["id"]), None).await.ok(200);
+    s.post("/api/v1/roles", json!({"key": "sales", "permissions": [{"type": "deal", "access": "write"}]}))
+        .await
+        .ok(201);
+    let (_, first) = s.user_with_roles("s1@example.com", &["sales"]).await;
+    let (_, second) = s.user_with_roles("s2@example.com", &["sales"]).await;
+    let theirs = upload(&s, &first, "a.txt", b"a".to_vec(), None).await.ok(201);
+    let field = json!({"fields": {"drawing": {"id": theirs["id"]}}});
+    let path = format!("/api/v1/items/deal/{deal}");
+    let p = s.call_as(&second, Method::PATCH, &path, Some(field.clone())).await.problem(422, "validation-failed");
+    assert_eq!(Reply::error_fields(&p), vec!["fields.drawing"]);
+    s.call_as(&first, Method::PATCH, &path, Some(field)).await.ok(200);
+    let listed = s.get(&format!("/api/v1/items/deal/{deal}/files")).await.ok(200);
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(2));
+    s.call_as(&second, Method::GET, &format!("/api/v1/files/{}/content", theirs["id"]), None).await.ok(200);
 }
 both!(files_are_stored_safely);

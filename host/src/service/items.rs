@@ -224,8 +224,11 @@ impl Check {
         }
     }
 
-    /// Checks references inside the transaction and fails with every problem found.
-    async fn finish(mut self, tx: &mut Tx) -> ServiceResult<()> {
+    /// Checks references inside the transaction and fails with every problem found. A file
+    /// may be named by the item it is attached to, or, unattached, by its uploader (and by
+    /// automation); the unattached ones named are returned, to be attached to the item.
+    async fn finish(mut self, tx: &mut Tx, caller: &Caller, item: Option<&ItemRef>) -> ServiceResult<Vec<i64>> {
+        let mut attach = Vec::new();
         for (field, reference) in std::mem::take(&mut self.refs) {
             match reference {
                 Reference::User(id) => {
@@ -233,11 +236,16 @@ impl Check {
                         self.error(field, format!("no user {id}"));
                     }
                 }
-                Reference::File(id) => {
-                    if !crate::store::files::exists(tx, id).await? {
-                        self.error(field, format!("no file {id}; upload it to /files first"));
+                Reference::File(id) => match crate::store::files::get_in(tx, id).await? {
+                    Some(file) if file.item.is_some() && file.item.as_ref() == item => {}
+                    Some(file)
+                        if file.item.is_none()
+                            && (caller.principal.is_admin || file.created_by == caller.principal.user_id) =>
+                    {
+                        attach.push(id)
                     }
-                }
+                    _ => self.error(field, format!("no file {id} of yours; upload it to /files first")),
+                },
                 Reference::Item { type_key, id } => match repo::type_of(tx, id).await? {
                     Some(t) if t == type_key => {}
                     Some(t) => self.error(field, format!("item {id} is a `{t}`, not a `{type_key}`")),
@@ -245,7 +253,7 @@ impl Check {
                 },
             }
         }
-        if self.errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(self.errors)) }
+        if self.errors.is_empty() { Ok(attach) } else { Err(ServiceError::Validation(self.errors)) }
     }
 }
 
@@ -393,9 +401,10 @@ impl Service {
             fields,
         };
         let now = now_micros();
-        check.finish(tx).await?;
+        let files = check.finish(tx, caller, None).await?;
         let user = caller.actor.user_id();
         let id = repo::insert(tx, type_key, &write, &input.parents, user, now).await?;
+        crate::store::files::attach(tx, &files, &ItemRef { type_key: type_key.to_string(), id });
         let item = Item {
             id,
             type_key: type_key.to_string(),
@@ -549,7 +558,9 @@ impl Service {
             if let Some(values) = &patch.fields {
                 check.fields(&schema, values, &mut new.fields, false);
             }
-            check.finish(tx).await?;
+            let this = ItemRef { type_key: type_key.to_string(), id };
+            let files = check.finish(tx, caller, Some(&this)).await?;
+            crate::store::files::attach(tx, &files, &this);
             let changes = diff(&old, &new);
             if changes.is_empty() {
                 return Ok(old);

@@ -53,9 +53,11 @@ pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredFile>> {
     row.as_ref().map(file_from_row).transpose()
 }
 
-/// Whether a file exists (seeing the transaction's own writes).
-pub async fn exists(tx: &mut Tx, id: i64) -> StoreResult<bool> {
-    Ok(tx.fetch_optional(Statement::new("SELECT 1 FROM files WHERE id = $1").bind(id)).await?.is_some())
+/// One file's metadata, seeing the transaction's own writes.
+pub async fn get_in(tx: &mut Tx, id: i64) -> StoreResult<Option<StoredFile>> {
+    let sql = format!("SELECT {COLUMNS} FROM files WHERE id = $1");
+    let row = tx.fetch_optional(Statement::new(sql).bind(id)).await?;
+    row.as_ref().map(file_from_row).transpose()
 }
 
 /// The files attached to an item, oldest first.
