@@ -585,3 +585,27 @@ async fn the_issue_template_is_accepted(backend: Backend) {
     assert_eq!(process(&s, &id).await["current_steps"], json!(["ask"]));
 }
 both!(the_issue_template_is_accepted);
+
+/// A slow plugin step runs outside the database's write turn: other writes go on meanwhile.
+async fn a_slow_plugin_step_blocks_no_one(backend: Backend) {
+    let s = Server::start(backend).await;
+    let script = r#"fn execute(ctx) {
+        let start = clock::now();
+        while clock::now() - start < 2500000 { }
+        #{ slept: true }
+    }"#;
+    let manifest = json!({"name": "sleeper", "version": "1.0.0", "kind": "rhai", "world": "bp-step",
+        "capabilities": [], "limits": {"timeout_ms": 10000}});
+    s.upload(manifest, script.as_bytes().to_vec()).await.ok(201);
+    template(&s, "slow-step", json!([{"id": "z", "kind": "plugin", "plugin": "sleeper"}])).await;
+    let deal = new_deal(&s, "Slow", 1).await;
+    let id = start(&s, "slow-step", &deal, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = std::time::Instant::now();
+    new_deal(&s, "Meanwhile", 1).await;
+    let took = sent.elapsed();
+    assert!(took < Duration::from_millis(1500), "a write waited {took:?} for a plugin step");
+    let done = wait_status(&s, &id, "completed").await;
+    assert_eq!(done["variables"]["slept"], true);
+}
+both!(a_slow_plugin_step_blocks_no_one);

@@ -5,7 +5,7 @@
 //! A step that fails ends the instance as failed (nothing of that advance is kept), with the
 //! reason in its log.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::model::process::{
     ApprovalMode, Assignment, Instance, InstanceStatus, Op, Outcome, Program, StepKind, Thread, Wait, WriteTo,
 };
 use crate::model::time::{Micros, now_micros, parse_rfc3339};
-use crate::runtime::host_api::{HostCalls, apply_writes};
+use crate::runtime::host_api::{HostCalls, Write, apply_writes};
 use crate::runtime::registry::Loaded;
 use crate::runtime::wasm::StepContext;
 use crate::service::assignees::Assignee;
@@ -88,6 +88,8 @@ enum Next {
     End,
     /// The thread splits into threads at these ops.
     Fork(Vec<usize>),
+    /// The thread stays where it is until its plugin step has run (next advance).
+    Park,
 }
 
 /// One advance of one instance.
@@ -100,6 +102,10 @@ struct Run<'a> {
     now: Micros,
     /// Tasks were created (the deadline watch is to look).
     created_tasks: bool,
+    /// Plugin steps run before this advance, by (thread, op).
+    plugins: HashMap<(u32, usize), PluginRun>,
+    /// A thread reached a plugin step not run yet: the instance needs another advance.
+    parked: bool,
 }
 
 /// Attempts at an advance whose write found its rows changed (SQLite's deferred checks).
@@ -117,6 +123,11 @@ pub async fn advance(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
 }
 
 async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
+    // Plugin steps run first, outside the transaction; the advance consumes their results.
+    let plugins = {
+        let (instance, program) = service.instance_program(id).await?;
+        run_plugins(service, &instance, &program).await?
+    };
     let mut tx = service.store().begin().await?;
     // The lock first: what is read below is what the save will write over.
     let Some(depth) = repo::lock_instance(&mut tx, id).await? else { return Ok(()) };
@@ -135,7 +146,17 @@ async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
         Err(e) => return Err(e),
     };
     let loaded = instance.clone();
-    let mut run = Run { service, program, instance, item, caller, now: now_micros(), created_tasks: false };
+    let mut run = Run {
+        service,
+        program,
+        instance,
+        item,
+        caller,
+        now: now_micros(),
+        created_tasks: false,
+        plugins,
+        parked: false,
+    };
     match run.go(&mut tx).await {
         Ok(()) => {}
         Err((step, ServiceError::Store(e))) => {
@@ -154,7 +175,7 @@ async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
         instance.status = InstanceStatus::Completed;
         repo::log(&mut tx, id, None, "Completed", &json!({}), run.now);
     }
-    if !repo::save(&mut tx, &instance, instance.state.wake_at(), run.now).await? {
+    if !repo::save(&mut tx, &instance, instance.state.wake_at(), run.parked, run.now).await? {
         // Changed meanwhile (terminated): nothing of this advance is kept.
         return Ok(());
     }
@@ -183,7 +204,7 @@ async fn fail(service: &Service, mut instance: Instance, step: Option<&str>, rea
     });
     instance.version += 1;
     let mut tx = service.store().begin().await?;
-    if !repo::save(&mut tx, &instance, None, now).await? {
+    if !repo::save(&mut tx, &instance, None, false, now).await? {
         return Ok(());
     }
     repo::log(&mut tx, instance.id, step, &format!("Failed: {reason}"), &json!({}), now);
@@ -223,7 +244,7 @@ impl Run<'_> {
                     i += 1;
                     continue;
                 };
-                moved = true;
+                moved |= !matches!(next, Next::Park);
                 let threads = &mut self.instance.state.threads;
                 match next {
                     // The same thread goes on at once.
@@ -234,6 +255,11 @@ impl Run<'_> {
                     }
                     Next::End => {
                         threads.remove(i);
+                    }
+                    Next::Park => {
+                        self.parked = true;
+                        i += 1;
+                        continue;
                     }
                     Next::Fork(starts) => {
                         threads.remove(i);
@@ -262,7 +288,7 @@ impl Run<'_> {
         Ok(match op {
             Op::Run(index) => {
                 let step = self.program.steps[index].clone();
-                self.run_step(tx, &step.id, &step.kind, pc).await?
+                self.run_step(tx, &step.id, &step.kind, (thread.id, pc)).await?
             }
             Op::Branch { step, otherwise } => {
                 let (id, when) = match &self.program.steps[step].kind {
@@ -306,7 +332,13 @@ impl Run<'_> {
     }
 
     /// Runs an action step.
-    async fn run_step(&mut self, tx: &mut Tx, id: &str, kind: &StepKind, pc: usize) -> ServiceResult<Next> {
+    async fn run_step(
+        &mut self,
+        tx: &mut Tx,
+        id: &str,
+        kind: &StepKind,
+        (thread, pc): (u32, usize),
+    ) -> ServiceResult<Next> {
         let item_ref = ItemRef { type_key: self.item.type_key.clone(), id: self.item.id };
         Ok(match kind {
             StepKind::Task { title, description, assignee, wait, deadline_s, require_result, tags } => {
@@ -420,8 +452,12 @@ impl Run<'_> {
                 self.instance.variables.insert(id.to_string(), json!({ "process": child.id }));
                 if *wait { Next::Wait(Wait::Child { instance: child.id }) } else { Next::Goto(pc + 1) }
             }
-            StepKind::Plugin { plugin, version, config } => {
-                let (variables, branch) = self.plugin_step(tx, plugin, version, config).await?;
+            StepKind::Plugin { .. } => {
+                let Some(run) = self.plugins.remove(&(thread, pc)) else { return Ok(Next::Park) };
+                let plugin = run.plugin;
+                let (variables, branch, writes) = run.result.map_err(|why| ServiceError::invalid("plugin", why))?;
+                apply_writes(self.service, tx, &self.caller, &plugin, &writes).await?;
+                self.created_tasks |= writes.iter().any(|w| matches!(w, Write::CreateTask { .. }));
                 for (key, value) in variables {
                     self.instance.variables.insert(key, value);
                 }
@@ -433,51 +469,6 @@ impl Run<'_> {
             }
             StepKind::Condition { .. } | StepKind::Parallel { .. } => Next::Goto(pc + 1),
         })
-    }
-
-    /// Runs a plugin step (world `bp-step`) and applies its writes in `tx`; returns the
-    /// variables to merge and the branch it named. Its failure fails the step.
-    async fn plugin_step(
-        &mut self,
-        tx: &mut Tx,
-        plugin: &str,
-        version: &str,
-        config: &Value,
-    ) -> ServiceResult<(serde_json::Map<String, Value>, Option<String>)> {
-        let resolved = self.service.resolve_plugin(plugin, version, "bp-step").await?;
-        let capabilities = resolved.version.capabilities.clone();
-        let host = HostCalls::new(self.service.clone(), plugin, capabilities, self.caller.clone());
-        let ctx = StepContext {
-            item: self.item.clone(),
-            config: config.to_string(),
-            variables: Value::Object(self.instance.variables.clone()).to_string(),
-        };
-        let limits = resolved.version.limits;
-        let runtime = self.service.runtime();
-        let result = match resolved.loaded.as_ref() {
-            Loaded::Wasm(prepared) => runtime.wasm.run_bp_step(prepared, host, &limits, ctx).await,
-            Loaded::Rhai(ast) => runtime.rhai.run_bp_step(ast.clone(), host, &limits, ctx).await,
-        };
-        let (variables, branch, host) = result.map_err(|failure| {
-            ServiceError::invalid(
-                "plugin",
-                format!("{plugin} {} ({}): {failure}", resolved.version.version, failure.kind()),
-            )
-        })?;
-        let variables = match serde_json::from_str::<Value>(&variables) {
-            Ok(Value::Object(map)) => map,
-            Ok(Value::Null) => serde_json::Map::new(),
-            _ => {
-                return Err(ServiceError::invalid(
-                    "plugin",
-                    format!("{plugin} returned variables that are not a JSON object"),
-                ));
-            }
-        };
-        apply_writes(self.service, tx, &self.caller, plugin, host.writes()).await?;
-        self.created_tasks |=
-            host.writes().iter().any(|w| matches!(w, crate::runtime::host_api::Write::CreateTask { .. }));
-        Ok((variables, branch))
     }
 
     /// Opens an assignment and notifies its person.
@@ -605,6 +596,89 @@ impl Run<'_> {
             _ => Ok(true),
         }
     }
+}
+
+/// A plugin step run before its advance, outside any transaction (a plugin may take up to its
+/// time limit; the database's writer is not held meanwhile): its variables, branch and
+/// buffered writes, or why it failed.
+struct PluginRun {
+    plugin: String,
+    result: Result<PluginOutcome, String>,
+}
+
+/// What a plugin step returned: variables to merge, a branch, and its buffered writes.
+type PluginOutcome = (serde_json::Map<String, Value>, Option<String>, Vec<Write>);
+
+/// Runs the plugin steps the runnable threads of an instance stand at, keyed by (thread, op).
+async fn run_plugins(
+    service: &Arc<Service>,
+    instance: &Instance,
+    program: &Program,
+) -> ServiceResult<HashMap<(u32, usize), PluginRun>> {
+    let mut runs = HashMap::new();
+    let at_plugin: Vec<(u32, usize, StepKind)> = instance
+        .state
+        .threads
+        .iter()
+        .filter(|t| t.wait.is_none())
+        .filter_map(|t| match program.ops.get(t.pc) {
+            Some(Op::Run(i)) => program.steps.get(*i).map(|s| (t.id, t.pc, s.kind.clone())),
+            _ => None,
+        })
+        .filter(|(_, _, kind)| matches!(kind, StepKind::Plugin { .. }))
+        .collect();
+    if at_plugin.is_empty() {
+        return Ok(runs);
+    }
+    let mut conn = service.store().reader().acquire().await?;
+    let item = crate::store::items::get(&mut conn, &instance.item.type_key, instance.item.id).await?;
+    drop(conn);
+    let Some(item) = item else { return Ok(runs) };
+    let caller = Caller::automation(Actor::Process { id: instance.id, name: instance.template.clone() }, 1);
+    for (thread, pc, kind) in at_plugin {
+        let StepKind::Plugin { plugin, version, config } = kind else { continue };
+        let result = run_plugin(service, &caller, &item, &instance.variables, (&plugin, &version, &config)).await?;
+        runs.insert((thread, pc), PluginRun { plugin, result });
+    }
+    Ok(runs)
+}
+
+/// Runs one plugin step; a plugin's own failure is `Ok(Err(why))`.
+async fn run_plugin(
+    service: &Arc<Service>,
+    caller: &Caller,
+    item: &Item,
+    variables: &serde_json::Map<String, Value>,
+    (plugin, version, config): (&str, &str, &Value),
+) -> ServiceResult<Result<PluginOutcome, String>> {
+    let resolved = match service.resolve_plugin(plugin, version, "bp-step").await {
+        Ok(r) => r,
+        Err(ServiceError::NotFound(m)) => return Ok(Err(m)),
+        Err(e) => return Err(e),
+    };
+    let host = HostCalls::new(service.clone(), plugin, resolved.version.capabilities.clone(), caller.clone());
+    let ctx = StepContext {
+        item: item.clone(),
+        config: config.to_string(),
+        variables: Value::Object(variables.clone()).to_string(),
+    };
+    let limits = resolved.version.limits;
+    let runtime = service.runtime();
+    let result = match resolved.loaded.as_ref() {
+        Loaded::Wasm(prepared) => runtime.wasm.run_bp_step(prepared, host, &limits, ctx).await,
+        Loaded::Rhai(ast) => runtime.rhai.run_bp_step(ast.clone(), host, &limits, ctx).await,
+    };
+    let (variables, branch, host) = match result {
+        Ok(done) => done,
+        Err(failure) => {
+            return Ok(Err(format!("{plugin} {} ({}): {failure}", resolved.version.version, failure.kind())));
+        }
+    };
+    Ok(match serde_json::from_str::<Value>(&variables) {
+        Ok(Value::Object(map)) => Ok((map, branch, host.writes().to_vec())),
+        Ok(Value::Null) => Ok((serde_json::Map::new(), branch, host.writes().to_vec())),
+        _ => Err(format!("{plugin} returned variables that are not a JSON object")),
+    })
 }
 
 /// Whether an item event's payload has the field change or the stage a wait asks for.

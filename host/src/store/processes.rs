@@ -206,13 +206,20 @@ pub async fn next_wake(pool: &AnyPool, now: Micros) -> StoreResult<Option<Micros
 }
 
 /// Saves an instance advanced by the engine if its version is still `instance.version - 1`;
-/// clears its lease and its runnable flag. False when it changed meanwhile.
-pub async fn save(tx: &mut Tx, instance: &Instance, wake_at: Option<Micros>, now: Micros) -> StoreResult<bool> {
+/// clears its lease, and its runnable flag unless `runnable` (it has more to do at once). False
+/// when it changed meanwhile.
+pub async fn save(
+    tx: &mut Tx,
+    instance: &Instance,
+    wake_at: Option<Micros>,
+    runnable: bool,
+    now: Micros,
+) -> StoreResult<bool> {
     let finished = (instance.status != InstanceStatus::Running).then_some(now);
     let rows = tx
         .write_returning(
             Statement::new(
-                "UPDATE process_instances SET status = $1, state = $2, variables = $3, error = $4, runnable = 0,
+                "UPDATE process_instances SET status = $1, state = $2, variables = $3, error = $4, runnable = $12,
                      wake_at = $5, lease_until = NULL, updated_at = $6, finished_at = COALESCE(finished_at, $7), version = $8,
                      waits_event = $11
                  WHERE id = $9 AND version = $10 RETURNING id",
@@ -227,7 +234,8 @@ pub async fn save(tx: &mut Tx, instance: &Instance, wake_at: Option<Micros>, now
             .bind(instance.version)
             .bind(instance.id)
             .bind(instance.version - 1)
-            .bind(i64::from(instance.status == InstanceStatus::Running && instance.state.waits_for_event())),
+            .bind(i64::from(instance.status == InstanceStatus::Running && instance.state.waits_for_event()))
+            .bind(i64::from(runnable && instance.status == InstanceStatus::Running)),
         )
         .await?;
     Ok(!rows.is_empty())
