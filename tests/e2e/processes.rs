@@ -609,3 +609,24 @@ async fn a_slow_plugin_step_blocks_no_one(backend: Backend) {
     assert_eq!(done["variables"]["slept"], true);
 }
 both!(a_slow_plugin_step_blocks_no_one);
+
+/// A wait for one field's change sees it however many other changes came first.
+async fn an_event_wait_looks_past_other_changes(backend: Backend) {
+    let s = Server::start(backend).await;
+    string_field(&s, "flag", "string").await;
+    string_field(&s, "other", "string").await;
+    template(&s, "flagged", json!([{"id": "w", "kind": "wait", "event": "item.updated", "field": "flag"}])).await;
+    let deal = new_deal(&s, "Busy", 1).await;
+    let id = start(&s, "flagged", &deal, json!({})).await;
+    s.wait_for(20, "the wait to begin", || async {
+        (process(&s, &id).await["current_steps"] == json!(["w"])).then_some(())
+    })
+    .await;
+    for i in 0..210 {
+        s.patch(&format!("/api/v1/items/deal/{deal}"), json!({"fields": {"other": format!("v{i}")}})).await.ok(200);
+    }
+    assert_eq!(process(&s, &id).await["status"], "running");
+    s.patch(&format!("/api/v1/items/deal/{deal}"), json!({"fields": {"flag": "up"}})).await.ok(200);
+    wait_status(&s, &id, "completed").await;
+}
+both!(an_event_wait_looks_past_other_changes);

@@ -433,5 +433,18 @@ async fn files_are_stored_safely(backend: Backend) {
     let listed = s.get(&format!("/api/v1/items/deal/{deal}/files")).await.ok(200);
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(2));
     s.call_as(&second, Method::GET, &format!("/api/v1/files/{}/content", theirs["id"]), None).await.ok(200);
+    // A file of an item one may read can be named on another item; a kept value is not
+    // checked again when other fields change.
+    let other = new_deal(&s, "Hallway", 1).await;
+    let named = json!({"fields": {"drawing": {"id": theirs["id"]}}});
+    s.call_as(&second, Method::PATCH, &format!("/api/v1/items/deal/{other}"), Some(named)).await.ok(200);
+    s.call_as(
+        &second,
+        Method::PATCH,
+        &path,
+        Some(json!({"title": "Kitchen 2", "fields": {"drawing": {"id": theirs["id"]}}})),
+    )
+    .await
+    .ok(200);
 }
 both!(files_are_stored_safely);

@@ -34,8 +34,8 @@ use crate::store::processes as repo;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Instances leased at once.
 const CLAIM: i64 = 32;
-/// How long a lease lasts.
-const LEASE: Micros = 60_000_000;
+/// How long a lease lasts: longer than the plugin steps of a round may take.
+const LEASE: Micros = 300_000_000;
 /// Most operations one advance runs (templates have no loops; this bounds a runaway).
 const MAX_OPS: usize = 10_000;
 
@@ -454,6 +454,10 @@ impl Run<'_> {
             }
             StepKind::Plugin { .. } => {
                 let Some(run) = self.plugins.remove(&(thread, pc)) else { return Ok(Next::Park) };
+                // It ran on what was read before the lock: if that changed since, it runs again.
+                if run.item_version != self.item.version || run.variables != self.instance.variables {
+                    return Ok(Next::Park);
+                }
                 let plugin = run.plugin;
                 let (variables, branch, writes) = run.result.map_err(|why| ServiceError::invalid("plugin", why))?;
                 apply_writes(self.service, tx, &self.caller, &plugin, &writes).await?;
@@ -518,8 +522,20 @@ impl Run<'_> {
     async fn wait_over(&mut self, tx: &mut Tx, thread: &Thread, wait: &Wait) -> ServiceResult<bool> {
         if let Wait::Event { kind, field, stage, after } = wait {
             let item = ItemRef { type_key: self.item.type_key.clone(), id: self.item.id };
-            let events = repo::item_events_after(tx, &item, kind, *after).await?;
-            return Ok(events.iter().any(|(_, payload)| event_matches(payload, field.as_deref(), stage.as_deref())));
+            let mut after = *after;
+            loop {
+                let events = repo::item_events_after(tx, &item, kind, after).await?;
+                if events.iter().any(|(_, payload)| event_matches(payload, field.as_deref(), stage.as_deref())) {
+                    return Ok(true);
+                }
+                let Some((last, _)) = events.last() else { break };
+                after = *last;
+            }
+            // Events looked at are not looked at again.
+            if let Some(t) = self.instance.state.threads.iter_mut().find(|t| t.id == thread.id) {
+                t.wait = Some(Wait::Event { kind: kind.clone(), field: field.clone(), stage: stage.clone(), after });
+            }
+            return Ok(false);
         }
         if let Wait::Child { instance } = wait {
             let row = tx
@@ -603,6 +619,9 @@ impl Run<'_> {
 /// buffered writes, or why it failed.
 struct PluginRun {
     plugin: String,
+    /// The item version and the variables it ran with: applied only if both still hold.
+    item_version: i64,
+    variables: serde_json::Map<String, Value>,
     result: Result<PluginOutcome, String>,
 }
 
@@ -616,6 +635,9 @@ async fn run_plugins(
     program: &Program,
 ) -> ServiceResult<HashMap<(u32, usize), PluginRun>> {
     let mut runs = HashMap::new();
+    if instance.status != InstanceStatus::Running {
+        return Ok(runs);
+    }
     let at_plugin: Vec<(u32, usize, StepKind)> = instance
         .state
         .threads
@@ -638,7 +660,8 @@ async fn run_plugins(
     for (thread, pc, kind) in at_plugin {
         let StepKind::Plugin { plugin, version, config } = kind else { continue };
         let result = run_plugin(service, &caller, &item, &instance.variables, (&plugin, &version, &config)).await?;
-        runs.insert((thread, pc), PluginRun { plugin, result });
+        let ran_with = (item.version, instance.variables.clone());
+        runs.insert((thread, pc), PluginRun { plugin, item_version: ran_with.0, variables: ran_with.1, result });
     }
     Ok(runs)
 }
@@ -748,7 +771,8 @@ async fn wake_for_events(service: &Service, position: i64) -> ServiceResult<(i64
         let mut items: Vec<ItemRef> = Vec::new();
         for event in events.iter().take(BATCH as usize) {
             if let (Some(type_key), Some(id)) = (&event.type_key, event.item_id)
-                && crate::model::process::WAITABLE_EVENTS.contains(&event.kind.as_str())
+                && (crate::model::process::WAITABLE_EVENTS.contains(&event.kind.as_str())
+                    || event.kind == "item.deleted")
                 && !items.iter().any(|i| i.id == id && &i.type_key == type_key)
             {
                 items.push(ItemRef { type_key: type_key.clone(), id });

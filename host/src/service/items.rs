@@ -12,6 +12,7 @@ use crate::model::access::Access;
 use crate::model::entity_type::TypeSchema;
 use crate::model::event::EventKind;
 use crate::model::field::Reference;
+use crate::model::file::StoredFile;
 use crate::model::item::{HistoryEntry, Item, ItemRef, StagePoint, TimelineEntry, TimelineKind};
 use crate::model::money::Money;
 use crate::model::time::{now_micros, to_rfc3339};
@@ -118,6 +119,8 @@ pub struct MoveRequest {
 struct Check {
     errors: Vec<FieldError>,
     refs: Vec<(String, Reference)>,
+    /// Files the item already names: an update that keeps them does not check them again.
+    kept_files: Vec<i64>,
 }
 
 impl Check {
@@ -236,15 +239,29 @@ impl Check {
                         self.error(field, format!("no user {id}"));
                     }
                 }
+                Reference::File(id) if self.kept_files.contains(&id) => {}
                 Reference::File(id) => match crate::store::files::get_in(tx, id).await? {
-                    Some(file) if file.item.is_some() && file.item.as_ref() == item => {}
-                    Some(file)
-                        if file.item.is_none()
-                            && (caller.principal.is_admin || file.created_by == caller.principal.user_id) =>
-                    {
-                        attach.push(id)
+                    // Unattached: its uploader's (or automation's) to place; it joins the item.
+                    Some(file @ StoredFile { item: None, .. }) => {
+                        if caller.principal.is_admin || file.created_by == caller.principal.user_id {
+                            attach.push(id)
+                        } else {
+                            self.error(field, format!("no file {id} of yours; upload it to /files first"))
+                        }
                     }
-                    _ => self.error(field, format!("no file {id} of yours; upload it to /files first")),
+                    // Attached: to this item, or to one the caller may read.
+                    Some(StoredFile { item: Some(owner), .. }) => {
+                        let readable = item == Some(&owner)
+                            || caller.principal.is_admin
+                            || match repo::get_in(tx, &owner.type_key, owner.id).await? {
+                                Some(o) => caller.principal.access(&o.type_key, o.funnel.as_deref()) >= Access::Read,
+                                None => false,
+                            };
+                        if !readable {
+                            self.error(field, format!("no file {id} you may read"));
+                        }
+                    }
+                    None => self.error(field, format!("no file {id}; upload it to /files first")),
                 },
                 Reference::Item { type_key, id } => match repo::type_of(tx, id).await? {
                     Some(t) if t == type_key => {}
@@ -529,7 +546,10 @@ impl Service {
         for _ in 0..WRITE_ATTEMPTS {
             let old = self.load_for_change(tx, caller, type_key, id, if_match, Access::Write).await?;
             let mut new = old.clone();
-            let mut check = Check::default();
+            let mut check = Check {
+                kept_files: old.fields.values().filter_map(|v| v.get("id").and_then(Value::as_i64)).collect(),
+                ..Check::default()
+            };
             if let Some(title) = &patch.title {
                 check.title(title);
                 new.title = title.trim().to_string();

@@ -138,10 +138,13 @@ pub async fn insert_instance(tx: &mut Tx, instance: &Instance, depth: i64, now: 
     Ok(rows.first().map(|r| r.try_get("id")).transpose()?.unwrap_or_default())
 }
 
-/// Locks an instance for an advance (PostgreSQL: the row; SQLite: the writer's turn) and
-/// returns its depth, or `None` when it is gone. Every change of an instance takes this lock
-/// first, so wake-ups wait for an advance to end and none is lost.
+/// Locks an instance for an advance (PostgreSQL: the event-order lock, then the row; SQLite:
+/// the writer's turn) and returns its depth, or `None` when it is gone. Every change of an
+/// instance takes this lock first, so wake-ups wait for an advance to end and none is lost.
 pub async fn lock_instance(tx: &mut Tx, id: i64) -> StoreResult<Option<i64>> {
+    // PostgreSQL: the event-order lock first, as every writer of events takes it before the
+    // rows it changes (a task completion waking its process, a child waking its parent).
+    super::outbox::prepare(tx).await?;
     let lock = if tx.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
     let sql = format!("SELECT depth FROM process_instances WHERE id = $1{lock}");
     let row = tx.fetch_optional(Statement::new(sql).bind(id)).await?;
