@@ -132,6 +132,11 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
     }
     if !rules.is_empty() {
         let catalog = service.catalog().await?;
+        // The items of the batch's events, read at once; an item a flushed plan moved is read
+        // again when next needed.
+        let ids: Vec<i64> = events.iter().filter_map(|e| e.item_id).collect::<HashSet<_>>().into_iter().collect();
+        let mut items =
+            Items { known: crate::store::items::get_many(reader, &ids).await?, fetched: ids.into_iter().collect() };
         // Plans of consecutive events commit together; an event about an item a waiting plan
         // moves is planned only after that plan committed, so it sees the move.
         let mut group: Vec<(&StoredEvent, Plan<'_>)> = Vec::new();
@@ -140,18 +145,18 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
             if event.item_id.is_some_and(|id| touched.contains(&id)) || group.len() >= GROUP {
                 match flush(service, &mut position, std::mem::take(&mut group), stuck).await? {
                     Pass::Stopped => return Ok(Pass::Stopped),
-                    _ => touched.clear(),
+                    _ => items.forget(touched.drain()),
                 }
             }
-            let planned = plan(service, &catalog, &rules, event).await;
+            let planned = plan(service, &catalog, &rules, event, &mut items).await;
             let planned = match planned {
                 Ok(p) if p.moves.iter().any(|(item, _)| touched.contains(&item.id)) => {
                     // It moves an item a waiting plan moves too: commit that first, then look again.
                     match flush(service, &mut position, std::mem::take(&mut group), stuck).await? {
                         Pass::Stopped => return Ok(Pass::Stopped),
-                        _ => touched.clear(),
+                        _ => items.forget(touched.drain()),
                     }
-                    plan(service, &catalog, &rules, event).await
+                    plan(service, &catalog, &rules, event, &mut items).await
                 }
                 other => other,
             };
@@ -165,7 +170,7 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
                     if let Pass::Stopped = flush(service, &mut position, std::mem::take(&mut group), stuck).await? {
                         return Ok(Pass::Stopped);
                     }
-                    touched.clear();
+                    items.forget(touched.drain());
                     if !stuck.failed(event.id) {
                         return Err(e);
                     }
@@ -258,6 +263,7 @@ async fn plan<'r>(
     catalog: &Catalog,
     rules: &'r [Rule],
     event: &StoredEvent,
+    items: &mut Items,
 ) -> ServiceResult<Plan<'r>> {
     let mut plan = Plan::default();
     let rules: Vec<&Rule> = rules.iter().filter(|r| r.trigger.since_event < event.id).collect();
@@ -265,11 +271,11 @@ async fn plan<'r>(
         return Ok(plan);
     }
     if event.kind == "task.completed" {
-        plan_task_completed(service, catalog, &rules, event, &mut plan).await?;
+        plan_task_completed(service, catalog, &rules, event, &mut plan, items).await?;
     } else if let (Some(item_id), Some(type_key)) = (event.item_id, event.type_key.as_deref())
         && event.kind != "item.deleted"
     {
-        plan_item_event(service, catalog, &rules, event, (type_key, item_id), &mut plan).await?;
+        plan_item_event(service, catalog, &rules, event, (type_key, item_id), &mut plan, items).await?;
     }
     if event.depth >= MAX_CHAIN_DEPTH {
         for (item, trigger) in std::mem::take(&mut plan.moves) {
@@ -292,6 +298,7 @@ async fn plan_task_completed<'r>(
     rules: &[&'r Rule],
     event: &StoredEvent,
     plan: &mut Plan<'r>,
+    items: &mut Items,
 ) -> ServiceResult<()> {
     let task = &event.payload["task"];
     let rules: Vec<&Rule> = rules.iter().copied().filter(|r| r.rule.matches_task(task)).collect();
@@ -300,7 +307,7 @@ async fn plan_task_completed<'r>(
     }
     let links: Vec<ItemRef> = serde_json::from_value(task["links"].clone()).unwrap_or_default();
     for link in links {
-        let Some(item) = current(service, &link.type_key, link.id).await? else { continue };
+        let Some(item) = items.current(service, &link.type_key, link.id).await? else { continue };
         let (Some(schema), Some(funnel)) = (catalog.get(&item.type_key), item.funnel.as_deref()) else { continue };
         let matched = rules
             .iter()
@@ -322,8 +329,9 @@ async fn plan_item_event<'r>(
     event: &StoredEvent,
     (type_key, item_id): (&str, i64),
     plan: &mut Plan<'r>,
+    items: &mut Items,
 ) -> ServiceResult<()> {
-    let Some(item) = current(service, type_key, item_id).await? else { return Ok(()) };
+    let Some(item) = items.current(service, type_key, item_id).await? else { return Ok(()) };
     // Triggers on the item's own funnel.
     if let (Some(schema), Some(funnel)) = (catalog.get(type_key), item.funnel.as_deref()) {
         let mut matched = Vec::new();
@@ -359,7 +367,7 @@ async fn plan_item_event<'r>(
             let mut seen = HashSet::new();
             linked.retain(|l| l.id != item.id && seen.insert(l.id));
             for link in linked {
-                let Some(other) = current(service, &link.type_key, link.id).await? else { continue };
+                let Some(other) = items.current(service, &link.type_key, link.id).await? else { continue };
                 let (Some(schema), Some(other_funnel)) = (catalog.get(&other.type_key), other.funnel.as_deref()) else {
                     continue;
                 };
@@ -376,12 +384,37 @@ async fn plan_item_event<'r>(
     Ok(())
 }
 
-/// The item as it stands now; `None` when it is gone.
-async fn current(service: &Service, type_key: &str, id: i64) -> ServiceResult<Option<Item>> {
-    match service.get_item(&Caller::automation(Actor::System, 0), type_key, id).await {
-        Ok(item) => Ok(Some(item)),
-        Err(ServiceError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
+/// Items as they stand, read once per batch (and again after this dispatcher moved them).
+struct Items {
+    known: std::collections::HashMap<i64, Item>,
+    /// Ids read (found or not) and not forgotten since.
+    fetched: HashSet<i64>,
+}
+
+impl Items {
+    /// The item as it stands now; `None` when it is gone.
+    async fn current(&mut self, service: &Service, type_key: &str, id: i64) -> ServiceResult<Option<Item>> {
+        if self.fetched.contains(&id) {
+            return Ok(self.known.get(&id).filter(|i| i.type_key == type_key).cloned());
+        }
+        let item = match service.get_item(&Caller::automation(Actor::System, 0), type_key, id).await {
+            Ok(item) => Some(item),
+            Err(ServiceError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        self.fetched.insert(id);
+        if let Some(item) = &item {
+            self.known.insert(id, item.clone());
+        }
+        Ok(item)
+    }
+
+    /// Forgets items moved since they were read.
+    fn forget(&mut self, ids: impl Iterator<Item = i64>) {
+        for id in ids {
+            self.fetched.remove(&id);
+            self.known.remove(&id);
+        }
     }
 }
 

@@ -654,65 +654,81 @@ impl Service {
         }
         for _ in 0..WRITE_ATTEMPTS {
             let old = self.load_for_change(tx, caller, type_key, id, if_match, Access::Write).await?;
-            let funnel_key = request.funnel.clone().or_else(|| old.funnel.clone()).unwrap_or_default();
-            let Some(funnel) = schema.funnel(&funnel_key) else {
-                return Err(ServiceError::invalid("funnel", format!("no funnel `{funnel_key}` in type `{type_key}`")));
-            };
-            if funnel.stage(&request.stage).is_none() {
-                return Err(ServiceError::invalid(
-                    "stage",
-                    format!("no stage `{}` in funnel `{funnel_key}`", request.stage),
-                ));
+            if let Some(moved) = self.move_loaded_in(tx, caller, &schema, old, &request).await? {
+                return Ok(moved);
             }
-            self.require(caller, type_key, Some(&funnel_key), Access::Write)?;
-            let from = point(&old);
-            let to = StagePoint { funnel: Some(funnel_key.clone()), stage: Some(request.stage.clone()) };
-            if from == to {
-                return Ok(old);
-            }
-            let mut new = old.clone();
-            new.funnel = to.funnel.clone();
-            new.stage = to.stage.clone();
-            let now = now_micros();
-            let funnel_changed = from.funnel != to.funnel;
-            let text = if funnel_changed {
-                format!("Moved to funnel {} stage {}", funnel_key, request.stage)
-            } else {
-                format!("Moved to stage {}", request.stage)
-            };
-            let payload = json!({ "from": from, "to": to });
-            let entry = NewEntry {
-                item_id: id,
-                kind: TimelineKind::System,
-                text: &text,
-                data: &payload,
-                actor: &caller.actor,
-                at: now,
-            };
-            let kind = if funnel_changed { EventKind::ItemFunnelChanged } else { EventKind::ItemStageChanged };
-            let event = NewEvent {
-                kind,
-                type_key: Some(type_key),
-                item_id: Some(id),
-                actor: &caller.actor,
-                depth: caller.depth,
-                payload: payload.clone(),
-            };
-            outbox::prepare(tx).await?;
-            let then = vec![
-                journal::move_statement(id, &from, &to, &caller.actor, now),
-                journal::entry_statement(&entry, false),
-                outbox::event_statement(&event, now),
-            ];
-            if !repo::update(tx, id, old.version, &write_of(&new), None, caller.actor.user_id(), now, then).await? {
-                continue;
-            }
-            new.version = old.version + 1;
-            new.updated_by = caller.actor.user_id();
-            new.updated_at = to_rfc3339(now);
-            return Ok(new);
         }
         Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
+    }
+
+    /// Moves an item already read (`old`, whose version the write checks) as `request` says;
+    /// `None` when the item changed since it was read. Access to the target funnel is checked.
+    pub async fn move_loaded_in(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        schema: &TypeSchema,
+        old: Item,
+        request: &MoveRequest,
+    ) -> ServiceResult<Option<Item>> {
+        let (type_key, id) = (old.type_key.clone(), old.id);
+        let funnel_key = request.funnel.clone().or_else(|| old.funnel.clone()).unwrap_or_default();
+        let Some(funnel) = schema.funnel(&funnel_key) else {
+            return Err(ServiceError::invalid("funnel", format!("no funnel `{funnel_key}` in type `{type_key}`")));
+        };
+        if funnel.stage(&request.stage).is_none() {
+            return Err(ServiceError::invalid(
+                "stage",
+                format!("no stage `{}` in funnel `{funnel_key}`", request.stage),
+            ));
+        }
+        self.require(caller, &type_key, Some(&funnel_key), Access::Write)?;
+        let from = point(&old);
+        let to = StagePoint { funnel: Some(funnel_key.clone()), stage: Some(request.stage.clone()) };
+        if from == to {
+            return Ok(Some(old));
+        }
+        let mut new = old.clone();
+        new.funnel = to.funnel.clone();
+        new.stage = to.stage.clone();
+        let now = now_micros();
+        let funnel_changed = from.funnel != to.funnel;
+        let text = if funnel_changed {
+            format!("Moved to funnel {} stage {}", funnel_key, request.stage)
+        } else {
+            format!("Moved to stage {}", request.stage)
+        };
+        let payload = json!({ "from": from, "to": to });
+        let entry = NewEntry {
+            item_id: id,
+            kind: TimelineKind::System,
+            text: &text,
+            data: &payload,
+            actor: &caller.actor,
+            at: now,
+        };
+        let kind = if funnel_changed { EventKind::ItemFunnelChanged } else { EventKind::ItemStageChanged };
+        let event = NewEvent {
+            kind,
+            type_key: Some(&type_key),
+            item_id: Some(id),
+            actor: &caller.actor,
+            depth: caller.depth,
+            payload: payload.clone(),
+        };
+        outbox::prepare(tx).await?;
+        let then = vec![
+            journal::move_statement(id, &from, &to, &caller.actor, now),
+            journal::entry_statement(&entry, false),
+            outbox::event_statement(&event, now),
+        ];
+        if !repo::update(tx, id, old.version, &write_of(&new), None, caller.actor.user_id(), now, then).await? {
+            return Ok(None);
+        }
+        new.version = old.version + 1;
+        new.updated_by = caller.actor.user_id();
+        new.updated_at = to_rfc3339(now);
+        Ok(Some(new))
     }
 
     /// Deletes an item (needs `admin` access to it); links to and from it go too.

@@ -365,7 +365,15 @@ impl Service {
     ) -> ServiceResult<Item> {
         let caller = Caller::automation(trigger_actor(trigger), depth);
         let request = MoveRequest { stage: trigger.stage.clone(), funnel: Some(trigger.funnel.clone()) };
-        self.move_item_in(tx, &caller, &item.type_key, item.id, request, Some(item.version)).await
+        let catalog = self.catalog().await?;
+        let schema = catalog
+            .get(&item.type_key)
+            .ok_or_else(|| ServiceError::NotFound(format!("no entity type `{}`", item.type_key)))?;
+        // The item as planned: the write checks its version, so no second read is needed.
+        match self.move_loaded_in(tx, &caller, schema, item.clone(), &request).await? {
+            Some(moved) => Ok(moved),
+            None => Err(ServiceError::PreconditionFailed { current: item.version }),
+        }
     }
 
     /// An outside system calls a webhook trigger's URL for an item: the item moves as the

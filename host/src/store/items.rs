@@ -181,6 +181,33 @@ pub async fn get(conn: &mut sqlx::AnyConnection, type_key: &str, id: i64) -> Sto
     item_from_rows(&item_with_parents(type_key, id).fetch_all(conn).await?)
 }
 
+/// Several items by id (any types), with their parents; missing ones are left out.
+pub async fn get_many(pool: &sqlx::AnyPool, ids: &[i64]) -> StoreResult<HashMap<i64, Item>> {
+    let mut out = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT items.id, type_key, funnel_key, stage_key, title, amount_value, amount_currency, responsible_id, \
+         contact_id, company_id, fields, version, created_by, created_at, updated_by, updated_at FROM items \
+         WHERE items.id IN ({list})"
+    );
+    let mut conn = pool.acquire().await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await?;
+    for row in &rows {
+        let item = item_from_row(row)?;
+        out.insert(item.id, item);
+    }
+    let found: Vec<i64> = out.keys().copied().collect();
+    for (id, parents) in parents_of(&mut *conn, &found).await? {
+        if let Some(item) = out.get_mut(&id) {
+            item.parents = parents;
+        }
+    }
+    Ok(out)
+}
+
 /// The same inside `tx`, seeing its own writes.
 pub async fn get_in(tx: &mut Tx, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
     item_from_rows(&tx.fetch_all(item_with_parents(type_key, id)).await?)
