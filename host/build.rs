@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
-const PLUGINS: [&str; 10] = [
+const PLUGINS: [&str; 11] = [
     "set_field",
     "move_to_stage",
     "add_comment",
@@ -17,6 +17,7 @@ const PLUGINS: [&str; 10] = [
     "hostile",
     "noop",
     "keyword_trigger",
+    "bp_step_doubler",
     "set_deadline",
 ];
 

@@ -55,6 +55,28 @@ pub mod trigger {
     });
 }
 
+/// Bindings of the `bp-step` world (business-process steps).
+pub mod bp_step {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1.0",
+        world: "bp-step",
+        pub_export_macro: true,
+        export_macro_name: "export_bp_step",
+        default_bindings_module: "voronka_sdk::bp_step",
+        with: {
+            "voronka:plugin/types@0.1.0": crate::robot::voronka::plugin::types,
+            "voronka:plugin/items@0.1.0": crate::robot::voronka::plugin::items,
+            "voronka:plugin/timeline@0.1.0": crate::robot::voronka::plugin::timeline,
+            "voronka:plugin/tasks@0.1.0": crate::robot::voronka::plugin::tasks,
+            "voronka:plugin/processes@0.1.0": crate::robot::voronka::plugin::processes,
+            "voronka:plugin/kv@0.1.0": crate::robot::voronka::plugin::kv,
+            "voronka:plugin/log@0.1.0": crate::robot::voronka::plugin::log,
+            "voronka:plugin/clock@0.1.0": crate::robot::voronka::plugin::clock,
+            "voronka:plugin/notify@0.1.0": crate::robot::voronka::plugin::notify,
+        },
+    });
+}
+
 pub mod host;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
@@ -62,6 +84,7 @@ pub mod testing;
 pub use host::{clock, items, kv, log, notify, processes, tasks, timeline};
 pub use robot::export_robot;
 pub use robot::voronka::plugin::types;
+pub use bp_step::export_bp_step;
 pub use trigger::export_trigger;
 pub use types::{Error, Item, ItemRef};
 

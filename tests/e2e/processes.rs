@@ -630,3 +630,34 @@ async fn an_event_wait_looks_past_other_changes(backend: Backend) {
     wait_status(&s, &id, "completed").await;
 }
 both!(an_event_wait_looks_past_other_changes);
+
+/// The step component built from plugins/testing/bp-step-doubler.
+const BP_STEP_DOUBLER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bp_step_doubler.wasm"));
+
+/// A Wasm plugin step: its variables merge in, its branch becomes the step's variable, its
+/// write lands on the item.
+async fn a_wasm_plugin_step(backend: Backend) {
+    let s = Server::start(backend).await;
+    string_field(&s, "size", "string").await;
+    let manifest = json!({"name": "doubler", "version": "1.0.0", "kind": "wasm", "world": "bp-step",
+        "capabilities": ["items:write"]});
+    s.upload(manifest, BP_STEP_DOUBLER.to_vec()).await.ok(201);
+    template(&s, "wasm-step", json!([{"id": "d", "kind": "plugin", "plugin": "doubler", "config": {"factor": 3}}]))
+        .await;
+    let deal = new_deal(&s, "Wasm", 1).await;
+    let id = start(&s, "wasm-step", &deal, json!({"n": 14})).await;
+    let done = wait_status(&s, &id, "completed").await;
+    assert_eq!(done["variables"]["product"], 42);
+    assert_eq!(done["variables"]["d"], "wasm");
+    assert_eq!(s.item("deal", &deal).await["fields"]["size"], "W");
+    // Without the capability its write is refused and the step fails, writing nothing.
+    let manifest = json!({"name": "doubler-denied", "version": "1.0.0", "kind": "wasm", "world": "bp-step"});
+    s.upload(manifest, BP_STEP_DOUBLER.to_vec()).await.ok(201);
+    template(&s, "wasm-denied", json!([{"id": "d", "kind": "plugin", "plugin": "doubler-denied"}])).await;
+    let other = new_deal(&s, "Denied", 1).await;
+    let id = start(&s, "wasm-denied", &other, json!({"n": 1})).await;
+    let failed = wait_status(&s, &id, "failed").await;
+    assert!(failed["error"].as_str().is_some_and(|e| e.contains("items:write")), "{failed}");
+    assert!(s.item("deal", &other).await["fields"].get("size").is_none());
+}
+both!(a_wasm_plugin_step);
