@@ -105,7 +105,7 @@ impl Binding {
                 id,
                 schedule: true,
             }),
-            None => crate::store::robots::get(reader, job.robot_id).await?.map(|r| Binding {
+            None => service.robot_cached(job.robot_id).await?.map(|r| Binding {
                 plugin: r.plugin,
                 version: r.version,
                 config: r.config,

@@ -138,6 +138,17 @@ pub struct Service {
     principals: Mutex<HashMap<String, (i64, Arc<Principal>)>>,
     /// The host's data folder (the file store lives in `files/` under it).
     data_dir: std::path::PathBuf,
+    /// Configuration read by every automation step, kept per configuration generation.
+    caches: Caches,
+}
+
+/// Caches of configuration, each valid for one configuration generation.
+#[derive(Default)]
+struct Caches {
+    /// Stored versions of each plugin.
+    plugin_versions: Mutex<(i64, HashMap<String, Vec<crate::store::plugins::PluginVersion>>)>,
+    /// Robot bindings by id (`None`: deleted).
+    robots: Mutex<(i64, HashMap<i64, Option<crate::store::robots::Robot>>)>,
 }
 
 impl Service {
@@ -145,6 +156,7 @@ impl Service {
     pub fn new(store: Store, runtime: Arc<crate::runtime::registry::Runtime>, data_dir: std::path::PathBuf) -> Service {
         Service {
             data_dir,
+            caches: Caches::default(),
             store,
             runtime,
             signals: Default::default(),

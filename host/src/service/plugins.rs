@@ -146,14 +146,15 @@ impl Service {
             builtin,
             created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
         };
-        let mut tx = self.store.begin().await?;
+        // A configuration change: every host's caches of plugin versions see it.
+        let mut tx = self.begin_config().await?;
         if !repo::insert(&mut tx, &version, &module).await? {
             return Err(ServiceError::Conflict(format!(
                 "{} {} exists; versions are immutable, upload a new version",
                 version.name, version.version
             )));
         }
-        tx.commit().await?;
+        self.commit_config(tx).await?;
         Ok(version)
     }
 
@@ -188,9 +189,9 @@ impl Service {
                         builtin: true,
                         created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
                     };
-                    let mut tx = self.store.begin().await?;
+                    let mut tx = self.begin_config().await?;
                     repo::insert(&mut tx, &version, module).await?;
-                    tx.commit().await?;
+                    self.commit_config(tx).await?;
                 }
             }
         }
@@ -215,7 +216,7 @@ impl Service {
     /// only).
     pub async fn delete_plugin(&self, caller: &Caller, name: &str) -> ServiceResult<()> {
         require_admin(caller)?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_config().await?;
         let robots = crate::store::robots::count_using(&mut tx, name).await?;
         let triggers = crate::store::triggers::count_using(&mut tx, name).await?;
         let schedules = crate::store::schedules::count_using(&mut tx, name).await?;
@@ -227,13 +228,13 @@ impl Service {
         if repo::delete(&mut tx, name).await? == 0 {
             return Err(ServiceError::NotFound(format!("no plugin `{name}`")));
         }
-        tx.commit().await?;
+        self.commit_config(tx).await?;
         Ok(())
     }
 
     /// Resolves `requirement` against the stored versions now and loads the winner.
     pub async fn resolve_plugin(&self, name: &str, requirement: &str, world: &str) -> ServiceResult<ResolvedPlugin> {
-        let versions = repo::versions(self.store.reader(), name).await?;
+        let versions = self.plugin_versions_cached(name).await?;
         let version = pick(&versions, requirement)
             .filter(|v| v.world == world)
             .cloned()
@@ -252,6 +253,26 @@ impl Service {
             .await
             .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt { table: "plugins", message: e }))?;
         Ok(ResolvedPlugin { version, loaded })
+    }
+
+    /// A plugin's stored versions, read once per configuration generation (an upload or a
+    /// deletion moves the generation, on every host).
+    async fn plugin_versions_cached(&self, name: &str) -> ServiceResult<Vec<PluginVersion>> {
+        let generation = self.store.generation().await?;
+        if let Ok(cache) = self.caches.plugin_versions.lock()
+            && cache.0 == generation
+            && let Some(versions) = cache.1.get(name)
+        {
+            return Ok(versions.clone());
+        }
+        let versions = repo::versions(self.store.reader(), name).await?;
+        if let Ok(mut cache) = self.caches.plugin_versions.lock() {
+            if cache.0 != generation {
+                *cache = (generation, Default::default());
+            }
+            cache.1.insert(name.to_string(), versions.clone());
+        }
+        Ok(versions)
     }
 
     /// The runtimes.

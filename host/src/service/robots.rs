@@ -221,9 +221,9 @@ impl Service {
             created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
         };
         self.check_robot(&robot).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_config().await?;
         robot.id = repo::insert(&mut tx, &robot).await?;
-        tx.commit().await?;
+        self.commit_config(tx).await?;
         Ok(robot)
     }
 
@@ -280,9 +280,9 @@ impl Service {
             robot.order = v;
         }
         self.check_robot(&robot).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_config().await?;
         repo::update(&mut tx, &robot).await?;
-        tx.commit().await?;
+        self.commit_config(tx).await?;
         Ok(robot)
     }
 
@@ -296,9 +296,29 @@ impl Service {
         id: i64,
     ) -> ServiceResult<()> {
         self.robot_on_stage(caller, type_key, funnel, stage, id, Access::Admin).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_config().await?;
         repo::delete(&mut tx, id).await?;
-        tx.commit().await?;
+        self.commit_config(tx).await?;
         Ok(())
+    }
+
+    /// A robot binding by id, read once per configuration generation (binding changes move the
+    /// generation, on every host); `None` when it is gone.
+    pub async fn robot_cached(&self, id: i64) -> ServiceResult<Option<Robot>> {
+        let generation = self.store.generation().await?;
+        if let Ok(cache) = self.caches.robots.lock()
+            && cache.0 == generation
+            && let Some(robot) = cache.1.get(&id)
+        {
+            return Ok(robot.clone());
+        }
+        let robot = repo::get(self.store.reader(), id).await?;
+        if let Ok(mut cache) = self.caches.robots.lock() {
+            if cache.0 != generation {
+                *cache = (generation, Default::default());
+            }
+            cache.1.insert(id, robot.clone());
+        }
+        Ok(robot)
     }
 }
