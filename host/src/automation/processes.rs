@@ -95,7 +95,7 @@ enum Next {
 /// One advance of one instance.
 struct Run<'a> {
     service: &'a Arc<Service>,
-    program: Program,
+    program: Arc<Program>,
     instance: Instance,
     item: Item,
     caller: Caller,
@@ -401,12 +401,7 @@ impl Run<'_> {
                 Next::Goto(pc + 1)
             }
             StepKind::Wait { event: Some(kind), field, stage, .. } => {
-                let after = tx
-                    .fetch_optional(crate::store::Statement::new("SELECT COALESCE(MAX(id), 0) AS last FROM events"))
-                    .await?
-                    .map(|r| sqlx::Row::try_get::<i64, _>(&r, "last"))
-                    .transpose()?
-                    .unwrap_or(0);
+                let after = repo::last_event_in(tx).await?;
                 Next::Wait(Wait::Event { kind: kind.clone(), field: field.clone(), stage: stage.clone(), after })
             }
             StepKind::Wait { duration_s, until, until_field, offset_s, .. } => {
@@ -538,15 +533,7 @@ impl Run<'_> {
             return Ok(false);
         }
         if let Wait::Child { instance } = wait {
-            let row = tx
-                .fetch_optional(
-                    crate::store::Statement::new("SELECT status FROM process_instances WHERE id = $1").bind(*instance),
-                )
-                .await?;
-            let status = match row {
-                Some(r) => sqlx::Row::try_get::<String, _>(&r, "status")?,
-                None => "failed".into(),
-            };
+            let status = repo::instance_status(tx, *instance).await?.unwrap_or_else(|| "failed".into());
             if status == "running" {
                 return Ok(false);
             }

@@ -149,6 +149,8 @@ struct Caches {
     plugin_versions: Mutex<(i64, HashMap<String, Vec<crate::store::plugins::PluginVersion>>)>,
     /// Robot bindings by id (`None`: deleted).
     robots: Mutex<(i64, HashMap<i64, Option<crate::store::robots::Robot>>)>,
+    /// Compiled process templates by (key, version); versions never change.
+    programs: Mutex<HashMap<(String, i64), Arc<crate::model::process::Program>>>,
 }
 
 impl Service {

@@ -3,6 +3,8 @@
 //! `start-process` robot or by another process, and terminated by people. The engine that
 //! moves instances on lives in [`crate::automation::processes`].
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -198,9 +200,8 @@ impl Service {
         }
         let mut rows = repo::instances(self.store.reader(), item.as_ref(), status, after, limit).await?;
         let next = super::items::page_cursor(&mut rows, limit, |i| i.id);
-        let mut programs = std::collections::HashMap::new();
         for instance in &mut rows {
-            self.fill_current_steps(instance, &mut programs).await;
+            self.fill_current_steps(instance).await;
         }
         Ok((rows, next))
     }
@@ -214,26 +215,14 @@ impl Service {
         if self.get_item(caller, &instance.item.type_key, instance.item.id).await.is_err() {
             return Err(ServiceError::NotFound(format!("no process {id}")));
         }
-        self.fill_current_steps(&mut instance, &mut std::collections::HashMap::new()).await;
+        self.fill_current_steps(&mut instance).await;
         let log = repo::log_of(self.store.reader(), id).await?;
         Ok((instance, log))
     }
 
     /// Names the steps an instance's threads stand at.
-    async fn fill_current_steps(
-        &self,
-        instance: &mut Instance,
-        programs: &mut std::collections::HashMap<(String, i64), Option<Program>>,
-    ) {
-        let key = (instance.template.clone(), instance.template_version);
-        if !programs.contains_key(&key) {
-            let program = match self.get_template(&key.0, Some(key.1)).await {
-                Ok(t) => t.steps.as_array().and_then(|steps| self.compile_template(steps).ok()),
-                Err(_) => None,
-            };
-            programs.insert(key.clone(), program);
-        }
-        if let Some(Some(program)) = programs.get(&key) {
+    async fn fill_current_steps(&self, instance: &mut Instance) {
+        if let Ok(program) = self.program(&instance.template, instance.template_version).await {
             instance.current_steps =
                 instance.state.threads.iter().filter_map(|t| program.step_of(t.pc).map(|s| s.id.clone())).collect();
         }
@@ -260,29 +249,36 @@ impl Service {
     }
 
     /// An instance and its template version's program.
-    pub async fn instance_program(&self, id: i64) -> ServiceResult<(Instance, Program)> {
+    pub async fn instance_program(&self, id: i64) -> ServiceResult<(Instance, Arc<Program>)> {
         let mut conn = self.store.reader().acquire().await?;
         let instance =
             repo::instance(&mut conn, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no process {id}")))?;
         drop(conn);
-        let template = self.get_template(&instance.template, Some(instance.template_version)).await?;
-        let steps = template.steps.as_array().cloned().unwrap_or_default();
-        let program = self.compile_template(&steps)?;
+        let program = self.program(&instance.template, instance.template_version).await?;
         Ok((instance, program))
+    }
+
+    /// A template version's program, compiled once (versions never change).
+    pub async fn program(&self, key: &str, version: i64) -> ServiceResult<Arc<Program>> {
+        let cache_key = (key.to_string(), version);
+        if let Ok(cache) = self.caches.programs.lock()
+            && let Some(program) = cache.get(&cache_key)
+        {
+            return Ok(program.clone());
+        }
+        let template = self.get_template(key, Some(version)).await?;
+        let steps = template.steps.as_array().cloned().unwrap_or_default();
+        let program = Arc::new(self.compile_template(&steps)?);
+        if let Ok(mut cache) = self.caches.programs.lock() {
+            cache.insert(cache_key, program.clone());
+        }
+        Ok(program)
     }
 
     /// Whether a waiting thread's wait for a task or a time is over.
     pub async fn wait_is_over(&self, tx: &mut Tx, wait: &Wait) -> ServiceResult<bool> {
         Ok(match wait {
-            Wait::Task { task } => {
-                let row = tx
-                    .fetch_optional(crate::store::Statement::new("SELECT status FROM tasks WHERE id = $1").bind(*task))
-                    .await?;
-                match row {
-                    Some(r) => sqlx::Row::try_get::<String, _>(&r, "status")? == "completed",
-                    None => true,
-                }
-            }
+            Wait::Task { task } => repo::task_status(tx, *task).await?.is_none_or(|s| s == "completed"),
             Wait::Timer { at } => *at <= now_micros(),
             // The engine looks at these itself (they record outcomes).
             Wait::Child { .. } | Wait::Assignments { .. } | Wait::Event { .. } => false,

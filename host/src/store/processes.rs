@@ -282,6 +282,24 @@ pub async fn wake_all_event_waiters(tx: &mut Tx) -> StoreResult<()> {
     Ok(())
 }
 
+/// The latest event id, seeing the transaction's own events.
+pub async fn last_event_in(tx: &mut Tx) -> StoreResult<i64> {
+    let row = tx.fetch_optional(Statement::new("SELECT COALESCE(MAX(id), 0) AS last FROM events")).await?;
+    Ok(row.map(|r| r.try_get::<i64, _>("last")).transpose()?.unwrap_or(0))
+}
+
+/// The status of a task (`None` when it is gone), seeing the transaction's own writes.
+pub async fn task_status(tx: &mut Tx, id: i64) -> StoreResult<Option<String>> {
+    let row = tx.fetch_optional(Statement::new("SELECT status FROM tasks WHERE id = $1").bind(id)).await?;
+    Ok(row.map(|r| r.try_get("status")).transpose()?)
+}
+
+/// The status of an instance (`None` when it is gone), seeing the transaction's own writes.
+pub async fn instance_status(tx: &mut Tx, id: i64) -> StoreResult<Option<String>> {
+    let row = tx.fetch_optional(Statement::new("SELECT status FROM process_instances WHERE id = $1").bind(id)).await?;
+    Ok(row.map(|r| r.try_get("status")).transpose()?)
+}
+
 /// The latest event id.
 pub async fn last_event(pool: &AnyPool) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(pool).await?)
