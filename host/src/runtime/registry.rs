@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use rhai::AST;
+use tokio::sync::OnceCell;
 
 use super::rhai::RhaiRuntime;
 use super::wasm::{Prepared, WasmRuntime};
@@ -51,7 +52,8 @@ pub struct Runtime {
     /// Rhai scripts.
     pub rhai: RhaiRuntime,
     cache_dir: Option<PathBuf>,
-    loaded: RwLock<HashMap<(String, String), Arc<Loaded>>>,
+    /// One cell per (module SHA-256, world): the first caller compiles, the others wait for it.
+    loaded: RwLock<HashMap<(String, String), Arc<OnceCell<Arc<Loaded>>>>>,
 }
 
 impl Runtime {
@@ -79,15 +81,22 @@ impl Runtime {
         Fut: Future<Output = Result<Vec<u8>, String>>,
     {
         let key = (sha256.to_string(), world.to_string());
-        if let Some(loaded) = self.loaded.read().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(loaded);
-        }
-        let bytes = bytes().await?;
-        let loaded = Arc::new(self.compile(kind, world, sha256, bytes).await?);
-        if let Ok(mut map) = self.loaded.write() {
-            map.insert(key, loaded.clone());
-        }
-        Ok(loaded)
+        let cell = self.loaded.read().ok().and_then(|m| m.get(&key).cloned());
+        let cell = match cell {
+            Some(cell) => cell,
+            None => match self.loaded.write() {
+                Ok(mut map) => map.entry(key).or_default().clone(),
+                Err(_) => Arc::new(OnceCell::new()),
+            },
+        };
+        // Concurrent first calls compile once; a failed compilation leaves the cell empty, so
+        // the next call tries again.
+        cell.get_or_try_init(|| async {
+            let bytes = bytes().await?;
+            Ok(Arc::new(self.compile(kind, world, sha256, bytes).await?))
+        })
+        .await
+        .cloned()
     }
 
     /// Compiles and type-checks a module for a world (the upload check).
@@ -156,11 +165,55 @@ fn store_cached(component: &wasmtime::component::Component, path: &std::path::Pa
     let written = component.serialize().map_err(|e| e.to_string()).and_then(|bytes| {
         let dir = path.parent().ok_or("no cache folder")?;
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let temp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per writer: two hosts (or an upload and a first run) may write at once.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&temp, bytes).map_err(|e| e.to_string())?;
         std::fs::rename(&temp, path).map_err(|e| e.to_string())
     });
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "could not cache compiled code");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    const SHA: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+    #[tokio::test]
+    async fn concurrent_first_loads_compile_once() {
+        let runtime = Runtime::new(None).unwrap();
+        let fetched = AtomicUsize::new(0);
+        let load = || {
+            runtime.load(PluginKind::Rhai, "robot", SHA, || async {
+                fetched.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                Ok(b"fn run(ctx) { () }".to_vec())
+            })
+        };
+        let loads = futures::future::join_all((0..8).map(|_| load())).await;
+        assert!(loads.iter().all(Result::is_ok));
+        assert_eq!(fetched.load(Ordering::SeqCst), 1, "the module is fetched and compiled once");
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_tried_again() {
+        let runtime = Runtime::new(None).unwrap();
+        let fetched = AtomicUsize::new(0);
+        for expected in [1, 2] {
+            let loaded = runtime
+                .load(PluginKind::Rhai, "robot", SHA, || async {
+                    fetched.fetch_add(1, Ordering::SeqCst);
+                    Err("the database is away".to_string())
+                })
+                .await;
+            assert_eq!(loaded.err().as_deref(), Some("the database is away"));
+            assert_eq!(fetched.load(Ordering::SeqCst), expected);
+        }
     }
 }
