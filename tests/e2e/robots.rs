@@ -505,3 +505,40 @@ async fn robots_do_not_run_for_items_already_in_the_stage(backend: Backend) {
     );
 }
 both!(robots_do_not_run_for_items_already_in_the_stage);
+
+async fn after_previous_robots_wait_and_refused_moves_queue_nothing(backend: Backend) {
+    let s = Server::start(backend).await;
+    s.post("/api/v1/types/deal/fields", json!({"key":"trail","title":"Trail","kind":"string"})).await.ok(201);
+    let script = r#"fn run(ctx) { let t = ctx.item.fields.trail ?? ""; items::update_fields(ctx.item["type"], ctx.item.id, #{trail: t + ctx.config.tag}); }"#;
+    s.upload(rhai_manifest("appender", "1.0.0", &["items:write"]), script.as_bytes().to_vec()).await.ok(201);
+    // `a` is delayed; `b` and `c` wait for the robot before them, `p` runs at once beside them.
+    s.post(ROBOTS, json!({"plugin":"appender","config":{"tag":"a"},"delay_s":1,"order":1})).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"appender","config":{"tag":"b"},"order":2})).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"appender","config":{"tag":"c"},"order":3})).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"appender","config":{"tag":"p"},"mode":"parallel","order":4})).await.ok(201);
+    let moved = new_deal(&s, "moved").await;
+    move_deal(&s, &moved, "in-progress").await;
+    // Created straight into the stage: it enters it too.
+    let created =
+        s.post("/api/v1/items/deal", json!({"title":"created","stage":"in-progress"})).await.ok(201)["id"].clone();
+    // Refused moves queue nothing: a stale version, an unknown stage.
+    let refused = new_deal(&s, "refused").await;
+    let path = format!("/api/v1/items/deal/{refused}/move");
+    let stale = s.request(Method::POST, &path).header("If-Match", "\"7\"").json(&json!({"stage":"in-progress"}));
+    Reply::from(stale.send().await.unwrap()).await.problem(412, "precondition-failed");
+    s.post(&path, json!({"stage":"nowhere"})).await.problem(422, "validation-failed");
+    for deal in [&moved, &created] {
+        s.wait_for(20, "every robot of the stage", || async {
+            let trail = s.item("deal", deal).await["fields"]["trail"].as_str().unwrap_or_default().to_string();
+            (trail.len() == 4).then_some(trail)
+        })
+        .await;
+        let trail = s.item("deal", deal).await["fields"]["trail"].as_str().unwrap().to_string();
+        assert_eq!(&trail[1..], "abc", "after-previous robots ran in order after the delayed one: {trail}");
+        assert_eq!(&trail[..1], "p", "the parallel robot did not wait: {trail}");
+    }
+    let refused = s.item("deal", &refused).await;
+    assert_eq!(refused["stage"], "new");
+    assert!(refused["fields"].get("trail").is_none(), "a refused move ran robots");
+}
+both!(after_previous_robots_wait_and_refused_moves_queue_nothing);

@@ -1,8 +1,8 @@
-//! Automation in the background: the dispatcher turns outbox events into queued robot runs, the
-//! workers run them. Both survive restarts: their state is in the database.
+//! Automation in the background: job workers run the robot runs that moves queue (see
+//! [`crate::service::robot_queue`]), the trigger dispatcher turns events into moves, and timers,
+//! webhooks and processes follow. All survive restarts: their state is in the database.
 
 pub mod deadlines;
-pub mod dispatcher;
 pub mod processes;
 pub mod schedules;
 pub mod triggers;
@@ -24,8 +24,6 @@ pub const MAX_CHAIN_DEPTH: i64 = 10;
 /// the event stream has its own, so one never takes another's wake-up.
 #[derive(Default)]
 pub struct Signals {
-    /// New events were committed: for the robot dispatcher.
-    pub robot_events: Notify,
     /// New events were committed: for the trigger dispatcher.
     pub trigger_events: Notify,
     /// New events were committed: for the webhook fan-out.
@@ -47,7 +45,6 @@ pub struct Signals {
 impl Signals {
     /// Wakes every reader of the event stream (a wake-up sent while one is busy waits for it).
     pub fn events_committed(&self) {
-        self.robot_events.notify_one();
         self.trigger_events.notify_one();
         self.webhook_events.notify_one();
         self.process_events.notify_one();
@@ -93,11 +90,10 @@ pub(crate) fn field_time(fields: &serde_json::Map<String, serde_json::Value>, ke
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
 }
 
-/// Starts the robot dispatcher, the trigger dispatcher, the webhook fan-out and sender, the
+/// Starts the trigger dispatcher, the webhook fan-out and sender, the
 /// scheduler, the deadline watch, the process engine and `workers` job workers; they stop when `shutdown` fires.
 pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
-        tokio::spawn(dispatcher::run(service.clone(), shutdown.clone())),
         tokio::spawn(triggers::run(service.clone(), shutdown.clone())),
         tokio::spawn(webhooks::run_fan_out(service.clone(), shutdown.clone())),
         tokio::spawn(webhooks::run_sender(service.clone(), shutdown.clone())),

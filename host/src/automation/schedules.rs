@@ -83,13 +83,13 @@ pub async fn fire_due(service: &Service) -> ServiceResult<usize> {
                 type_key: &schedule.type_key,
                 funnel: &funnel,
                 stage: &stage,
-                event_id: 0,
+                event_id: Some(0),
                 actor: &actor,
                 depth: 0,
-                after_job: None,
+                after_previous: false,
                 due_at: now,
             };
-            jobs::enqueue(&mut tx, &job, now).await?;
+            tx.defer(jobs::enqueue(&job, now));
             queued += 1;
         }
     }

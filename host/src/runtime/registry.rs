@@ -53,8 +53,11 @@ pub struct Runtime {
     pub rhai: RhaiRuntime,
     cache_dir: Option<PathBuf>,
     /// One cell per (module SHA-256, world): the first caller compiles, the others wait for it.
-    loaded: RwLock<HashMap<(String, String), Arc<OnceCell<Arc<Loaded>>>>>,
+    loaded: RwLock<HashMap<(String, String), Arc<LoadCell>>>,
 }
+
+/// Where one loaded plugin lands, once.
+type LoadCell = OnceCell<Arc<Loaded>>;
 
 impl Runtime {
     /// Builds the runtimes; compiled Wasm is cached under `cache_dir` when given.

@@ -460,6 +460,11 @@ impl Service {
             payload: json!({ "item": snapshot }),
         };
         outbox::record(tx, &event, now).await?;
+        let robots = self.enter_stage(caller, &item, false, now).await?;
+        for statement in robots.statements {
+            tx.defer(statement);
+        }
+        self.note_stage_entry(tx, caller, &item, robots.notes).await;
         Ok(item)
     }
 
@@ -717,17 +722,20 @@ impl Service {
             payload: payload.clone(),
         };
         outbox::prepare(tx).await?;
-        let then = vec![
+        let robots = self.enter_stage(caller, &new, true, now).await?;
+        let mut then = vec![
             journal::move_statement(id, &from, &to, &caller.actor, now),
             journal::entry_statement(&entry, false),
             outbox::event_statement(&event, now),
         ];
+        then.extend(robots.statements);
         if !repo::update(tx, id, old.version, &write_of(&new), None, caller.actor.user_id(), now, then).await? {
             return Ok(None);
         }
         new.version = old.version + 1;
         new.updated_by = caller.actor.user_id();
         new.updated_at = to_rfc3339(now);
+        self.note_stage_entry(tx, caller, &new, robots.notes).await;
         Ok(Some(new))
     }
 
@@ -756,6 +764,7 @@ impl Service {
             payload,
         };
         outbox::record(&mut tx, &event, now).await?;
+        tx.defer(crate::store::jobs::cancel_pending(id, None, now));
         tx.commit().await?;
         self.committed();
         Ok(())

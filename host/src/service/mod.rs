@@ -32,6 +32,7 @@ pub mod notifications;
 pub mod people;
 pub mod plugins;
 pub mod processes;
+pub mod robot_queue;
 pub mod robots;
 pub mod schedules;
 pub mod tasks;
@@ -140,7 +141,12 @@ pub struct Service {
     data_dir: std::path::PathBuf,
     /// Configuration read by every automation step, kept per configuration generation.
     caches: Caches,
+    /// A transaction queued robot runs since the workers were last woken.
+    jobs_queued: std::sync::atomic::AtomicBool,
 }
+
+/// Robots bound per (type, funnel, stage), for one configuration generation.
+type StageRobots = (i64, HashMap<(String, String, String), Arc<Vec<crate::store::robots::Robot>>>);
 
 /// Caches of configuration, each valid for one configuration generation.
 #[derive(Default)]
@@ -149,6 +155,8 @@ struct Caches {
     plugin_versions: Mutex<(i64, HashMap<String, Vec<crate::store::plugins::PluginVersion>>)>,
     /// Robot bindings by id (`None`: deleted).
     robots: Mutex<(i64, HashMap<i64, Option<crate::store::robots::Robot>>)>,
+    /// Robot bindings by (type, funnel, stage), in order.
+    stage_robots: Mutex<StageRobots>,
     /// Compiled process templates by (key, version); versions never change.
     programs: Mutex<HashMap<(String, i64), Arc<crate::model::process::Program>>>,
 }
@@ -164,6 +172,7 @@ impl Service {
             signals: Default::default(),
             catalog: RwLock::new(None),
             principals: Mutex::new(HashMap::new()),
+            jobs_queued: Default::default(),
         }
     }
 
@@ -175,6 +184,9 @@ impl Service {
     /// Tells the readers of the event stream that events were committed.
     pub fn committed(&self) {
         self.signals.events_committed();
+        if self.jobs_queued.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            self.signals.jobs.notify_waiters();
+        }
     }
 
     /// The underlying store.

@@ -1,11 +1,9 @@
 //! The durable job queue of robot runs, and the dispatcher's position in the event stream.
 
-use std::collections::HashSet;
-
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{Dialect, Statement, StoreError, StoreResult, Tx};
+use super::{Dialect, Statement, StoreResult, Tx};
 use crate::model::time::Micros;
 
 /// A queued robot run.
@@ -68,67 +66,62 @@ pub struct NewJob<'a> {
     pub funnel: &'a str,
     /// Stage entered.
     pub stage: &'a str,
-    /// Event.
-    pub event_id: i64,
+    /// The event that made the item enter; `None`: the item's latest event, the one the same
+    /// transaction has just recorded.
+    pub event_id: Option<i64>,
     /// Actor (JSON).
     pub actor: &'a str,
     /// Chain depth.
     pub depth: i64,
-    /// Runs only after this job has finished.
-    pub after_job: Option<i64>,
+    /// Runs only after the job queued just before it for the same event has finished.
+    pub after_previous: bool,
     /// Not before this time.
     pub due_at: Micros,
 }
 
-/// Enqueues a job and returns its id.
-pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>, now: Micros) -> StoreResult<i64> {
-    let insert = Statement::new(
+/// The statement queuing `job`, to send in the transaction of the change that caused it. A job
+/// waiting for its predecessor finds it as the latest job queued for the same event of the item
+/// (the statements of one transaction run in order, and no one else queues jobs for its event).
+pub(crate) fn enqueue(job: &NewJob<'_>, now: Micros) -> Statement {
+    let event = match job.event_id {
+        Some(_) => "$6",
+        None => "(SELECT MAX(e.id) FROM events e WHERE e.item_id = $6)",
+    };
+    let after = if job.after_previous {
+        format!("(SELECT MAX(p.id) FROM jobs p WHERE p.item_id = $2 AND p.event_id = {event})")
+    } else {
+        "NULL".to_string()
+    };
+    Statement::new(format!(
         "INSERT INTO jobs (robot_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, after_job, status, due_at, attempts,
              created_at, schedule_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, 0, $11, $12) RETURNING id",
-    )
+         VALUES ($1, $2, $3, $4, $5, {event}, $7, $8, {after}, 'pending', $9, 0, $10, $11)"
+    ))
     .bind(job.robot_id)
     .bind(job.item_id)
     .bind(job.type_key)
     .bind(job.funnel)
     .bind(job.stage)
-    .bind(job.event_id)
+    .bind(job.event_id.unwrap_or(job.item_id))
     .bind(job.actor)
     .bind(job.depth)
-    .bind(job.after_job)
     .bind(job.due_at)
     .bind(now)
-    .bind(job.schedule_id);
-    match tx.write_returning(insert).await?.first() {
-        Some(row) => Ok(row.try_get(0)?),
-        None => Err(StoreError::Corrupt { table: "jobs", message: "insert returned no id".into() }),
-    }
+    .bind(job.schedule_id)
 }
 
-/// Cancels an item's pending jobs except those for `keep` (funnel, stage): the item left.
-/// Sent with the transaction's next statement or commit.
-pub fn cancel_pending(tx: &mut Tx, item_id: i64, keep: Option<(&str, &str)>, now: Micros) {
+/// The statement cancelling an item's pending robot runs except those for `keep` (funnel,
+/// stage): the item left their stage.
+pub(crate) fn cancel_pending(item_id: i64, keep: Option<(&str, &str)>, now: Micros) -> Statement {
     let (funnel, stage) = keep.unwrap_or(("", ""));
-    tx.defer(
-        Statement::new(
-            "UPDATE jobs SET status = 'cancelled', finished_at = $1
-             WHERE item_id = $2 AND status = 'pending' AND schedule_id IS NULL AND NOT (funnel_key = $3 AND stage_key = $4)",
-        )
-        .bind(now)
-        .bind(item_id)
-        .bind(funnel)
-        .bind(stage),
-    );
-}
-
-/// Which of `items` have pending jobs.
-pub async fn items_with_pending(tx: &mut Tx, items: &[i64]) -> StoreResult<HashSet<i64>> {
-    if items.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let list = items.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let sql = format!("SELECT DISTINCT item_id FROM jobs WHERE status = 'pending' AND item_id IN ({list})");
-    tx.fetch_all(Statement::new(sql)).await?.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    Statement::new(
+        "UPDATE jobs SET status = 'cancelled', finished_at = $1
+         WHERE item_id = $2 AND status = 'pending' AND schedule_id IS NULL AND NOT (funnel_key = $3 AND stage_key = $4)",
+    )
+    .bind(now)
+    .bind(item_id)
+    .bind(funnel)
+    .bind(stage)
 }
 
 /// Claims up to `limit` due pending jobs, and up to `limit` running ones whose lease expired
