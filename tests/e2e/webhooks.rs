@@ -69,6 +69,9 @@ async fn deliveries(s: &Server, hook: &Value) -> Vec<Value> {
 async fn deliveries_are_signed_and_retried_until_the_target_accepts(backend: Backend) {
     let s = Server::start(backend).await;
     let receiver = Receiver::start(2).await;
+    // Moved before anything subscribed: a subscription gets the events from its creation on.
+    let earlier = s.post("/api/v1/items/deal", json!({"title": "Earlier"})).await.ok(201)["id"].clone();
+    s.post(&format!("/api/v1/items/deal/{earlier}/move"), json!({"stage": "in-progress"})).await.ok(200);
     let hook = s
         .post("/api/v1/webhooks", json!({"url": receiver.url(), "events": ["item.stage_changed"], "secret": "s3cret"}))
         .await

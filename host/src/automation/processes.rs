@@ -751,10 +751,19 @@ pub async fn run_event_wakes(service: Arc<Service>, mut shutdown: Shutdown) {
 /// position and whether more events may wait.
 async fn wake_for_events(service: &Service, position: i64) -> ServiceResult<(i64, bool)> {
     const BATCH: i64 = 500;
-    let events = crate::store::outbox::list(service.store().reader(), position, None, BATCH).await?;
+    let reader = service.store().reader();
+    // The stream's end is read before the waiters are. A process waits for the events after the
+    // stream's end at its start, and events are ordered behind that start (the event-order
+    // lock), so when no process waits yet, none waits for the events up to here: they are
+    // passed over unread.
+    let end = repo::last_event(reader).await?;
+    if !repo::any_event_waiter(reader).await? {
+        return Ok((end.max(position), false));
+    }
+    let events = crate::store::outbox::list(reader, position, None, BATCH).await?;
     let Some(last) = events.iter().take(BATCH as usize).map(|e| e.id).next_back() else { return Ok((position, false)) };
     let more = events.len() as i64 > BATCH;
-    if repo::any_event_waiter(service.store().reader()).await? {
+    {
         let mut items: Vec<ItemRef> = Vec::new();
         for event in events.iter().take(BATCH as usize) {
             if let (Some(type_key), Some(id)) = (&event.type_key, event.item_id)

@@ -21,9 +21,9 @@ use crate::service::items::TimelineNote;
 use crate::service::triggers::trigger_actor;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use crate::store::catalog::Catalog;
-use crate::store::jobs;
 use crate::store::outbox::{self, StoredEvent};
 use crate::store::triggers::{self as repo, StoredTrigger};
+use crate::store::{StoreError, jobs};
 
 const CURSOR: &str = "triggers";
 const BATCH: i64 = 200;
@@ -184,11 +184,15 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
     }
     if last > position {
         let mut tx = service.store().begin().await?;
-        if jobs::cursor(&mut tx, CURSOR).await? != position {
+        if !jobs::advance_cursor(&mut tx, CURSOR, position, last).await? {
             return Ok(Pass::Stopped);
         }
-        jobs::set_cursor(&mut tx, CURSOR, last);
-        tx.commit().await?;
+        match tx.commit().await {
+            Ok(()) => {}
+            // Another host moved the position meanwhile.
+            Err(StoreError::CheckFailed) => return Ok(Pass::Stopped),
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(if full { Pass::More } else { Pass::CaughtUp })
 }
@@ -230,7 +234,7 @@ async fn flush(
 async fn apply(service: &Service, position: i64, plans: &[(&StoredEvent, Plan<'_>)]) -> ServiceResult<bool> {
     let Some(last) = plans.last().map(|(event, _)| event.id) else { return Ok(true) };
     let mut tx = service.store().begin().await?;
-    if jobs::cursor(&mut tx, CURSOR).await? != position {
+    if !jobs::advance_cursor(&mut tx, CURSOR, position, last).await? {
         return Ok(false);
     }
     for (event, plan) in plans {
@@ -250,8 +254,12 @@ async fn apply(service: &Service, position: i64, plans: &[(&StoredEvent, Plan<'_
             }
         }
     }
-    jobs::set_cursor(&mut tx, CURSOR, last);
-    tx.commit().await?;
+    match tx.commit().await {
+        Ok(()) => {}
+        // The position moved meanwhile, or an item changed since it was read.
+        Err(StoreError::CheckFailed) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
     service.committed();
     Ok(true)
 }

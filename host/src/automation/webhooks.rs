@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::Shutdown;
-use crate::model::time::now_micros;
+use crate::model::time::{Micros, now_micros};
 use crate::model::webhook::{backoff_seconds, place_in, signature, subscribed};
 use crate::service::{Service, ServiceResult};
 use crate::store::jobs;
@@ -28,6 +28,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest sleep between looks at a shared database's queues (other hosts' events and
 /// deliveries).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Pause between passes over the events while nothing is subscribed.
+const UNSUBSCRIBED_PAUSE: Duration = Duration::from_millis(250);
 /// Longest kept answer text of a failed attempt.
 const MAX_ERROR: usize = 500;
 
@@ -36,7 +38,7 @@ pub async fn run_fan_out(service: Arc<Service>, mut shutdown: Shutdown) {
     let idle = super::idle_poll(&service, IDLE_POLL);
     while !shutdown.is_fired() {
         match fan_out_batch(&service).await {
-            Ok((events, deliveries)) => {
+            Ok(Some((events, deliveries))) => {
                 if deliveries > 0 {
                     service.signals().deliveries.notify_one();
                 }
@@ -44,6 +46,12 @@ pub async fn run_fan_out(service: Arc<Service>, mut shutdown: Shutdown) {
                     continue;
                 }
             }
+            // With nothing subscribed, the events of a busy host are passed over a few times a
+            // second, not at every commit.
+            Ok(None) => tokio::select! {
+                _ = tokio::time::sleep(UNSUBSCRIBED_PAUSE) => {}
+                _ = shutdown.fired() => {}
+            },
             Err(e) => tracing::error!(error = %e, "queueing webhook deliveries failed; retrying"),
         }
         tokio::select! {
@@ -55,17 +63,31 @@ pub async fn run_fan_out(service: Arc<Service>, mut shutdown: Shutdown) {
 }
 
 /// Queues the deliveries of one batch of events; returns how many events it read and deliveries
-/// it queued.
-pub async fn fan_out_batch(service: &Service) -> ServiceResult<(usize, usize)> {
+/// it queued, or `None` when no subscription is active and the events were passed over unread.
+/// A subscription gets the events from its creation on.
+pub async fn fan_out_batch(service: &Service) -> ServiceResult<Option<(usize, usize)>> {
+    if !repo::any_active(service.store().reader()).await? {
+        let mut tx = service.store().begin().await?;
+        repo::pass_over_unsubscribed(&mut tx, CURSOR);
+        tx.commit().await?;
+        return Ok(None);
+    }
     let mut tx = service.store().begin().await?;
     let position = jobs::cursor(&mut tx, CURSOR).await?;
     let events = jobs::events_after(&mut tx, position, BATCH).await?;
-    let Some(last) = events.last().map(|e| e.id) else { return Ok((0, 0)) };
+    let Some(last) = events.last().map(|e| e.id) else { return Ok(Some((0, 0))) };
     let hooks = repo::active_in(&mut tx).await?;
+    let since: Vec<Micros> =
+        hooks.iter().map(|h| crate::model::time::parse_rfc3339(&h.created_at).unwrap_or(0)).collect();
     let now = now_micros();
     let mut queued = 0;
     for event in &events {
-        let interested: Vec<_> = hooks.iter().filter(|h| subscribed(&h.events, &event.kind)).collect();
+        let interested: Vec<_> = hooks
+            .iter()
+            .zip(&since)
+            .filter(|(h, since)| event.at >= **since && subscribed(&h.events, &event.kind))
+            .map(|(h, _)| h)
+            .collect();
         if interested.is_empty() {
             continue;
         }
@@ -88,7 +110,7 @@ pub async fn fan_out_batch(service: &Service) -> ServiceResult<(usize, usize)> {
     }
     jobs::set_cursor(&mut tx, CURSOR, last);
     tx.commit().await?;
-    Ok((events.len(), queued))
+    Ok(Some((events.len(), queued)))
 }
 
 /// Runs a sender until shutdown.

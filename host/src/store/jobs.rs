@@ -229,6 +229,18 @@ pub fn set_cursor(tx: &mut Tx, name: &str, position: i64) {
     tx.defer(Statement::new("UPDATE cursors SET position = $1 WHERE name = $2").bind(position).bind(name));
 }
 
+/// Moves a reader's position from `from` to `to`, checking that it is still at `from` (another
+/// host may have moved it). False, or [`super::StoreError::CheckFailed`] at commit on SQLite
+/// before the transaction's turn, when it was not: see [`Tx::write_checked`]. Needs no answer
+/// from the database, so the transaction can stay a program.
+pub async fn advance_cursor(tx: &mut Tx, name: &str, from: i64, to: i64) -> StoreResult<bool> {
+    let update = Statement::new("UPDATE cursors SET position = $1 WHERE name = $2 AND position = $3")
+        .bind(to)
+        .bind(name)
+        .bind(from);
+    tx.write_checked(update, Vec::new()).await
+}
+
 /// A stored event as the dispatcher needs it.
 #[derive(Debug, Clone)]
 pub struct EventRow {
