@@ -64,6 +64,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         println!("Administrator token (shown once, also written to {}):\n{token}", path.display());
     }
     service.install_builtins().await.context("installing the built-in robots")?;
+    service.warm_bound_plugins().await.context("loading the plugins robots are bound to")?;
     service.clear_staging().await.context("clearing unfinished uploads")?;
     if config.demo {
         crate::demo::seed(&service).await.context("seeding demo data")?;

@@ -45,6 +45,24 @@ pub struct ResolvedPlugin {
     pub loaded: Arc<Loaded>,
 }
 
+/// Loads a stored version for its world: compiled once, then from memory.
+async fn load(
+    runtime: &crate::runtime::registry::Runtime,
+    reader: sqlx::AnyPool,
+    version: &PluginVersion,
+) -> Result<Arc<Loaded>, String> {
+    let kind = if version.kind == "rhai" { PluginKind::Rhai } else { PluginKind::Wasm };
+    let (name, number) = (version.name.clone(), version.version.clone());
+    runtime
+        .load(kind, &version.world, &version.sha256, || async move {
+            repo::module(&reader, &name, &number)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "the module vanished".to_string())
+        })
+        .await
+}
+
 /// Whether `version` satisfies `requirement` (`latest`, `*` or a semver requirement).
 fn matches(requirement: &str, version: &semver::Version) -> bool {
     match requirement.trim() {
@@ -239,20 +257,33 @@ impl Service {
             .filter(|v| v.world == world)
             .cloned()
             .ok_or_else(|| ServiceError::NotFound(format!("no {world} plugin `{name}` matching `{requirement}`")))?;
-        let kind = if version.kind == "rhai" { PluginKind::Rhai } else { PluginKind::Wasm };
-        let reader = self.store.reader().clone();
-        let (n, v) = (version.name.clone(), version.version.clone());
-        let loaded = self
-            .runtime
-            .load(kind, world, &version.sha256, || async move {
-                repo::module(&reader, &n, &v)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| "the module vanished".to_string())
-            })
+        let loaded = load(&self.runtime, self.store.reader().clone(), &version)
             .await
             .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt { table: "plugins", message: e }))?;
         Ok(ResolvedPlugin { version, loaded })
+    }
+
+    /// Loads, in the background, the plugins that robot bindings name, so that no robot's
+    /// first run waits for its plugin to compile (at start, and after a binding changes).
+    pub async fn warm_bound_plugins(&self) -> ServiceResult<()> {
+        for (name, requirement) in crate::store::robots::bound_plugins(self.store.reader()).await? {
+            let versions = self.plugin_versions_cached(&name).await?;
+            let Some(version) = pick(&versions, &requirement).filter(|v| v.world == "robot").cloned() else {
+                continue;
+            };
+            let (runtime, reader) = (self.runtime.clone(), self.store.reader().clone());
+            tokio::spawn(async move {
+                if let Err(e) = load(&runtime, reader, &version).await {
+                    tracing::warn!(
+                        plugin = version.name,
+                        version = version.version,
+                        error = e,
+                        "could not load a bound plugin"
+                    );
+                }
+            });
+        }
+        Ok(())
     }
 
     /// A plugin's stored versions, read once per configuration generation (an upload or a

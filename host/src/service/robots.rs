@@ -224,6 +224,7 @@ impl Service {
         let mut tx = self.begin_config().await?;
         robot.id = repo::insert(&mut tx, &robot).await?;
         self.commit_config(tx).await?;
+        self.warm_bound_plugins().await?;
         Ok(robot)
     }
 
@@ -283,6 +284,7 @@ impl Service {
         let mut tx = self.begin_config().await?;
         repo::update(&mut tx, &robot).await?;
         self.commit_config(tx).await?;
+        self.warm_bound_plugins().await?;
         Ok(robot)
     }
 

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{Statement, StoreResult, Tx, parse_json};
+use super::{StoreResult, Tx, parse_json};
 use crate::model::time::{now_micros, to_rfc3339};
 
 /// How a robot waits for the ones before it.
@@ -104,13 +104,10 @@ pub async fn on_stage(pool: &AnyPool, type_key: &str, funnel: &str, stage: &str)
     rows.iter().map(robot_from_row).collect()
 }
 
-/// Robots of a stage inside a transaction, with their creation times in microseconds.
-pub async fn on_stage_in(tx: &mut Tx, type_key: &str, funnel: &str, stage: &str) -> StoreResult<Vec<(Robot, i64)>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM robots WHERE type_key = $1 AND funnel_key = $2 AND stage_key = $3 ORDER BY position, id"
-    );
-    let rows = tx.fetch_all(Statement::new(sql).bind(type_key).bind(funnel).bind(stage)).await?;
-    rows.iter().map(|r| Ok((robot_from_row(r)?, r.try_get("created_at")?))).collect()
+/// The plugins robot bindings name: (plugin, version requirement), each once.
+pub async fn bound_plugins(pool: &AnyPool) -> StoreResult<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT DISTINCT plugin, version_req FROM robots").fetch_all(pool).await?;
+    rows.iter().map(|r| Ok((r.try_get("plugin")?, r.try_get("version_req")?))).collect()
 }
 
 /// One robot.
