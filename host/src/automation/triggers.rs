@@ -35,6 +35,8 @@ const EVENT_ATTEMPTS: u32 = 5;
 
 /// Most events whose plans commit in one transaction.
 const GROUP: usize = 100;
+/// Pause between passes over the events while no trigger exists.
+const NO_TRIGGERS_PAUSE: Duration = Duration::from_millis(250);
 /// Pause before looking again at an event that could not be applied.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
@@ -47,6 +49,8 @@ pub enum Pass {
     CaughtUp,
     /// Stopped at an event to look at again soon.
     Stopped,
+    /// No trigger exists: the events were passed over unread.
+    NoTriggers,
 }
 
 /// Runs until shutdown.
@@ -57,6 +61,15 @@ pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
         let pause = match dispatch_batch(&service, &mut stuck).await {
             Ok(Pass::More) => continue,
             Ok(Pass::CaughtUp) => idle,
+            // With no trigger, the events of a busy host are passed over a few times a second,
+            // not at every commit.
+            Ok(Pass::NoTriggers) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(NO_TRIGGERS_PAUSE) => {}
+                    _ = shutdown.fired() => {}
+                }
+                idle
+            }
             Ok(Pass::Stopped) => RETRY_PAUSE,
             Err(e) => {
                 tracing::error!(error = %e, "applying triggers failed; retrying");
@@ -118,13 +131,20 @@ const PLUGIN_EVENTS: [&str; 4] = ["item.created", "item.updated", "item.stage_ch
 /// Applies the triggers to one batch of events.
 pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> ServiceResult<Pass> {
     let reader = service.store().reader();
+    let triggers = repo::all(reader).await?;
+    if triggers.is_empty() {
+        let mut tx = service.store().begin().await?;
+        repo::pass_over_untriggered(&mut tx, CURSOR);
+        tx.commit().await?;
+        return Ok(Pass::NoTriggers);
+    }
     let mut position = jobs::position(reader, CURSOR).await?;
     let mut events = outbox::list(reader, position, None, BATCH).await?;
     events.truncate(BATCH as usize);
     let Some(last) = events.last().map(|e| e.id) else { return Ok(Pass::CaughtUp) };
     let full = events.len() as i64 == BATCH;
     let mut rules = Vec::new();
-    for trigger in repo::all(reader).await? {
+    for trigger in triggers {
         match TriggerRule::parse(&trigger.kind, &trigger.config) {
             Ok(rule) => rules.push(Rule { trigger, rule }),
             Err(e) => tracing::warn!(trigger = trigger.id, "a stored trigger is unreadable and is ignored: {e:?}"),
