@@ -157,6 +157,8 @@ struct Caches {
     robots: Mutex<(i64, HashMap<i64, Option<crate::store::robots::Robot>>)>,
     /// Robot bindings by (type, funnel, stage), in order.
     stage_robots: Mutex<StageRobots>,
+    /// Whether any robot is bound anywhere (`None`: not read yet).
+    any_robot: Mutex<(i64, Option<bool>)>,
     /// Compiled process templates by (key, version); versions never change.
     programs: Mutex<HashMap<(String, i64), Arc<crate::model::process::Program>>>,
 }

@@ -60,6 +60,23 @@ impl Service {
         Ok(robots)
     }
 
+    /// Whether any robot is bound anywhere, read once per configuration generation: with none,
+    /// no robot run can be pending (unbinding a robot cancels its runs).
+    async fn any_robot_bound(&self) -> ServiceResult<bool> {
+        let generation = self.store.generation().await?;
+        if let Ok(cache) = self.caches.any_robot.lock()
+            && cache.0 == generation
+            && let Some(any) = cache.1
+        {
+            return Ok(any);
+        }
+        let any = repo::any(self.store.reader()).await?;
+        if let Ok(mut cache) = self.caches.any_robot.lock() {
+            *cache = (generation, Some(any));
+        }
+        Ok(any)
+    }
+
     /// The robot runs `item` (as it is after the change) gets for arriving at its stage at `at`:
     /// pending runs elsewhere are cancelled (`left` says whether it came from another stage),
     /// and a job is queued for each robot of the stage, unless the chain of automation that
@@ -75,6 +92,9 @@ impl Service {
         let (Some(funnel), Some(stage)) = (item.funnel.as_deref(), item.stage.as_deref()) else {
             return Ok(entry);
         };
+        if !self.any_robot_bound().await? {
+            return Ok(entry);
+        }
         if left {
             entry.statements.push(jobs::cancel_pending(item.id, Some((funnel, stage)), at));
         }

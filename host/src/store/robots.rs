@@ -104,6 +104,11 @@ pub async fn on_stage(pool: &AnyPool, type_key: &str, funnel: &str, stage: &str)
     rows.iter().map(robot_from_row).collect()
 }
 
+/// Whether any robot is bound to any stage.
+pub async fn any(pool: &AnyPool) -> StoreResult<bool> {
+    Ok(sqlx::query("SELECT 1 FROM robots LIMIT 1").fetch_optional(pool).await?.is_some())
+}
+
 /// The plugins robot bindings name: (plugin, version requirement), each once.
 pub async fn bound_plugins(pool: &AnyPool) -> StoreResult<Vec<(String, String)>> {
     let rows = sqlx::query("SELECT DISTINCT plugin, version_req FROM robots").fetch_all(pool).await?;
