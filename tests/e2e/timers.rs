@@ -93,6 +93,31 @@ async fn robots_relative_to_a_date_field(backend: Backend) {
     assert!(texts.iter().any(|t| t.contains("skipped") && t.contains("visit_at")), "{texts:?}");
     assert_eq!(count(&s, &empty, "reminder ran").await, 0);
 
+    // The field changes while the item waits in the stage: the run moves with it, or is
+    // cancelled when the field is emptied.
+    let at = |micros: i64| chrono::DateTime::from_timestamp_micros(micros).map(|t| t.to_rfc3339()).unwrap_or_default();
+    let far = at(Utc::now().timestamp_micros() + 3_600_000_000);
+    let moved =
+        s.post("/api/v1/items/deal", json!({"title": "Moved visit", "fields": {"visit_at": far}})).await.ok(201)["id"]
+            .clone();
+    let soon = at(Utc::now().timestamp_micros() + 2_000_000);
+    let dropped = s
+        .post("/api/v1/items/deal", json!({"title": "Dropped visit", "fields": {"visit_at": soon}}))
+        .await
+        .ok(201)["id"]
+        .clone();
+    move_deal(&s, &moved, "in-progress").await;
+    move_deal(&s, &dropped, "in-progress").await;
+    let visit = Utc::now().timestamp_micros() + 2_000_000;
+    s.patch(&format!("/api/v1/items/deal/{moved}"), json!({"fields": {"visit_at": at(visit)}})).await.ok(200);
+    s.patch(&format!("/api/v1/items/deal/{dropped}"), json!({"fields": {"visit_at": null}})).await.ok(200);
+    s.wait_for(20, "the re-timed reminder", || async { noted_at(&s, &moved, "reminder ran").await }).await;
+    let ran_at = noted_at(&s, &moved, "reminder ran").await.unwrap_or_default();
+    let late_ms = (ran_at - (visit - 1_000_000)) / 1_000;
+    assert!((0..1_500).contains(&late_ms), "ran {late_ms} ms from its new time");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(count(&s, &dropped, "reminder ran").await, 0, "the emptied field's run was cancelled");
+
     // Bad bindings.
     let bad = [
         (json!({"plugin": "reminder", "relative_to": {"field": "note"}}), "relative_to.field"),

@@ -612,7 +612,8 @@ impl Service {
                 payload: data.clone(),
             };
             outbox::prepare(tx).await?;
-            let then = vec![journal::entry_statement(&entry, false), outbox::event_statement(&event, now)];
+            let mut then = vec![journal::entry_statement(&entry, false), outbox::event_statement(&event, now)];
+            then.extend(self.retime_relative(&new, &names, now).await?);
             if !repo::update(tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now, then).await? {
                 continue;
             }

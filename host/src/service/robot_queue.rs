@@ -155,6 +155,35 @@ impl Service {
         Ok(entry)
     }
 
+    /// Statements moving the pending runs of `item`'s stage robots that are due relative to a
+    /// date field among `changed` (change names as in `item.updated`, e.g. `fields.install_date`)
+    /// to the field's new time, or cancelling them when it was emptied.
+    pub(crate) async fn retime_relative(
+        &self,
+        item: &Item,
+        changed: &[&str],
+        at: Micros,
+    ) -> ServiceResult<Vec<Statement>> {
+        let mut statements = Vec::new();
+        let (Some(funnel), Some(stage)) = (item.funnel.as_deref(), item.stage.as_deref()) else {
+            return Ok(statements);
+        };
+        if !changed.iter().any(|c| c.starts_with("fields.")) || !self.any_robot_bound().await? {
+            return Ok(statements);
+        }
+        for robot in self.stage_robots(&item.type_key, funnel, stage).await?.iter() {
+            let Some(relative) = &robot.relative_to else { continue };
+            if !changed.iter().any(|c| c.strip_prefix("fields.") == Some(relative.field.as_str())) {
+                continue;
+            }
+            let due = crate::automation::field_time(&item.fields, &relative.field)
+                .map(|time| (time + relative.offset_s * 1_000_000).max(at));
+            statements.push(jobs::retime_pending(item.id, robot.id, (funnel, stage), due, at));
+            self.jobs_queued.store(true, Ordering::Release);
+        }
+        Ok(statements)
+    }
+
     /// Adds the notes of a stage entry to the item's timeline inside `tx`, as the system.
     pub(crate) async fn note_stage_entry(&self, tx: &mut Tx, caller: &Caller, item: &Item, notes: Vec<RobotNote>) {
         let system = Caller::automation(Actor::System, caller.depth);

@@ -124,6 +124,27 @@ pub(crate) fn cancel_pending(item_id: i64, keep: Option<(&str, &str)>, now: Micr
     .bind(stage)
 }
 
+/// The statement moving an item's pending runs of one robot in `stage` (funnel, stage) to
+/// `due`, or cancelling them when `due` is `None`.
+pub(crate) fn retime_pending(
+    item_id: i64,
+    robot_id: i64,
+    stage: (&str, &str),
+    due: Option<Micros>,
+    now: Micros,
+) -> Statement {
+    let (funnel, stage) = stage;
+    let sql = match due {
+        Some(_) => {
+            "UPDATE jobs SET due_at = $1 WHERE item_id = $2 AND robot_id = $3 AND status = 'pending' AND funnel_key = $4 AND stage_key = $5"
+        }
+        None => {
+            "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE item_id = $2 AND robot_id = $3 AND status = 'pending' AND funnel_key = $4 AND stage_key = $5"
+        }
+    };
+    Statement::new(sql).bind(due.unwrap_or(now)).bind(item_id).bind(robot_id).bind(funnel).bind(stage)
+}
+
 /// Claims up to `limit` due pending jobs, and up to `limit` running ones whose lease expired
 /// (after a crash), marking them running until `lease_until`. Each part walks its index in
 /// order and stops at `limit`, however long the queue. PostgreSQL workers skip rows other hosts hold.
