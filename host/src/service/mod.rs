@@ -178,7 +178,7 @@ impl Service {
         }
     }
 
-    /// Wake-ups for the dispatcher and workers.
+    /// Wake-ups for the background loops.
     pub fn signals(&self) -> &crate::automation::Signals {
         &self.signals
     }

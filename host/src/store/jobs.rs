@@ -1,4 +1,4 @@
-//! The durable job queue of robot runs, and the dispatcher's position in the event stream.
+//! The durable job queue of robot runs, and the positions of the readers of the event stream.
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -223,7 +223,7 @@ pub async fn count(pool: &AnyPool, status: &str) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = $1").bind(status).fetch_one(pool).await?)
 }
 
-/// The dispatcher's position, locked for this transaction on PostgreSQL so one host
+/// A reader's position, locked for this transaction on PostgreSQL so one host
 /// dispatches at a time.
 pub async fn cursor(tx: &mut Tx, name: &str) -> StoreResult<i64> {
     let sql = if tx.dialect() == Dialect::Postgres {
@@ -237,14 +237,14 @@ pub async fn cursor(tx: &mut Tx, name: &str) -> StoreResult<i64> {
     }
 }
 
-/// A dispatcher's position, read outside a transaction.
+/// A reader's position, read outside a transaction.
 pub async fn position(pool: &sqlx::AnyPool, name: &str) -> StoreResult<i64> {
     let row: Option<i64> =
         sqlx::query_scalar("SELECT position FROM cursors WHERE name = $1").bind(name).fetch_optional(pool).await?;
     Ok(row.unwrap_or(0))
 }
 
-/// Moves the dispatcher's position.
+/// Moves a reader's position.
 /// Sent with the transaction's next statement or commit.
 pub fn set_cursor(tx: &mut Tx, name: &str, position: i64) {
     tx.defer(Statement::new("UPDATE cursors SET position = $1 WHERE name = $2").bind(position).bind(name));
@@ -262,7 +262,7 @@ pub async fn advance_cursor(tx: &mut Tx, name: &str, from: i64, to: i64) -> Stor
     tx.write_checked(update, Vec::new()).await
 }
 
-/// A stored event as the dispatcher needs it.
+/// A stored event as the readers of the stream need it.
 #[derive(Debug, Clone)]
 pub struct EventRow {
     /// Id.
