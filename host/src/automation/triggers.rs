@@ -134,7 +134,7 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
     let triggers = repo::all(reader).await?;
     if triggers.is_empty() {
         let mut tx = service.store().begin().await?;
-        repo::pass_over_untriggered(&mut tx, CURSOR);
+        jobs::pass_over_unwatched(&mut tx, CURSOR, repo::ANY_TRIGGER);
         tx.commit().await?;
         return Ok(Pass::NoTriggers);
     }

@@ -68,7 +68,7 @@ pub async fn run_fan_out(service: Arc<Service>, mut shutdown: Shutdown) {
 pub async fn fan_out_batch(service: &Service) -> ServiceResult<Option<(usize, usize)>> {
     if !repo::any_active(service.store().reader()).await? {
         let mut tx = service.store().begin().await?;
-        repo::pass_over_unsubscribed(&mut tx, CURSOR);
+        jobs::pass_over_unwatched(&mut tx, CURSOR, repo::ANY_ACTIVE);
         tx.commit().await?;
         return Ok(None);
     }

@@ -145,8 +145,14 @@ pub struct Service {
     jobs_queued: std::sync::atomic::AtomicBool,
 }
 
-/// Robots bound per (type, funnel, stage), for one configuration generation.
-type StageRobots = (i64, HashMap<(String, String, String), Arc<Vec<crate::store::robots::Robot>>>);
+/// Robot bindings for one configuration generation: whether any exists, and those of each
+/// (type, funnel, stage) read so far.
+#[derive(Default)]
+struct StageRobots {
+    generation: i64,
+    any: Option<bool>,
+    by_stage: HashMap<(String, String, String), Arc<Vec<crate::store::robots::Robot>>>,
+}
 
 /// Caches of configuration, each valid for one configuration generation.
 #[derive(Default)]
@@ -157,8 +163,6 @@ struct Caches {
     robots: Mutex<(i64, HashMap<i64, Option<crate::store::robots::Robot>>)>,
     /// Robot bindings by (type, funnel, stage), in order.
     stage_robots: Mutex<StageRobots>,
-    /// Whether any robot is bound anywhere (`None`: not read yet).
-    any_robot: Mutex<(i64, Option<bool>)>,
     /// Compiled process templates by (key, version); versions never change.
     programs: Mutex<HashMap<(String, i64), Arc<crate::model::process::Program>>>,
 }

@@ -34,47 +34,40 @@ pub(crate) struct StageEntry {
 }
 
 impl Service {
-    /// Robots bound to a stage, in order, read once per configuration generation (binding
-    /// changes move the generation, on every host).
+    /// Robots bound to a stage, in order; `None` when no robot is bound anywhere (then no robot
+    /// run can be pending: unbinding a robot cancels its runs). Read once per configuration
+    /// generation (binding changes move it, on every host), with one look at the generation.
     pub(crate) async fn stage_robots(
         &self,
         type_key: &str,
         funnel: &str,
         stage: &str,
-    ) -> ServiceResult<Arc<Vec<Robot>>> {
+    ) -> ServiceResult<Option<Arc<Vec<Robot>>>> {
         let generation = self.store.generation().await?;
         let key = (type_key.to_string(), funnel.to_string(), stage.to_string());
-        if let Ok(cache) = self.caches.stage_robots.lock()
-            && cache.0 == generation
-            && let Some(robots) = cache.1.get(&key)
-        {
-            return Ok(robots.clone());
-        }
-        let robots = Arc::new(repo::on_stage(self.store.reader(), type_key, funnel, stage).await?);
+        let (any, cached) = match self.caches.stage_robots.lock() {
+            Ok(cache) if cache.generation == generation => (cache.any, cache.by_stage.get(&key).cloned()),
+            _ => (None, None),
+        };
+        let any = match any {
+            Some(any) => any,
+            None => repo::any(self.store.reader()).await?,
+        };
+        let robots = match cached {
+            Some(robots) => Some(robots),
+            None if any => Some(Arc::new(repo::on_stage(self.store.reader(), type_key, funnel, stage).await?)),
+            None => None,
+        };
         if let Ok(mut cache) = self.caches.stage_robots.lock() {
-            if cache.0 != generation {
-                *cache = (generation, Default::default());
+            if cache.generation != generation {
+                *cache = super::StageRobots { generation, ..Default::default() };
             }
-            cache.1.insert(key, robots.clone());
+            cache.any = Some(any);
+            if let Some(robots) = &robots {
+                cache.by_stage.insert(key, robots.clone());
+            }
         }
         Ok(robots)
-    }
-
-    /// Whether any robot is bound anywhere, read once per configuration generation: with none,
-    /// no robot run can be pending (unbinding a robot cancels its runs).
-    async fn any_robot_bound(&self) -> ServiceResult<bool> {
-        let generation = self.store.generation().await?;
-        if let Ok(cache) = self.caches.any_robot.lock()
-            && cache.0 == generation
-            && let Some(any) = cache.1
-        {
-            return Ok(any);
-        }
-        let any = repo::any(self.store.reader()).await?;
-        if let Ok(mut cache) = self.caches.any_robot.lock() {
-            *cache = (generation, Some(any));
-        }
-        Ok(any)
     }
 
     /// The robot runs `item` (as it is after the change) gets for arriving at its stage at `at`:
@@ -92,13 +85,12 @@ impl Service {
         let (Some(funnel), Some(stage)) = (item.funnel.as_deref(), item.stage.as_deref()) else {
             return Ok(entry);
         };
-        if !self.any_robot_bound().await? {
+        let Some(robots) = self.stage_robots(&item.type_key, funnel, stage).await? else {
             return Ok(entry);
-        }
+        };
         if left {
             entry.statements.push(jobs::cancel_pending(item.id, Some((funnel, stage)), at));
         }
-        let robots = self.stage_robots(&item.type_key, funnel, stage).await?;
         if robots.is_empty() {
             return Ok(entry);
         }
@@ -168,10 +160,13 @@ impl Service {
         let (Some(funnel), Some(stage)) = (item.funnel.as_deref(), item.stage.as_deref()) else {
             return Ok(statements);
         };
-        if !changed.iter().any(|c| c.starts_with("fields.")) || !self.any_robot_bound().await? {
+        if !changed.iter().any(|c| c.starts_with("fields.")) {
             return Ok(statements);
         }
-        for robot in self.stage_robots(&item.type_key, funnel, stage).await?.iter() {
+        let Some(robots) = self.stage_robots(&item.type_key, funnel, stage).await? else {
+            return Ok(statements);
+        };
+        for robot in robots.iter() {
             let Some(relative) = &robot.relative_to else { continue };
             if !changed.iter().any(|c| c.strip_prefix("fields.") == Some(relative.field.as_str())) {
                 continue;

@@ -262,6 +262,19 @@ pub async fn advance_cursor(tx: &mut Tx, name: &str, from: i64, to: i64) -> Stor
     tx.write_checked(update, Vec::new()).await
 }
 
+/// Moves a reader's position (cursor `name`) past every event unless `watched` (a query)
+/// finds a row: with nothing watched, no event is owed to anyone. Checked in the statement
+/// itself, so an event committed after something became watched is never passed over.
+pub(crate) fn pass_over_unwatched(tx: &mut Tx, name: &str, watched: &'static str) {
+    tx.defer(
+        Statement::new(format!(
+            "UPDATE cursors SET position = (SELECT COALESCE(MAX(id), 0) FROM events)
+             WHERE name = $1 AND NOT EXISTS ({watched})"
+        ))
+        .bind(name),
+    );
+}
+
 /// A stored event as the readers of the stream need it.
 #[derive(Debug, Clone)]
 pub struct EventRow {

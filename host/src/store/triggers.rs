@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{Statement, StoreResult, Tx, parse_json};
+use super::{StoreResult, Tx, parse_json};
 use crate::model::time::{now_micros, to_rfc3339};
 
 /// A stored trigger.
@@ -61,18 +61,8 @@ pub async fn all(pool: &AnyPool) -> StoreResult<Vec<StoredTrigger>> {
     rows.iter().map(trigger_from_row).collect()
 }
 
-/// Moves the trigger dispatcher's position (cursor `cursor`) past every event, unless a
-/// trigger exists: with none, no event moves anything. Checked in the statement itself, so an
-/// event committed after a trigger was created is never passed over.
-pub fn pass_over_untriggered(tx: &mut Tx, cursor: &str) {
-    tx.defer(
-        Statement::new(
-            "UPDATE cursors SET position = (SELECT COALESCE(MAX(id), 0) FROM events)
-             WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM triggers)",
-        )
-        .bind(cursor),
-    );
-}
+/// Finds a row while a trigger exists (see [`super::jobs::pass_over_unwatched`]).
+pub const ANY_TRIGGER: &str = "SELECT 1 FROM triggers";
 
 /// The triggers of a stage, oldest first.
 pub async fn on_stage(pool: &AnyPool, type_key: &str, funnel: &str, stage: &str) -> StoreResult<Vec<StoredTrigger>> {

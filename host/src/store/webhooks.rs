@@ -56,21 +56,12 @@ pub async fn active_in(tx: &mut Tx) -> StoreResult<Vec<StoredWebhook>> {
 
 /// Whether any subscription is active.
 pub async fn any_active(pool: &AnyPool) -> StoreResult<bool> {
-    Ok(sqlx::query("SELECT 1 FROM webhooks WHERE active = 1 LIMIT 1").fetch_optional(pool).await?.is_some())
+    let sql = format!("{ANY_ACTIVE} LIMIT 1");
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(pool).await?.is_some())
 }
 
-/// Moves the fan-out's position (cursor `cursor`) past every event, unless a subscription is
-/// active: with none, no event is owed to anyone. Checked in the statement itself, so an event
-/// committed after a subscription was created is never passed over.
-pub fn pass_over_unsubscribed(tx: &mut Tx, cursor: &str) {
-    tx.defer(
-        Statement::new(
-            "UPDATE cursors SET position = (SELECT COALESCE(MAX(id), 0) FROM events)
-             WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM webhooks WHERE active = 1)",
-        )
-        .bind(cursor),
-    );
-}
+/// Finds a row while a subscription is active (see [`super::jobs::pass_over_unwatched`]).
+pub const ANY_ACTIVE: &str = "SELECT 1 FROM webhooks WHERE active = 1";
 
 /// One subscription.
 pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredWebhook>> {
