@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::Shutdown;
 use crate::model::actor::Actor;
-use crate::model::item::{ItemRef, TimelineKind};
+use crate::model::item::{Item, ItemRef, TimelineKind};
 use crate::model::time::now_micros;
 use crate::runtime::host_api::{HostCalls, after_commit, apply_writes};
 use crate::runtime::limits::Failure;
@@ -55,7 +55,8 @@ pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
 
 /// Claims and runs one batch of due jobs; returns how many ran. Jobs of different items run
 /// concurrently (each waits for its commit, which a shared batch serves); the jobs of one item
-/// run one after another, in claim order, so they do not race for the same row.
+/// run one after another, in claim order, so they do not race for the same row. The items of a
+/// batch are read at once, and each job acts on its item as the job before it left it.
 pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     let now = now_micros();
     let lease = now + 120_000_000;
@@ -70,15 +71,34 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
             None => by_item.push((job.item_id, vec![job])),
         }
     }
-    let runs = by_item.into_iter().map(|(_, jobs)| async move {
-        for job in jobs {
-            if let Err(e) = run_job(service, &job).await {
-                tracing::error!(job = job.id, error = %e, "a job could not be completed; it will be retried after its lease");
+    let ids: Vec<i64> = by_item.iter().map(|(id, _)| *id).collect();
+    let mut items = crate::store::items::get_many(service.store().reader(), &ids).await?;
+    let runs = by_item.into_iter().map(|(id, jobs)| {
+        let mut known = items.remove(&id).map_or(Known::Missing, Known::Item);
+        async move {
+            for job in jobs {
+                known = match run_job(service, &job, known).await {
+                    Ok(after) => after,
+                    Err(e) => {
+                        tracing::error!(job = job.id, error = %e, "a job could not be completed; it will be retried after its lease");
+                        Known::Unread
+                    }
+                };
             }
         }
     });
     futures::future::join_all(runs).await;
     Ok(n)
+}
+
+/// What a worker knows of a job's item before the job runs, and after it.
+enum Known {
+    /// Nothing: read it.
+    Unread,
+    /// It does not exist.
+    Missing,
+    /// It is as stored (its version is checked by any write).
+    Item(Item),
 }
 
 /// What a job runs: a robot bound to a stage, or a schedule's plugin.
@@ -122,98 +142,116 @@ impl Binding {
     }
 }
 
-/// Runs one job to completion, failure, retry or cancellation.
-async fn run_job(service: &Arc<Service>, job: &Job) -> ServiceResult<()> {
+/// Runs one job to completion, failure, retry or cancellation, given what is known of its
+/// item; returns what is known of the item afterwards.
+async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResult<Known> {
     let system = Caller::automation(Actor::System, job.depth as u32);
     let robot = Binding::of(service, job).await?;
-    let item = match service.get_item(&system, &job.type_key, job.item_id).await {
-        Ok(item) => Some(item),
-        Err(ServiceError::NotFound(_)) => None,
-        Err(e) => return Err(e),
+    let item = match known {
+        Known::Item(item) if item.type_key == job.type_key => Some(item),
+        Known::Missing => None,
+        Known::Item(_) | Known::Unread => match service.get_item(&system, &job.type_key, job.item_id).await {
+            Ok(item) => Some(item),
+            Err(ServiceError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        },
     };
-    let (Some(robot), Some(item)) = (robot, item) else {
-        return finish(service, job, "cancelled", Some("the robot or the item is gone")).await;
+    let Some(item) = item else {
+        finish(service, job, "cancelled", Some("the robot or the item is gone")).await?;
+        return Ok(Known::Missing);
+    };
+    let Some(robot) = robot else {
+        finish(service, job, "cancelled", Some("the robot or the item is gone")).await?;
+        return Ok(Known::Item(item));
     };
     // A schedule's run over any stage has no stage to stay in.
     let stage_bound = !(robot.schedule && job.stage.is_empty());
     if stage_bound
         && (item.funnel.as_deref() != Some(job.funnel.as_str()) || item.stage.as_deref() != Some(job.stage.as_str()))
     {
-        return finish(service, job, "cancelled", Some("the item left the stage")).await;
+        finish(service, job, "cancelled", Some("the item left the stage")).await?;
+        return Ok(Known::Item(item));
     }
     if let Some(condition) = &robot.condition {
         match service.runtime().rhai.condition(condition, &item) {
             Ok(true) => {}
-            Ok(false) => return finish(service, job, "done", Some("condition is false")).await,
+            Ok(false) => {
+                finish(service, job, "done", Some("condition is false")).await?;
+                return Ok(Known::Item(item));
+            }
             Err(e) => {
-                return fail(
-                    service,
-                    job,
-                    &robot.plugin,
-                    "?",
-                    &Failure::Plugin { code: "condition".into(), message: e },
-                )
-                .await;
+                let failure = Failure::Plugin { code: "condition".into(), message: e };
+                fail(service, job, &robot.plugin, "?", &failure).await?;
+                return Ok(Known::Item(item));
             }
         }
     }
     let resolved = match service.resolve_plugin(&robot.plugin, &robot.version, "robot").await {
         Ok(r) => r,
         Err(ServiceError::NotFound(m)) => {
-            return fail(
-                service,
-                job,
-                &robot.plugin,
-                &robot.version,
-                &Failure::Plugin { code: "not-found".into(), message: m },
-            )
-            .await;
+            let failure = Failure::Plugin { code: "not-found".into(), message: m };
+            fail(service, job, &robot.plugin, &robot.version, &failure).await?;
+            return Ok(Known::Item(item));
         }
         Err(e) => {
-            return retry_or_fail(service, job, &robot.plugin, &robot.version, &Failure::Host(e.to_string())).await;
+            retry_or_fail(service, job, &robot.plugin, &robot.version, &Failure::Host(e.to_string())).await?;
+            return Ok(Known::Item(item));
         }
     };
     let version = resolved.version.version.clone();
     let name = format!("{}@{}", robot.plugin, version);
     let caller = Caller::automation(robot.actor(name.clone()), job.depth as u32 + 1);
     let host = HostCalls::new(service.clone(), &robot.plugin, resolved.version.capabilities.clone(), caller.clone());
-    let ctx =
-        RobotContext { item, stage: job.stage.clone(), config: robot.config.to_string(), actor: job.actor.clone() };
+    let ctx = RobotContext {
+        item: item.clone(),
+        stage: job.stage.clone(),
+        config: robot.config.to_string(),
+        actor: job.actor.clone(),
+    };
     let limits = resolved.version.limits;
     let runtime = service.runtime();
     let result = match resolved.loaded.as_ref() {
         Loaded::Wasm(prepared) => runtime.wasm.run_robot(prepared, host, &limits, ctx).await,
         Loaded::Rhai(ast) => runtime.rhai.run_robot(ast.clone(), host, &limits, ctx).await,
     };
-    match result {
-        Ok((message, host)) => {
-            let note = message.map(|m| m.chars().take(2000).collect::<String>());
-            let applied = async {
-                let mut tx = service.store().begin().await?;
-                apply_writes(service, &mut tx, &caller, &robot.plugin, host.writes()).await?;
-                if jobs::finish(&mut tx, job, "done", note.as_deref(), now_micros()).await? {
-                    tx.commit().await?;
-                    service.committed();
-                    after_commit(service, host.writes());
-                }
-                Ok::<_, ServiceError>(())
-            }
-            .await;
-            match applied {
-                Ok(()) => Ok(()),
-                // A host fault, or an item the robot read changed before its writes landed
-                // (`CheckFailed`): nothing was written; run it again later.
-                Err(ServiceError::Store(e)) => {
-                    let failure = Failure::Host(e.to_string());
-                    retry_or_fail(service, job, &robot.plugin, &version, &failure).await
-                }
-                Err(e) => {
-                    let failure = Failure::Plugin { code: "invalid-write".into(), message: e.describe() };
-                    fail(service, job, &robot.plugin, &version, &failure).await
-                }
-            }
+    let (message, host) = match result {
+        Ok(done) => done,
+        Err(failure) => {
+            retry_or_fail(service, job, &robot.plugin, &version, &failure).await?;
+            return Ok(Known::Item(item));
         }
-        Err(failure) => retry_or_fail(service, job, &robot.plugin, &version, &failure).await,
+    };
+    let note = message.map(|m| m.chars().take(2000).collect::<String>());
+    let (type_key, id) = (item.type_key.clone(), item.id);
+    let applied = async {
+        let mut tx = service.store().begin().await?;
+        // The robot acted on this copy: its writes check its version.
+        tx.lend(item);
+        apply_writes(service, &mut tx, &caller, &robot.plugin, host.writes()).await?;
+        if !jobs::finish(&mut tx, job, "done", note.as_deref(), now_micros()).await? {
+            return Ok(Known::Unread);
+        }
+        let after = tx.lent(&type_key, id).cloned().map_or(Known::Unread, Known::Item);
+        tx.commit().await?;
+        service.committed();
+        after_commit(service, host.writes());
+        Ok::<_, ServiceError>(after)
+    }
+    .await;
+    match applied {
+        Ok(after) => Ok(after),
+        // A host fault, or an item the robot read changed before its writes landed
+        // (`CheckFailed`): nothing was written; run it again later.
+        Err(ServiceError::Store(e)) => {
+            let failure = Failure::Host(e.to_string());
+            retry_or_fail(service, job, &robot.plugin, &version, &failure).await?;
+            Ok(Known::Unread)
+        }
+        Err(e) => {
+            let failure = Failure::Plugin { code: "invalid-write".into(), message: e.describe() };
+            fail(service, job, &robot.plugin, &version, &failure).await?;
+            Ok(Known::Unread)
+        }
     }
 }
 

@@ -489,9 +489,11 @@ impl Service {
         if_match: Option<i64>,
         need: Access,
     ) -> ServiceResult<Item> {
-        // A transaction that has not written yet reads from the read pool, off the writer's
-        // turn; the write checks the version it read.
-        let item = if tx.is_fresh() {
+        // A copy the transaction holds, or, while it has not written yet, a read from the read
+        // pool, off the writer's turn; the write checks the version it read.
+        let item = if let Some(item) = tx.lent(type_key, id) {
+            Some(item.clone())
+        } else if tx.is_fresh() {
             let mut conn = self.store.reader().acquire().await?;
             repo::get(&mut conn, type_key, id).await?
         } else {
@@ -620,6 +622,10 @@ impl Service {
             new.version = old.version + 1;
             new.updated_by = caller.actor.user_id();
             new.updated_at = to_rfc3339(now);
+            if parents.is_none() {
+                // (New parents are stored in id order; this copy keeps the caller's order.)
+                tx.lend(new.clone());
+            }
             return Ok(new);
         }
         Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
@@ -736,6 +742,7 @@ impl Service {
         new.version = old.version + 1;
         new.updated_by = caller.actor.user_id();
         new.updated_at = to_rfc3339(now);
+        tx.lend(new.clone());
         self.note_stage_entry(tx, caller, &new, robots.notes).await;
         Ok(Some(new))
     }

@@ -117,6 +117,7 @@ pub(crate) async fn update(
     now: Micros,
     then: Vec<Statement>,
 ) -> StoreResult<bool> {
+    tx.forget(id);
     let update = Statement::new(
         "UPDATE items SET funnel_key = $1, stage_key = $2, title = $3, amount_value = $4, amount_currency = $5,
             responsible_id = $6, contact_id = $7, company_id = $8, fields = $9, version = version + 1,
@@ -148,6 +149,7 @@ pub(crate) async fn update(
 /// Deletes an item and every link to or from it if the row still has `version`; returns false
 /// (having deleted nothing the caller may keep: roll back) when another writer got there first.
 pub async fn delete(tx: &mut Tx, id: i64, version: i64) -> StoreResult<bool> {
+    tx.forget(id);
     tx.defer(Statement::new("DELETE FROM item_parents WHERE item_id = $1 OR parent_id = $1").bind(id));
     let delete = Statement::new("DELETE FROM items WHERE id = $1 AND version = $2 RETURNING id").bind(id).bind(version);
     Ok(tx.write_returning(delete).await?.len() == 1)
@@ -194,7 +196,8 @@ pub async fn get_many(pool: &sqlx::AnyPool, ids: &[i64]) -> StoreResult<HashMap<
          WHERE items.id IN ({list})"
     );
     let mut conn = pool.acquire().await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await?;
+    // The text changes with the list: not kept among the connection's prepared statements.
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).fetch_all(&mut *conn).await?;
     for row in &rows {
         let item = item_from_row(row)?;
         out.insert(item.id, item);
@@ -226,7 +229,7 @@ where
     let sql = format!(
         "SELECT item_id, parent_id, parent_type FROM item_parents WHERE item_id IN ({list}) ORDER BY item_id, parent_id"
     );
-    for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(executor).await? {
+    for row in sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).fetch_all(executor).await? {
         map.entry(row.try_get("item_id")?)
             .or_default()
             .push(ItemRef { type_key: row.try_get("parent_type")?, id: row.try_get("parent_id")? });

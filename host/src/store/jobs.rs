@@ -157,9 +157,9 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) ->
              WHERE j.status = 'pending' AND j.due_at <= $2
                AND (j.after_job IS NULL OR EXISTS (
                    SELECT 1 FROM jobs p WHERE p.id = j.after_job AND p.status IN ('done', 'failed', 'cancelled')))
-             ORDER BY j.due_at, j.id LIMIT $3 {lock})
+             ORDER BY j.due_at, j.id LIMIT CAST($3 AS BIGINT) {lock})
             OR id IN (
-             SELECT id FROM jobs j WHERE j.status = 'running' AND j.lease_until < $2 ORDER BY j.id LIMIT $3 {lock})
+             SELECT id FROM jobs j WHERE j.status = 'running' AND j.lease_until < $2 ORDER BY j.id LIMIT CAST($3 AS BIGINT) {lock})
          RETURNING {COLUMNS}"
     );
     let rows = tx.write_returning(Statement::new(sql).bind(lease_until).bind(now).bind(limit)).await?;
@@ -301,7 +301,7 @@ pub async fn events_after(tx: &mut Tx, after: i64, limit: i64) -> StoreResult<Ve
     let rows = tx
         .fetch_all(
             Statement::new(
-                "SELECT id, kind, type_key, item_id, actor, depth, payload, at FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+                "SELECT id, kind, type_key, item_id, actor, depth, payload, at FROM events WHERE id > $1 ORDER BY id LIMIT CAST($2 AS BIGINT)",
             )
             .bind(after)
             .bind(limit),

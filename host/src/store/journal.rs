@@ -26,7 +26,7 @@ pub(crate) fn move_statement(item_id: i64, from: &StagePoint, to: &StagePoint, a
 pub async fn history(pool: &AnyPool, item_id: i64, after: i64, limit: i64) -> StoreResult<Vec<HistoryEntry>> {
     let rows = sqlx::query(
         "SELECT id, from_funnel, from_stage, to_funnel, to_stage, actor, at FROM stage_history
-         WHERE item_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+         WHERE item_id = $1 AND id > $2 ORDER BY id LIMIT CAST($3 AS BIGINT)",
     )
     .bind(item_id)
     .bind(after)
@@ -96,7 +96,7 @@ pub async fn add_entry(tx: &mut Tx, entry: &NewEntry<'_>) -> StoreResult<i64> {
 /// Timeline of an item, newest first, before entry `before`, at most `limit + 1` entries.
 pub async fn timeline(pool: &AnyPool, item_id: i64, before: i64, limit: i64) -> StoreResult<Vec<TimelineEntry>> {
     let rows = sqlx::query(
-        "SELECT id, kind, text, data, actor, at FROM timeline WHERE item_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        "SELECT id, kind, text, data, actor, at FROM timeline WHERE item_id = $1 AND id < $2 ORDER BY id DESC LIMIT CAST($3 AS BIGINT)",
     )
     .bind(item_id)
     .bind(before)

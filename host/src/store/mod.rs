@@ -1,6 +1,10 @@
 //! Storage: one repository layer over SQLite (embedded default) and PostgreSQL (shared by
 //! several hosts), through sqlx's `Any` driver. SQL is written once with `$n` placeholders and
 //! portable types (BIGINT, TEXT); the few dialect differences go through [`Dialect`].
+//!
+//! A bound `LIMIT` is written `LIMIT CAST($n AS BIGINT)`: SQLite plans a bare `LIMIT $n` for
+//! the value bound at preparation and so prepares the statement again whenever another value
+//! is bound (every run of a cached statement); behind a cast the value is read at run time.
 
 pub mod catalog;
 pub mod files;

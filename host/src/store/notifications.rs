@@ -50,7 +50,7 @@ pub async fn insert(tx: &mut Tx, n: &Notification, now: Micros) -> StoreResult<i
 pub async fn list(pool: &AnyPool, user: i64, unread: bool, before: i64, limit: i64) -> StoreResult<Vec<Notification>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND ($2 = 0 OR id < $2) AND ($3 = 0 OR read_at IS NULL)
-         ORDER BY id DESC LIMIT $4"
+         ORDER BY id DESC LIMIT CAST($4 AS BIGINT)"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user)

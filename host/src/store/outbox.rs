@@ -81,7 +81,7 @@ pub(crate) fn event_statement(event: &NewEvent<'_>, at: Micros) -> Statement {
 pub async fn list(pool: &AnyPool, after: i64, item_id: Option<i64>, limit: i64) -> StoreResult<Vec<StoredEvent>> {
     let rows = sqlx::query(
         "SELECT id, kind, type_key, item_id, actor, payload, at, depth FROM events
-         WHERE id > $1 AND ($2 = 0 OR item_id = $2) ORDER BY id LIMIT $3",
+         WHERE id > $1 AND ($2 = 0 OR item_id = $2) ORDER BY id LIMIT CAST($3 AS BIGINT)",
     )
     .bind(after)
     .bind(item_id.unwrap_or(0))

@@ -44,7 +44,7 @@ async fn role_keys(pool: &AnyPool, user_ids: &[i64]) -> StoreResult<HashMap<i64,
 
 /// Lists users by id, after `after`, at most `limit`.
 pub async fn list_users(pool: &AnyPool, after: i64, limit: i64) -> StoreResult<Vec<User>> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT CAST($2 AS BIGINT)");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(pool).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
     let mut roles = role_keys(pool, &ids).await?;

@@ -169,7 +169,7 @@ pub async fn instances(
     let sql = format!(
         "SELECT {INSTANCE_COLUMNS} FROM process_instances
          WHERE id > $1 AND ($2 = '' OR (type_key = $2 AND item_id = $3)) AND ($4 = '' OR status = $4)
-         ORDER BY id LIMIT $5"
+         ORDER BY id LIMIT CAST($5 AS BIGINT)"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(after)
@@ -189,7 +189,7 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease: Micros, limit: i64) -> Store
     let sql = format!(
         "UPDATE process_instances SET lease_until = $2 WHERE id IN (
              SELECT id FROM process_instances WHERE status = 'running' AND (runnable = 1 OR wake_at <= $1)
-                 AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT $3 {lock})
+                 AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT CAST($3 AS BIGINT) {lock})
          RETURNING id"
     );
     let rows = tx.write_returning(Statement::new(sql).bind(now).bind(lease).bind(limit)).await?;
@@ -455,7 +455,7 @@ pub async fn assignments_of_user(
 ) -> StoreResult<Vec<Assignment>> {
     let sql = format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND ($2 = '' OR status = $2) AND id > $3
-         ORDER BY id LIMIT $4"
+         ORDER BY id LIMIT CAST($4 AS BIGINT)"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user)

@@ -192,7 +192,7 @@ pub async fn items_in_scope(
             Statement::new(
                 "SELECT id, funnel_key, stage_key FROM items
                  WHERE type_key = $1 AND ($2 = '' OR funnel_key = $2) AND ($3 = '' OR stage_key = $3)
-                 ORDER BY id LIMIT $4",
+                 ORDER BY id LIMIT CAST($4 AS BIGINT)",
             )
             .bind(schedule.type_key.as_str())
             .bind(schedule.funnel.as_deref().unwrap_or(""))

@@ -69,14 +69,14 @@ async fn assemble(conn: &mut AnyConnection, rows: &[AnyRow], now: Micros) -> Sto
         let sql = format!(
             "SELECT task_id, type_key, item_id FROM task_links WHERE task_id IN ({list}) ORDER BY type_key, item_id"
         );
-        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await? {
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).fetch_all(&mut *conn).await? {
             links
                 .entry(row.try_get("task_id")?)
                 .or_default()
                 .push(ItemRef { type_key: row.try_get("type_key")?, id: row.try_get("item_id")? });
         }
         let sql = format!("SELECT task_id, user_id FROM task_auditors WHERE task_id IN ({list}) ORDER BY user_id");
-        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await? {
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).fetch_all(&mut *conn).await? {
             auditors.entry(row.try_get("task_id")?).or_default().push(row.try_get("user_id")?);
         }
     }
@@ -151,7 +151,7 @@ pub async fn list(
         sql.push_str(&format!(" AND status <> 'completed' AND deadline IS NOT NULL AND deadline <= {p}"));
     }
     let p = next((limit + 1).into(), &mut statement_args);
-    sql.push_str(&format!(" ORDER BY id LIMIT {p}"));
+    sql.push_str(&format!(" ORDER BY id LIMIT CAST({p} AS BIGINT)"));
     let rows = Statement::query(&sql, statement_args).fetch_all(&mut *conn).await?;
     assemble(conn, &rows, now).await
 }
@@ -259,7 +259,7 @@ pub async fn mark_overdue(tx: &mut Tx, now: Micros, limit: i64) -> StoreResult<V
             Statement::new(
                 "UPDATE tasks SET overdue_at = $1 WHERE id IN (
                      SELECT id FROM tasks WHERE overdue_at IS NULL AND status <> 'completed' AND deadline IS NOT NULL
-                         AND deadline <= $1 ORDER BY deadline LIMIT $2)
+                         AND deadline <= $1 ORDER BY deadline LIMIT CAST($2 AS BIGINT))
                  AND overdue_at IS NULL RETURNING id",
             )
             .bind(now)

@@ -19,6 +19,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Row};
 
 use super::group_commit::CHECK;
+use crate::model::item::Item;
 use super::group_commit::{Member, WriteGroup};
 use super::{Dialect, StoreError, StoreResult};
 
@@ -201,15 +202,17 @@ enum Inner {
 pub struct Tx {
     inner: Inner,
     deferred: Vec<Statement>,
+    /// Items as this transaction sees them, lent by its caller (see [`Tx::lend`]).
+    lent: Vec<Item>,
 }
 
 impl Tx {
     pub(super) fn pooled(pool: AnyPool) -> Tx {
-        Tx { inner: Inner::Pooled { pool, tx: None }, deferred: Vec::new() }
+        Tx { inner: Inner::Pooled { pool, tx: None }, deferred: Vec::new(), lent: Vec::new() }
     }
 
     pub(super) fn grouped(group: Arc<WriteGroup>) -> Tx {
-        Tx { inner: Inner::Grouped { group, member: None }, deferred: Vec::new() }
+        Tx { inner: Inner::Grouped { group, member: None }, deferred: Vec::new(), lent: Vec::new() }
     }
 
     /// The database product.
@@ -229,6 +232,27 @@ impl Tx {
                 Inner::Pooled { tx, .. } => tx.is_none(),
                 Inner::Grouped { member, .. } => member.is_none(),
             }
+    }
+
+    /// Lends the transaction an item as its caller knows it: read just before (a robot's run
+    /// reads its item once and acts on that copy) or as a write of this transaction left it.
+    /// Reading the item in this transaction then takes this copy instead of a round trip.
+    /// That is safe because every write of an item checks the version it was read at: a copy
+    /// older than the row fails the write, and the use case runs again on a fresh read.
+    /// Writes of the item through [`super::items`] forget the copy first.
+    pub(crate) fn lend(&mut self, item: Item) {
+        self.forget(item.id);
+        self.lent.push(item);
+    }
+
+    /// The lent copy of an item, if any.
+    pub(crate) fn lent(&self, type_key: &str, id: i64) -> Option<&Item> {
+        self.lent.iter().find(|item| item.id == id && item.type_key == type_key)
+    }
+
+    /// Drops the lent copy of an item (it is being written).
+    pub(crate) fn forget(&mut self, id: i64) {
+        self.lent.retain(|item| item.id != id);
     }
 
     /// Queues a statement whose result nobody needs; it runs before the next statement of this

@@ -197,9 +197,9 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) ->
     let sql = format!(
         "UPDATE webhook_deliveries SET status = 'sending', lease_until = $1, attempts = attempts + 1
          WHERE id IN (
-             SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= $2 ORDER BY next_at, id LIMIT $3 {lock})
+             SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= $2 ORDER BY next_at, id LIMIT CAST($3 AS BIGINT) {lock})
             OR id IN (
-             SELECT id FROM webhook_deliveries WHERE status = 'sending' AND lease_until < $2 ORDER BY id LIMIT $3 {lock})
+             SELECT id FROM webhook_deliveries WHERE status = 'sending' AND lease_until < $2 ORDER BY id LIMIT CAST($3 AS BIGINT) {lock})
          RETURNING id, webhook_id, event_id, attempts, log"
     );
     let rows = tx.write_returning(Statement::new(sql).bind(lease_until).bind(now).bind(limit)).await?;
@@ -280,7 +280,7 @@ pub async fn deliveries(
     limit: i64,
 ) -> StoreResult<Vec<Delivery>> {
     let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 AND id < $2 ORDER BY id DESC LIMIT CAST($3 AS BIGINT)"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(webhook_id)
