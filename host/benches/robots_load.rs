@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Options: `BENCH_SECONDS` (move phase, default 10), `BENCH_CLIENTS` (default 32),
-//! `BENCH_DEALS` (deals created first, default 20,000).
+//! `BENCH_DEALS` (deals created first, default 20,000), `BENCH_RATE` (moves per second all
+//! clients together; default 0: as fast as they can).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -30,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let seconds = env_num("BENCH_SECONDS", 10) as u64;
     let clients = env_num("BENCH_CLIENTS", 32);
     let deals = env_num("BENCH_DEALS", 20_000);
+    let rate = env_num("BENCH_RATE", 0);
     let server = Server::start("robots", clients * 2).await?;
     let kind = server.kind;
     let api = server.api.clone();
@@ -84,7 +86,17 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut moved = Vec::new();
             let mut errors = 0usize;
+            // Paced: each client moves one deal per `clients / rate` seconds, catching up
+            // after a slow answer.
+            let mut pace = (rate > 0).then(|| {
+                let mut pace = tokio::time::interval(Duration::from_secs_f64(clients as f64 / rate as f64));
+                pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                pace
+            });
             for id in mine {
+                if let Some(pace) = pace.as_mut() {
+                    pace.tick().await;
+                }
                 if Instant::now() >= deadline {
                     break;
                 }

@@ -542,3 +542,57 @@ async fn after_previous_robots_wait_and_refused_moves_queue_nothing(backend: Bac
     assert!(refused["fields"].get("trail").is_none(), "a refused move ran robots");
 }
 both!(after_previous_robots_wait_and_refused_moves_queue_nothing);
+
+/// Parallel robots of one stage are stored together when they can be; one whose writes are
+/// invalid fails alone, with none of its writes stored, and every other robot's effect is
+/// stored exactly once.
+async fn robots_of_one_stage_fail_alone(backend: Backend) {
+    let s = Server::start(backend).await;
+    bool_field(&s, "checked").await;
+    bool_field(&s, "half").await;
+    s.post("/api/v1/types/deal/fields", json!({"key":"count","title":"Count","kind":"number"})).await.ok(201);
+    let script = r#"
+        fn run(ctx) {
+            items::update_fields(ctx.item["type"], ctx.item.id, #{half: true});
+            items::update_fields(ctx.item["type"], ctx.item.id, #{count: "many"});
+        }
+    "#;
+    s.upload(rhai_manifest("half-writer", "1.0.0", &["items:write"]), script.as_bytes().to_vec()).await.ok(201);
+    let parallel = |plugin: &str, config: Value, order: i64| json!({"plugin": plugin, "config": config, "mode": "parallel", "order": order});
+    s.post(ROBOTS, parallel("set-field", json!({"fields":{"checked":true}}), 1)).await.ok(201);
+    s.post(ROBOTS, parallel("half-writer", json!({}), 2)).await.ok(201);
+    s.post(ROBOTS, parallel("add-comment", json!({"text":"Noted {{item.title}}"}), 3)).await.ok(201);
+    s.post(ROBOTS, parallel("set-field", json!({"fields":{"count":"seven"}}), 4)).await.ok(201);
+    s.post(ROBOTS, parallel("add-comment", json!({"text":"Checked: {{item.fields.checked}}"}), 5)).await.ok(201);
+    let deals = [new_deal(&s, "Kitchen").await, new_deal(&s, "Wardrobe").await];
+    for deal in &deals {
+        move_deal(&s, deal, "in-progress").await;
+    }
+    for deal in &deals {
+        let texts = s
+            .wait_for(30, "every robot of the stage to end", || async {
+                let texts = s.timeline_texts("deal", deal).await;
+                let ended = texts
+                    .iter()
+                    .filter(|t| t.contains("failed (error)") || t.starts_with("Noted") || t.starts_with("Checked:"))
+                    .count();
+                (ended >= 4).then_some(texts)
+            })
+            .await;
+        let item = s.item("deal", deal).await;
+        assert_eq!(item["fields"]["checked"], true, "{texts:?}");
+        // The invalid robots wrote nothing, not even their valid first write.
+        assert!(item["fields"].get("half").is_none(), "{}", item["fields"]);
+        assert!(item["fields"].get("count").is_none(), "{}", item["fields"]);
+        let failed: Vec<&String> = texts.iter().filter(|t| t.contains("failed (error)")).collect();
+        assert_eq!(failed.len(), 2, "{texts:?}");
+        assert!(failed.iter().any(|t| t.starts_with("Robot half-writer@1.0.0 failed") && t.contains("invalid-write")));
+        assert!(failed.iter().any(|t| t.starts_with("Robot set-field@1.0.0 failed") && t.contains("count")));
+        // Each effect once, and the later comment saw the earlier robot's write.
+        let title = item["title"].as_str().unwrap();
+        assert_eq!(texts.iter().filter(|t| *t == &format!("Noted {title}")).count(), 1, "{texts:?}");
+        assert_eq!(texts.iter().filter(|t| *t == "Checked: true").count(), 1, "{texts:?}");
+        assert_eq!(texts.iter().filter(|t| t.starts_with("Changed fields.checked")).count(), 1, "{texts:?}");
+    }
+}
+both!(robots_of_one_stage_fail_alone);

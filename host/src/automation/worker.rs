@@ -74,21 +74,87 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     let ids: Vec<i64> = by_item.iter().map(|(id, _)| *id).collect();
     let mut items = crate::store::items::get_many(service.store().reader(), &ids).await?;
     let runs = by_item.into_iter().map(|(id, jobs)| {
-        let mut known = items.remove(&id).map_or(Known::Missing, Known::Item);
-        async move {
-            for job in jobs {
-                known = match run_job(service, &job, known).await {
-                    Ok(after) => after,
-                    Err(e) => {
-                        tracing::error!(job = job.id, error = %e, "a job could not be completed; it will be retried after its lease");
-                        Known::Unread
-                    }
-                };
-            }
-        }
+        let known = items.remove(&id).map_or(Known::Missing, |item| Known::Item(Box::new(item)));
+        run_item_jobs(service, jobs, known)
     });
     futures::future::join_all(runs).await;
     Ok(n)
+}
+
+/// Runs the claimed jobs of one item in claim order: together in one transaction as far as
+/// they can be (one commit instead of one per job), the rest one by one. Each plugin's writes
+/// stay atomic either way: jobs whose writes cannot all be stored together are rolled back
+/// and run again one by one (a run's only effects are its buffered writes).
+async fn run_item_jobs(service: &Arc<Service>, jobs: Vec<Job>, mut known: Known) {
+    let mut done = 0;
+    if jobs.len() > 1
+        && let Known::Item(item) = &known
+    {
+        done = run_together(service, &jobs, item.as_ref().clone()).await;
+        known = Known::Unread;
+    }
+    for job in &jobs[done..] {
+        known = match run_job(service, job, known).await {
+            Ok(after) => after,
+            Err(e) => {
+                tracing::error!(job = job.id, error = %e, "a job could not be completed; it will be retried after its lease");
+                Known::Unread
+            }
+        };
+    }
+}
+
+/// Runs jobs of one item in as few transactions as it can, each job on the item as the jobs
+/// before it left it; returns how many are committed (the rest run one by one). A
+/// transaction is committed early once it holds its turn on the database (a write that
+/// needed an answer), so no plugin runs while it holds up other writers.
+async fn run_together(service: &Arc<Service>, jobs: &[Job], mut item: Item) -> usize {
+    let mut done = 0;
+    while done < jobs.len() {
+        match run_segment(service, &jobs[done..], item).await {
+            Ok((n, Some(after))) if n > 0 => {
+                done += n;
+                item = after;
+            }
+            Ok((n, _)) => return done + n,
+            Err(e) => {
+                tracing::debug!(error = %e, "jobs of one item could not run together; running them one by one");
+                return done;
+            }
+        }
+    }
+    done
+}
+
+/// Runs the first jobs of `jobs` in one transaction and commits it; returns how many it
+/// committed (0: none, nothing written) and the item as they left it, if known.
+async fn run_segment(service: &Arc<Service>, jobs: &[Job], item: Item) -> ServiceResult<(usize, Option<Item>)> {
+    let (type_key, id) = (item.type_key.clone(), item.id);
+    let mut tx = service.store().begin().await?;
+    tx.lend(item);
+    let mut ran = Vec::new();
+    let mut n = 0;
+    for job in jobs {
+        let Some(item) = tx.lent(&type_key, id).cloned() else { break };
+        let outcome = decide(service, job, Some(item)).await?;
+        if !record(service, &mut tx, job, &outcome).await? {
+            return Ok((0, None));
+        }
+        n += 1;
+        if let Outcome::Ran(run) = outcome {
+            ran.push(run.host);
+        }
+        if tx.holds_turn() {
+            break;
+        }
+    }
+    let after = tx.lent(&type_key, id).cloned();
+    tx.commit().await?;
+    service.committed();
+    for host in &ran {
+        after_commit(service, host.writes());
+    }
+    Ok((n, after))
 }
 
 /// What a worker knows of a job's item before the job runs, and after it.
@@ -98,7 +164,7 @@ enum Known {
     /// It does not exist.
     Missing,
     /// It is as stored (its version is checked by any write).
-    Item(Item),
+    Item(Box<Item>),
 }
 
 /// What a job runs: a robot bound to a stage, or a schedule's plugin.
@@ -142,13 +208,100 @@ impl Binding {
     }
 }
 
-/// Runs one job to completion, failure, retry or cancellation, given what is known of its
-/// item; returns what is known of the item afterwards.
+/// A plugin run whose writes wait to be recorded.
+struct Ran {
+    caller: Caller,
+    plugin: String,
+    version: String,
+    host: HostCalls,
+    note: Option<String>,
+}
+
+/// What running a job came to, before any of it is written.
+enum Outcome {
+    /// It ends without running a plugin: cancelled, or its condition is false.
+    Ended { status: &'static str, note: &'static str },
+    /// The plugin ran; its writes wait in `host`.
+    Ran(Box<Ran>),
+    /// It failed before or while running the plugin.
+    Failed { plugin: String, version: String, failure: Failure },
+}
+
+/// Runs a job's plugin on `item` (`None`: the item is gone) unless the job ends before that.
+async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> ServiceResult<Outcome> {
+    let gone = Outcome::Ended { status: "cancelled", note: "the robot or the item is gone" };
+    let Some(item) = item else { return Ok(gone) };
+    let Some(robot) = Binding::of(service, job).await? else { return Ok(gone) };
+    // A schedule's run over any stage has no stage to stay in.
+    let stage_bound = !(robot.schedule && job.stage.is_empty());
+    if stage_bound
+        && (item.funnel.as_deref() != Some(job.funnel.as_str()) || item.stage.as_deref() != Some(job.stage.as_str()))
+    {
+        return Ok(Outcome::Ended { status: "cancelled", note: "the item left the stage" });
+    }
+    if let Some(condition) = &robot.condition {
+        match service.runtime().rhai.condition(condition, &item) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Outcome::Ended { status: "done", note: "condition is false" }),
+            Err(message) => {
+                let failure = Failure::Plugin { code: "condition".into(), message };
+                return Ok(Outcome::Failed { plugin: robot.plugin, version: "?".into(), failure });
+            }
+        }
+    }
+    let resolved = match service.resolve_plugin(&robot.plugin, &robot.version, "robot").await {
+        Ok(r) => r,
+        Err(ServiceError::NotFound(message)) => {
+            let failure = Failure::Plugin { code: "not-found".into(), message };
+            return Ok(Outcome::Failed { plugin: robot.plugin, version: robot.version, failure });
+        }
+        Err(e) => {
+            let failure = Failure::Host(e.to_string());
+            return Ok(Outcome::Failed { plugin: robot.plugin, version: robot.version, failure });
+        }
+    };
+    let version = resolved.version.version.clone();
+    let caller = Caller::automation(robot.actor(format!("{}@{}", robot.plugin, version)), job.depth as u32 + 1);
+    let host = HostCalls::new(service.clone(), &robot.plugin, resolved.version.capabilities.clone(), caller.clone());
+    let ctx =
+        RobotContext { item, stage: job.stage.clone(), config: robot.config.to_string(), actor: job.actor.clone() };
+    let limits = resolved.version.limits;
+    let runtime = service.runtime();
+    let result = match resolved.loaded.as_ref() {
+        Loaded::Wasm(prepared) => runtime.wasm.run_robot(prepared, host, &limits, ctx).await,
+        Loaded::Rhai(ast) => runtime.rhai.run_robot(ast.clone(), host, &limits, ctx).await,
+    };
+    Ok(match result {
+        Ok((message, host)) => {
+            let note = message.map(|m| m.chars().take(2000).collect::<String>());
+            Outcome::Ran(Box::new(Ran { caller, plugin: robot.plugin, version, host, note }))
+        }
+        Err(failure) => Outcome::Failed { plugin: robot.plugin, version, failure },
+    })
+}
+
+/// Writes what a job came to into `tx`: the plugin's writes and the job's end, or its retry
+/// or failure. False when another worker took the job over (roll back).
+async fn record(service: &Service, tx: &mut Tx, job: &Job, outcome: &Outcome) -> ServiceResult<bool> {
+    let now = now_micros();
+    match outcome {
+        Outcome::Ended { status, note } => Ok(jobs::finish(tx, job, status, Some(note), now).await?),
+        Outcome::Ran(run) => {
+            apply_writes(service, tx, &run.caller, &run.plugin, run.host.writes()).await?;
+            Ok(jobs::finish(tx, job, "done", run.note.as_deref(), now).await?)
+        }
+        Outcome::Failed { plugin, version, failure } => {
+            settle_failure(service, tx, job, plugin, version, failure).await
+        }
+    }
+}
+
+/// Runs one job in its own transaction, given what is known of its item; returns what is
+/// known of the item afterwards.
 async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResult<Known> {
     let system = Caller::automation(Actor::System, job.depth as u32);
-    let robot = Binding::of(service, job).await?;
     let item = match known {
-        Known::Item(item) if item.type_key == job.type_key => Some(item),
+        Known::Item(item) if item.type_key == job.type_key => Some(*item),
         Known::Missing => None,
         Known::Item(_) | Known::Unread => match service.get_item(&system, &job.type_key, job.item_id).await {
             Ok(item) => Some(item),
@@ -157,110 +310,56 @@ async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResu
         },
     };
     let Some(item) = item else {
-        finish(service, job, "cancelled", Some("the robot or the item is gone")).await?;
+        let mut tx = service.store().begin().await?;
+        if record(service, &mut tx, job, &decide(service, job, None).await?).await? {
+            commit_unless_taken(tx).await?;
+        }
         return Ok(Known::Missing);
     };
-    let Some(robot) = robot else {
-        finish(service, job, "cancelled", Some("the robot or the item is gone")).await?;
-        return Ok(Known::Item(item));
-    };
-    // A schedule's run over any stage has no stage to stay in.
-    let stage_bound = !(robot.schedule && job.stage.is_empty());
-    if stage_bound
-        && (item.funnel.as_deref() != Some(job.funnel.as_str()) || item.stage.as_deref() != Some(job.stage.as_str()))
-    {
-        finish(service, job, "cancelled", Some("the item left the stage")).await?;
-        return Ok(Known::Item(item));
-    }
-    if let Some(condition) = &robot.condition {
-        match service.runtime().rhai.condition(condition, &item) {
-            Ok(true) => {}
-            Ok(false) => {
-                finish(service, job, "done", Some("condition is false")).await?;
-                return Ok(Known::Item(item));
-            }
-            Err(e) => {
-                let failure = Failure::Plugin { code: "condition".into(), message: e };
-                fail(service, job, &robot.plugin, "?", &failure).await?;
-                return Ok(Known::Item(item));
-            }
-        }
-    }
-    let resolved = match service.resolve_plugin(&robot.plugin, &robot.version, "robot").await {
-        Ok(r) => r,
-        Err(ServiceError::NotFound(m)) => {
-            let failure = Failure::Plugin { code: "not-found".into(), message: m };
-            fail(service, job, &robot.plugin, &robot.version, &failure).await?;
-            return Ok(Known::Item(item));
-        }
-        Err(e) => {
-            retry_or_fail(service, job, &robot.plugin, &robot.version, &Failure::Host(e.to_string())).await?;
-            return Ok(Known::Item(item));
-        }
-    };
-    let version = resolved.version.version.clone();
-    let name = format!("{}@{}", robot.plugin, version);
-    let caller = Caller::automation(robot.actor(name.clone()), job.depth as u32 + 1);
-    let host = HostCalls::new(service.clone(), &robot.plugin, resolved.version.capabilities.clone(), caller.clone());
-    let ctx = RobotContext {
-        item: item.clone(),
-        stage: job.stage.clone(),
-        config: robot.config.to_string(),
-        actor: job.actor.clone(),
-    };
-    let limits = resolved.version.limits;
-    let runtime = service.runtime();
-    let result = match resolved.loaded.as_ref() {
-        Loaded::Wasm(prepared) => runtime.wasm.run_robot(prepared, host, &limits, ctx).await,
-        Loaded::Rhai(ast) => runtime.rhai.run_robot(ast.clone(), host, &limits, ctx).await,
-    };
-    let (message, host) = match result {
-        Ok(done) => done,
-        Err(failure) => {
-            retry_or_fail(service, job, &robot.plugin, &version, &failure).await?;
-            return Ok(Known::Item(item));
-        }
-    };
-    let note = message.map(|m| m.chars().take(2000).collect::<String>());
     let (type_key, id) = (item.type_key.clone(), item.id);
-    let applied = async {
-        let mut tx = service.store().begin().await?;
-        // The robot acted on this copy: its writes check its version.
-        tx.lend(item);
-        apply_writes(service, &mut tx, &caller, &robot.plugin, host.writes()).await?;
-        if !jobs::finish(&mut tx, job, "done", note.as_deref(), now_micros()).await? {
-            return Ok(Known::Unread);
+    let outcome = decide(service, job, Some(item.clone())).await?;
+    let mut tx = service.store().begin().await?;
+    // The plugin acted on this copy: its writes check its version.
+    tx.lend(item);
+    let recorded = record(service, &mut tx, job, &outcome).await;
+    let Outcome::Ran(run) = &outcome else {
+        // Nothing of the item changed unless a failure was noted on its timeline.
+        let after = tx.lent(&type_key, id).cloned().map_or(Known::Unread, |item| Known::Item(Box::new(item)));
+        if recorded? {
+            commit_unless_taken(tx).await?;
+            service.committed();
         }
-        let after = tx.lent(&type_key, id).cloned().map_or(Known::Unread, Known::Item);
-        tx.commit().await?;
-        service.committed();
-        after_commit(service, host.writes());
-        Ok::<_, ServiceError>(after)
-    }
-    .await;
-    match applied {
-        Ok(after) => Ok(after),
+        return Ok(after);
+    };
+    let committed = match recorded {
+        Ok(true) => {
+            let after = tx.lent(&type_key, id).cloned().map_or(Known::Unread, |item| Known::Item(Box::new(item)));
+            tx.commit().await.map(|()| after).map_err(ServiceError::from)
+        }
+        Ok(false) => return Ok(Known::Unread),
+        Err(e) => {
+            // Rolled back before the failure is written: on PostgreSQL it holds locks.
+            drop(tx);
+            Err(e)
+        }
+    };
+    let failure = match committed {
+        Ok(after) => {
+            service.committed();
+            after_commit(service, run.host.writes());
+            return Ok(after);
+        }
         // A host fault, or an item the robot read changed before its writes landed
         // (`CheckFailed`): nothing was written; run it again later.
-        Err(ServiceError::Store(e)) => {
-            let failure = Failure::Host(e.to_string());
-            retry_or_fail(service, job, &robot.plugin, &version, &failure).await?;
-            Ok(Known::Unread)
-        }
-        Err(e) => {
-            let failure = Failure::Plugin { code: "invalid-write".into(), message: e.describe() };
-            fail(service, job, &robot.plugin, &version, &failure).await?;
-            Ok(Known::Unread)
-        }
-    }
-}
-
-async fn finish(service: &Service, job: &Job, status: &str, note: Option<&str>) -> ServiceResult<()> {
+        Err(ServiceError::Store(e)) => Failure::Host(e.to_string()),
+        Err(e) => Failure::Plugin { code: "invalid-write".into(), message: e.describe() },
+    };
     let mut tx = service.store().begin().await?;
-    if jobs::finish(&mut tx, job, status, note, now_micros()).await? {
+    if settle_failure(service, &mut tx, job, &run.plugin, &run.version, &failure).await? {
         commit_unless_taken(tx).await?;
+        service.committed();
     }
-    Ok(())
+    Ok(Known::Unread)
 }
 
 /// Commits a job's transaction; when another worker took the job over meanwhile (its lease
@@ -272,30 +371,25 @@ async fn commit_unless_taken(tx: Tx) -> ServiceResult<()> {
     }
 }
 
-async fn retry_or_fail(
+/// Writes a failed run into `tx`: a transient failure puts the job back for a later attempt
+/// (with backoff); any other failure, or the last attempt, fails it for good and says so on
+/// the item's timeline, with the kind and the version. False when another worker took the
+/// job over.
+async fn settle_failure(
     service: &Service,
+    tx: &mut Tx,
     job: &Job,
     plugin: &str,
     version: &str,
     failure: &Failure,
-) -> ServiceResult<()> {
+) -> ServiceResult<bool> {
     if failure.is_transient() && job.attempts < MAX_ATTEMPTS {
         let backoff = 1_000_000i64 << (job.attempts - 1).clamp(0, 10);
-        let mut tx = service.store().begin().await?;
-        if jobs::retry(&mut tx, job, now_micros() + backoff, &failure.to_string()).await? {
-            commit_unless_taken(tx).await?;
-        }
-        return Ok(());
+        return Ok(jobs::retry(tx, job, now_micros() + backoff, &failure.to_string()).await?);
     }
-    fail(service, job, plugin, version, failure).await
-}
-
-/// Fails a job for good and says so on the item's timeline, with the kind and the version.
-async fn fail(service: &Service, job: &Job, plugin: &str, version: &str, failure: &Failure) -> ServiceResult<()> {
     tracing::warn!(job = job.id, plugin, version, kind = failure.kind(), "robot failed: {failure}");
-    let mut tx = service.store().begin().await?;
-    if !jobs::finish(&mut tx, job, "failed", Some(&failure.to_string()), now_micros()).await? {
-        return Ok(());
+    if !jobs::finish(tx, job, "failed", Some(&failure.to_string()), now_micros()).await? {
+        return Ok(false);
     }
     let caller = Caller::automation(Actor::System, job.depth as u32);
     let what = if job.schedule_id.is_some() { "Scheduled run of" } else { "Robot" };
@@ -304,17 +398,14 @@ async fn fail(service: &Service, job: &Job, plugin: &str, version: &str, failure
         "kind": failure.kind(), "message": failure.to_string()});
     match service
         .add_timeline_entry_in(
-            &mut tx,
+            tx,
             &caller,
             &ItemRef { type_key: job.type_key.clone(), id: job.item_id },
             TimelineNote { kind: TimelineKind::System, text: &text, data: &data },
         )
         .await
     {
-        Ok(_) | Err(ServiceError::NotFound(_)) => {}
-        Err(e) => return Err(e),
+        Ok(_) | Err(ServiceError::NotFound(_)) => Ok(true),
+        Err(e) => Err(e),
     }
-    commit_unless_taken(tx).await?;
-    service.committed();
-    Ok(())
 }

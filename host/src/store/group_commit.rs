@@ -212,8 +212,10 @@ impl Drop for WriteGroup {
 }
 
 impl WriteGroup {
-    /// Takes over `connection` and starts the committer task.
-    pub(super) fn start(connection: AnyConnection) -> Arc<WriteGroup> {
+    /// Takes over `connection` and starts the committer on a thread of its own: it hands the
+    /// connection from program to program, so it must not queue behind the server's other
+    /// tasks (plugin runs, requests) for a turn on the runtime's threads between round trips.
+    pub(super) fn start(connection: AnyConnection) -> StoreResult<Arc<WriteGroup>> {
         let writer = Arc::new(Mutex::new(Writer {
             connection: Some(connection),
             batch: None,
@@ -223,8 +225,13 @@ impl WriteGroup {
         }));
         let signal = Arc::new(Signal { commit_wanted: Notify::new(), closed: AtomicBool::new(false) });
         let programs = Arc::new(std::sync::Mutex::new(Vec::new()));
-        tokio::spawn(committer(writer.clone(), signal.clone(), programs.clone()));
-        Arc::new(WriteGroup { writer, signal, programs })
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StoreError::Thread)?;
+        let committing = committer(writer.clone(), signal.clone(), programs.clone());
+        std::thread::Builder::new()
+            .name("sqlite-committer".into())
+            .spawn(move || runtime.block_on(committing))
+            .map_err(StoreError::Thread)?;
+        Ok(Arc::new(WriteGroup { writer, signal, programs }))
     }
 
     /// Joins the open batch (opening one if none is) once the connection is free.

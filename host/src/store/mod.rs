@@ -69,6 +69,9 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The thread of the SQLite committer could not be started.
+    #[error("cannot start the SQLite write thread: {0}")]
+    Thread(std::io::Error),
     /// The write connection is closed (the server is stopping).
     #[error("the database is closing")]
     Closed,
@@ -185,7 +188,7 @@ impl Store {
         let mut write = AnyConnection::connect_with(&options).await?;
         write.execute(PRAGMAS).await?;
         write.execute(group_commit::CREATE_CHECK_TABLE).await?;
-        let write = Writes::Group(group_commit::WriteGroup::start(write));
+        let write = Writes::Group(group_commit::WriteGroup::start(write)?);
         let read = pragmas(AnyPoolOptions::new().max_connections(8))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)

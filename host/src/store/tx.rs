@@ -19,9 +19,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Row};
 
 use super::group_commit::CHECK;
-use crate::model::item::Item;
 use super::group_commit::{Member, WriteGroup};
 use super::{Dialect, StoreError, StoreResult};
+use crate::model::item::Item;
 
 /// A value bound to a statement parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,6 +253,16 @@ impl Tx {
     /// Drops the lent copy of an item (it is being written).
     pub(crate) fn forget(&mut self, id: i64) {
         self.lent.retain(|item| item.id != id);
+    }
+
+    /// Whether the transaction holds its turn on the database (a pooled connection, or a place
+    /// in the SQLite write group's batch, which waits for it): then it should not wait for
+    /// anything slow before it commits.
+    pub(crate) fn holds_turn(&self) -> bool {
+        match &self.inner {
+            Inner::Pooled { tx, .. } => tx.is_some(),
+            Inner::Grouped { member, .. } => member.is_some(),
+        }
     }
 
     /// Queues a statement whose result nobody needs; it runs before the next statement of this
