@@ -558,12 +558,26 @@ async fn robots_of_one_stage_fail_alone(backend: Backend) {
         }
     "#;
     s.upload(rhai_manifest("half-writer", "1.0.0", &["items:write"]), script.as_bytes().to_vec()).await.ok(201);
+    // Reads the stored item, so it must see what the robots before it wrote.
+    let counter = r#"
+        fn run(ctx) {
+            let item = items::get(ctx.item["type"], ctx.item.id);
+            let n = item.fields.n;
+            if n == () { n = 0; }
+            items::update_fields(ctx.item["type"], ctx.item.id, #{n: n + 1});
+        }
+    "#;
+    let counting = &["items:read", "items:write"];
+    s.upload(rhai_manifest("counter", "1.0.0", counting), counter.as_bytes().to_vec()).await.ok(201);
+    s.post("/api/v1/types/deal/fields", json!({"key":"n","title":"N","kind":"number"})).await.ok(201);
     let parallel = |plugin: &str, config: Value, order: i64| json!({"plugin": plugin, "config": config, "mode": "parallel", "order": order});
     s.post(ROBOTS, parallel("set-field", json!({"fields":{"checked":true}}), 1)).await.ok(201);
-    s.post(ROBOTS, parallel("half-writer", json!({}), 2)).await.ok(201);
-    s.post(ROBOTS, parallel("add-comment", json!({"text":"Noted {{item.title}}"}), 3)).await.ok(201);
-    s.post(ROBOTS, parallel("set-field", json!({"fields":{"count":"seven"}}), 4)).await.ok(201);
-    s.post(ROBOTS, parallel("add-comment", json!({"text":"Checked: {{item.fields.checked}}"}), 5)).await.ok(201);
+    s.post(ROBOTS, parallel("counter", json!({}), 2)).await.ok(201);
+    s.post(ROBOTS, parallel("counter", json!({}), 3)).await.ok(201);
+    s.post(ROBOTS, parallel("add-comment", json!({"text":"Noted {{item.title}}"}), 4)).await.ok(201);
+    s.post(ROBOTS, parallel("half-writer", json!({}), 5)).await.ok(201);
+    s.post(ROBOTS, parallel("set-field", json!({"fields":{"count":"seven"}}), 6)).await.ok(201);
+    s.post(ROBOTS, parallel("add-comment", json!({"text":"Checked: {{item.fields.checked}}"}), 7)).await.ok(201);
     let deals = [new_deal(&s, "Kitchen").await, new_deal(&s, "Wardrobe").await];
     for deal in &deals {
         move_deal(&s, deal, "in-progress").await;
@@ -576,7 +590,8 @@ async fn robots_of_one_stage_fail_alone(backend: Backend) {
                     .iter()
                     .filter(|t| t.contains("failed (error)") || t.starts_with("Noted") || t.starts_with("Checked:"))
                     .count();
-                (ended >= 4).then_some(texts)
+                let counted = s.item("deal", deal).await["fields"]["n"] == 2;
+                (ended >= 4 && counted).then_some(texts)
             })
             .await;
         let item = s.item("deal", deal).await;

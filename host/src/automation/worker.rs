@@ -127,16 +127,25 @@ async fn run_together(service: &Arc<Service>, jobs: &[Job], mut item: Item) -> u
 }
 
 /// Runs the first jobs of `jobs` in one transaction and commits it; returns how many it
-/// committed (0: none, nothing written) and the item as they left it, if known.
+/// committed (0: none, nothing written) and the item as they left it, if known. A plugin that
+/// read stored state after an earlier job of the transaction wrote saw the state without
+/// those writes: its job is left to the next transaction, which runs it again after the
+/// commit (as if the jobs had run one by one).
 async fn run_segment(service: &Arc<Service>, jobs: &[Job], item: Item) -> ServiceResult<(usize, Option<Item>)> {
     let (type_key, id) = (item.type_key.clone(), item.id);
     let mut tx = service.store().begin().await?;
     tx.lend(item);
-    let mut ran = Vec::new();
+    let mut ran: Vec<HostCalls> = Vec::new();
     let mut n = 0;
     for job in jobs {
-        let Some(item) = tx.lent(&type_key, id).cloned() else { break };
+        let Some(item) = tx.lent(&type_key, id).cloned().filter(|_| job.type_key == type_key) else { break };
         let outcome = decide(service, job, Some(item)).await?;
+        if let Outcome::Ran(run) = &outcome
+            && run.host.read_stored()
+            && ran.iter().any(|earlier| !earlier.writes().is_empty())
+        {
+            break;
+        }
         if !record(service, &mut tx, job, &outcome).await? {
             return Ok((0, None));
         }

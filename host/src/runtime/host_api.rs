@@ -190,6 +190,7 @@ pub struct HostCalls {
     kv_overlay: HashMap<String, Option<String>>,
     next_provisional: i64,
     denied: Option<Capability>,
+    read_stored: bool,
 }
 
 impl HostCalls {
@@ -204,12 +205,19 @@ impl HostCalls {
             kv_overlay: HashMap::new(),
             next_provisional: -1,
             denied: None,
+            read_stored: false,
         }
     }
 
     /// The buffered writes, in call order.
     pub fn writes(&self) -> &[Write] {
         &self.writes
+    }
+
+    /// Whether the plugin read stored state (items, its key-value store) through the host:
+    /// what it read is the committed state, without writes not committed yet.
+    pub fn read_stored(&self) -> bool {
+        self.read_stored
     }
 
     /// The first capability the plugin was refused, if any.
@@ -237,6 +245,7 @@ impl HostCalls {
     /// `items.get`.
     pub async fn items_get(&mut self, type_key: &str, id: i64) -> HostResult<Option<Item>> {
         self.check(Capability::ItemsRead)?;
+        self.read_stored = true;
         match self.service.get_item(&self.caller, type_key, id).await {
             Ok(item) => Ok(Some(item)),
             Err(ServiceError::NotFound(_)) => Ok(None),
@@ -252,6 +261,7 @@ impl HostCalls {
         limit: u32,
     ) -> HostResult<Vec<Item>> {
         self.check(Capability::ItemsRead)?;
+        self.read_stored = true;
         let mut params: Vec<(String, String)> =
             filters.into_iter().filter(|(k, _)| k != "limit" && k != "cursor").collect();
         params.push(("limit".into(), limit.clamp(1, 500).to_string()));
@@ -305,6 +315,7 @@ impl HostCalls {
     /// `kv.get`: sees this call's own `kv.set`s.
     pub async fn kv_get(&mut self, key: &str) -> HostResult<Option<String>> {
         self.check(Capability::Kv)?;
+        self.read_stored = true;
         if let Some(value) = self.kv_overlay.get(key) {
             return Ok(value.clone());
         }

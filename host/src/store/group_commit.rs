@@ -225,12 +225,22 @@ impl WriteGroup {
         }));
         let signal = Arc::new(Signal { commit_wanted: Notify::new(), closed: AtomicBool::new(false) });
         let programs = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StoreError::Thread)?;
         let committing = committer(writer.clone(), signal.clone(), programs.clone());
+        let (started, start) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-committer".into())
-            .spawn(move || runtime.block_on(committing))
+            .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => {
+                    let _ = started.send(Ok(()));
+                    runtime.block_on(committing);
+                }
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                }
+            })
             .map_err(StoreError::Thread)?;
+        // The thread answers at once, before it runs anything.
+        start.recv().map_err(|e| StoreError::Thread(std::io::Error::other(e)))?.map_err(StoreError::Thread)?;
         Ok(Arc::new(WriteGroup { writer, signal, programs }))
     }
 

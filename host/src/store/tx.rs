@@ -250,9 +250,10 @@ impl Tx {
         self.lent.iter().find(|item| item.id == id && item.type_key == type_key)
     }
 
-    /// Drops the lent copy of an item (it is being written).
+    /// Drops the lent copy of an item (it is being written), and those of its children (a
+    /// deleted item takes its links along).
     pub(crate) fn forget(&mut self, id: i64) {
-        self.lent.retain(|item| item.id != id);
+        self.lent.retain(|item| item.id != id && !item.parents.iter().any(|parent| parent.id == id));
     }
 
     /// Whether the transaction holds its turn on the database (a pooled connection, or a place
@@ -445,6 +446,7 @@ impl Tx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::item::ItemRef;
     use crate::store::Store;
 
     async fn scratch() -> (tempfile::TempDir, Store) {
@@ -466,6 +468,49 @@ mod tests {
 
     fn insert(x: i64) -> Statement {
         Statement::new("INSERT INTO t (x) VALUES ($1)").bind(x)
+    }
+
+    fn item(id: i64, type_key: &str, parents: &[i64]) -> Item {
+        Item {
+            id,
+            type_key: type_key.into(),
+            funnel: None,
+            stage: None,
+            title: format!("item {id}"),
+            amount: None,
+            responsible: None,
+            contact: None,
+            company: None,
+            parents: parents.iter().map(|&id| ItemRef { type_key: "deal".into(), id }).collect(),
+            fields: serde_json::Map::new(),
+            version: 1,
+            created_by: None,
+            created_at: String::new(),
+            updated_by: None,
+            updated_at: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn lent_items_are_found_by_type_and_id_and_forgotten_with_their_parents() {
+        let (_dir, store) = scratch().await;
+        let mut tx = store.begin().await.expect("begin");
+        tx.lend(item(1, "deal", &[]));
+        tx.lend(item(2, "production", &[1]));
+        tx.lend(item(3, "production", &[]));
+        assert_eq!(tx.lent("deal", 1).map(|i| i.title.as_str()), Some("item 1"));
+        assert!(tx.lent("contact", 1).is_none(), "another type's id");
+        let mut newer = item(1, "deal", &[]);
+        newer.version = 2;
+        tx.lend(newer);
+        assert_eq!(tx.lent("deal", 1).map(|i| i.version), Some(2), "a new copy replaces the old");
+        // Writing item 1 drops its copy and that of its child, whose links go with a delete.
+        tx.forget(1);
+        assert!(tx.lent("deal", 1).is_none() && tx.lent("production", 2).is_none());
+        assert!(tx.lent("production", 3).is_some());
+        assert!(!tx.holds_turn(), "lending sends nothing");
+        drop(tx);
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
