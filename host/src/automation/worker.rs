@@ -176,6 +176,13 @@ enum Known {
     Item(Box<Item>),
 }
 
+impl Known {
+    /// The item as `tx` holds it (lent, or left by its writes); unread if it holds none.
+    fn lent(tx: &Tx, type_key: &str, id: i64) -> Known {
+        tx.lent(type_key, id).cloned().map_or(Known::Unread, |item| Known::Item(Box::new(item)))
+    }
+}
+
 /// What a job runs: a robot bound to a stage, or a schedule's plugin.
 struct Binding {
     plugin: String,
@@ -333,7 +340,7 @@ async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResu
     let recorded = record(service, &mut tx, job, &outcome).await;
     let Outcome::Ran(run) = &outcome else {
         // Nothing of the item changed unless a failure was noted on its timeline.
-        let after = tx.lent(&type_key, id).cloned().map_or(Known::Unread, |item| Known::Item(Box::new(item)));
+        let after = Known::lent(&tx, &type_key, id);
         if recorded? {
             commit_unless_taken(tx).await?;
             service.committed();
@@ -342,7 +349,7 @@ async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResu
     };
     let committed = match recorded {
         Ok(true) => {
-            let after = tx.lent(&type_key, id).cloned().map_or(Known::Unread, |item| Known::Item(Box::new(item)));
+            let after = Known::lent(&tx, &type_key, id);
             tx.commit().await.map(|()| after).map_err(ServiceError::from)
         }
         Ok(false) => return Ok(Known::Unread),
