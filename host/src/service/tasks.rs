@@ -614,7 +614,7 @@ impl Service {
         let ids = repo::mark_overdue(&mut tx, now, limit).await?;
         let system = Caller::automation(crate::model::actor::Actor::System, 0);
         for id in &ids {
-            let task = match repo::get(tx.connection().await?, *id, now).await {
+            let task = match repo::get(&mut tx, *id, now).await {
                 Ok(Some(task)) => task,
                 Ok(None) => continue,
                 Err(e @ crate::store::StoreError::Corrupt { .. }) => {

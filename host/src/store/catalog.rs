@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{AnyPool, Row};
 
-use super::{StoreError, StoreResult, Tx, parse_json};
+use super::{Statement, StoreError, StoreResult, Tx, parse_json};
 use crate::model::entity_type::{EntityType, TypeSchema};
 use crate::model::field::{FieldDef, FieldKind};
 use crate::model::funnel::{Funnel, Stage};
@@ -89,9 +89,9 @@ struct FieldSettings {
 /// Inserts a new entity type. Returns false when the key is taken.
 pub async fn insert_type(tx: &mut Tx, def: &EntityType) -> StoreResult<bool> {
     let parents = serde_json::to_string(&def.parents).unwrap_or_else(|_| "[]".into());
-    let done = sqlx::query(
+    let done = tx.write_returning(Statement::new(
         "INSERT INTO entity_types (key, title, builtin, has_stages, has_funnels, has_amount, parents, created_at)
-         VALUES ($1, $2, 0, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+         VALUES ($1, $2, 0, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING RETURNING 1",
     )
     .bind(&def.key)
     .bind(&def.title)
@@ -100,20 +100,20 @@ pub async fn insert_type(tx: &mut Tx, def: &EntityType) -> StoreResult<bool> {
     .bind(def.has_amount as i64)
     .bind(parents)
     .bind(now_micros())
-    .execute(tx.connection().await?)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    ).await?;
+    Ok(!done.is_empty())
 }
 
 /// Updates a type's title and allowed parents.
 pub async fn update_type(tx: &mut Tx, def: &EntityType) -> StoreResult<()> {
     let parents = serde_json::to_string(&def.parents).unwrap_or_else(|_| "[]".into());
-    sqlx::query("UPDATE entity_types SET title = $1, parents = $2 WHERE key = $3")
-        .bind(&def.title)
-        .bind(parents)
-        .bind(&def.key)
-        .execute(tx.connection().await?)
-        .await?;
+    tx.execute(
+        Statement::new("UPDATE entity_types SET title = $1, parents = $2 WHERE key = $3")
+            .bind(&def.title)
+            .bind(parents)
+            .bind(&def.key),
+    )
+    .await?;
     Ok(())
 }
 
@@ -121,70 +121,79 @@ pub async fn update_type(tx: &mut Tx, def: &EntityType) -> StoreResult<()> {
 pub async fn insert_field(tx: &mut Tx, type_key: &str, field: &FieldDef) -> StoreResult<bool> {
     let settings = FieldSettings { options: field.options.clone(), target: field.target.clone() };
     let kind = serde_json::to_value(field.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    let done = sqlx::query(
-        "INSERT INTO fields (type_key, key, title, kind, required, multiple, settings, position)
+    let done = tx
+        .write_returning(
+            Statement::new(
+                "INSERT INTO fields (type_key, key, title, kind, required, multiple, settings, position)
          VALUES ($1, $2, $3, $4, $5, $6, $7,
                  (SELECT COALESCE(MAX(position), 0) + 1 FROM fields WHERE type_key = $1))
-         ON CONFLICT (type_key, key) DO NOTHING",
-    )
-    .bind(type_key)
-    .bind(&field.key)
-    .bind(&field.title)
-    .bind(kind)
-    .bind(field.required as i64)
-    .bind(field.multiple as i64)
-    .bind(serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into()))
-    .execute(tx.connection().await?)
-    .await?;
-    Ok(done.rows_affected() == 1)
+         ON CONFLICT (type_key, key) DO NOTHING RETURNING 1",
+            )
+            .bind(type_key)
+            .bind(&field.key)
+            .bind(&field.title)
+            .bind(kind)
+            .bind(field.required as i64)
+            .bind(field.multiple as i64)
+            .bind(serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into())),
+        )
+        .await?;
+    Ok(!done.is_empty())
 }
 
 /// Inserts a funnel. Returns false when the key is taken.
 pub async fn insert_funnel(tx: &mut Tx, type_key: &str, funnel: &Funnel) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "INSERT INTO funnels (type_key, key, title, is_default, position, stages)
+    let done = tx
+        .write_returning(
+            Statement::new(
+                "INSERT INTO funnels (type_key, key, title, is_default, position, stages)
          VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(position), 0) + 1 FROM funnels WHERE type_key = $1), $5)
-         ON CONFLICT (type_key, key) DO NOTHING",
-    )
-    .bind(type_key)
-    .bind(&funnel.key)
-    .bind(&funnel.title)
-    .bind(funnel.is_default as i64)
-    .bind(stages_json(&funnel.stages))
-    .execute(tx.connection().await?)
-    .await?;
-    Ok(done.rows_affected() == 1)
+         ON CONFLICT (type_key, key) DO NOTHING RETURNING 1",
+            )
+            .bind(type_key)
+            .bind(&funnel.key)
+            .bind(&funnel.title)
+            .bind(funnel.is_default as i64)
+            .bind(stages_json(&funnel.stages)),
+        )
+        .await?;
+    Ok(!done.is_empty())
 }
 
 /// Replaces a funnel's title, stages and default flag (clearing the flag on the type's other
 /// funnels when this one becomes the default).
 pub async fn update_funnel(tx: &mut Tx, type_key: &str, funnel: &Funnel) -> StoreResult<()> {
     if funnel.is_default {
-        sqlx::query("UPDATE funnels SET is_default = 0 WHERE type_key = $1 AND key <> $2")
-            .bind(type_key)
-            .bind(&funnel.key)
-            .execute(tx.connection().await?)
-            .await?;
-    }
-    sqlx::query("UPDATE funnels SET title = $1, stages = $2, is_default = $3 WHERE type_key = $4 AND key = $5")
-        .bind(&funnel.title)
-        .bind(stages_json(&funnel.stages))
-        .bind(funnel.is_default as i64)
-        .bind(type_key)
-        .bind(&funnel.key)
-        .execute(tx.connection().await?)
+        tx.execute(
+            Statement::new("UPDATE funnels SET is_default = 0 WHERE type_key = $1 AND key <> $2")
+                .bind(type_key)
+                .bind(&funnel.key),
+        )
         .await?;
+    }
+    tx.execute(
+        Statement::new("UPDATE funnels SET title = $1, stages = $2, is_default = $3 WHERE type_key = $4 AND key = $5")
+            .bind(&funnel.title)
+            .bind(stages_json(&funnel.stages))
+            .bind(funnel.is_default as i64)
+            .bind(type_key)
+            .bind(&funnel.key),
+    )
+    .await?;
     Ok(())
 }
 
 /// How many items of a type stand in a stage of a funnel.
 pub async fn count_in_stage(tx: &mut Tx, type_key: &str, funnel: &str, stage: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM items WHERE type_key = $1 AND funnel_key = $2 AND stage_key = $3")
-        .bind(type_key)
-        .bind(funnel)
-        .bind(stage)
-        .fetch_one(tx.connection().await?)
-        .await?)
+    Ok(tx
+        .fetch_one(
+            Statement::new("SELECT COUNT(*) FROM items WHERE type_key = $1 AND funnel_key = $2 AND stage_key = $3")
+                .bind(type_key)
+                .bind(funnel)
+                .bind(stage),
+        )
+        .await?
+        .try_get(0)?)
 }
 
 fn stages_json(stages: &[Stage]) -> String {

@@ -10,26 +10,24 @@
 //!
 //! A transaction that only queued statements (it never needed an answer from the database
 //! before its commit: a move, an update) does not take a turn at all: it submits its statements
-//! as a *program*, and the committer runs the programs waiting back to back, a round trip and a
-//! savepoint each, without handing the connection from task to task. A program whose statement
-//! fails is rolled back alone and told why; the others go on. A program's version checks are
-//! statements that fail when the write before them changed no row ([`CHECK`]).
+//! as a *program*, and the committer sends every program waiting to the write thread at once
+//! ([`super::write_thread`]), which runs them back to back, a savepoint each. A program whose
+//! statement fails is rolled back alone and told why; the others go on. A program's version
+//! checks are writes that must change one row ([`Statement::changing_one_row`]).
+//!
+//! Savepoints cost SQLite a copy of every page a write touches while one is open, so none is
+//! left open longer than needed: a member releases its savepoint when its turn ends, and the
+//! programs of a request share one savepoint unless one of them fails.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sqlx::{AnyConnection, Connection, Executor};
+use sqlx::any::AnyRow;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot, watch};
 
-use super::tx::{Arg, Statement};
+use super::tx::Statement;
+use super::write_thread::WriteConnection;
 use super::{StoreError, StoreResult};
-
-/// Creates the table behind [`CHECK`] on the write connection.
-pub(super) const CREATE_CHECK_TABLE: &str =
-    "CREATE TEMP TABLE IF NOT EXISTS write_check (id INTEGER PRIMARY KEY, ok INTEGER NOT NULL)";
-/// Fails (NOT NULL) unless the statement before it changed exactly one row.
-pub(super) const CHECK: &str = "INSERT INTO temp.write_check (id, ok) VALUES (1, CASE changes() WHEN 1 THEN 1 END) \
-    ON CONFLICT (id) DO UPDATE SET ok = excluded.ok";
 
 /// Statements of one transaction submitted to run in the committer's batch.
 struct Program {
@@ -38,14 +36,16 @@ struct Program {
 }
 
 /// The savepoint statement each member's first write is prefixed with.
-const SAVEPOINT: &str = "SAVEPOINT member;\n";
+const SAVEPOINT: &str = "SAVEPOINT member";
+/// Releases it once the member's turn ends well.
+const RELEASE: &str = "RELEASE member";
 
 /// Outcome of a batch's commit, broadcast to its members.
 type Outcome = Option<Result<(), String>>;
 
 /// The write connection and the batch open on it.
 pub(super) struct Writer {
-    connection: Option<AnyConnection>,
+    connection: Option<WriteConnection>,
     batch: Option<watch::Sender<Outcome>>,
     /// The last member ended without committing after opening its savepoint.
     rollback_member: bool,
@@ -59,8 +59,8 @@ pub(super) struct Writer {
 
 impl Writer {
     /// The write connection (gone once closed).
-    pub(super) fn connection(&mut self) -> StoreResult<&mut AnyConnection> {
-        self.connection.as_mut().ok_or(StoreError::Closed)
+    pub(super) fn connection(&self) -> StoreResult<&WriteConnection> {
+        self.connection.as_ref().ok_or(StoreError::Closed)
     }
 
     /// Undoes what an abandoned member left, before anyone else uses the connection. The flags
@@ -74,7 +74,7 @@ impl Writer {
             self.rollback_member = false;
         } else if self.rollback_member {
             let undone = match self.connection() {
-                Ok(c) => c.execute("ROLLBACK TO member").await.map(drop).map_err(StoreError::from),
+                Ok(c) => c.execute("ROLLBACK TO member").await,
                 Err(e) => Err(e),
             };
             if let Err(e) = undone {
@@ -85,14 +85,14 @@ impl Writer {
     }
 
     /// Opens a batch. A transaction found open on the connection belongs to no batch (a caller
-    /// cancelled while its `BEGIN` ran: sqlx still runs a query whose future was dropped), so
-    /// it holds no write anyone was told about; it is rolled back rather than left to block
-    /// every later write.
+    /// cancelled while its `BEGIN` ran: the write thread still runs a request whose caller is
+    /// gone), so it holds no write anyone was told about; it is rolled back rather than left to
+    /// block every later write.
     async fn begin_batch(&mut self) -> StoreResult<()> {
         let connection = self.connection()?;
         if let Err(e) = connection.execute("BEGIN IMMEDIATE").await {
             if !e.to_string().contains("within a transaction") {
-                return Err(e.into());
+                return Err(e);
             }
             tracing::error!("the write connection was in a transaction no batch owns; rolling it back");
             connection.execute("ROLLBACK").await?;
@@ -120,7 +120,7 @@ impl Writer {
         self.settle().await;
         let Some(batch) = self.batch.take() else { return Ok(()) };
         let result = match self.connection() {
-            Ok(c) => c.execute("COMMIT").await.map(drop).map_err(|e| e.to_string()),
+            Ok(c) => c.execute("COMMIT").await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = &result {
@@ -133,9 +133,9 @@ impl Writer {
         result
     }
 
-    /// Runs programs in the open batch (opening one), one round trip each, each in its own
-    /// savepoint; one that fails is rolled back alone and answered at once, the others are
-    /// added to `succeeded` to be answered after the commit.
+    /// Runs programs in the open batch (opening one), all in one request to the write thread,
+    /// each in its own savepoint; one that fails is rolled back alone and answered at once, the
+    /// others are added to `succeeded` to be answered after the commit.
     async fn run_programs(&mut self, programs: Vec<Program>, succeeded: &mut Vec<Program>) {
         if self.batch.is_none()
             && let Err(e) = self.begin_batch().await
@@ -145,43 +145,46 @@ impl Writer {
             }
             return;
         }
-        let mut programs = programs.into_iter();
-        while let Some(program) = programs.next() {
-            let Err(error) = self.run_program(&program).await else {
-                succeeded.push(program);
-                continue;
-            };
-            let undone = match self.connection() {
-                Ok(c) => c.execute("ROLLBACK TO program; RELEASE program").await.map(drop),
-                Err(_) => Ok(()),
-            };
-            let _ = program.reply.send(Err(error));
-            if let Err(e) = undone {
+        let (statements, replies): (Vec<_>, Vec<_>) =
+            programs.into_iter().map(|program| (program.statements, program.reply)).unzip();
+        let done = match self.connection() {
+            Ok(c) => c.run_programs(statements).await,
+            Err(e) => Err(e),
+        };
+        let outcomes = match done {
+            Ok(Ok(outcomes)) => outcomes,
+            Ok(Err(e)) => {
                 // The batch is in an unknown state: nothing of it may commit.
-                let why = format!("undoing a failed write: {e}");
-                self.abort(&why).await;
-                for program in succeeded.drain(..).chain(programs) {
-                    let _ = program.reply.send(Err(StoreError::Commit(why.clone())));
-                }
+                self.fail_batch(&format!("undoing a failed write: {e}"), succeeded, replies).await;
                 return;
+            }
+            Err(e) => {
+                self.fail_batch(&e.to_string(), succeeded, replies).await;
+                return;
+            }
+        };
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => succeeded.push(Program { statements: Vec::new(), reply }),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
             }
         }
     }
 
-    /// Runs one program in its savepoint, in one round trip. Its text is the same for every
-    /// program of the same use case (arguments aside), so SQLite reuses the parsed statements
-    /// from the connection's statement cache: packing many programs into a trip made every
-    /// trip's text new, and parsing took a third of the write thread's time.
-    async fn run_program(&mut self, program: &Program) -> StoreResult<()> {
-        let mut sql = String::from("SAVEPOINT program;\n");
-        let mut args: Vec<Arg> = Vec::new();
-        for statement in &program.statements {
-            statement.clone().append_to(&mut sql, &mut args);
+    /// Rolls the batch back and fails every program of it.
+    async fn fail_batch(
+        &mut self,
+        why: &str,
+        succeeded: &mut Vec<Program>,
+        replies: Vec<oneshot::Sender<StoreResult<()>>>,
+    ) {
+        self.abort(why).await;
+        let pending = succeeded.drain(..).map(|program| program.reply).chain(replies);
+        for reply in pending {
+            let _ = reply.send(Err(StoreError::Commit(why.to_string())));
         }
-        sql.push_str("RELEASE program;\n");
-        let connection = self.connection()?;
-        Statement::query(&sql, args).execute(connection).await.map_err(StoreError::from_write)?;
-        Ok(())
     }
 }
 
@@ -212,10 +215,10 @@ impl Drop for WriteGroup {
 }
 
 impl WriteGroup {
-    /// Takes over `connection` and starts the committer on a thread of its own: it hands the
-    /// connection from program to program, so it must not queue behind the server's other
-    /// tasks (plugin runs, requests) for a turn on the runtime's threads between round trips.
-    pub(super) fn start(connection: AnyConnection) -> StoreResult<Arc<WriteGroup>> {
+    /// Takes over `connection` and starts the committer on a thread of its own, so that
+    /// between its requests to the write thread it does not queue behind the server's other
+    /// tasks (plugin runs, requests) for a turn on the runtime's threads.
+    pub(super) fn start(connection: WriteConnection) -> StoreResult<Arc<WriteGroup>> {
         let writer = Arc::new(Mutex::new(Writer {
             connection: Some(connection),
             batch: None,
@@ -278,10 +281,8 @@ impl WriteGroup {
         self.signal.close();
         let mut writer = self.writer.lock().await;
         run_and_commit(&mut writer, &self.programs).await;
-        if let Some(connection) = writer.connection.take()
-            && let Err(e) = connection.close().await
-        {
-            tracing::warn!(error = %e, "closing the SQLite write connection");
+        if let Some(connection) = writer.connection.take() {
+            connection.close().await;
         }
     }
 }
@@ -322,30 +323,39 @@ async fn run_and_commit(writer: &mut Writer, programs: &std::sync::Mutex<Vec<Pro
 /// One write transaction's turn on the SQLite write connection, within a batch.
 pub(crate) struct Member {
     writer: Option<OwnedMutexGuard<Writer>>,
+    /// This member's savepoint is open.
     savepoint: bool,
+    /// A request that opens the savepoint was sent and not answered (its caller was
+    /// cancelled): whether the savepoint exists is unknown.
     uncertain: bool,
     outcome: watch::Receiver<Outcome>,
     group: Arc<WriteGroup>,
 }
 
 impl Member {
-    /// The savepoint statement to put before this member's first write ("" once it is open).
-    pub(crate) fn open_savepoint(&mut self) -> &'static str {
-        if self.savepoint {
-            ""
-        } else {
+    /// Runs `statements` in order and returns the rows of all of them; a `write` opens this
+    /// member's savepoint first (once), so a failure later undoes only this member.
+    pub(crate) async fn run(&mut self, mut statements: Vec<Statement>, write: bool) -> StoreResult<Vec<AnyRow>> {
+        let opening = write && !self.savepoint;
+        if opening {
+            statements.insert(0, Statement::new(SAVEPOINT));
             self.savepoint = true;
-            SAVEPOINT
-        }
-    }
-
-    /// Notes that a round trip which opened the savepoint failed: unless the failure came from
-    /// a later statement (a constraint), the savepoint may not exist.
-    pub(crate) fn failed_opening(&mut self, error: &sqlx::Error) {
-        let constraint = matches!(error, sqlx::Error::Database(e) if e.kind() != sqlx::error::ErrorKind::Other);
-        if !constraint {
             self.uncertain = true;
         }
+        let answer = self.writer.as_ref().ok_or(StoreError::Closed)?.connection()?.run(statements).await;
+        let ran = match answer {
+            Ok(ran) => ran,
+            // The thread is gone: nothing more runs on the connection.
+            Err(e) => return Err(e),
+        };
+        self.uncertain = false;
+        ran.map_err(|failed| {
+            if opening && failed.index == 0 {
+                // The savepoint itself failed: it does not exist, and nothing else ran.
+                self.savepoint = false;
+            }
+            failed.error
+        })
     }
 
     /// A new item id.
@@ -354,27 +364,28 @@ impl Member {
         let last = match writer.last_item_id {
             Some(last) => last,
             None => {
-                let seed: i64 = sqlx::query_scalar(
+                let seed = Statement::new(
                     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0),
                                 COALESCE((SELECT MAX(id) FROM items), 0))",
-                )
-                .fetch_one(writer.connection()?)
-                .await?;
-                seed
+                );
+                let rows = writer.connection()?.run(vec![seed]).await?.map_err(|failed| failed.error)?;
+                let row = rows.first().ok_or(StoreError::Corrupt { table: "items", message: "no last id".into() })?;
+                sqlx::Row::try_get::<i64, _>(row, 0)?
             }
         };
         writer.last_item_id = Some(last + 1);
         Ok(last + 1)
     }
 
-    /// The write connection.
-    pub(crate) fn connection(&mut self) -> StoreResult<&mut AnyConnection> {
-        self.writer.as_mut().ok_or(StoreError::Closed)?.connection()
-    }
-
-    /// Ends this member's turn and waits for the commit of its batch.
+    /// Ends this member's turn and waits for the commit of its batch. Its savepoint is
+    /// released first (without waiting: the thread runs it before anything sent later).
     pub(crate) async fn commit(mut self) -> StoreResult<()> {
-        drop(self.writer.take());
+        if let Some(writer) = self.writer.take() {
+            if self.savepoint {
+                writer.connection()?.send(vec![Statement::new(RELEASE)]);
+            }
+            drop(writer);
+        }
         self.group.signal.commit_wanted.notify_one();
         let mut outcome = self.outcome.clone();
         let result = outcome.wait_for(Option::is_some).await.map_err(|_| StoreError::Closed)?.clone();
@@ -426,7 +437,7 @@ mod tests {
         });
         let [a, b, c] = futures::future::join_all(programs).await.try_into().unwrap();
         assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
-        assert!(matches!(b, Err(StoreError::Database(_))), "{b:?}");
+        assert!(matches!(b, Err(StoreError::Sqlite(_))), "{b:?}");
         let names: Vec<String> =
             sqlx::query_scalar("SELECT name FROM cursors WHERE name IN ('a', 'b', 'c') ORDER BY name")
                 .fetch_all(store.reader())

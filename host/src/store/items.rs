@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
-use super::{Statement, StoreResult, Tx, parse_json};
+use super::{Fetch, Statement, StoreResult, Tx, parse_json};
 use crate::model::item::{Item, ItemRef};
 use crate::model::money::Money;
 use crate::model::time::{Micros, to_rfc3339};
@@ -179,8 +179,8 @@ fn item_from_rows(rows: &[AnyRow]) -> StoreResult<Option<Item>> {
 }
 
 /// An item of a type by id, with its parents.
-pub async fn get(conn: &mut sqlx::AnyConnection, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
-    item_from_rows(&item_with_parents(type_key, id).fetch_all(conn).await?)
+pub(crate) async fn get(conn: &mut impl Fetch, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
+    item_from_rows(&conn.fetch(item_with_parents(type_key, id)).await?)
 }
 
 /// Several items by id (any types), with their parents; missing ones are left out.

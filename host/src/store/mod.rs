@@ -1,6 +1,8 @@
 //! Storage: one repository layer over SQLite (embedded default) and PostgreSQL (shared by
-//! several hosts), through sqlx's `Any` driver. SQL is written once with `$n` placeholders and
-//! portable types (BIGINT, TEXT); the few dialect differences go through [`Dialect`].
+//! several hosts), through sqlx's `Any` driver, except SQLite's one write connection, which a
+//! thread of its own drives directly (`write_thread`). SQL is written once with `$n`
+//! placeholders and portable types (BIGINT, TEXT); the few dialect differences go through
+//! [`Dialect`].
 //!
 //! A bound `LIMIT` is written `LIMIT CAST($n AS BIGINT)`: SQLite plans a bare `LIMIT $n` for
 //! the value bound at preparation and so prepares the statement again whenever another value
@@ -24,9 +26,10 @@ pub mod tasks;
 pub mod triggers;
 mod tx;
 pub mod webhooks;
+mod write_thread;
 
-pub(crate) use tx::Statement;
 pub use tx::Tx;
+pub(crate) use tx::{Fetch, Statement};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -58,6 +61,9 @@ pub enum StoreError {
     /// A database call failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A statement on the SQLite write connection failed.
+    #[error("database: {0}")]
+    Sqlite(rusqlite::Error),
     /// A file of the file store could not be read or written.
     #[error("file store: {path}: {source}")]
     File {
@@ -69,7 +75,7 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The thread of the SQLite committer could not be started.
+    /// A thread of the SQLite write path could not be started.
     #[error("cannot start the SQLite write thread: {0}")]
     Thread(std::io::Error),
     /// The write connection is closed (the server is stopping).
@@ -90,16 +96,6 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
-}
-
-impl StoreError {
-    /// Classifies an error of a write: a failed version check, or a database error.
-    pub(crate) fn from_write(error: sqlx::Error) -> StoreError {
-        match &error {
-            sqlx::Error::Database(e) if e.message().contains("write_check.ok") => StoreError::CheckFailed,
-            _ => StoreError::Database(error),
-        }
-    }
 }
 
 /// Result of storage calls.
@@ -131,6 +127,8 @@ pub struct Store {
     meta: AnyPool,
     dialect: Dialect,
     local_generation: Arc<AtomicI64>,
+    /// SQLite: how to open a connection of sqlx's own (the migrations run on one).
+    sqlite_options: Option<AnyConnectOptions>,
 }
 
 impl Store {
@@ -155,6 +153,7 @@ impl Store {
                 meta,
                 dialect: Dialect::Postgres,
                 local_generation: Arc::default(),
+                sqlite_options: None,
             })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_string()))
@@ -175,6 +174,11 @@ impl Store {
             format!("{url}?mode=rwc")
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        // SQLite has one writer at a time: a single write connection, on a thread of its own and
+        // shared by group commit, instead of writers spinning on SQLITE_BUSY; readers use their
+        // own pool.
+        let write = write_thread::WriteConnection::open(file, PRAGMAS)?;
+        let write = Writes::Group(group_commit::WriteGroup::start(write)?);
         let pragmas = |options: AnyPoolOptions| {
             options.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -183,25 +187,33 @@ impl Store {
                 })
             })
         };
-        // SQLite has one writer at a time: a single write connection, shared by group commit,
-        // instead of writers spinning on SQLITE_BUSY; readers use their own pool.
-        let mut write = AnyConnection::connect_with(&options).await?;
-        write.execute(PRAGMAS).await?;
-        write.execute(group_commit::CREATE_CHECK_TABLE).await?;
-        let write = Writes::Group(group_commit::WriteGroup::start(write)?);
         let read = pragmas(AnyPoolOptions::new().max_connections(8))
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Store { write, meta: read.clone(), read, dialect: Dialect::Sqlite, local_generation: Arc::default() })
+        Ok(Store {
+            write,
+            meta: read.clone(),
+            read,
+            dialect: Dialect::Sqlite,
+            local_generation: Arc::default(),
+            sqlite_options: Some(options),
+        })
     }
 
     /// Runs the migrations of this dialect.
     pub async fn migrate(&self) -> StoreResult<()> {
         match &self.write {
             Writes::Group(group) => {
-                let mut writer = group.exclusive().await;
-                sqlx::migrate!("../migrations/sqlite").run(writer.connection()?).await?;
+                // sqlx runs the migrations on a connection of its own, while the write
+                // connection waits with no transaction open.
+                let _writer = group.exclusive().await;
+                let options = self.sqlite_options.as_ref().ok_or(StoreError::Closed)?;
+                let mut connection = AnyConnection::connect_with(options).await?;
+                connection.execute(PRAGMAS).await?;
+                let migrated = sqlx::migrate!("../migrations/sqlite").run(&mut connection).await;
+                connection.close().await?;
+                migrated?;
             }
             Writes::Pool(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
         }

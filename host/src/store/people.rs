@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{StoreResult, Tx};
+use super::{Statement, StoreResult, Tx};
 use crate::model::access::{Access, Permission, Principal};
 use crate::model::people::{Department, Role, User};
 use crate::model::time::{now_micros, to_rfc3339};
@@ -63,11 +63,14 @@ pub async fn get_user(pool: &AnyPool, id: i64) -> StoreResult<Option<User>> {
 
 /// Whether a user with this e-mail exists (other than `except`).
 pub async fn email_taken(tx: &mut Tx, email: &str, except: i64) -> StoreResult<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE lower(email) = lower($1) AND id <> $2")
-        .bind(email)
-        .bind(except)
-        .fetch_one(tx.connection().await?)
-        .await?;
+    let n: i64 = tx
+        .fetch_one(
+            Statement::new("SELECT COUNT(*) FROM users WHERE lower(email) = lower($1) AND id <> $2")
+                .bind(email)
+                .bind(except),
+        )
+        .await?
+        .try_get(0)?;
     Ok(n > 0)
 }
 
@@ -85,63 +88,71 @@ pub struct NewUser<'a> {
 
 /// Inserts a user and returns its id.
 pub async fn insert_user(tx: &mut Tx, user: &NewUser<'_>) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO users (name, email, department_id, active, is_admin, created_at)
+    Ok(tx
+        .fetch_one(
+            Statement::new(
+                "INSERT INTO users (name, email, department_id, active, is_admin, created_at)
          VALUES ($1, $2, $3, 1, $4, $5) RETURNING id",
-    )
-    .bind(user.name)
-    .bind(user.email)
-    .bind(user.department)
-    .bind(user.admin as i64)
-    .bind(now_micros())
-    .fetch_one(tx.connection().await?)
-    .await?)
+            )
+            .bind(user.name)
+            .bind(user.email)
+            .bind(user.department)
+            .bind(user.admin as i64)
+            .bind(now_micros()),
+        )
+        .await?
+        .try_get(0)?)
 }
 
 /// Updates a user's editable columns.
 pub async fn update_user(tx: &mut Tx, user: &User) -> StoreResult<()> {
-    sqlx::query("UPDATE users SET name = $1, email = $2, department_id = $3, active = $4, is_admin = $5 WHERE id = $6")
+    tx.execute(
+        Statement::new(
+            "UPDATE users SET name = $1, email = $2, department_id = $3, active = $4, is_admin = $5 WHERE id = $6",
+        )
         .bind(&user.name)
         .bind(&user.email)
         .bind(user.department)
         .bind(user.active as i64)
         .bind(user.admin as i64)
-        .bind(user.id)
-        .execute(tx.connection().await?)
-        .await?;
+        .bind(user.id),
+    )
+    .await?;
     Ok(())
 }
 
 /// Replaces a user's roles with the given role ids.
 pub async fn set_user_roles(tx: &mut Tx, user_id: i64, role_ids: &[i64]) -> StoreResult<()> {
-    sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(user_id).execute(tx.connection().await?).await?;
+    tx.execute(Statement::new("DELETE FROM user_roles WHERE user_id = $1").bind(user_id)).await?;
     for role_id in role_ids {
-        sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)")
-            .bind(user_id)
-            .bind(role_id)
-            .execute(tx.connection().await?)
-            .await?;
+        tx.execute(
+            Statement::new("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)").bind(user_id).bind(*role_id),
+        )
+        .await?;
     }
     Ok(())
 }
 
 /// Finds the id of the first (lowest id) system administrator.
 pub async fn first_admin(tx: &mut Tx) -> StoreResult<Option<i64>> {
-    Ok(sqlx::query_scalar("SELECT MIN(id) FROM users WHERE is_admin = 1").fetch_one(tx.connection().await?).await?)
+    Ok(tx.fetch_one(Statement::new("SELECT MIN(id) FROM users WHERE is_admin = 1")).await?.try_get(0)?)
 }
 
 /// Stores a token hash for a user.
 pub async fn insert_token(tx: &mut Tx, user_id: i64, hash: &str, name: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4)
+    Ok(tx
+        .fetch_one(
+            Statement::new(
+                "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id RETURNING id",
-    )
-    .bind(user_id)
-    .bind(hash)
-    .bind(name)
-    .bind(now_micros())
-    .fetch_one(tx.connection().await?)
-    .await?)
+            )
+            .bind(user_id)
+            .bind(hash)
+            .bind(name)
+            .bind(now_micros()),
+        )
+        .await?
+        .try_get(0)?)
 }
 
 /// The active principal a token hash belongs to, with its roles' grants.
@@ -205,26 +216,30 @@ pub async fn list_departments(pool: &AnyPool) -> StoreResult<Vec<Department>> {
 
 /// Inserts a department and returns its id.
 pub async fn insert_department(tx: &mut Tx, name: &str, parent: Option<i64>, head: Option<i64>) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO departments (name, parent_id, head_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(name)
-    .bind(parent)
-    .bind(head)
-    .bind(now_micros())
-    .fetch_one(tx.connection().await?)
-    .await?)
+    Ok(tx
+        .fetch_one(
+            Statement::new(
+                "INSERT INTO departments (name, parent_id, head_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(name)
+            .bind(parent)
+            .bind(head)
+            .bind(now_micros()),
+        )
+        .await?
+        .try_get(0)?)
 }
 
 /// Updates a department.
 pub async fn update_department(tx: &mut Tx, department: &Department) -> StoreResult<()> {
-    sqlx::query("UPDATE departments SET name = $1, parent_id = $2, head_id = $3 WHERE id = $4")
-        .bind(&department.name)
-        .bind(department.parent)
-        .bind(department.head)
-        .bind(department.id)
-        .execute(tx.connection().await?)
-        .await?;
+    tx.execute(
+        Statement::new("UPDATE departments SET name = $1, parent_id = $2, head_id = $3 WHERE id = $4")
+            .bind(&department.name)
+            .bind(department.parent)
+            .bind(department.head)
+            .bind(department.id),
+    )
+    .await?;
     Ok(())
 }
 
@@ -254,14 +269,13 @@ pub async fn list_roles(pool: &AnyPool) -> StoreResult<Vec<Role>> {
 
 /// Inserts a role with its permissions; returns `None` when the key is taken.
 pub async fn insert_role(tx: &mut Tx, key: &str, title: &str, permissions: &[Permission]) -> StoreResult<Option<i64>> {
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = tx.fetch_optional(Statement::new(
         "INSERT INTO roles (key, title, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING RETURNING id",
     )
     .bind(key)
     .bind(title)
     .bind(now_micros())
-    .fetch_optional(tx.connection().await?)
-    .await?;
+    ).await?.map(|row| row.try_get(0)).transpose()?;
     let Some(id) = id else { return Ok(None) };
     replace_permissions(tx, id, permissions).await?;
     Ok(Some(id))
@@ -269,27 +283,23 @@ pub async fn insert_role(tx: &mut Tx, key: &str, title: &str, permissions: &[Per
 
 /// Replaces a role's title and permissions.
 pub async fn update_role(tx: &mut Tx, id: i64, title: &str, permissions: &[Permission]) -> StoreResult<()> {
-    sqlx::query("UPDATE roles SET title = $1 WHERE id = $2")
-        .bind(title)
-        .bind(id)
-        .execute(tx.connection().await?)
-        .await?;
+    tx.execute(Statement::new("UPDATE roles SET title = $1 WHERE id = $2").bind(title).bind(id)).await?;
     replace_permissions(tx, id, permissions).await
 }
 
 async fn replace_permissions(tx: &mut Tx, role_id: i64, permissions: &[Permission]) -> StoreResult<()> {
-    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
-        .bind(role_id)
-        .execute(tx.connection().await?)
-        .await?;
+    tx.execute(Statement::new("DELETE FROM role_permissions WHERE role_id = $1").bind(role_id)).await?;
     for p in permissions {
-        sqlx::query("INSERT INTO role_permissions (role_id, type_key, funnel_key, access) VALUES ($1, $2, $3, $4)")
+        tx.execute(
+            Statement::new(
+                "INSERT INTO role_permissions (role_id, type_key, funnel_key, access) VALUES ($1, $2, $3, $4)",
+            )
             .bind(role_id)
             .bind(&p.type_key)
             .bind(p.funnel.clone().unwrap_or_default())
-            .bind(p.access.as_str())
-            .execute(tx.connection().await?)
-            .await?;
+            .bind(p.access.as_str()),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -298,10 +308,11 @@ async fn replace_permissions(tx: &mut Tx, role_id: i64, permissions: &[Permissio
 pub async fn role_ids(tx: &mut Tx, keys: &[String]) -> StoreResult<Result<Vec<i64>, String>> {
     let mut ids = Vec::with_capacity(keys.len());
     for key in keys {
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE key = $1")
-            .bind(key)
-            .fetch_optional(tx.connection().await?)
-            .await?;
+        let id: Option<i64> = tx
+            .fetch_optional(Statement::new("SELECT id FROM roles WHERE key = $1").bind(key))
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
         match id {
             Some(id) => ids.push(id),
             None => return Ok(Err(key.clone())),
@@ -316,7 +327,7 @@ pub async fn exists(tx: &mut Tx, table: PeopleTable, id: i64) -> StoreResult<boo
         PeopleTable::Users => "SELECT COUNT(*) FROM users WHERE id = $1",
         PeopleTable::Departments => "SELECT COUNT(*) FROM departments WHERE id = $1",
     };
-    let n: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(tx.connection().await?).await?;
+    let n: i64 = tx.fetch_one(Statement::new(sql).bind(id)).await?.try_get(0)?;
     Ok(n > 0)
 }
 

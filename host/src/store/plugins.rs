@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{StoreResult, Tx, parse_json};
+use super::{Statement, StoreResult, Tx, parse_json};
 use crate::model::time::{now_micros, to_rfc3339};
 use crate::runtime::capability::Capability;
 use crate::runtime::limits::Limits;
@@ -49,9 +49,9 @@ fn version_from_row(row: &AnyRow) -> StoreResult<PluginVersion> {
 
 /// Stores a plugin version. Returns false when this name and version exist already.
 pub async fn insert(tx: &mut Tx, plugin: &PluginVersion, module: &[u8]) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let done = tx.write_returning(Statement::new(
         "INSERT INTO plugins (name, version, kind, world, capabilities, limits, sha256, module, builtin, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name, version) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name, version) DO NOTHING RETURNING 1",
     )
     .bind(&plugin.name)
     .bind(&plugin.version)
@@ -63,9 +63,8 @@ pub async fn insert(tx: &mut Tx, plugin: &PluginVersion, module: &[u8]) -> Store
     .bind(module.to_vec())
     .bind(plugin.builtin as i64)
     .bind(now_micros())
-    .execute(tx.connection().await?)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    ).await?;
+    Ok(!done.is_empty())
 }
 
 /// Every version of every plugin, by name then upload order.
@@ -91,12 +90,10 @@ pub async fn module(pool: &AnyPool, name: &str, version: &str) -> StoreResult<Op
 
 /// Deletes every version of a plugin and its state.
 pub async fn delete(tx: &mut Tx, name: &str) -> StoreResult<u64> {
-    sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1").bind(name).execute(tx.connection().await?).await?;
-    Ok(sqlx::query("DELETE FROM plugins WHERE name = $1")
-        .bind(name)
-        .execute(tx.connection().await?)
-        .await?
-        .rows_affected())
+    tx.execute(Statement::new("DELETE FROM plugin_kv WHERE plugin = $1").bind(name)).await?;
+    let deleted =
+        tx.write_returning(Statement::new("DELETE FROM plugins WHERE name = $1 RETURNING 1").bind(name)).await?;
+    Ok(deleted.len() as u64)
 }
 
 /// A plugin's stored value.
@@ -112,21 +109,19 @@ pub async fn kv_get(pool: &AnyPool, plugin: &str, key: &str) -> StoreResult<Opti
 pub async fn kv_put(tx: &mut Tx, plugin: &str, key: &str, value: Option<&str>) -> StoreResult<()> {
     match value {
         Some(value) => {
-            sqlx::query(
-                "INSERT INTO plugin_kv (plugin, key, value) VALUES ($1, $2, $3)
+            tx.execute(
+                Statement::new(
+                    "INSERT INTO plugin_kv (plugin, key, value) VALUES ($1, $2, $3)
                  ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(plugin)
+                .bind(key)
+                .bind(value),
             )
-            .bind(plugin)
-            .bind(key)
-            .bind(value)
-            .execute(tx.connection().await?)
             .await?;
         }
         None => {
-            sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1 AND key = $2")
-                .bind(plugin)
-                .bind(key)
-                .execute(tx.connection().await?)
+            tx.execute(Statement::new("DELETE FROM plugin_kv WHERE plugin = $1 AND key = $2").bind(plugin).bind(key))
                 .await?;
         }
     }

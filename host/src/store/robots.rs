@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{StoreResult, Tx, parse_json};
+use super::{Statement, StoreResult, Tx, parse_json};
 use crate::model::time::{now_micros, to_rfc3339};
 
 /// How a robot waits for the ones before it.
@@ -124,7 +124,7 @@ pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<Robot>> {
 
 /// Inserts a robot and returns its id.
 pub async fn insert(tx: &mut Tx, robot: &Robot) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(tx.fetch_one(Statement::new(
         "INSERT INTO robots (type_key, funnel_key, stage_key, plugin, version_req, config, condition, delay_s, mode, position, created_at,
              relative_field, relative_offset_s)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
@@ -142,13 +142,12 @@ pub async fn insert(tx: &mut Tx, robot: &Robot) -> StoreResult<i64> {
     .bind(now_micros())
     .bind(robot.relative_to.as_ref().map(|r| r.field.as_str()))
     .bind(robot.relative_to.as_ref().map_or(0, |r| r.offset_s))
-    .fetch_one(tx.connection().await?)
-    .await?)
+    ).await?.try_get(0)?)
 }
 
 /// Updates a robot's settings.
 pub async fn update(tx: &mut Tx, robot: &Robot) -> StoreResult<()> {
-    sqlx::query(
+    tx.execute(Statement::new(
         "UPDATE robots SET plugin = $1, version_req = $2, config = $3, condition = $4, delay_s = $5, mode = $6, position = $7,
              relative_field = $8, relative_offset_s = $9
          WHERE id = $10",
@@ -163,26 +162,25 @@ pub async fn update(tx: &mut Tx, robot: &Robot) -> StoreResult<()> {
     .bind(robot.relative_to.as_ref().map(|r| r.field.as_str()))
     .bind(robot.relative_to.as_ref().map_or(0, |r| r.offset_s))
     .bind(robot.id)
-    .execute(tx.connection().await?)
-    .await?;
+    ).await?;
     Ok(())
 }
 
 /// Deletes a robot and cancels its pending jobs.
 pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE robot_id = $2 AND status = 'pending'")
+    tx.execute(
+        Statement::new(
+            "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE robot_id = $2 AND status = 'pending'",
+        )
         .bind(now_micros())
-        .bind(id)
-        .execute(tx.connection().await?)
-        .await?;
-    sqlx::query("DELETE FROM robots WHERE id = $1").bind(id).execute(tx.connection().await?).await?;
+        .bind(id),
+    )
+    .await?;
+    tx.execute(Statement::new("DELETE FROM robots WHERE id = $1").bind(id)).await?;
     Ok(())
 }
 
 /// How many robots use a plugin.
 pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM robots WHERE plugin = $1")
-        .bind(plugin)
-        .fetch_one(tx.connection().await?)
-        .await?)
+    Ok(tx.fetch_one(Statement::new("SELECT COUNT(*) FROM robots WHERE plugin = $1").bind(plugin)).await?.try_get(0)?)
 }

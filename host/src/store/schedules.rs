@@ -79,7 +79,7 @@ pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredSchedule>>
 
 /// Inserts a schedule and returns its id.
 pub async fn insert(tx: &mut Tx, schedule: &StoredSchedule, now: Micros) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(tx.fetch_one(Statement::new(
         "INSERT INTO schedules (title, cron, timezone, plugin, version_req, config, type_key, funnel_key, stage_key, active,
              next_at, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
@@ -96,43 +96,46 @@ pub async fn insert(tx: &mut Tx, schedule: &StoredSchedule, now: Micros) -> Stor
     .bind(i64::from(schedule.active))
     .bind(schedule.next_at)
     .bind(now)
-    .fetch_one(tx.connection().await?)
-    .await?)
+    ).await?.try_get(0)?)
 }
 
 /// Updates a schedule's settings, and its next firing when `retimed` (otherwise the next
 /// firing stays as the scheduler left it).
 pub async fn update(tx: &mut Tx, schedule: &StoredSchedule, retimed: bool) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE schedules SET title = $1, cron = $2, timezone = $3, plugin = $4, version_req = $5, config = $6,
+    tx.execute(
+        Statement::new(
+            "UPDATE schedules SET title = $1, cron = $2, timezone = $3, plugin = $4, version_req = $5, config = $6,
              funnel_key = $7, stage_key = $8, active = $9, next_at = CASE WHEN $12 = 1 THEN $10 ELSE next_at END
          WHERE id = $11",
+        )
+        .bind(&schedule.title)
+        .bind(&schedule.cron)
+        .bind(&schedule.timezone)
+        .bind(&schedule.plugin)
+        .bind(&schedule.version)
+        .bind(schedule.config.to_string())
+        .bind(&schedule.funnel)
+        .bind(&schedule.stage)
+        .bind(i64::from(schedule.active))
+        .bind(schedule.next_at)
+        .bind(schedule.id)
+        .bind(i64::from(retimed)),
     )
-    .bind(&schedule.title)
-    .bind(&schedule.cron)
-    .bind(&schedule.timezone)
-    .bind(&schedule.plugin)
-    .bind(&schedule.version)
-    .bind(schedule.config.to_string())
-    .bind(&schedule.funnel)
-    .bind(&schedule.stage)
-    .bind(i64::from(schedule.active))
-    .bind(schedule.next_at)
-    .bind(schedule.id)
-    .bind(i64::from(retimed))
-    .execute(tx.connection().await?)
     .await?;
     Ok(())
 }
 
 /// Deletes a schedule and cancels its pending runs.
 pub async fn delete(tx: &mut Tx, id: i64, now: Micros) -> StoreResult<()> {
-    sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE schedule_id = $2 AND status = 'pending'")
+    tx.execute(
+        Statement::new(
+            "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE schedule_id = $2 AND status = 'pending'",
+        )
         .bind(now)
-        .bind(id)
-        .execute(tx.connection().await?)
-        .await?;
-    sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id).execute(tx.connection().await?).await?;
+        .bind(id),
+    )
+    .await?;
+    tx.execute(Statement::new("DELETE FROM schedules WHERE id = $1").bind(id)).await?;
     Ok(())
 }
 
@@ -175,10 +178,10 @@ pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
 
 /// How many schedules run a plugin.
 pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM schedules WHERE plugin = $1")
-        .bind(plugin)
-        .fetch_one(tx.connection().await?)
-        .await?)
+    Ok(tx
+        .fetch_one(Statement::new("SELECT COUNT(*) FROM schedules WHERE plugin = $1").bind(plugin))
+        .await?
+        .try_get(0)?)
 }
 
 /// The ids of the items in a schedule's scope (at most `limit`).

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Statement, StoreResult, Tx, parse_json};
+use super::{Fetch, Statement, StoreResult, Tx, parse_json};
 use crate::model::actor::Actor;
 use crate::model::item::ItemRef;
 use crate::model::task::{Task, TaskStatus};
@@ -60,7 +60,7 @@ pub fn deadline_of(task: &Task) -> Option<Micros> {
 }
 
 /// Builds the tasks of `rows`, reading their links and auditors.
-async fn assemble(conn: &mut AnyConnection, rows: &[AnyRow], now: Micros) -> StoreResult<Vec<Task>> {
+async fn assemble(conn: &mut impl Fetch, rows: &[AnyRow], now: Micros) -> StoreResult<Vec<Task>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
     let mut links: HashMap<i64, Vec<ItemRef>> = HashMap::new();
     let mut auditors: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -69,14 +69,14 @@ async fn assemble(conn: &mut AnyConnection, rows: &[AnyRow], now: Micros) -> Sto
         let sql = format!(
             "SELECT task_id, type_key, item_id FROM task_links WHERE task_id IN ({list}) ORDER BY type_key, item_id"
         );
-        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).fetch_all(&mut *conn).await? {
+        for row in conn.fetch(Statement::new(sql).transient()).await? {
             links
                 .entry(row.try_get("task_id")?)
                 .or_default()
                 .push(ItemRef { type_key: row.try_get("type_key")?, id: row.try_get("item_id")? });
         }
         let sql = format!("SELECT task_id, user_id FROM task_auditors WHERE task_id IN ({list}) ORDER BY user_id");
-        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).fetch_all(&mut *conn).await? {
+        for row in conn.fetch(Statement::new(sql).transient()).await? {
             auditors.entry(row.try_get("task_id")?).or_default().push(row.try_get("user_id")?);
         }
     }
@@ -89,9 +89,8 @@ async fn assemble(conn: &mut AnyConnection, rows: &[AnyRow], now: Micros) -> Sto
 }
 
 /// One task.
-pub async fn get(conn: &mut AnyConnection, id: i64, now: Micros) -> StoreResult<Option<Task>> {
-    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id = $1");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(&mut *conn).await?;
+pub(crate) async fn get(conn: &mut impl Fetch, id: i64, now: Micros) -> StoreResult<Option<Task>> {
+    let rows = conn.fetch(Statement::new(format!("SELECT {COLUMNS} FROM tasks WHERE id = $1")).bind(id)).await?;
     Ok(assemble(conn, &rows, now).await?.pop())
 }
 
@@ -152,7 +151,11 @@ pub async fn list(
     }
     let p = next((limit + 1).into(), &mut statement_args);
     sql.push_str(&format!(" ORDER BY id LIMIT CAST({p} AS BIGINT)"));
-    let rows = Statement::query(&sql, statement_args).fetch_all(&mut *conn).await?;
+    let mut statement = Statement::new(sql);
+    for arg in statement_args {
+        statement = statement.bind(arg);
+    }
+    let rows = conn.fetch(statement).await?;
     assemble(conn, &rows, now).await
 }
 

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::{StoreResult, Tx, parse_json};
+use super::{Statement, StoreResult, Tx, parse_json};
 use crate::model::time::{now_micros, to_rfc3339};
 
 /// A stored trigger.
@@ -91,7 +91,7 @@ pub async fn by_secret(pool: &AnyPool, secret: &str) -> StoreResult<Option<Store
 /// event's id.
 pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<(i64, i64)> {
     super::lock_id_order(tx).await?;
-    let row = sqlx::query(
+    let row = tx.fetch_one(Statement::new(
         "INSERT INTO triggers (type_key, funnel_key, stage_key, kind, config, allow_backwards, condition, secret, plugin, created_at, since_event)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT COALESCE(MAX(id), 0) FROM events)) RETURNING id, since_event",
     )
@@ -105,39 +105,39 @@ pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<(i64, i
     .bind(&trigger.secret)
     .bind(&trigger.plugin)
     .bind(now_micros())
-    .fetch_one(tx.connection().await?)
-    .await?;
+    ).await?;
     Ok((row.try_get("id")?, row.try_get("since_event")?))
 }
 
 /// Updates a trigger's settings.
 pub async fn update(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE triggers SET kind = $1, config = $2, allow_backwards = $3, condition = $4, secret = $5, plugin = $6
+    tx.execute(
+        Statement::new(
+            "UPDATE triggers SET kind = $1, config = $2, allow_backwards = $3, condition = $4, secret = $5, plugin = $6
          WHERE id = $7",
+        )
+        .bind(&trigger.kind)
+        .bind(trigger.config.to_string())
+        .bind(i64::from(trigger.allow_backwards))
+        .bind(&trigger.condition)
+        .bind(&trigger.secret)
+        .bind(&trigger.plugin)
+        .bind(trigger.id),
     )
-    .bind(&trigger.kind)
-    .bind(trigger.config.to_string())
-    .bind(i64::from(trigger.allow_backwards))
-    .bind(&trigger.condition)
-    .bind(&trigger.secret)
-    .bind(&trigger.plugin)
-    .bind(trigger.id)
-    .execute(tx.connection().await?)
     .await?;
     Ok(())
 }
 
 /// Deletes a trigger.
 pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
-    sqlx::query("DELETE FROM triggers WHERE id = $1").bind(id).execute(tx.connection().await?).await?;
+    tx.execute(Statement::new("DELETE FROM triggers WHERE id = $1").bind(id)).await?;
     Ok(())
 }
 
 /// How many triggers run a plugin.
 pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM triggers WHERE plugin = $1")
-        .bind(plugin)
-        .fetch_one(tx.connection().await?)
-        .await?)
+    Ok(tx
+        .fetch_one(Statement::new("SELECT COUNT(*) FROM triggers WHERE plugin = $1").bind(plugin))
+        .await?
+        .try_get(0)?)
 }

@@ -6,10 +6,9 @@
 //!
 //! Statements that return nothing a use case needs (history, timeline, outbox rows) are
 //! *deferred*: queued on the transaction and sent with its next statement or at commit. On
-//! SQLite the queue and that statement travel to the database thread as one multi-statement
-//! query, so a create or a move costs one or two round trips to it instead of five or six. (The
-//! SQLite driver of sqlx 0.9 runs multi-statement queries; its other drivers do not, so
-//! PostgreSQL sends them one by one.)
+//! SQLite the queue and that statement travel to the write thread as one request, so a create
+//! or a move costs one or two hand-overs to it instead of five or six; PostgreSQL gets them
+//! one by one.
 
 use std::borrow::Cow;
 
@@ -18,7 +17,6 @@ use std::sync::Arc;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Row};
 
-use super::group_commit::CHECK;
 use super::group_commit::{Member, WriteGroup};
 use super::{Dialect, StoreError, StoreResult};
 use crate::model::item::Item;
@@ -32,6 +30,14 @@ pub(crate) enum Arg {
     Text(Option<String>),
     /// A boolean or NULL.
     Bool(Option<bool>),
+    /// Bytes or NULL.
+    Blob(Option<Vec<u8>>),
+}
+
+impl From<Vec<u8>> for Arg {
+    fn from(v: Vec<u8>) -> Arg {
+        Arg::Blob(Some(v))
+    }
 }
 
 impl From<i64> for Arg {
@@ -93,12 +99,16 @@ impl From<bool> for Arg {
 pub(crate) struct Statement {
     sql: Cow<'static, str>,
     args: Vec<Arg>,
+    /// Not kept among a connection's prepared statements (its text changes with its values).
+    transient: bool,
+    /// Fails with [`StoreError::CheckFailed`] unless it changes exactly one row.
+    changing_one_row: bool,
 }
 
 impl Statement {
     /// A statement without arguments yet.
     pub(crate) fn new(sql: impl Into<Cow<'static, str>>) -> Statement {
-        Statement { sql: sql.into(), args: Vec::new() }
+        Statement { sql: sql.into(), args: Vec::new(), transient: false, changing_one_row: false }
     }
 
     /// Adds the next argument.
@@ -107,12 +117,39 @@ impl Statement {
         self
     }
 
-    /// Appends this statement to `sql`, its placeholders shifted past the `args` already
-    /// collected, and its arguments to `args`.
-    pub(super) fn append_to(self, sql: &mut String, args: &mut Vec<Arg>) {
-        shift_placeholders(&self.sql, args.len(), sql);
-        sql.push_str(";\n");
-        args.extend(self.args);
+    /// Marks the statement as not worth keeping prepared: its text carries values (an id
+    /// list), so it is seldom run twice.
+    pub(crate) fn transient(mut self) -> Statement {
+        self.transient = true;
+        self
+    }
+
+    /// Makes the statement a check (SQLite write thread only): it fails with
+    /// [`StoreError::CheckFailed`] unless it changes exactly one row, so a version-checked
+    /// write can be queued without waiting for an answer.
+    pub(super) fn changing_one_row(mut self) -> Statement {
+        self.changing_one_row = true;
+        self
+    }
+
+    /// See [`Statement::changing_one_row`].
+    pub(super) fn must_change_one_row(&self) -> bool {
+        self.changing_one_row
+    }
+
+    /// The text.
+    pub(super) fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The arguments, `$1` first.
+    pub(super) fn args(&self) -> &[Arg] {
+        &self.args
+    }
+
+    /// See [`Statement::transient`].
+    pub(super) fn is_transient(&self) -> bool {
+        self.transient
     }
 
     /// The same statement answering one row per row it changes (`RETURNING 1`).
@@ -121,69 +158,50 @@ impl Statement {
         self
     }
 
-    /// Runs this statement on a connection outside any [`Tx`] and returns its rows.
-    pub(crate) async fn fetch_all(self, connection: &mut AnyConnection) -> StoreResult<Vec<AnyRow>> {
-        Ok(Statement::query(&self.sql, self.args).fetch_all(connection).await?)
-    }
-
-    pub(super) fn query(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-        for arg in args {
+    /// The statement as an sqlx query.
+    fn into_query(self) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql.into_owned())).persistent(!self.transient);
+        for arg in self.args {
             query = match arg {
                 Arg::Int(v) => query.bind(v),
                 Arg::Text(v) => query.bind(v),
                 Arg::Bool(v) => query.bind(v),
+                Arg::Blob(v) => query.bind(v),
             };
         }
         query
     }
 }
 
-/// Copies `sql` to `out` with every `$n` placeholder outside quotes renumbered to `$(n + by)`.
-fn shift_placeholders(sql: &str, by: usize, out: &mut String) {
-    let mut chars = sql.char_indices().peekable();
-    let mut quoted = false;
-    while let Some((_, c)) = chars.next() {
-        if c == '\'' {
-            quoted = !quoted;
-        }
-        if c != '$' || quoted {
-            out.push(c);
-            continue;
-        }
-        let mut number = String::new();
-        while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
-            number.push(*d);
-            chars.next();
-        }
-        match number.parse::<usize>() {
-            Ok(n) => {
-                out.push('$');
-                out.push_str(&(n + by).to_string());
-            }
-            Err(_) => {
-                out.push('$');
-                out.push_str(&number);
-            }
-        }
+/// What repositories read rows through: a connection of a pool, or a write transaction (which
+/// sees its own writes).
+pub(crate) trait Fetch: Send {
+    /// Runs a query that only reads and returns its rows.
+    fn fetch(&mut self, statement: Statement) -> impl Future<Output = StoreResult<Vec<AnyRow>>> + Send;
+}
+
+impl Fetch for AnyConnection {
+    async fn fetch(&mut self, statement: Statement) -> StoreResult<Vec<AnyRow>> {
+        Ok(statement.into_query().fetch_all(self).await?)
+    }
+}
+
+impl Fetch for sqlx::pool::PoolConnection<Any> {
+    async fn fetch(&mut self, statement: Statement) -> StoreResult<Vec<AnyRow>> {
+        Ok(statement.into_query().fetch_all(&mut **self).await?)
+    }
+}
+
+impl Fetch for Tx {
+    async fn fetch(&mut self, statement: Statement) -> StoreResult<Vec<AnyRow>> {
+        self.fetch_all(statement).await
     }
 }
 
 /// Opens the nested savepoint of [`Tx::write_checked`].
-const ATTEMPT: &str = "SAVEPOINT attempt;\n";
+const ATTEMPT: &str = "SAVEPOINT attempt";
 /// Undoes a checked write whose condition failed, with what came with it.
-const UNDO_ATTEMPT: &str = "ROLLBACK TO attempt;\nRELEASE attempt;\n";
-
-/// One round trip to the SQLite write connection; returns the rows produced.
-async fn hop(member: &mut Member, sql: &str, args: Vec<Arg>, opening: bool) -> StoreResult<Vec<AnyRow>> {
-    let result = Statement::query(sql, args).fetch_all(&mut *member.connection()?).await;
-    result.map_err(|e| {
-        if opening {
-            member.failed_opening(&e);
-        }
-        StoreError::from_write(e)
-    })
-}
+const UNDO_ATTEMPT: [&str; 2] = ["ROLLBACK TO attempt", "RELEASE attempt"];
 
 /// Where the transaction's statements go once it has its turn.
 enum Inner {
@@ -236,7 +254,7 @@ impl Tx {
 
     /// Lends the transaction an item as its caller knows it: read just before (a robot's run
     /// reads its item once and acts on that copy) or as a write of this transaction left it.
-    /// Reading the item in this transaction then takes this copy instead of a round trip.
+    /// Reading the item in this transaction then takes this copy instead of a request.
     /// That is safe because every write of an item checks the version it was read at: a copy
     /// older than the row fails the write, and the use case runs again on a fresh read.
     /// Writes of the item through [`super::items`] forget the copy first.
@@ -307,10 +325,10 @@ impl Tx {
         }
     }
 
-    /// Runs the deferred statements and `last` (if any) in one round trip on SQLite, one by
-    /// one on PostgreSQL; `write` says whether `last` changes data. Returns the rows of `last`.
-    /// (Rows, not counts: SQLite reports no reliable count for a multi-statement query, so a
-    /// write that must know what it changed says `RETURNING`.)
+    /// Runs the deferred statements and `last` (if any) in one request to the SQLite write
+    /// thread, one by one on PostgreSQL; `write` says whether `last` changes data. Returns the
+    /// rows of `last`. (Rows, not counts: a write that must know what it changed says
+    /// `RETURNING`, on both databases.)
     async fn run(&mut self, last: Option<Statement>, write: bool) -> StoreResult<Vec<AnyRow>> {
         if last.is_none() && self.deferred.is_empty() {
             return Ok(Vec::new());
@@ -320,26 +338,16 @@ impl Tx {
         match &mut self.inner {
             Inner::Pooled { tx: Some(tx), .. } => {
                 for statement in deferred {
-                    Statement::query(&statement.sql, statement.args).execute(&mut **tx).await?;
+                    statement.into_query().execute(&mut **tx).await?;
                 }
                 match last {
-                    Some(last) => Ok(Statement::query(&last.sql, last.args).fetch_all(&mut **tx).await?),
+                    Some(last) => Ok(last.into_query().fetch_all(&mut **tx).await?),
                     None => Ok(Vec::new()),
                 }
             }
             Inner::Grouped { member: Some(member), .. } => {
-                let mut sql = String::new();
-                let mut args = Vec::new();
-                let mut opening = false;
-                if !deferred.is_empty() || (last.is_some() && write) {
-                    let savepoint = member.open_savepoint();
-                    sql.push_str(savepoint);
-                    opening = !savepoint.is_empty();
-                }
-                for statement in deferred.into_iter().chain(last) {
-                    statement.append_to(&mut sql, &mut args);
-                }
-                hop(member, &sql, args, opening).await
+                let write = write || !deferred.is_empty();
+                member.run(deferred.into_iter().chain(last).collect(), write).await
             }
             _ => Err(super::StoreError::Closed),
         }
@@ -352,18 +360,17 @@ impl Tx {
 
     /// Runs `checked`, a write (without `RETURNING`) that changes one row while its condition
     /// (typically a version) holds and none otherwise, and then `then`, the statements that
-    /// belong with it. On SQLite all of it travels in one round trip, `then` inside a nested savepoint that
-    /// is rolled back when `checked` returned nothing; on PostgreSQL `then` is deferred once
-    /// `checked` has returned a row. Returns whether `checked` returned a row.
+    /// belong with it. On SQLite all of it travels in one request, `then` inside a nested
+    /// savepoint that is rolled back when `checked` returned nothing; on PostgreSQL `then` is
+    /// deferred once `checked` has returned a row. Returns whether `checked` returned a row.
     ///
-    /// On SQLite, before the transaction has taken its turn, nothing is sent: the statements
-    /// are queued with a check that fails unless `checked` changed one row, the answer is
-    /// `true`, and a failed check surfaces later as [`StoreError::CheckFailed`] (from a later
-    /// statement or the commit), after which the whole use case should run again.
+    /// On SQLite, before the transaction has taken its turn, nothing is sent: `checked` is
+    /// queued as a check ([`Statement::changing_one_row`]), the answer is `true`, and a failed
+    /// check surfaces later as [`StoreError::CheckFailed`] (from a later statement or the
+    /// commit), after which the whole use case should run again.
     pub(crate) async fn write_checked(&mut self, checked: Statement, then: Vec<Statement>) -> StoreResult<bool> {
         if let Inner::Grouped { member: None, .. } = self.inner {
-            self.deferred.push(checked);
-            self.deferred.push(Statement::new(CHECK));
+            self.deferred.push(checked.changing_one_row());
             self.deferred.extend(then);
             return Ok(true);
         }
@@ -376,24 +383,16 @@ impl Tx {
             return Ok(applied);
         }
         self.take_turn().await?;
-        let deferred = std::mem::take(&mut self.deferred);
+        let mut statements = std::mem::take(&mut self.deferred);
         let Inner::Grouped { member: Some(member), .. } = &mut self.inner else {
             return Err(super::StoreError::Closed);
         };
-        let mut sql = String::new();
-        let mut args = Vec::new();
-        let savepoint = member.open_savepoint();
-        sql.push_str(savepoint);
-        for statement in deferred {
-            statement.append_to(&mut sql, &mut args);
-        }
-        sql.push_str(ATTEMPT);
-        for statement in std::iter::once(checked).chain(then) {
-            statement.append_to(&mut sql, &mut args);
-        }
-        let applied = !hop(member, &sql, args, !savepoint.is_empty()).await?.is_empty();
+        statements.push(Statement::new(ATTEMPT));
+        statements.push(checked);
+        statements.extend(then);
+        let applied = !member.run(statements, true).await?.is_empty();
         if !applied {
-            hop(member, UNDO_ATTEMPT, Vec::new(), false).await?;
+            member.run(UNDO_ATTEMPT.into_iter().map(Statement::new).collect(), false).await?;
         }
         Ok(applied)
     }
@@ -408,22 +407,16 @@ impl Tx {
         Ok(self.fetch_all(statement).await?.into_iter().next())
     }
 
-    /// The connection, for statements that need sqlx directly (they may read and write):
-    /// deferred statements have run and, on SQLite, this member's savepoint is open.
-    pub(crate) async fn connection(&mut self) -> StoreResult<&mut AnyConnection> {
-        self.take_turn().await?;
-        self.run(None, true).await?;
-        match &mut self.inner {
-            Inner::Pooled { tx: Some(tx), .. } => Ok(&mut **tx),
-            Inner::Grouped { member: Some(member), .. } => {
-                let savepoint = member.open_savepoint();
-                if !savepoint.is_empty() {
-                    hop(member, savepoint, Vec::new(), true).await?;
-                }
-                member.connection()
-            }
-            _ => Err(super::StoreError::Closed),
-        }
+    /// Runs a statement that returns one row (a read, or a write with `RETURNING`) and
+    /// returns it; no row is an error.
+    pub(crate) async fn fetch_one(&mut self, statement: Statement) -> StoreResult<AnyRow> {
+        let rows = self.run(Some(statement), true).await?;
+        rows.into_iter().next().ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Runs a write now (not deferred), so its failure is this call's.
+    pub(crate) async fn execute(&mut self, statement: Statement) -> StoreResult<()> {
+        self.run(Some(statement), true).await.map(drop)
     }
 
     /// Commits: runs the deferred statements, then commits (on SQLite: waits for the group's
@@ -454,10 +447,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = Store::connect(&url).await.expect("connect");
         let mut tx = store.begin().await.expect("begin");
-        sqlx::query("CREATE TABLE t (x INTEGER NOT NULL UNIQUE)")
-            .execute(tx.connection().await.expect("connection"))
-            .await
-            .expect("create");
+        tx.execute(Statement::new("CREATE TABLE t (x INTEGER NOT NULL UNIQUE)")).await.expect("create");
         tx.commit().await.expect("commit");
         (dir, store)
     }
@@ -581,7 +571,7 @@ mod tests {
         let duplicate = submit(None, vec![insert(6), insert(6)]);
         let fine = submit(Some("UPDATE t SET x = 10 WHERE x = 1"), vec![insert(3)]);
         assert!(matches!(missed.await.expect("task"), Err(StoreError::CheckFailed)));
-        assert!(matches!(duplicate.await.expect("task"), Err(StoreError::Database(_))));
+        assert!(matches!(duplicate.await.expect("task"), Err(StoreError::Sqlite(_))));
         fine.await.expect("task").expect("the good program commits");
         assert_eq!(values(&store).await, vec![3, 10]);
         store.close().await;
@@ -593,8 +583,8 @@ mod tests {
         let crate::store::Writes::Group(group) = &store.write else { panic!("SQLite uses the write group") };
         {
             // What a caller cancelled during `BEGIN` leaves: a transaction no batch owns.
-            let mut writer = group.exclusive().await;
-            sqlx::query("BEGIN").execute(writer.connection().expect("connection")).await.expect("begin");
+            let writer = group.exclusive().await;
+            writer.connection().expect("connection").execute("BEGIN").await.expect("begin");
         }
         let mut tx = store.begin().await.expect("begin");
         tx.write_returning(insert(1)).await.expect("insert");
@@ -614,22 +604,5 @@ mod tests {
         tx.commit().await.expect("commit");
         assert_eq!(values(&store).await, vec![8]);
         store.close().await;
-    }
-
-    #[test]
-    fn placeholders_shift_outside_quotes_only() {
-        let mut out = String::new();
-        shift_placeholders("INSERT INTO t VALUES ($1, '$2', $2, $10)", 3, &mut out);
-        assert_eq!(out, "INSERT INTO t VALUES ($4, '$2', $5, $13)");
-    }
-
-    #[test]
-    fn statements_append_with_their_arguments() {
-        let mut sql = String::new();
-        let mut args = Vec::new();
-        Statement::new("A $1 $2").bind(1).bind("x").append_to(&mut sql, &mut args);
-        Statement::new("B $1").bind(true).append_to(&mut sql, &mut args);
-        assert_eq!(sql, "A $1 $2;\nB $3;\n");
-        assert_eq!(args, vec![Arg::Int(Some(1)), Arg::Text(Some("x".into())), Arg::Bool(Some(true))]);
     }
 }

@@ -72,7 +72,7 @@ pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredWebhook>> 
 
 /// Inserts a subscription and returns its id.
 pub async fn insert(tx: &mut Tx, webhook: &StoredWebhook, now: Micros) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(tx.fetch_one(Statement::new(
         "INSERT INTO webhooks (url, events, filter, secret, active, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(&webhook.url)
@@ -81,31 +81,30 @@ pub async fn insert(tx: &mut Tx, webhook: &StoredWebhook, now: Micros) -> StoreR
     .bind(&webhook.secret)
     .bind(i64::from(webhook.active))
     .bind(now)
-    .fetch_one(tx.connection().await?)
-    .await?)
+    ).await?.try_get(0)?)
 }
 
 /// Updates a subscription.
 pub async fn update(tx: &mut Tx, webhook: &StoredWebhook) -> StoreResult<()> {
-    sqlx::query("UPDATE webhooks SET url = $1, events = $2, filter = $3, secret = $4, active = $5 WHERE id = $6")
+    tx.execute(
+        Statement::new(
+            "UPDATE webhooks SET url = $1, events = $2, filter = $3, secret = $4, active = $5 WHERE id = $6",
+        )
         .bind(&webhook.url)
         .bind(json_text(&webhook.events))
         .bind(json_text(&webhook.filter))
         .bind(&webhook.secret)
         .bind(i64::from(webhook.active))
-        .bind(webhook.id)
-        .execute(tx.connection().await?)
-        .await?;
+        .bind(webhook.id),
+    )
+    .await?;
     Ok(())
 }
 
 /// Deletes a subscription with its deliveries.
 pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
-    sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
-        .bind(id)
-        .execute(tx.connection().await?)
-        .await?;
-    sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id).execute(tx.connection().await?).await?;
+    tx.execute(Statement::new("DELETE FROM webhook_deliveries WHERE webhook_id = $1").bind(id)).await?;
+    tx.execute(Statement::new("DELETE FROM webhooks WHERE id = $1").bind(id)).await?;
     Ok(())
 }
 

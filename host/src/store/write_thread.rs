@@ -1,0 +1,337 @@
+//! The SQLite write connection, owned by a thread of its own.
+//!
+//! Every write on SQLite goes through one connection. The thread that owns it runs what it is
+//! sent statement by statement, each prepared once and kept in the connection's statement cache
+//! (keyed by the statement's text, so a request may carry any number of statements without
+//! making new texts to parse). A request is one hand-over between threads however many
+//! statements it carries: the group committer sends every program waiting at once
+//! ([`WriteConnection::run_programs`]), and they run back to back with no thread in between.
+//!
+//! The programs of a request share one savepoint: a page written while a savepoint is open is
+//! copied to SQLite's sub-journal once per savepoint, so a savepoint per program cost more
+//! than the programs' own writes. When one of them fails, the request is rolled back to that
+//! savepoint and run again with a savepoint per program, so the failed one is undone alone.
+//! (Programs are statements with bound values only, so a second run does what the first did.)
+//!
+//! Rows come back as sqlx [`AnyRow`]s, so the repositories read a row of the write connection
+//! as they read one of the read pool.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use rusqlite::types::ValueRef;
+use sqlx::any::AnyRow;
+use sqlx_core::any::{AnyColumn, AnyTypeInfo, AnyTypeInfoKind, AnyValue, AnyValueKind};
+use sqlx_core::ext::ustr::UStr;
+use tokio::sync::oneshot;
+
+use super::tx::{Arg, Statement};
+use super::{StoreError, StoreResult};
+
+/// Prepared statements kept per connection (the write path uses a few dozen texts).
+const STATEMENT_CACHE: usize = 512;
+
+/// A statement of a request failed: which one, and why. Those before it ran.
+#[derive(Debug)]
+pub(super) struct Failed {
+    /// Index of the failed statement in its request.
+    pub(super) index: usize,
+    /// The error.
+    pub(super) error: StoreError,
+}
+
+/// What the thread is asked to do.
+enum Request {
+    /// Run statements in order until one fails; answer the rows of all of them.
+    Run { statements: Vec<Statement>, reply: oneshot::Sender<Result<Vec<AnyRow>, Failed>> },
+    /// Run each program in a savepoint of its own; undo a failed one alone.
+    Programs { programs: Vec<Vec<Statement>>, reply: oneshot::Sender<ProgramsDone> },
+    /// Close the connection and end the thread.
+    Close { reply: oneshot::Sender<()> },
+}
+
+/// The outcome of [`WriteConnection::run_programs`]: per program, in order, or the error of
+/// undoing a failed one (then the batch is in an unknown state and nothing of it may commit).
+pub(super) type ProgramsDone = Result<Vec<StoreResult<()>>, StoreError>;
+
+/// A handle to the write thread.
+pub(super) struct WriteConnection {
+    requests: mpsc::Sender<Request>,
+}
+
+impl WriteConnection {
+    /// Opens `file` (creating it), applies `pragmas`, and starts the thread.
+    pub(super) fn open(file: &str, pragmas: &str) -> StoreResult<WriteConnection> {
+        let connection = rusqlite::Connection::open(file).map_err(StoreError::Sqlite)?;
+        connection.execute_batch(pragmas).map_err(StoreError::Sqlite)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let (requests, incoming) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || serve(connection, incoming))
+            .map_err(StoreError::Thread)?;
+        Ok(WriteConnection { requests })
+    }
+
+    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(request(reply)).map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs statements in order, stopping at the first that fails; returns the rows of all.
+    pub(super) async fn run(&self, statements: Vec<Statement>) -> StoreResult<Result<Vec<AnyRow>, Failed>> {
+        self.ask(|reply| Request::Run { statements, reply }).await
+    }
+
+    /// Runs statements without arguments (transaction control) and fails with their error.
+    pub(super) async fn execute(&self, sql: &'static str) -> StoreResult<()> {
+        let statements = sql.split(';').map(str::trim).filter(|s| !s.is_empty()).map(Statement::new).collect();
+        self.run(statements).await?.map(drop).map_err(|failed| failed.error)
+    }
+
+    /// Sends statements to run before anything sent later, without waiting for them; a
+    /// failure is logged.
+    pub(super) fn send(&self, statements: Vec<Statement>) {
+        let (reply, _) = oneshot::channel();
+        if self.requests.send(Request::Run { statements, reply }).is_err() {
+            tracing::warn!("the SQLite write thread is gone");
+        }
+    }
+
+    /// Runs programs back to back, each in a savepoint `program`; a program whose statement
+    /// fails is rolled back alone.
+    pub(super) async fn run_programs(&self, programs: Vec<Vec<Statement>>) -> StoreResult<ProgramsDone> {
+        self.ask(|reply| Request::Programs { programs, reply }).await
+    }
+
+    /// Closes the connection once the requests sent before have run.
+    pub(super) async fn close(&self) {
+        let _ = self.ask(|reply| Request::Close { reply }).await;
+    }
+}
+
+/// The thread: answers requests in the order they come until closed.
+fn serve(connection: rusqlite::Connection, requests: mpsc::Receiver<Request>) {
+    while let Ok(request) = requests.recv() {
+        match request {
+            Request::Run { statements, reply } => {
+                if let Err(Err(failed)) = reply.send(run(&connection, &statements)) {
+                    tracing::error!(error = %failed.error, "a write nobody waited for failed");
+                }
+            }
+            Request::Programs { programs, reply } => {
+                let _ = reply.send(run_programs(&connection, &programs));
+            }
+            Request::Close { reply } => {
+                if let Err((_, e)) = connection.close() {
+                    tracing::warn!(error = %e, "closing the SQLite write connection");
+                }
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+}
+
+fn run(connection: &rusqlite::Connection, statements: &[Statement]) -> Result<Vec<AnyRow>, Failed> {
+    let mut rows = Vec::new();
+    for (index, statement) in statements.iter().enumerate() {
+        run_statement(connection, statement, &mut rows).map_err(|error| Failed { index, error })?;
+    }
+    Ok(rows)
+}
+
+fn run_programs(connection: &rusqlite::Connection, programs: &[Vec<Statement>]) -> ProgramsDone {
+    let sql = |text: &str| connection.execute_batch(text).map_err(StoreError::Sqlite);
+    let mut ignored = Vec::new();
+    sql("SAVEPOINT programs")?;
+    let together =
+        programs.iter().flatten().try_for_each(|statement| run_statement(connection, statement, &mut ignored));
+    if together.is_ok() {
+        sql("RELEASE programs")?;
+        return Ok(programs.iter().map(|_| Ok(())).collect());
+    }
+    sql("ROLLBACK TO programs; RELEASE programs")?;
+    let mut outcomes = Vec::with_capacity(programs.len());
+    for program in programs {
+        sql("SAVEPOINT program")?;
+        let ran = program.iter().try_for_each(|statement| run_statement(connection, statement, &mut ignored));
+        match ran {
+            Ok(()) => sql("RELEASE program")?,
+            Err(_) => sql("ROLLBACK TO program; RELEASE program")?,
+        }
+        outcomes.push(ran);
+    }
+    Ok(outcomes)
+}
+
+/// Runs one statement (prepared once per text, unless transient), adding its rows to `rows`.
+fn run_statement(connection: &rusqlite::Connection, statement: &Statement, rows: &mut Vec<AnyRow>) -> StoreResult<()> {
+    let ran = if statement.is_transient() {
+        let mut prepared = connection.prepare(statement.sql()).map_err(StoreError::Sqlite)?;
+        step(&mut prepared, statement.args(), rows)
+    } else {
+        let mut prepared = connection.prepare_cached(statement.sql()).map_err(StoreError::Sqlite)?;
+        step(&mut prepared, statement.args(), rows)
+    };
+    ran.map_err(StoreError::Sqlite)?;
+    if statement.must_change_one_row() && connection.changes() != 1 {
+        return Err(StoreError::CheckFailed);
+    }
+    Ok(())
+}
+
+fn step(prepared: &mut rusqlite::Statement<'_>, args: &[Arg], rows: &mut Vec<AnyRow>) -> rusqlite::Result<()> {
+    bind(prepared, args)?;
+    let names: Vec<UStr> = prepared.column_names().into_iter().map(|name| UStr::from(name.to_string())).collect();
+    let index: Arc<sqlx_core::HashMap<UStr, usize>> =
+        Arc::new(names.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect());
+    let mut result = prepared.raw_query();
+    while let Some(row) = result.next()? {
+        let mut columns = Vec::with_capacity(names.len());
+        let mut values = Vec::with_capacity(names.len());
+        for (ordinal, name) in names.iter().enumerate() {
+            let kind = any_value(row.get_ref(ordinal)?, ordinal)?;
+            let type_info = AnyTypeInfo { kind: type_kind(&kind) };
+            columns.push(AnyColumn { ordinal, name: name.clone(), type_info });
+            values.push(AnyValue { kind });
+        }
+        rows.push(AnyRow { column_names: index.clone(), columns, values });
+    }
+    Ok(())
+}
+
+/// Binds `$n` parameters to `args[n - 1]` (SQLite sees `$n` as a named parameter).
+fn bind(prepared: &mut rusqlite::Statement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
+    for i in 1..=prepared.parameter_count() {
+        let arg = prepared
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| args.get(n.wrapping_sub(1)))
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(prepared.parameter_name(i).unwrap_or("?").into()))?;
+        match arg {
+            Arg::Int(v) => prepared.raw_bind_parameter(i, v)?,
+            Arg::Text(v) => prepared.raw_bind_parameter(i, v.as_deref())?,
+            Arg::Bool(v) => prepared.raw_bind_parameter(i, v)?,
+            Arg::Blob(v) => prepared.raw_bind_parameter(i, v.as_deref())?,
+        }
+    }
+    Ok(())
+}
+
+/// A value as sqlx's SQLite driver hands it to the `Any` driver: by its stored type.
+fn any_value(value: ValueRef<'_>, ordinal: usize) -> rusqlite::Result<AnyValueKind> {
+    Ok(match value {
+        ValueRef::Null => AnyValueKind::Null(AnyTypeInfoKind::Null),
+        ValueRef::Integer(v) => AnyValueKind::BigInt(v),
+        ValueRef::Real(v) => AnyValueKind::Double(v),
+        ValueRef::Text(bytes) => AnyValueKind::Text(Arc::new(
+            std::str::from_utf8(bytes)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(ordinal, rusqlite::types::Type::Text, e.into()))?
+                .to_string(),
+        )),
+        ValueRef::Blob(bytes) => AnyValueKind::Blob(Arc::new(bytes.to_vec())),
+    })
+}
+
+fn type_kind(value: &AnyValueKind) -> AnyTypeInfoKind {
+    match value {
+        AnyValueKind::BigInt(_) => AnyTypeInfoKind::BigInt,
+        AnyValueKind::Double(_) => AnyTypeInfoKind::Double,
+        AnyValueKind::Text(_) => AnyTypeInfoKind::Text,
+        AnyValueKind::Blob(_) => AnyTypeInfoKind::Blob,
+        _ => AnyTypeInfoKind::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+
+    async fn table() -> (tempfile::TempDir, WriteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = WriteConnection::open(&dir.path().join("w.db").display().to_string(), "").unwrap();
+        writer.execute("CREATE TABLE t (x INTEGER UNIQUE)").await.unwrap();
+        (dir, writer)
+    }
+
+    async fn values(writer: &WriteConnection) -> Vec<i64> {
+        let rows = writer.run(vec![Statement::new("SELECT x FROM t ORDER BY x")]).await.unwrap().unwrap();
+        rows.iter().map(|r| r.try_get(0).unwrap()).collect()
+    }
+
+    fn insert(x: i64) -> Statement {
+        Statement::new("INSERT INTO t VALUES ($1)").bind(x)
+    }
+
+    #[tokio::test]
+    async fn rows_read_like_those_of_the_read_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.db");
+        let writer = WriteConnection::open(&file.display().to_string(), "PRAGMA journal_mode = WAL;").unwrap();
+        let rows = writer
+            .run(vec![
+                Statement::new("CREATE TABLE t (i INTEGER, s TEXT, r REAL, b INTEGER)"),
+                Statement::new("INSERT INTO t VALUES ($2, $1, 1.5, $3)").bind("text").bind(7).bind(true),
+                Statement::new("INSERT INTO t (i) VALUES (NULL) RETURNING i"),
+                Statement::new("SELECT i, s, r, b FROM t ORDER BY i NULLS LAST"),
+            ])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rows.len(), 3, "the RETURNING row, then the two selected");
+        let first = &rows[1];
+        assert_eq!(first.try_get::<i64, _>("i").unwrap(), 7);
+        assert_eq!(first.try_get::<String, _>("s").unwrap(), "text");
+        assert_eq!(first.try_get::<f64, _>("r").unwrap(), 1.5);
+        assert_eq!(first.try_get::<i64, _>(3).unwrap(), 1, "a bool is stored as 1");
+        assert_eq!(rows[2].try_get::<Option<String>, _>("s").unwrap(), None);
+        assert!(rows[2].try_get::<String, _>("s").is_err(), "NULL is not a string");
+        let failed = writer
+            .run(vec![Statement::new("INSERT INTO t (i) VALUES (1)"), Statement::new("INSERT INTO nowhere VALUES (1)")])
+            .await
+            .unwrap();
+        let Err(failed) = failed else { panic!("the insert into a missing table fails") };
+        assert_eq!(failed.index, 1, "{failed:?}");
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_program_is_undone_alone() {
+        let (_dir, writer) = table().await;
+        let done = writer
+            .run_programs(vec![vec![insert(1)], vec![insert(2), insert(1)], vec![insert(3)]])
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(done[0].is_ok() && matches!(done[1], Err(StoreError::Sqlite(_))) && done[2].is_ok(), "{done:?}");
+        assert_eq!(values(&writer).await, [1, 3]);
+        let done = writer.run_programs(vec![vec![insert(4)], vec![insert(5)]]).await.unwrap().unwrap();
+        assert!(done.iter().all(Result::is_ok), "{done:?}");
+        assert_eq!(values(&writer).await, [1, 3, 4, 5], "programs that all succeed run together");
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_check_fails_unless_its_write_changed_one_row() {
+        let (_dir, writer) = table().await;
+        let update = |from: i64, to: i64| Statement::new("UPDATE t SET x = $1 WHERE x = $2").bind(to).bind(from);
+        let done = writer
+            .run_programs(vec![
+                vec![insert(1)],
+                vec![update(1, 2).changing_one_row(), insert(10)],
+                vec![update(1, 3).changing_one_row(), insert(20)],
+            ])
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(done[0].is_ok() && done[1].is_ok(), "{done:?}");
+        assert!(matches!(done[2], Err(StoreError::CheckFailed)), "row 1 was gone: {:?}", done[2]);
+        assert_eq!(values(&writer).await, [2, 10], "the failed check took its program's insert along");
+        writer.close().await;
+    }
+}
