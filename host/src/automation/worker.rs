@@ -19,8 +19,10 @@ use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use crate::store::jobs::{self, Job};
 use crate::store::{StoreError, Tx};
 
-/// Jobs claimed at once by one worker.
-const CLAIM: i64 = 32;
+/// Jobs claimed at once by one worker. A worker waits for a commit to claim and for the
+/// commits of what it ran, so its jobs per claim, times the workers, bound how many jobs are
+/// in flight: enough to keep the database and the plugins busy while others wait.
+const CLAIM: i64 = 128;
 /// Longest sleep when the queue is empty on a shared database (other hosts' jobs).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Attempts of a job failing transiently before it is failed for good.
@@ -60,9 +62,7 @@ pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
 pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     let now = now_micros();
     let lease = now + 120_000_000;
-    let mut tx = service.store().begin().await?;
-    let claimed = jobs::claim(&mut tx, now, lease, CLAIM).await?;
-    tx.commit().await?;
+    let claimed = jobs::claim(service.store().begin().await?, now, lease, CLAIM).await?;
     let n = claimed.len();
     let mut by_item: Vec<(i64, Vec<Job>)> = Vec::new();
     for job in claimed {

@@ -29,10 +29,11 @@ use super::tx::Statement;
 use super::write_thread::WriteConnection;
 use super::{StoreError, StoreResult};
 
-/// Statements of one transaction submitted to run in the committer's batch.
+/// Statements of one transaction submitted to run in the committer's batch; answered with
+/// their rows once committed.
 struct Program {
     statements: Vec<Statement>,
-    reply: oneshot::Sender<StoreResult<()>>,
+    reply: oneshot::Sender<StoreResult<Vec<AnyRow>>>,
 }
 
 /// The savepoint statement each member's first write is prefixed with.
@@ -133,57 +134,37 @@ impl Writer {
         result
     }
 
-    /// Runs programs in the open batch (opening one), all in one request to the write thread,
-    /// each in its own savepoint; one that fails is rolled back alone and answered at once, the
-    /// others are added to `succeeded` to be answered after the commit.
-    async fn run_programs(&mut self, programs: Vec<Program>, succeeded: &mut Vec<Program>) {
-        if self.batch.is_none()
-            && let Err(e) = self.begin_batch().await
-        {
-            for program in programs {
-                let _ = program.reply.send(Err(StoreError::Commit(e.to_string())));
-            }
-            return;
-        }
+    /// Runs programs in one request to the write thread, together with the batch's `BEGIN`
+    /// (unless a member opened it) and its `COMMIT`, each program in its own savepoint; answers
+    /// every program, and the members of the batch.
+    async fn run_programs(&mut self, programs: Vec<Program>) {
+        let begin = self.batch.is_none();
+        let batch = self.batch.take();
         let (statements, replies): (Vec<_>, Vec<_>) =
             programs.into_iter().map(|program| (program.statements, program.reply)).unzip();
         let done = match self.connection() {
-            Ok(c) => c.run_programs(statements).await,
+            Ok(c) => c.run_batch(statements, begin).await.and_then(|done| done),
             Err(e) => Err(e),
         };
-        let outcomes = match done {
-            Ok(Ok(outcomes)) => outcomes,
-            Ok(Err(e)) => {
-                // The batch is in an unknown state: nothing of it may commit.
-                self.fail_batch(&format!("undoing a failed write: {e}"), succeeded, replies).await;
-                return;
-            }
-            Err(e) => {
-                self.fail_batch(&e.to_string(), succeeded, replies).await;
-                return;
-            }
-        };
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            match outcome {
-                Ok(()) => succeeded.push(Program { statements: Vec::new(), reply }),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+        match done {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+                if let Some(batch) = batch {
+                    batch.send_replace(Some(Ok(())));
                 }
             }
-        }
-    }
-
-    /// Rolls the batch back and fails every program of it.
-    async fn fail_batch(
-        &mut self,
-        why: &str,
-        succeeded: &mut Vec<Program>,
-        replies: Vec<oneshot::Sender<StoreResult<()>>>,
-    ) {
-        self.abort(why).await;
-        let pending = succeeded.drain(..).map(|program| program.reply).chain(replies);
-        for reply in pending {
-            let _ = reply.send(Err(StoreError::Commit(why.to_string())));
+            Err(e) => {
+                let why = format!("the write batch was rolled back: {e}");
+                tracing::error!(error = %e, "a write batch was rolled back");
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Commit(why.clone())));
+                }
+                if let Some(batch) = batch {
+                    batch.send_replace(Some(Err(why)));
+                }
+            }
         }
     }
 }
@@ -258,8 +239,9 @@ impl WriteGroup {
         Ok(Member { writer: Some(writer), savepoint: false, uncertain: false, outcome, group: self.clone() })
     }
 
-    /// Runs `statements` as one program in the next batch and waits for its commit.
-    pub(super) async fn submit(&self, statements: Vec<Statement>) -> StoreResult<()> {
+    /// Runs `statements` as one program in the next batch and waits for its commit; returns
+    /// the rows they produced.
+    pub(super) async fn submit(&self, statements: Vec<Statement>) -> StoreResult<Vec<AnyRow>> {
         let (reply, answer) = oneshot::channel();
         match self.programs.lock() {
             Ok(mut programs) => programs.push(Program { statements, reply }),
@@ -300,10 +282,10 @@ async fn committer(writer: Arc<Mutex<Writer>>, signal: Arc<Signal>, programs: Ar
     }
 }
 
-/// Runs the programs waiting (and those arriving meanwhile), commits the batch and answers.
+/// Runs the programs waiting (and those arriving meanwhile), a batch and a commit per request,
+/// and commits what members left open.
 async fn run_and_commit(writer: &mut Writer, programs: &std::sync::Mutex<Vec<Program>>) {
     writer.settle().await;
-    let mut succeeded = Vec::new();
     loop {
         let taken: Vec<Program> = match programs.lock() {
             Ok(mut queue) => std::mem::take(&mut *queue),
@@ -312,12 +294,9 @@ async fn run_and_commit(writer: &mut Writer, programs: &std::sync::Mutex<Vec<Pro
         if taken.is_empty() {
             break;
         }
-        writer.run_programs(taken, &mut succeeded).await;
+        writer.run_programs(taken).await;
     }
-    let outcome = writer.commit().await;
-    for program in succeeded {
-        let _ = program.reply.send(outcome.clone().map_err(StoreError::Commit));
-    }
+    let _ = writer.commit().await;
 }
 
 /// One write transaction's turn on the SQLite write connection, within a batch.

@@ -146,9 +146,10 @@ pub(crate) fn retime_pending(
 }
 
 /// Claims up to `limit` due pending jobs, and up to `limit` running ones whose lease expired
-/// (after a crash), marking them running until `lease_until`. Each part walks its index in
-/// order and stops at `limit`, however long the queue. PostgreSQL workers skip rows other hosts hold.
-pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<Job>> {
+/// (after a crash), marking them running until `lease_until`, and commits `tx` with the claim.
+/// Each part walks its index in order and stops at `limit`, however long the queue.
+/// PostgreSQL workers skip rows other hosts hold.
+pub async fn claim(tx: Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<Job>> {
     let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE jobs SET status = 'running', lease_until = $1, attempts = attempts + 1
@@ -162,7 +163,7 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) ->
              SELECT id FROM jobs j WHERE j.status = 'running' AND j.lease_until < $2 ORDER BY j.id LIMIT CAST($3 AS BIGINT) {lock})
          RETURNING {COLUMNS}"
     );
-    let rows = tx.write_returning(Statement::new(sql).bind(lease_until).bind(now).bind(limit)).await?;
+    let rows = tx.commit_returning(Statement::new(sql).bind(lease_until).bind(now).bind(limit)).await?;
     let mut jobs = rows.iter().map(job_from_row).collect::<StoreResult<Vec<_>>>()?;
     jobs.sort_by_key(|j| j.id);
     Ok(jobs)

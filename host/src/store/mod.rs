@@ -44,6 +44,10 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
     PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;";
 
+/// The SQLite write connection's page cache: smaller than the readers', because SQLite scans
+/// the whole cache's hash table at every commit, and the write connection commits often.
+const WRITER_CACHE: &str = "PRAGMA cache_size = -16384;";
+
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -177,7 +181,7 @@ impl Store {
         // SQLite has one writer at a time: a single write connection, on a thread of its own and
         // shared by group commit, instead of writers spinning on SQLITE_BUSY; readers use their
         // own pool.
-        let write = write_thread::WriteConnection::open(file, PRAGMAS)?;
+        let write = write_thread::WriteConnection::open(file, &format!("{PRAGMAS} {WRITER_CACHE}"))?;
         let write = Writes::Group(group_commit::WriteGroup::start(write)?);
         let pragmas = |options: AnyPoolOptions| {
             options.after_connect(|conn, _| {

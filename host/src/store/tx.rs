@@ -421,18 +421,30 @@ impl Tx {
 
     /// Commits: runs the deferred statements, then commits (on SQLite: waits for the group's
     /// commit that includes this transaction). A transaction that never wrote has nothing to do.
-    pub async fn commit(mut self) -> StoreResult<()> {
+    pub async fn commit(self) -> StoreResult<()> {
+        self.commit_with(None).await.map(drop)
+    }
+
+    /// Runs `last` (a write with `RETURNING`) as the transaction's last statement, commits,
+    /// and returns its rows. On SQLite a transaction that has not taken its turn does not take
+    /// one: it waits for no other writer, and its statements run in the committer's next batch.
+    pub(crate) async fn commit_returning(self, last: Statement) -> StoreResult<Vec<AnyRow>> {
+        self.commit_with(Some(last)).await
+    }
+
+    async fn commit_with(mut self, last: Option<Statement>) -> StoreResult<Vec<AnyRow>> {
         if let Inner::Grouped { group, member: None } = &self.inner {
             // Never took a turn: what it queued runs as a program, without one.
-            let deferred = std::mem::take(&mut self.deferred);
-            return if deferred.is_empty() { Ok(()) } else { group.submit(deferred).await };
+            let statements: Vec<Statement> = std::mem::take(&mut self.deferred).into_iter().chain(last).collect();
+            return if statements.is_empty() { Ok(Vec::new()) } else { group.submit(statements).await };
         }
-        self.run(None, true).await?;
+        let rows = self.run(last, true).await?;
         match self.inner {
-            Inner::Pooled { tx: Some(tx), .. } => Ok(tx.commit().await?),
-            Inner::Grouped { member: Some(member), .. } => member.commit().await,
-            _ => Ok(()),
+            Inner::Pooled { tx: Some(tx), .. } => tx.commit().await?,
+            Inner::Grouped { member: Some(member), .. } => member.commit().await?,
+            _ => {}
         }
+        Ok(rows)
     }
 }
 
@@ -458,6 +470,13 @@ mod tests {
 
     fn insert(x: i64) -> Statement {
         Statement::new("INSERT INTO t (x) VALUES ($1)").bind(x)
+    }
+
+    impl Statement {
+        fn returning_x(mut self) -> Statement {
+            self.sql = format!("{} RETURNING x", self.sql).into();
+            self
+        }
     }
 
     fn item(id: i64, type_key: &str, parents: &[i64]) -> Item {
@@ -590,6 +609,21 @@ mod tests {
         tx.write_returning(insert(1)).await.expect("insert");
         tx.commit().await.expect("commit");
         assert_eq!(values(&store).await, vec![1]);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_returning_answers_its_rows_or_stores_nothing() {
+        let (_dir, store) = scratch().await;
+        let mut tx = store.begin().await.expect("begin");
+        tx.defer(insert(1));
+        let rows = tx.commit_returning(insert(2).returning_x()).await.expect("commit");
+        let xs: Vec<i64> = rows.iter().map(|r| r.try_get(0).expect("x")).collect();
+        assert_eq!(xs, [2], "the rows of the last statement");
+        let mut tx = store.begin().await.expect("begin");
+        tx.defer(insert(3));
+        assert!(tx.commit_returning(insert(1).returning_x()).await.is_err(), "1 is taken");
+        assert_eq!(values(&store).await, vec![1, 2], "the failed commit left nothing");
         store.close().await;
     }
 

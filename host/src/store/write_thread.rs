@@ -44,15 +44,16 @@ pub(super) struct Failed {
 enum Request {
     /// Run statements in order until one fails; answer the rows of all of them.
     Run { statements: Vec<Statement>, reply: oneshot::Sender<Result<Vec<AnyRow>, Failed>> },
-    /// Run each program in a savepoint of its own; undo a failed one alone.
-    Programs { programs: Vec<Vec<Statement>>, reply: oneshot::Sender<ProgramsDone> },
+    /// Run each program in a savepoint of its own (undoing a failed one alone) within a
+    /// transaction, begun first if `begin`, and commit it.
+    Batch { programs: Vec<Vec<Statement>>, begin: bool, reply: oneshot::Sender<ProgramsDone> },
     /// Close the connection and end the thread.
     Close { reply: oneshot::Sender<()> },
 }
 
-/// The outcome of [`WriteConnection::run_programs`]: per program, in order, or the error of
-/// undoing a failed one (then the batch is in an unknown state and nothing of it may commit).
-pub(super) type ProgramsDone = Result<Vec<StoreResult<()>>, StoreError>;
+/// The outcome of [`WriteConnection::run_batch`]: per program, in order; or why the batch was
+/// rolled back whole (undoing a failed program failed, or the commit did).
+pub(super) type ProgramsDone = Result<Vec<StoreResult<Vec<AnyRow>>>, StoreError>;
 
 /// A handle to the write thread.
 pub(super) struct WriteConnection {
@@ -99,10 +100,11 @@ impl WriteConnection {
         }
     }
 
-    /// Runs programs back to back, each in a savepoint `program`; a program whose statement
-    /// fails is rolled back alone.
-    pub(super) async fn run_programs(&self, programs: Vec<Vec<Statement>>) -> StoreResult<ProgramsDone> {
-        self.ask(|reply| Request::Programs { programs, reply }).await
+    /// Runs programs back to back in the open transaction (or one begun first, if `begin`),
+    /// each as if in a savepoint of its own, so a program whose statement fails is undone
+    /// alone; then commits.
+    pub(super) async fn run_batch(&self, programs: Vec<Vec<Statement>>, begin: bool) -> StoreResult<ProgramsDone> {
+        self.ask(|reply| Request::Batch { programs, begin, reply }).await
     }
 
     /// Closes the connection once the requests sent before have run.
@@ -120,8 +122,8 @@ fn serve(connection: rusqlite::Connection, requests: mpsc::Receiver<Request>) {
                     tracing::error!(error = %failed.error, "a write nobody waited for failed");
                 }
             }
-            Request::Programs { programs, reply } => {
-                let _ = reply.send(run_programs(&connection, &programs));
+            Request::Batch { programs, begin, reply } => {
+                let _ = reply.send(run_batch(&connection, &programs, begin));
             }
             Request::Close { reply } => {
                 if let Err((_, e)) = connection.close() {
@@ -142,23 +144,48 @@ fn run(connection: &rusqlite::Connection, statements: &[Statement]) -> Result<Ve
     Ok(rows)
 }
 
+fn run_batch(connection: &rusqlite::Connection, programs: &[Vec<Statement>], begin: bool) -> ProgramsDone {
+    let sql = |text: &str| connection.execute_batch(text).map_err(StoreError::Sqlite);
+    if begin {
+        match connection.execute_batch("BEGIN IMMEDIATE") {
+            // A transaction no batch owns: a `BEGIN` whose caller was cancelled. It holds no
+            // write anyone was told about; it is rolled back rather than left to block writes.
+            Err(e) if e.to_string().contains("within a transaction") => {
+                tracing::error!("the write connection was in a transaction no batch owns; rolling it back");
+                sql("ROLLBACK; BEGIN IMMEDIATE")?;
+            }
+            other => other.map_err(StoreError::Sqlite)?,
+        }
+    }
+    let committed = run_programs(connection, programs).and_then(|outcomes| sql("COMMIT").map(|()| outcomes));
+    if committed.is_err()
+        && let Err(e) = sql("ROLLBACK")
+    {
+        tracing::error!(error = %e, "rolling back a failed write batch");
+    }
+    committed
+}
+
 fn run_programs(connection: &rusqlite::Connection, programs: &[Vec<Statement>]) -> ProgramsDone {
     let sql = |text: &str| connection.execute_batch(text).map_err(StoreError::Sqlite);
-    let mut ignored = Vec::new();
+    let run = |program: &Vec<Statement>| -> StoreResult<Vec<AnyRow>> {
+        let mut rows = Vec::new();
+        program.iter().try_for_each(|statement| run_statement(connection, statement, &mut rows))?;
+        Ok(rows)
+    };
     sql("SAVEPOINT programs")?;
-    let together =
-        programs.iter().flatten().try_for_each(|statement| run_statement(connection, statement, &mut ignored));
-    if together.is_ok() {
+    let together: StoreResult<Vec<Vec<AnyRow>>> = programs.iter().map(run).collect();
+    if let Ok(rows) = together {
         sql("RELEASE programs")?;
-        return Ok(programs.iter().map(|_| Ok(())).collect());
+        return Ok(rows.into_iter().map(Ok).collect());
     }
     sql("ROLLBACK TO programs; RELEASE programs")?;
     let mut outcomes = Vec::with_capacity(programs.len());
     for program in programs {
         sql("SAVEPOINT program")?;
-        let ran = program.iter().try_for_each(|statement| run_statement(connection, statement, &mut ignored));
+        let ran = run(program);
         match ran {
-            Ok(()) => sql("RELEASE program")?,
+            Ok(_) => sql("RELEASE program")?,
             Err(_) => sql("ROLLBACK TO program; RELEASE program")?,
         }
         outcomes.push(ran);
@@ -268,6 +295,18 @@ mod tests {
         Statement::new("INSERT INTO t VALUES ($1)").bind(x)
     }
 
+    /// Each program's outcome in words: `ok` or the error's variant.
+    fn outcomes(done: &[StoreResult<Vec<AnyRow>>]) -> Vec<&'static str> {
+        done.iter()
+            .map(|outcome| match outcome {
+                Ok(_) => "ok",
+                Err(StoreError::Sqlite(_)) => "sqlite",
+                Err(StoreError::CheckFailed) => "check",
+                Err(_) => "other",
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn rows_read_like_those_of_the_read_pool() {
         let dir = tempfile::tempdir().unwrap();
@@ -304,14 +343,14 @@ mod tests {
     async fn a_failed_program_is_undone_alone() {
         let (_dir, writer) = table().await;
         let done = writer
-            .run_programs(vec![vec![insert(1)], vec![insert(2), insert(1)], vec![insert(3)]])
+            .run_batch(vec![vec![insert(1)], vec![insert(2), insert(1)], vec![insert(3)]], true)
             .await
             .unwrap()
             .unwrap();
-        assert!(done[0].is_ok() && matches!(done[1], Err(StoreError::Sqlite(_))) && done[2].is_ok(), "{done:?}");
+        assert_eq!(outcomes(&done), ["ok", "sqlite", "ok"]);
         assert_eq!(values(&writer).await, [1, 3]);
-        let done = writer.run_programs(vec![vec![insert(4)], vec![insert(5)]]).await.unwrap().unwrap();
-        assert!(done.iter().all(Result::is_ok), "{done:?}");
+        let done = writer.run_batch(vec![vec![insert(4)], vec![insert(5)]], true).await.unwrap().unwrap();
+        assert_eq!(outcomes(&done), ["ok", "ok"]);
         assert_eq!(values(&writer).await, [1, 3, 4, 5], "programs that all succeed run together");
         writer.close().await;
     }
@@ -321,16 +360,18 @@ mod tests {
         let (_dir, writer) = table().await;
         let update = |from: i64, to: i64| Statement::new("UPDATE t SET x = $1 WHERE x = $2").bind(to).bind(from);
         let done = writer
-            .run_programs(vec![
-                vec![insert(1)],
-                vec![update(1, 2).changing_one_row(), insert(10)],
-                vec![update(1, 3).changing_one_row(), insert(20)],
-            ])
+            .run_batch(
+                vec![
+                    vec![insert(1)],
+                    vec![update(1, 2).changing_one_row(), insert(10)],
+                    vec![update(1, 3).changing_one_row(), insert(20)],
+                ],
+                true,
+            )
             .await
             .unwrap()
             .unwrap();
-        assert!(done[0].is_ok() && done[1].is_ok(), "{done:?}");
-        assert!(matches!(done[2], Err(StoreError::CheckFailed)), "row 1 was gone: {:?}", done[2]);
+        assert_eq!(outcomes(&done), ["ok", "ok", "check"], "row 1 was gone for the third");
         assert_eq!(values(&writer).await, [2, 10], "the failed check took its program's insert along");
         writer.close().await;
     }
