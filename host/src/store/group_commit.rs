@@ -11,8 +11,9 @@
 //! A transaction that only queued statements (it never needed an answer from the database
 //! before its commit: a move, an update) does not take a turn at all: it submits its statements
 //! as a *program*, and the committer sends every program waiting to the write thread at once
-//! ([`super::write_thread`]), which runs them back to back, a savepoint each. A program whose
-//! statement fails is rolled back alone and told why; the others go on. A program's version
+//! ([`super::write_thread`]), which runs them back to back, with the batch's `BEGIN` and
+//! `COMMIT`. A program whose statement fails is rolled back alone and told why; the others go
+//! on. A program's version
 //! checks are writes that must change one row ([`Statement::changing_one_row`]).
 //!
 //! Savepoints cost SQLite a copy of every page a write touches while one is open, so none is
@@ -40,6 +41,8 @@ struct Program {
 const SAVEPOINT: &str = "SAVEPOINT member";
 /// Releases it once the member's turn ends well.
 const RELEASE: &str = "RELEASE member";
+/// Undoes a member that ended without committing, and closes its savepoint.
+const UNDO_MEMBER: &str = "ROLLBACK TO member; RELEASE member";
 
 /// Outcome of a batch's commit, broadcast to its members.
 type Outcome = Option<Result<(), String>>;
@@ -48,11 +51,10 @@ type Outcome = Option<Result<(), String>>;
 pub(super) struct Writer {
     connection: Option<WriteConnection>,
     batch: Option<watch::Sender<Outcome>>,
-    /// The last member ended without committing after opening its savepoint.
+    /// The last member ended without committing after opening (or trying to open) its
+    /// savepoint. No other savepoint named `member` exists then: each member releases its own
+    /// when its turn ends, so undoing the last member's cannot reach an earlier member.
     rollback_member: bool,
-    /// The last member ended after a failure that may have left its savepoint unopened, so
-    /// rolling back to "its" savepoint could undo an earlier member: the whole batch must go.
-    abort_batch: bool,
     /// The last item id handed out (read from the database at first use). Ids are handed out
     /// during a member's turn, so they commit in order; those of rolled-back writes stay unused.
     last_item_id: Option<i64>,
@@ -64,22 +66,20 @@ impl Writer {
         self.connection.as_ref().ok_or(StoreError::Closed)
     }
 
-    /// Undoes what an abandoned member left, before anyone else uses the connection. The flags
-    /// are cleared only once the rollback is done, so a caller cancelled meanwhile leaves them
-    /// for the next one (rolling back to the same savepoint twice undoes nothing more: it stays
-    /// on the stack).
+    /// Undoes what an abandoned member left, before anyone else uses the connection. The flag
+    /// is cleared only once the rollback is done, so a caller cancelled meanwhile leaves it for
+    /// the next one (which then finds no savepoint: nothing more to undo).
     async fn settle(&mut self) {
-        if self.abort_batch {
-            self.abort("a write failed before its savepoint was known to exist").await;
-            self.abort_batch = false;
-            self.rollback_member = false;
-        } else if self.rollback_member {
+        if self.rollback_member {
             let undone = match self.connection() {
-                Ok(c) => c.execute("ROLLBACK TO member").await,
+                Ok(c) => c.execute(UNDO_MEMBER).await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = undone {
-                self.abort(&format!("rolling back a failed write: {e}")).await;
+            match undone {
+                Ok(()) => {}
+                // Its savepoint was never opened (the request failed at it): nothing to undo.
+                Err(e) if e.to_string().contains("no such savepoint") => {}
+                Err(e) => self.abort(&format!("rolling back a failed write: {e}")).await,
             }
             self.rollback_member = false;
         }
@@ -135,8 +135,8 @@ impl Writer {
     }
 
     /// Runs programs in one request to the write thread, together with the batch's `BEGIN`
-    /// (unless a member opened it) and its `COMMIT`, each program in its own savepoint; answers
-    /// every program, and the members of the batch.
+    /// (unless a member opened it) and its `COMMIT` (a program that fails is undone alone);
+    /// answers every program, and the members of the batch.
     async fn run_programs(&mut self, programs: Vec<Program>) {
         let begin = self.batch.is_none();
         let batch = self.batch.take();
@@ -204,7 +204,6 @@ impl WriteGroup {
             connection: Some(connection),
             batch: None,
             rollback_member: false,
-            abort_batch: false,
             last_item_id: None,
         }));
         let signal = Arc::new(Signal { commit_wanted: Notify::new(), closed: AtomicBool::new(false) });
@@ -236,7 +235,7 @@ impl WriteGroup {
             writer.begin_batch().await?;
         }
         let outcome = writer.batch.as_ref().map(watch::Sender::subscribe).ok_or(StoreError::Closed)?;
-        Ok(Member { writer: Some(writer), savepoint: false, uncertain: false, outcome, group: self.clone() })
+        Ok(Member { writer: Some(writer), savepoint: false, outcome, group: self.clone() })
     }
 
     /// Runs `statements` as one program in the next batch and waits for its commit; returns
@@ -302,11 +301,10 @@ async fn run_and_commit(writer: &mut Writer, programs: &std::sync::Mutex<Vec<Pro
 /// One write transaction's turn on the SQLite write connection, within a batch.
 pub(crate) struct Member {
     writer: Option<OwnedMutexGuard<Writer>>,
-    /// This member's savepoint is open.
+    /// This member's savepoint is open, or may be: a request opening it was sent and its
+    /// answer not seen (the caller was cancelled). Undoing a savepoint that turns out not to
+    /// exist undoes nothing.
     savepoint: bool,
-    /// A request that opens the savepoint was sent and not answered (its caller was
-    /// cancelled): whether the savepoint exists is unknown.
-    uncertain: bool,
     outcome: watch::Receiver<Outcome>,
     group: Arc<WriteGroup>,
 }
@@ -319,15 +317,8 @@ impl Member {
         if opening {
             statements.insert(0, Statement::new(SAVEPOINT));
             self.savepoint = true;
-            self.uncertain = true;
         }
-        let answer = self.writer.as_ref().ok_or(StoreError::Closed)?.connection()?.run(statements).await;
-        let ran = match answer {
-            Ok(ran) => ran,
-            // The thread is gone: nothing more runs on the connection.
-            Err(e) => return Err(e),
-        };
-        self.uncertain = false;
+        let ran = self.writer.as_ref().ok_or(StoreError::Closed)?.connection()?.run_in_batch(statements).await?;
         ran.map_err(|failed| {
             if opening && failed.index == 0 {
                 // The savepoint itself failed: it does not exist, and nothing else ran.
@@ -347,7 +338,7 @@ impl Member {
                     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0),
                                 COALESCE((SELECT MAX(id) FROM items), 0))",
                 );
-                let rows = writer.connection()?.run(vec![seed]).await?.map_err(|failed| failed.error)?;
+                let rows = writer.connection()?.run_in_batch(vec![seed]).await?.map_err(|failed| failed.error)?;
                 let row = rows.first().ok_or(StoreError::Corrupt { table: "items", message: "no last id".into() })?;
                 sqlx::Row::try_get::<i64, _>(row, 0)?
             }
@@ -361,7 +352,7 @@ impl Member {
     pub(crate) async fn commit(mut self) -> StoreResult<()> {
         if let Some(writer) = self.writer.take() {
             if self.savepoint {
-                writer.connection()?.send(vec![Statement::new(RELEASE)]);
+                writer.connection()?.send_in_batch(vec![Statement::new(RELEASE)]);
             }
             drop(writer);
         }
@@ -379,9 +370,7 @@ impl Member {
 impl Drop for Member {
     fn drop(&mut self) {
         if let Some(mut writer) = self.writer.take() {
-            if self.uncertain {
-                writer.abort_batch = true;
-            } else if self.savepoint {
+            if self.savepoint {
                 writer.rollback_member = true;
             }
             drop(writer);

@@ -326,10 +326,12 @@ impl Tx {
     }
 
     /// Runs the deferred statements and `last` (if any) in one request to the SQLite write
-    /// thread, one by one on PostgreSQL; `write` says whether `last` changes data. Returns the
-    /// rows of `last`. (Rows, not counts: a write that must know what it changed says
-    /// `RETURNING`, on both databases.)
-    async fn run(&mut self, last: Option<Statement>, write: bool) -> StoreResult<Vec<AnyRow>> {
+    /// thread, one by one on PostgreSQL. Returns the rows of `last` (on SQLite, of every
+    /// statement sent: deferred ones return none). (Rows, not counts: a write that must know
+    /// what it changed says `RETURNING`, on both databases.) On SQLite the member's savepoint
+    /// is opened first, whatever `last` is, so a read that writes (`INSERT .. RETURNING` sent
+    /// as a fetch) is undone with the member too.
+    async fn run(&mut self, last: Option<Statement>) -> StoreResult<Vec<AnyRow>> {
         if last.is_none() && self.deferred.is_empty() {
             return Ok(Vec::new());
         }
@@ -346,8 +348,7 @@ impl Tx {
                 }
             }
             Inner::Grouped { member: Some(member), .. } => {
-                let write = write || !deferred.is_empty();
-                member.run(deferred.into_iter().chain(last).collect(), write).await
+                member.run(deferred.into_iter().chain(last).collect(), true).await
             }
             _ => Err(super::StoreError::Closed),
         }
@@ -355,7 +356,7 @@ impl Tx {
 
     /// Runs a write statement that returns rows (`RETURNING`).
     pub(crate) async fn write_returning(&mut self, statement: Statement) -> StoreResult<Vec<AnyRow>> {
-        self.run(Some(statement), true).await
+        self.run(Some(statement)).await
     }
 
     /// Runs `checked`, a write (without `RETURNING`) that changes one row while its condition
@@ -399,7 +400,7 @@ impl Tx {
 
     /// Runs a query that only reads, seeing this transaction's own writes.
     pub(crate) async fn fetch_all(&mut self, statement: Statement) -> StoreResult<Vec<AnyRow>> {
-        self.run(Some(statement), false).await
+        self.run(Some(statement)).await
     }
 
     /// Runs a query that only reads and returns its first row, if any.
@@ -410,13 +411,13 @@ impl Tx {
     /// Runs a statement that returns one row (a read, or a write with `RETURNING`) and
     /// returns it; no row is an error.
     pub(crate) async fn fetch_one(&mut self, statement: Statement) -> StoreResult<AnyRow> {
-        let rows = self.run(Some(statement), true).await?;
+        let rows = self.run(Some(statement)).await?;
         rows.into_iter().next().ok_or(StoreError::Database(sqlx::Error::RowNotFound))
     }
 
     /// Runs a write now (not deferred), so its failure is this call's.
     pub(crate) async fn execute(&mut self, statement: Statement) -> StoreResult<()> {
-        self.run(Some(statement), true).await.map(drop)
+        self.run(Some(statement)).await.map(drop)
     }
 
     /// Commits: runs the deferred statements, then commits (on SQLite: waits for the group's
@@ -438,7 +439,7 @@ impl Tx {
             let statements: Vec<Statement> = std::mem::take(&mut self.deferred).into_iter().chain(last).collect();
             return if statements.is_empty() { Ok(Vec::new()) } else { group.submit(statements).await };
         }
-        let rows = self.run(last, true).await?;
+        let rows = self.run(last).await?;
         match self.inner {
             Inner::Pooled { tx: Some(tx), .. } => tx.commit().await?,
             Inner::Grouped { member: Some(member), .. } => member.commit().await?,
@@ -624,6 +625,20 @@ mod tests {
         tx.defer(insert(3));
         assert!(tx.commit_returning(insert(1).returning_x()).await.is_err(), "1 is taken");
         assert_eq!(values(&store).await, vec![1, 2], "the failed commit left nothing");
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_sent_as_a_fetch_is_undone_with_its_transaction() {
+        let (_dir, store) = scratch().await;
+        let mut tx = store.begin().await.expect("begin");
+        tx.fetch_optional(insert(1).returning_x()).await.expect("insert as a fetch");
+        assert!(tx.execute(insert(1)).await.is_err(), "1 is taken");
+        drop(tx);
+        let mut tx = store.begin().await.expect("begin");
+        tx.defer(insert(2));
+        tx.commit().await.expect("commit");
+        assert_eq!(values(&store).await, vec![2], "the dropped transaction's first write is gone too");
         store.close().await;
     }
 

@@ -42,10 +42,12 @@ pub(super) struct Failed {
 
 /// What the thread is asked to do.
 enum Request {
-    /// Run statements in order until one fails; answer the rows of all of them.
-    Run { statements: Vec<Statement>, reply: oneshot::Sender<Result<Vec<AnyRow>, Failed>> },
-    /// Run each program in a savepoint of its own (undoing a failed one alone) within a
-    /// transaction, begun first if `begin`, and commit it.
+    /// Run statements in order until one fails; answer the rows of all of them. With
+    /// `in_batch`, only inside the open transaction: should SQLite have rolled it back (after
+    /// an I/O error, a full disk), the statements must not run on their own.
+    Run { statements: Vec<Statement>, in_batch: bool, reply: oneshot::Sender<Result<Vec<AnyRow>, Failed>> },
+    /// Run the programs (undoing a failed one alone) within a transaction, begun first if
+    /// `begin`, and commit it.
     Batch { programs: Vec<Vec<Statement>>, begin: bool, reply: oneshot::Sender<ProgramsDone> },
     /// Close the connection and end the thread.
     Close { reply: oneshot::Sender<()> },
@@ -81,21 +83,29 @@ impl WriteConnection {
     }
 
     /// Runs statements in order, stopping at the first that fails; returns the rows of all.
-    pub(super) async fn run(&self, statements: Vec<Statement>) -> StoreResult<Result<Vec<AnyRow>, Failed>> {
-        self.ask(|reply| Request::Run { statements, reply }).await
+    #[cfg(test)]
+    async fn run(&self, statements: Vec<Statement>) -> StoreResult<Result<Vec<AnyRow>, Failed>> {
+        self.ask(|reply| Request::Run { statements, in_batch: false, reply }).await
+    }
+
+    /// Runs statements in order in the open transaction (a batch), stopping at the first that
+    /// fails; returns the rows of all. With no transaction open, none runs.
+    pub(super) async fn run_in_batch(&self, statements: Vec<Statement>) -> StoreResult<Result<Vec<AnyRow>, Failed>> {
+        self.ask(|reply| Request::Run { statements, in_batch: true, reply }).await
     }
 
     /// Runs statements without arguments (transaction control) and fails with their error.
     pub(super) async fn execute(&self, sql: &'static str) -> StoreResult<()> {
         let statements = sql.split(';').map(str::trim).filter(|s| !s.is_empty()).map(Statement::new).collect();
-        self.run(statements).await?.map(drop).map_err(|failed| failed.error)
+        let ran = self.ask(|reply| Request::Run { statements, in_batch: false, reply }).await?;
+        ran.map(drop).map_err(|failed| failed.error)
     }
 
-    /// Sends statements to run before anything sent later, without waiting for them; a
-    /// failure is logged.
-    pub(super) fn send(&self, statements: Vec<Statement>) {
+    /// Sends statements to run in the open transaction before anything sent later, without
+    /// waiting for them; a failure is logged.
+    pub(super) fn send_in_batch(&self, statements: Vec<Statement>) {
         let (reply, _) = oneshot::channel();
-        if self.requests.send(Request::Run { statements, reply }).is_err() {
+        if self.requests.send(Request::Run { statements, in_batch: true, reply }).is_err() {
             tracing::warn!("the SQLite write thread is gone");
         }
     }
@@ -117,8 +127,13 @@ impl WriteConnection {
 fn serve(connection: rusqlite::Connection, requests: mpsc::Receiver<Request>) {
     while let Ok(request) = requests.recv() {
         match request {
-            Request::Run { statements, reply } => {
-                if let Err(Err(failed)) = reply.send(run(&connection, &statements)) {
+            Request::Run { statements, in_batch, reply } => {
+                let ran = if in_batch && connection.is_autocommit() {
+                    Err(Failed { index: 0, error: lost_transaction() })
+                } else {
+                    run(&connection, &statements)
+                };
+                if let Err(Err(failed)) = reply.send(ran) {
                     tracing::error!(error = %failed.error, "a write nobody waited for failed");
                 }
             }
@@ -144,8 +159,16 @@ fn run(connection: &rusqlite::Connection, statements: &[Statement]) -> Result<Ve
     Ok(rows)
 }
 
+/// The error of a write that found its batch's transaction gone.
+fn lost_transaction() -> StoreError {
+    StoreError::Commit("the write batch's transaction was rolled back by the database".into())
+}
+
 fn run_batch(connection: &rusqlite::Connection, programs: &[Vec<Statement>], begin: bool) -> ProgramsDone {
     let sql = |text: &str| connection.execute_batch(text).map_err(StoreError::Sqlite);
+    if !begin && connection.is_autocommit() {
+        return Err(lost_transaction());
+    }
     if begin {
         match connection.execute_batch("BEGIN IMMEDIATE") {
             // A transaction no batch owns: a `BEGIN` whose caller was cancelled. It holds no
