@@ -89,7 +89,7 @@ struct FieldSettings {
 /// Inserts a new entity type. Returns false when the key is taken.
 pub async fn insert_type(tx: &mut Tx, def: &EntityType) -> StoreResult<bool> {
     let parents = serde_json::to_string(&def.parents).unwrap_or_else(|_| "[]".into());
-    let done = tx.write_returning(Statement::new(
+    let statement = Statement::new(
         "INSERT INTO entity_types (key, title, builtin, has_stages, has_funnels, has_amount, parents, created_at)
          VALUES ($1, $2, 0, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING RETURNING 1",
     )
@@ -99,8 +99,8 @@ pub async fn insert_type(tx: &mut Tx, def: &EntityType) -> StoreResult<bool> {
     .bind(def.has_funnels as i64)
     .bind(def.has_amount as i64)
     .bind(parents)
-    .bind(now_micros())
-    ).await?;
+    .bind(now_micros());
+    let done = tx.write_returning(statement).await?;
     Ok(!done.is_empty())
 }
 

@@ -269,13 +269,13 @@ pub async fn list_roles(pool: &AnyPool) -> StoreResult<Vec<Role>> {
 
 /// Inserts a role with its permissions; returns `None` when the key is taken.
 pub async fn insert_role(tx: &mut Tx, key: &str, title: &str, permissions: &[Permission]) -> StoreResult<Option<i64>> {
-    let id: Option<i64> = tx.fetch_optional(Statement::new(
+    let statement = Statement::new(
         "INSERT INTO roles (key, title, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING RETURNING id",
     )
     .bind(key)
     .bind(title)
-    .bind(now_micros())
-    ).await?.map(|row| row.try_get(0)).transpose()?;
+    .bind(now_micros());
+    let id: Option<i64> = tx.write_returning(statement).await?.first().map(|row| row.try_get(0)).transpose()?;
     let Some(id) = id else { return Ok(None) };
     replace_permissions(tx, id, permissions).await?;
     Ok(Some(id))

@@ -49,7 +49,7 @@ fn version_from_row(row: &AnyRow) -> StoreResult<PluginVersion> {
 
 /// Stores a plugin version. Returns false when this name and version exist already.
 pub async fn insert(tx: &mut Tx, plugin: &PluginVersion, module: &[u8]) -> StoreResult<bool> {
-    let done = tx.write_returning(Statement::new(
+    let statement = Statement::new(
         "INSERT INTO plugins (name, version, kind, world, capabilities, limits, sha256, module, builtin, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name, version) DO NOTHING RETURNING 1",
     )
@@ -62,8 +62,8 @@ pub async fn insert(tx: &mut Tx, plugin: &PluginVersion, module: &[u8]) -> Store
     .bind(&plugin.sha256)
     .bind(module.to_vec())
     .bind(plugin.builtin as i64)
-    .bind(now_micros())
-    ).await?;
+    .bind(now_micros());
+    let done = tx.write_returning(statement).await?;
     Ok(!done.is_empty())
 }
 

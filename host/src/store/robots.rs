@@ -124,46 +124,39 @@ pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<Robot>> {
 
 /// Inserts a robot and returns its id.
 pub async fn insert(tx: &mut Tx, robot: &Robot) -> StoreResult<i64> {
-    Ok(tx.fetch_one(Statement::new(
-        "INSERT INTO robots (type_key, funnel_key, stage_key, plugin, version_req, config, condition, delay_s, mode, position, created_at,
-             relative_field, relative_offset_s)
+    let insert = Statement::new(
+        "INSERT INTO robots (plugin, version_req, config, condition, delay_s, mode, position, relative_field, relative_offset_s,
+             type_key, funnel_key, stage_key, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-    )
-    .bind(&robot.type_key)
-    .bind(&robot.funnel)
-    .bind(&robot.stage)
-    .bind(&robot.plugin)
-    .bind(&robot.version)
-    .bind(robot.config.to_string())
-    .bind(&robot.condition)
-    .bind(robot.delay_s)
-    .bind(robot.mode.as_str())
-    .bind(robot.order)
-    .bind(now_micros())
-    .bind(robot.relative_to.as_ref().map(|r| r.field.as_str()))
-    .bind(robot.relative_to.as_ref().map_or(0, |r| r.offset_s))
-    ).await?.try_get(0)?)
+    );
+    let insert =
+        bind_settings(insert, robot).bind(&robot.type_key).bind(&robot.funnel).bind(&robot.stage).bind(now_micros());
+    Ok(tx.fetch_one(insert).await?.try_get(0)?)
+}
+
+/// Binds a robot's settings to `$1..$9` (plugin, version, config, condition, delay, mode,
+/// order, relative field and offset), the columns an insert and an update share.
+fn bind_settings(statement: Statement, robot: &Robot) -> Statement {
+    statement
+        .bind(&robot.plugin)
+        .bind(&robot.version)
+        .bind(robot.config.to_string())
+        .bind(&robot.condition)
+        .bind(robot.delay_s)
+        .bind(robot.mode.as_str())
+        .bind(robot.order)
+        .bind(robot.relative_to.as_ref().map(|r| r.field.as_str()))
+        .bind(robot.relative_to.as_ref().map_or(0, |r| r.offset_s))
 }
 
 /// Updates a robot's settings.
 pub async fn update(tx: &mut Tx, robot: &Robot) -> StoreResult<()> {
-    tx.execute(Statement::new(
+    let update = Statement::new(
         "UPDATE robots SET plugin = $1, version_req = $2, config = $3, condition = $4, delay_s = $5, mode = $6, position = $7,
              relative_field = $8, relative_offset_s = $9
          WHERE id = $10",
-    )
-    .bind(&robot.plugin)
-    .bind(&robot.version)
-    .bind(robot.config.to_string())
-    .bind(&robot.condition)
-    .bind(robot.delay_s)
-    .bind(robot.mode.as_str())
-    .bind(robot.order)
-    .bind(robot.relative_to.as_ref().map(|r| r.field.as_str()))
-    .bind(robot.relative_to.as_ref().map_or(0, |r| r.offset_s))
-    .bind(robot.id)
-    ).await?;
-    Ok(())
+    );
+    tx.execute(bind_settings(update, robot).bind(robot.id)).await
 }
 
 /// Deletes a robot and cancels its pending jobs.

@@ -79,35 +79,19 @@ pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredSchedule>>
 
 /// Inserts a schedule and returns its id.
 pub async fn insert(tx: &mut Tx, schedule: &StoredSchedule, now: Micros) -> StoreResult<i64> {
-    Ok(tx.fetch_one(Statement::new(
-        "INSERT INTO schedules (title, cron, timezone, plugin, version_req, config, type_key, funnel_key, stage_key, active,
-             next_at, created_at)
+    let insert = Statement::new(
+        "INSERT INTO schedules (title, cron, timezone, plugin, version_req, config, funnel_key, stage_key, active, next_at,
+             type_key, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-    )
-    .bind(&schedule.title)
-    .bind(&schedule.cron)
-    .bind(&schedule.timezone)
-    .bind(&schedule.plugin)
-    .bind(&schedule.version)
-    .bind(schedule.config.to_string())
-    .bind(&schedule.type_key)
-    .bind(&schedule.funnel)
-    .bind(&schedule.stage)
-    .bind(i64::from(schedule.active))
-    .bind(schedule.next_at)
-    .bind(now)
-    ).await?.try_get(0)?)
+    );
+    let insert = bind_settings(insert, schedule).bind(&schedule.type_key).bind(now);
+    Ok(tx.fetch_one(insert).await?.try_get(0)?)
 }
 
-/// Updates a schedule's settings, and its next firing when `retimed` (otherwise the next
-/// firing stays as the scheduler left it).
-pub async fn update(tx: &mut Tx, schedule: &StoredSchedule, retimed: bool) -> StoreResult<()> {
-    tx.execute(
-        Statement::new(
-            "UPDATE schedules SET title = $1, cron = $2, timezone = $3, plugin = $4, version_req = $5, config = $6,
-             funnel_key = $7, stage_key = $8, active = $9, next_at = CASE WHEN $12 = 1 THEN $10 ELSE next_at END
-         WHERE id = $11",
-        )
+/// Binds a schedule's settings to `$1..$10` (title, cron, time zone, plugin, version, config,
+/// funnel, stage, active, next firing), the columns an insert and an update share.
+fn bind_settings(statement: Statement, schedule: &StoredSchedule) -> Statement {
+    statement
         .bind(&schedule.title)
         .bind(&schedule.cron)
         .bind(&schedule.timezone)
@@ -118,11 +102,17 @@ pub async fn update(tx: &mut Tx, schedule: &StoredSchedule, retimed: bool) -> St
         .bind(&schedule.stage)
         .bind(i64::from(schedule.active))
         .bind(schedule.next_at)
-        .bind(schedule.id)
-        .bind(i64::from(retimed)),
-    )
-    .await?;
-    Ok(())
+}
+
+/// Updates a schedule's settings, and its next firing when `retimed` (otherwise the next
+/// firing stays as the scheduler left it).
+pub async fn update(tx: &mut Tx, schedule: &StoredSchedule, retimed: bool) -> StoreResult<()> {
+    let update = Statement::new(
+        "UPDATE schedules SET title = $1, cron = $2, timezone = $3, plugin = $4, version_req = $5, config = $6,
+             funnel_key = $7, stage_key = $8, active = $9, next_at = CASE WHEN $12 = 1 THEN $10 ELSE next_at END
+         WHERE id = $11",
+    );
+    tx.execute(bind_settings(update, schedule).bind(schedule.id).bind(i64::from(retimed))).await
 }
 
 /// Deletes a schedule and cancels its pending runs.

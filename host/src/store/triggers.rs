@@ -91,41 +91,38 @@ pub async fn by_secret(pool: &AnyPool, secret: &str) -> StoreResult<Option<Store
 /// event's id.
 pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<(i64, i64)> {
     super::lock_id_order(tx).await?;
-    let row = tx.fetch_one(Statement::new(
-        "INSERT INTO triggers (type_key, funnel_key, stage_key, kind, config, allow_backwards, condition, secret, plugin, created_at, since_event)
+    let insert = Statement::new(
+        "INSERT INTO triggers (kind, config, allow_backwards, condition, secret, plugin, type_key, funnel_key, stage_key, created_at, since_event)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT COALESCE(MAX(id), 0) FROM events)) RETURNING id, since_event",
-    )
-    .bind(&trigger.type_key)
-    .bind(&trigger.funnel)
-    .bind(&trigger.stage)
-    .bind(&trigger.kind)
-    .bind(trigger.config.to_string())
-    .bind(i64::from(trigger.allow_backwards))
-    .bind(&trigger.condition)
-    .bind(&trigger.secret)
-    .bind(&trigger.plugin)
-    .bind(now_micros())
-    ).await?;
+    );
+    let insert = bind_settings(insert, trigger)
+        .bind(&trigger.type_key)
+        .bind(&trigger.funnel)
+        .bind(&trigger.stage)
+        .bind(now_micros());
+    let row = tx.fetch_one(insert).await?;
     Ok((row.try_get("id")?, row.try_get("since_event")?))
 }
 
-/// Updates a trigger's settings.
-pub async fn update(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<()> {
-    tx.execute(
-        Statement::new(
-            "UPDATE triggers SET kind = $1, config = $2, allow_backwards = $3, condition = $4, secret = $5, plugin = $6
-         WHERE id = $7",
-        )
+/// Binds a trigger's settings to `$1..$6` (kind, config, backwards, condition, secret,
+/// plugin), the columns an insert and an update share.
+fn bind_settings(statement: Statement, trigger: &StoredTrigger) -> Statement {
+    statement
         .bind(&trigger.kind)
         .bind(trigger.config.to_string())
         .bind(i64::from(trigger.allow_backwards))
         .bind(&trigger.condition)
         .bind(&trigger.secret)
         .bind(&trigger.plugin)
-        .bind(trigger.id),
-    )
-    .await?;
-    Ok(())
+}
+
+/// Updates a trigger's settings.
+pub async fn update(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<()> {
+    let update = Statement::new(
+        "UPDATE triggers SET kind = $1, config = $2, allow_backwards = $3, condition = $4, secret = $5, plugin = $6
+         WHERE id = $7",
+    );
+    tx.execute(bind_settings(update, trigger).bind(trigger.id)).await
 }
 
 /// Deletes a trigger.

@@ -72,7 +72,7 @@ pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredWebhook>> 
 
 /// Inserts a subscription and returns its id.
 pub async fn insert(tx: &mut Tx, webhook: &StoredWebhook, now: Micros) -> StoreResult<i64> {
-    Ok(tx.fetch_one(Statement::new(
+    let statement = Statement::new(
         "INSERT INTO webhooks (url, events, filter, secret, active, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(&webhook.url)
@@ -80,8 +80,8 @@ pub async fn insert(tx: &mut Tx, webhook: &StoredWebhook, now: Micros) -> StoreR
     .bind(json_text(&webhook.filter))
     .bind(&webhook.secret)
     .bind(i64::from(webhook.active))
-    .bind(now)
-    ).await?.try_get(0)?)
+    .bind(now);
+    Ok(tx.fetch_one(statement).await?.try_get(0)?)
 }
 
 /// Updates a subscription.
