@@ -1,6 +1,7 @@
 //! Storage: one repository layer over SQLite (embedded default) and PostgreSQL (shared by
 //! several hosts), through sqlx's `Any` driver, except SQLite's one write connection, which a
-//! thread of its own drives directly (`write_thread`). SQL is written once with `$n`
+//! thread of its own drives directly (`write_thread`), with its checkpoints made by another
+//! (`checkpointer`). SQL is written once with `$n`
 //! placeholders and portable types (BIGINT, TEXT); the few dialect differences go through
 //! [`Dialect`].
 //!
@@ -9,6 +10,7 @@
 //! is bound (every run of a cached statement); behind a cast the value is read at run time.
 
 pub mod catalog;
+mod checkpointer;
 pub mod files;
 mod group_commit;
 pub mod idempotency;
@@ -44,9 +46,10 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
     PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;";
 
-/// The SQLite write connection's page cache: smaller than the readers', because SQLite scans
-/// the whole cache's hash table at every commit, and the write connection commits often.
-const WRITER_CACHE: &str = "PRAGMA cache_size = -16384;";
+/// Settings of the SQLite write connection: a page cache smaller than the readers', because
+/// SQLite scans the whole cache's hash table at every commit, and the write connection commits
+/// often; no automatic checkpoints, which the checkpointer thread makes instead.
+const WRITER: &str = "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;";
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +184,8 @@ impl Store {
         // SQLite has one writer at a time: a single write connection, on a thread of its own and
         // shared by group commit, instead of writers spinning on SQLITE_BUSY; readers use their
         // own pool.
-        let write = write_thread::WriteConnection::open(file, &format!("{PRAGMAS} {WRITER_CACHE}"))?;
+        let checkpoints = checkpointer::Checkpoints::start(file)?;
+        let write = write_thread::WriteConnection::open(file, &format!("{PRAGMAS} {WRITER}"), Some(checkpoints))?;
         let write = Writes::Group(group_commit::WriteGroup::start(write)?);
         let pragmas = |options: AnyPoolOptions| {
             options.after_connect(|conn, _| {

@@ -25,6 +25,7 @@ use sqlx_core::any::{AnyColumn, AnyTypeInfo, AnyTypeInfoKind, AnyValue, AnyValue
 use sqlx_core::ext::ustr::UStr;
 use tokio::sync::oneshot;
 
+use super::checkpointer::Checkpoints;
 use super::tx::{Arg, Statement};
 use super::{StoreError, StoreResult};
 
@@ -63,15 +64,16 @@ pub(super) struct WriteConnection {
 }
 
 impl WriteConnection {
-    /// Opens `file` (creating it), applies `pragmas`, and starts the thread.
-    pub(super) fn open(file: &str, pragmas: &str) -> StoreResult<WriteConnection> {
+    /// Opens `file` (creating it), applies `pragmas`, and starts the thread, which tells
+    /// `checkpoints` (if any) whenever it is between transactions.
+    pub(super) fn open(file: &str, pragmas: &str, checkpoints: Option<Checkpoints>) -> StoreResult<WriteConnection> {
         let connection = rusqlite::Connection::open(file).map_err(StoreError::Sqlite)?;
         connection.execute_batch(pragmas).map_err(StoreError::Sqlite)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (requests, incoming) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || serve(connection, incoming))
+            .spawn(move || serve(connection, incoming, checkpoints))
             .map_err(StoreError::Thread)?;
         Ok(WriteConnection { requests })
     }
@@ -124,7 +126,7 @@ impl WriteConnection {
 }
 
 /// The thread: answers requests in the order they come until closed.
-fn serve(connection: rusqlite::Connection, requests: mpsc::Receiver<Request>) {
+fn serve(connection: rusqlite::Connection, requests: mpsc::Receiver<Request>, mut checkpoints: Option<Checkpoints>) {
     while let Ok(request) = requests.recv() {
         match request {
             Request::Run { statements, in_batch, reply } => {
@@ -147,6 +149,10 @@ fn serve(connection: rusqlite::Connection, requests: mpsc::Receiver<Request>) {
                 let _ = reply.send(());
                 return;
             }
+        }
+        // After the reply: the caller does not wait for the checkpoint.
+        if let Some(checkpoints) = checkpoints.as_mut().filter(|_| connection.is_autocommit()) {
+            checkpoints.between_transactions(&connection);
         }
     }
 }
@@ -304,7 +310,7 @@ mod tests {
 
     async fn table() -> (tempfile::TempDir, WriteConnection) {
         let dir = tempfile::tempdir().unwrap();
-        let writer = WriteConnection::open(&dir.path().join("w.db").display().to_string(), "").unwrap();
+        let writer = WriteConnection::open(&dir.path().join("w.db").display().to_string(), "", None).unwrap();
         writer.execute("CREATE TABLE t (x INTEGER UNIQUE)").await.unwrap();
         (dir, writer)
     }
@@ -334,7 +340,7 @@ mod tests {
     async fn rows_read_like_those_of_the_read_pool() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("w.db");
-        let writer = WriteConnection::open(&file.display().to_string(), "PRAGMA journal_mode = WAL;").unwrap();
+        let writer = WriteConnection::open(&file.display().to_string(), "PRAGMA journal_mode = WAL;", None).unwrap();
         let rows = writer
             .run(vec![
                 Statement::new("CREATE TABLE t (i INTEGER, s TEXT, r REAL, b INTEGER)"),
