@@ -639,7 +639,7 @@ async fn run_plugins(
     if at_plugin.is_empty() {
         return Ok(runs);
     }
-    let mut conn = service.store().reader().acquire().await?;
+    let mut conn = service.store().key_reader().await?;
     let item = crate::store::items::get(&mut conn, &instance.item.type_key, instance.item.id).await?;
     drop(conn);
     let Some(item) = item else { return Ok(runs) };

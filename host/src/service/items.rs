@@ -471,7 +471,7 @@ impl Service {
     /// Reads an item the caller may see.
     pub async fn get_item(&self, caller: &Caller, type_key: &str, id: i64) -> ServiceResult<Item> {
         self.visible_schema(caller, type_key).await?;
-        let mut conn = self.store.reader().acquire().await?;
+        let mut conn = self.store.key_reader().await?;
         let item = repo::get(&mut conn, type_key, id).await?;
         match item {
             Some(item) if caller.principal.access(type_key, item.funnel.as_deref()) >= Access::Read => Ok(item),
@@ -494,7 +494,7 @@ impl Service {
         let item = if let Some(item) = tx.lent(type_key, id) {
             Some(item.clone())
         } else if tx.is_fresh() {
-            let mut conn = self.store.reader().acquire().await?;
+            let mut conn = self.store.key_reader().await?;
             repo::get(&mut conn, type_key, id).await?
         } else {
             repo::get_in(tx, type_key, id).await?

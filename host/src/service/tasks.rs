@@ -273,7 +273,7 @@ impl Service {
     /// A task the caller may see: theirs (responsible, creator, auditor), one linked to an item
     /// they may read, or any for an administrator.
     pub async fn get_task(&self, caller: &Caller, id: i64) -> ServiceResult<Task> {
-        let mut conn = self.store.reader().acquire().await?;
+        let mut conn = self.store.key_reader().await?;
         let task = repo::get(&mut conn, id, now_micros()).await?;
         match task {
             Some(task) if self.may_see_task(caller, &task).await? => Ok(task),

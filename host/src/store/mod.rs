@@ -22,8 +22,10 @@ pub mod outbox;
 pub mod people;
 pub mod plugins;
 pub mod processes;
+mod read_connections;
 pub mod robots;
 pub mod schedules;
+mod sqlite_rows;
 pub mod tasks;
 pub mod triggers;
 mod tx;
@@ -68,7 +70,8 @@ pub enum StoreError {
     /// A database call failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    /// A statement on the SQLite write connection failed.
+    /// A statement on one of the store's own SQLite connections (the write connection, a
+    /// read connection) failed.
     #[error("database: {0}")]
     Sqlite(rusqlite::Error),
     /// A file of the file store could not be read or written.
@@ -136,6 +139,25 @@ pub struct Store {
     local_generation: Arc<AtomicI64>,
     /// SQLite: how to open a connection of sqlx's own (the migrations run on one).
     sqlite_options: Option<AnyConnectOptions>,
+    /// SQLite: the connections for reads by key, used on the caller's thread.
+    key_reads: Option<Arc<read_connections::ReadConnections>>,
+}
+
+/// A connection for reads of rows by key (see [`Store::key_reader`]).
+pub(crate) enum KeyReader {
+    /// SQLite: a connection used on the caller's thread.
+    Inline(read_connections::ReadConnection),
+    /// PostgreSQL: a connection of the read pool.
+    Pooled(sqlx::pool::PoolConnection<sqlx::Any>),
+}
+
+impl Fetch for KeyReader {
+    async fn fetch(&mut self, statement: Statement) -> StoreResult<Vec<sqlx::any::AnyRow>> {
+        match self {
+            KeyReader::Inline(connection) => connection.fetch(&statement),
+            KeyReader::Pooled(connection) => connection.fetch(statement).await,
+        }
+    }
 }
 
 impl Store {
@@ -161,6 +183,7 @@ impl Store {
                 dialect: Dialect::Postgres,
                 local_generation: Arc::default(),
                 sqlite_options: None,
+                key_reads: None,
             })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_string()))
@@ -195,7 +218,8 @@ impl Store {
                 })
             })
         };
-        let read = pragmas(AnyPoolOptions::new().max_connections(8))
+        // A local file's connection does not go stale: no round trip to check it when taken.
+        let read = pragmas(AnyPoolOptions::new().max_connections(8).test_before_acquire(false))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
@@ -206,6 +230,7 @@ impl Store {
             dialect: Dialect::Sqlite,
             local_generation: Arc::default(),
             sqlite_options: Some(options),
+            key_reads: Some(read_connections::ReadConnections::new(file)),
         })
     }
 
@@ -236,6 +261,16 @@ impl Store {
     /// Pool for reads that need no transaction.
     pub fn reader(&self) -> &AnyPool {
         &self.read
+    }
+
+    /// A connection for reads of single rows by key: on SQLite, one used on the caller's thread
+    /// (no hand-over to another thread, see `read_connections`); on PostgreSQL, one of the read
+    /// pool. Reads that scan use [`Store::reader`].
+    pub(crate) async fn key_reader(&self) -> StoreResult<KeyReader> {
+        match &self.key_reads {
+            Some(reads) => Ok(KeyReader::Inline(reads.take()?)),
+            None => Ok(KeyReader::Pooled(self.read.acquire().await?)),
+        }
     }
 
     /// Pool for catalog and generation reads, which may happen inside a write transaction

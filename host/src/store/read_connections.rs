@@ -1,0 +1,126 @@
+//! SQLite reads made on the caller's thread.
+//!
+//! A read through sqlx's SQLite driver crosses between threads three times: the pool checks
+//! the connection as it is taken (a round trip to the connection's thread), the query runs on
+//! that thread, and the connection is checked again as it goes back. On a busy machine every
+//! crossing waits for the scheduler to run the other thread, which costs more than the read:
+//! SQLite finds an item by its key in some ten microseconds. So the reads of single rows by key
+//! that every request makes (the item a GET returns, the item a move changes) run here, on the
+//! calling thread, on a connection of this small pool; the reads that scan (lists, reports)
+//! keep to sqlx's pool, where they do not hold up the async runtime's threads.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::OpenFlags;
+use sqlx::any::AnyRow;
+
+use super::sqlite_rows::run_statement;
+use super::tx::Statement;
+use super::{StoreError, StoreResult};
+
+/// Connections kept open between reads (more are opened when more reads run at once).
+const KEEP_IDLE: usize = 8;
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// Settings of a read connection: reads by key touch few pages, so a small cache.
+const PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;";
+
+/// The pool of read connections to one SQLite file.
+pub(crate) struct ReadConnections {
+    file: String,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl ReadConnections {
+    /// A pool for `file`, which must exist; connections open when first needed.
+    pub(super) fn new(file: &str) -> Arc<ReadConnections> {
+        Arc::new(ReadConnections { file: file.to_string(), idle: Mutex::new(Vec::new()) })
+    }
+
+    /// An idle connection, or a new one.
+    pub(super) fn take(self: &Arc<Self>) -> StoreResult<ReadConnection> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let connection = match idle {
+            Some(connection) => connection,
+            None => self.open()?,
+        };
+        Ok(ReadConnection { connection: Some(connection), home: self.clone() })
+    }
+
+    fn open(&self) -> StoreResult<rusqlite::Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = rusqlite::Connection::open_with_flags(&self.file, flags).map_err(StoreError::Sqlite)?;
+        connection.execute_batch(PRAGMAS).map_err(StoreError::Sqlite)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(connection)
+    }
+}
+
+/// A read connection taken from [`ReadConnections`]; it goes back when dropped.
+pub(crate) struct ReadConnection {
+    connection: Option<rusqlite::Connection>,
+    home: Arc<ReadConnections>,
+}
+
+impl ReadConnection {
+    /// Runs a statement that only reads, on this thread, and returns its rows.
+    pub(super) fn fetch(&mut self, statement: &Statement) -> StoreResult<Vec<AnyRow>> {
+        let connection = self.connection.as_ref().ok_or(StoreError::Closed)?;
+        let mut rows = Vec::new();
+        run_statement(connection, statement, &mut rows)?;
+        Ok(rows)
+    }
+}
+
+impl Drop for ReadConnection {
+    fn drop(&mut self) {
+        if let (Some(connection), Ok(mut idle)) = (self.connection.take(), self.home.idle.lock())
+            && idle.len() < KEEP_IDLE
+        {
+            idle.push(connection);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    #[test]
+    fn reads_see_every_commit_and_never_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.db").display().to_string();
+        let writer = rusqlite::Connection::open(&file).unwrap();
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let reads = ReadConnections::new(&file);
+        let count = || {
+            let rows = reads.take().unwrap().fetch(&Statement::new("SELECT count(*) AS n FROM t")).unwrap();
+            rows[0].try_get::<i64, _>("n").unwrap()
+        };
+        assert_eq!(count(), 1);
+        writer.execute_batch("INSERT INTO t VALUES (2)").unwrap();
+        assert_eq!(count(), 2, "a connection back from the pool sees the later commit");
+
+        let refused = reads.take().unwrap().fetch(&Statement::new("INSERT INTO t VALUES (3)"));
+        assert!(matches!(refused, Err(StoreError::Sqlite(_))), "{:?}", refused.err());
+        assert_eq!(count(), 2);
+    }
+
+    #[test]
+    fn connections_are_reused_and_kept_within_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.db").display().to_string();
+        rusqlite::Connection::open(&file).unwrap().execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        let reads = ReadConnections::new(&file);
+        let many: Vec<_> = (0..KEEP_IDLE + 3).map(|_| reads.take().unwrap()).collect();
+        drop(many);
+        assert_eq!(reads.idle.lock().unwrap().len(), KEEP_IDLE);
+        drop(reads.take().unwrap());
+        assert_eq!(reads.idle.lock().unwrap().len(), KEEP_IDLE, "a connection taken is given back");
+    }
+}
