@@ -275,6 +275,7 @@ impl Service {
     pub async fn get_task(&self, caller: &Caller, id: i64) -> ServiceResult<Task> {
         let mut conn = self.store.key_reader().await?;
         let task = repo::get(&mut conn, id, now_micros()).await?;
+        drop(conn);
         match task {
             Some(task) if self.may_see_task(caller, &task).await? => Ok(task),
             _ => Err(ServiceError::NotFound(format!("no task {id}"))),

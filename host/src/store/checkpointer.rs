@@ -11,15 +11,21 @@
 //! The log starts over from its beginning only when the writer begins a transaction just after
 //! a checkpoint that copied all of it, which a checkpoint running beside a busy writer almost
 //! never does. So once the log holds [`FINISH_AT`] pages, the thread asks the writer to finish
-//! the copy itself between two transactions ([`Checkpoints::finish`]): only the pages written
-//! since the thread's last checkpoint are left to copy, and the writer's next transaction
-//! starts the log over. Should the log still outgrow [`LOG_LIMIT`] (readers holding old
-//! snapshots keep it from being copied whole), the thread runs a `RESTART` checkpoint, which
-//! waits for the writer and the readers and starts the log over.
+//! the copy itself between two transactions ([`Checkpoints::between_transactions`]): only the
+//! pages written since the thread's last checkpoint are left to copy, and the writer's next
+//! transaction starts the log over. Should the log still outgrow [`LOG_LIMIT`] (a long read
+//! keeps an old snapshot, so no checkpoint may copy the whole log), the thread tries a
+//! `RESTART` checkpoint, which holds the writer while it waits for the readers: it waits at
+//! most [`RESTART_WAIT`], so a long read delays writes by that much, not by its own length.
+//!
+//! When the store closes, the writer stops the thread and empties the log itself
+//! ([`Checkpoints::stop`]), so a stopped server leaves its data in the database file alone.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{StoreError, StoreResult};
@@ -31,38 +37,43 @@ const PAUSE: Duration = Duration::from_millis(100);
 /// of 4 KiB pages).
 const FINISH_AT: i64 = 4_096;
 
-/// Pages in the write-ahead log above which the thread starts the log over itself (64 MiB of
+/// Pages in the write-ahead log above which the thread tries to start the log over (64 MiB of
 /// 4 KiB pages).
 const LOG_LIMIT: i64 = 16_384;
 
-/// Settings of the checkpointer's connection: it waits for the locks a `RESTART` checkpoint
-/// needs rather than failing at once.
+/// The longest a `RESTART` checkpoint waits for readers, holding the writer meanwhile.
+const RESTART_WAIT: &str = "PRAGMA busy_timeout = 50;";
+
+/// How long the checkpointer waits for locks otherwise (it never needs to: a `PASSIVE`
+/// checkpoint does not wait).
 const PRAGMAS: &str = "PRAGMA busy_timeout = 10000;";
 
-/// The write connection's side of the checkpointer; the thread ends when this is dropped.
+/// The write connection's side of the checkpointer.
 pub(super) struct Checkpoints {
     wake: mpsc::SyncSender<()>,
     finish_wanted: Arc<AtomicBool>,
     changes_seen: u64,
+    thread: JoinHandle<()>,
 }
 
 impl Checkpoints {
     /// Opens a connection to `file` and starts the checkpointer thread on it.
-    pub(super) fn start(file: &str) -> StoreResult<Checkpoints> {
+    pub(super) fn start(file: &Path) -> StoreResult<Checkpoints> {
         let connection = rusqlite::Connection::open(file).map_err(StoreError::Sqlite)?;
         connection.execute_batch(PRAGMAS).map_err(StoreError::Sqlite)?;
         let (wake, wakes) = mpsc::sync_channel(1);
         let finish_wanted = Arc::new(AtomicBool::new(false));
         let asked = finish_wanted.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-checkpointer".into())
             .spawn(move || serve(connection, wakes, &asked))
             .map_err(StoreError::Thread)?;
-        Ok(Checkpoints { wake, finish_wanted, changes_seen: 0 })
+        Ok(Checkpoints { wake, finish_wanted, changes_seen: 0, thread })
     }
 
     /// Called by the writer on its connection between transactions: wakes the thread if rows
-    /// were written since the last call, and finishes a checkpoint if the thread asked for it.
+    /// were written since the last call, and, if the thread asked for it, tries once to finish
+    /// a checkpoint (the thread asks again after its next checkpoint if the log is still long).
     pub(super) fn between_transactions(&mut self, writer: &rusqlite::Connection) {
         let changes = writer.total_changes();
         if changes != self.changes_seen {
@@ -70,14 +81,24 @@ impl Checkpoints {
             // Never blocks: one wake-up waiting is enough.
             let _ = self.wake.try_send(());
         }
-        if self.finish_wanted.load(Ordering::Relaxed) {
-            match checkpoint(writer, "PASSIVE") {
-                // Copied whole: the writer's next transaction starts the log over.
-                Ok(Checkpointed { log, copied }) if log == copied => self.finish_wanted.store(false, Ordering::Relaxed),
-                // A reader still needs part of the log: tried again after the next transaction.
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "finishing a checkpoint on the write connection"),
-            }
+        if self.finish_wanted.swap(false, Ordering::Relaxed)
+            && let Err(e) = checkpoint(writer, "PASSIVE")
+        {
+            tracing::debug!(error = %e, "finishing a checkpoint on the write connection");
+        }
+    }
+
+    /// Stops the thread and waits for it, then copies the whole log back with the writer and
+    /// empties it (the writer is closing: it waits up to its busy timeout for readers).
+    pub(super) fn stop(self, writer: &rusqlite::Connection) {
+        drop(self.wake);
+        if self.thread.join().is_err() {
+            tracing::error!("the SQLite checkpointer thread panicked");
+        }
+        match checkpoint(writer, "TRUNCATE") {
+            Ok(done) if done.is_whole() => {}
+            Ok(done) => tracing::warn!(?done, "a reader kept part of the write-ahead log at close"),
+            Err(e) => tracing::warn!(error = %e, "emptying the write-ahead log at close"),
         }
     }
 }
@@ -87,34 +108,53 @@ fn serve(connection: rusqlite::Connection, wakes: mpsc::Receiver<()>, finish_wan
     while wakes.recv().is_ok() {
         std::thread::sleep(PAUSE);
         match checkpoint(&connection, "PASSIVE") {
-            Ok(Checkpointed { log, .. }) if log > LOG_LIMIT => {
-                tracing::info!(pages = log, "the write-ahead log outgrew its limit; restarting it");
-                if let Err(e) = checkpoint(&connection, "RESTART") {
-                    tracing::warn!(error = %e, "restarting the write-ahead log");
-                }
-            }
-            Ok(Checkpointed { log, .. }) if log >= FINISH_AT => finish_wanted.store(true, Ordering::Relaxed),
+            Ok(done) if done.log > LOG_LIMIT => restart(&connection, done.log),
+            Ok(done) if done.log >= FINISH_AT => finish_wanted.store(true, Ordering::Relaxed),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "checkpointing the write-ahead log"),
         }
     }
-    // The last connection to close checkpoints the whole log and removes it.
     if let Err((_, e)) = connection.close() {
         tracing::warn!(error = %e, "closing the SQLite checkpointer connection");
     }
 }
 
-/// What a checkpoint reports: pages in the log, and how many of them are copied back.
+/// Tries a `RESTART` checkpoint, waiting at most [`RESTART_WAIT`] for readers.
+fn restart(connection: &rusqlite::Connection, pages: i64) {
+    let restarted = connection
+        .execute_batch(RESTART_WAIT)
+        .and_then(|()| checkpoint(connection, "RESTART"))
+        .and_then(|done| connection.execute_batch(PRAGMAS).map(|()| done));
+    match restarted {
+        Ok(done) if done.is_whole() => tracing::info!(pages, "the write-ahead log outgrew its limit and was restarted"),
+        Ok(done) => tracing::info!(pages, ?done, "the write-ahead log outgrew its limit; a reader keeps it"),
+        Err(e) => tracing::warn!(error = %e, "restarting the write-ahead log"),
+    }
+}
+
+/// What a checkpoint reports (`PRAGMA wal_checkpoint`'s row).
 #[derive(Debug, PartialEq)]
 struct Checkpointed {
+    /// The checkpoint could not take a lock it needed (another checkpoint runs, or a reader or
+    /// the writer kept it from finishing).
+    busy: bool,
+    /// Pages in the log (-1 when the checkpoint did not run).
     log: i64,
+    /// Pages of the log copied back (-1 when the checkpoint did not run).
     copied: i64,
+}
+
+impl Checkpointed {
+    /// Whether the whole log is copied back.
+    fn is_whole(&self) -> bool {
+        !self.busy && self.log >= 0 && self.log == self.copied
+    }
 }
 
 /// Runs a checkpoint in `mode`.
 fn checkpoint(connection: &rusqlite::Connection, mode: &str) -> rusqlite::Result<Checkpointed> {
     connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-        Ok(Checkpointed { log: row.get(1)?, copied: row.get(2)? })
+        Ok(Checkpointed { busy: row.get::<_, i64>(0)? != 0, log: row.get(1)?, copied: row.get(2)? })
     })
 }
 
@@ -156,11 +196,11 @@ mod tests {
         let file_pages = || std::fs::metadata(&file).map(|m| m.len()).unwrap() / 4096;
         assert!(file_pages() < 10, "the database file grew without a checkpoint");
 
-        let mut checkpoints = Checkpoints::start(&file).unwrap();
+        let mut checkpoints = Checkpoints::start(Path::new(&file)).unwrap();
         checkpoints.between_transactions(&writer);
         wait_for("the thread to copy the log back", || file_pages() >= 200);
         let state = checkpoint(&writer, "PASSIVE").unwrap();
-        assert_eq!(state.log, state.copied, "the whole log is copied back");
+        assert!(state.is_whole() && state.log >= 200, "the whole log is copied back: {state:?}");
     }
 
     #[test]
@@ -168,7 +208,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.db").display().to_string();
         let writer = writer(&file, FINISH_AT as usize + 100);
-        let mut checkpoints = Checkpoints::start(&file).unwrap();
+        let mut checkpoints = Checkpoints::start(Path::new(&file)).unwrap();
         checkpoints.between_transactions(&writer);
         wait_for("the thread to ask the writer to finish", || checkpoints.finish_wanted.load(Ordering::Relaxed));
 
@@ -177,6 +217,27 @@ mod tests {
         assert!(!checkpoints.finish_wanted.load(Ordering::Relaxed), "the writer finished the checkpoint");
         write(&writer, 1);
         let state = checkpoint(&writer, "PASSIVE").unwrap();
-        assert!(state.log < 10, "the log started over: {state:?}");
+        assert!((1..10).contains(&state.log), "the log started over: {state:?}");
+    }
+
+    #[test]
+    fn stopping_ends_the_thread_and_empties_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.db").display().to_string();
+        let writer = writer(&file, 200);
+        let checkpoints = Checkpoints::start(Path::new(&file)).unwrap();
+        checkpoints.stop(&writer);
+        let wal = std::fs::metadata(format!("{file}-wal")).map(|m| m.len()).unwrap();
+        assert_eq!(wal, 0, "the log is emptied");
+        let in_file = std::fs::metadata(&file).map(|m| m.len()).unwrap() / 4096;
+        assert!(in_file >= 200, "the rows are in the database file ({in_file} pages)");
+    }
+
+    #[test]
+    fn a_busy_checkpoint_is_not_taken_for_a_whole_one() {
+        let busy = Checkpointed { busy: true, log: -1, copied: -1 };
+        assert!(!busy.is_whole());
+        assert!(!Checkpointed { busy: false, log: -1, copied: -1 }.is_whole());
+        assert!(Checkpointed { busy: false, log: 7, copied: 7 }.is_whole());
     }
 }

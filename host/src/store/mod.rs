@@ -1,8 +1,9 @@
 //! Storage: one repository layer over SQLite (embedded default) and PostgreSQL (shared by
 //! several hosts), through sqlx's `Any` driver, except SQLite's one write connection, which a
 //! thread of its own drives directly (`write_thread`), with its checkpoints made by another
-//! (`checkpointer`). SQL is written once with `$n`
-//! placeholders and portable types (BIGINT, TEXT); the few dialect differences go through
+//! (`checkpointer`), and SQLite's reads of single rows by key, made on the caller's thread
+//! (`read_connections`); both run statements through `sqlite_rows`. SQL is written once with
+//! `$n` placeholders and portable types (BIGINT, TEXT); the few dialect differences go through
 //! [`Dialect`].
 //!
 //! A bound `LIMIT` is written `LIMIT CAST($n AS BIGINT)`: SQLite plans a bare `LIMIT $n` for
@@ -35,7 +36,6 @@ mod write_thread;
 pub use tx::Tx;
 pub(crate) use tx::{Fetch, Statement};
 
-use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -59,6 +59,10 @@ pub enum StoreError {
     /// The database URL is neither `sqlite://` nor `postgres://`.
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    /// An in-memory SQLite database: the store opens several connections to its database
+    /// (a writer, readers), and each would see a database of its own.
+    #[error("in-memory SQLite (`{0}`) is not supported: use sqlite://PATH (a file)")]
+    InMemory(String),
     /// The SQLite file's folder could not be created.
     #[error("cannot create the database folder {path}: {source}")]
     CreateDir {
@@ -191,8 +195,15 @@ impl Store {
     }
 
     async fn connect_sqlite(url: &str, path: &str) -> StoreResult<Store> {
-        let file = path.split('?').next().unwrap_or(path);
-        if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+        let (database, params) = path.split_once('?').unwrap_or((path, ""));
+        if database.is_empty() || database == ":memory:" || params.split('&').any(|param| param == "mode=memory") {
+            return Err(StoreError::InMemory(url.to_string()));
+        }
+        // The file as sqlx reads the URL (percent-decoded), so the store's own connections and
+        // sqlx's open the same one.
+        let file = sqlx::sqlite::SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf();
+        let file = file.as_path();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
         }
@@ -289,12 +300,16 @@ impl Store {
 
     /// Closes the pools, waiting for connections in use.
     pub async fn close(&self) {
+        // Readers first, so the SQLite writer, closing last, can empty the write-ahead log.
+        if let Some(reads) = &self.key_reads {
+            reads.close();
+        }
+        self.read.close().await;
+        self.meta.close().await;
         match &self.write {
             Writes::Pool(pool) => pool.close().await,
             Writes::Group(group) => group.close().await,
         }
-        self.read.close().await;
-        self.meta.close().await;
     }
 
     /// The configuration generation: bumped by every change to types, fields, funnels, users,
@@ -338,4 +353,47 @@ pub(crate) async fn lock_id_order(tx: &mut Tx) -> StoreResult<()> {
 /// Reads a JSON text column, naming the table when it is corrupt.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(table: &'static str, text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt { table, message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn in_memory_sqlite_is_refused_with_a_clear_error() {
+        for url in ["sqlite://:memory:", "sqlite://?mode=memory", "sqlite://data.db?mode=memory&cache=shared"] {
+            let refused = Store::connect(url).await.err();
+            assert!(matches!(refused, Some(StoreError::InMemory(_))), "{url}: {refused:?}");
+            assert!(refused.is_some_and(|e| e.to_string().contains("use sqlite://PATH")));
+        }
+        assert!(!Path::new("data.db").exists(), "nothing was created");
+    }
+
+    #[tokio::test]
+    async fn a_percent_encoded_path_is_one_file_for_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/two%20words.db", dir.path().display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.execute(Statement::new("UPDATE generations SET value = 41 WHERE id = 1")).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // sqlx's read pool and the store's own read connections see the write thread's commit.
+        let pooled: i64 =
+            sqlx::query_scalar("SELECT value FROM generations WHERE id = 1").fetch_one(store.reader()).await.unwrap();
+        let mut key_reader = store.key_reader().await.unwrap();
+        let rows = key_reader.fetch(Statement::new("SELECT value FROM generations WHERE id = 1")).await.unwrap();
+        let inline: i64 = sqlx::Row::try_get(&rows[0], "value").unwrap();
+        assert_eq!((pooled, inline), (41, 41));
+        assert!(dir.path().join("two words.db").exists());
+        assert!(!dir.path().join("two%20words.db").exists(), "the writer opened the undecoded name");
+
+        store.close().await;
+        let wal = std::fs::metadata(dir.path().join("two words.db-wal")).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(wal, 0, "a closed store leaves its data in the database file");
+        assert!(matches!(store.key_reader().await.err(), Some(StoreError::Closed)));
+    }
 }

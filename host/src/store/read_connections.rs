@@ -1,14 +1,16 @@
 //! SQLite reads made on the caller's thread.
 //!
-//! A read through sqlx's SQLite driver crosses between threads three times: the pool checks
-//! the connection as it is taken (a round trip to the connection's thread), the query runs on
-//! that thread, and the connection is checked again as it goes back. On a busy machine every
+//! A read through sqlx's SQLite driver crosses between threads: the query runs on the
+//! connection's own thread, and the pool checks the connection (a round trip to that thread)
+//! as it goes back, and, unless told not to, as it is taken. On a busy machine every
 //! crossing waits for the scheduler to run the other thread, which costs more than the read:
 //! SQLite finds an item by its key in some ten microseconds. So the reads of single rows by key
 //! that every request makes (the item a GET returns, the item a move changes) run here, on the
 //! calling thread, on a connection of this small pool; the reads that scan (lists, reports)
 //! keep to sqlx's pool, where they do not hold up the async runtime's threads.
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::OpenFlags;
@@ -29,24 +31,40 @@ const PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384; 
 
 /// The pool of read connections to one SQLite file.
 pub(crate) struct ReadConnections {
-    file: String,
+    file: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    closed: AtomicBool,
 }
 
 impl ReadConnections {
     /// A pool for `file`, which must exist; connections open when first needed.
-    pub(super) fn new(file: &str) -> Arc<ReadConnections> {
-        Arc::new(ReadConnections { file: file.to_string(), idle: Mutex::new(Vec::new()) })
+    pub(super) fn new(file: &Path) -> Arc<ReadConnections> {
+        Arc::new(ReadConnections {
+            file: file.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        })
     }
 
-    /// An idle connection, or a new one.
+    /// An idle connection, or a new one; none once closed.
     pub(super) fn take(self: &Arc<Self>) -> StoreResult<ReadConnection> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let connection = match idle {
             Some(connection) => connection,
             None => self.open()?,
         };
         Ok(ReadConnection { connection: Some(connection), home: self.clone() })
+    }
+
+    /// Closes the idle connections; those in use close when given back.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
     }
 
     fn open(&self) -> StoreResult<rusqlite::Connection> {
@@ -78,6 +96,7 @@ impl Drop for ReadConnection {
     fn drop(&mut self) {
         if let (Some(connection), Ok(mut idle)) = (self.connection.take(), self.home.idle.lock())
             && idle.len() < KEEP_IDLE
+            && !self.home.closed.load(Ordering::Acquire)
         {
             idle.push(connection);
         }
@@ -97,7 +116,7 @@ mod tests {
         writer
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)")
             .unwrap();
-        let reads = ReadConnections::new(&file);
+        let reads = ReadConnections::new(Path::new(&file));
         let count = || {
             let rows = reads.take().unwrap().fetch(&Statement::new("SELECT count(*) AS n FROM t")).unwrap();
             rows[0].try_get::<i64, _>("n").unwrap()
@@ -116,11 +135,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("r.db").display().to_string();
         rusqlite::Connection::open(&file).unwrap().execute_batch("PRAGMA journal_mode = WAL").unwrap();
-        let reads = ReadConnections::new(&file);
+        let reads = ReadConnections::new(Path::new(&file));
         let many: Vec<_> = (0..KEEP_IDLE + 3).map(|_| reads.take().unwrap()).collect();
         drop(many);
         assert_eq!(reads.idle.lock().unwrap().len(), KEEP_IDLE);
         drop(reads.take().unwrap());
         assert_eq!(reads.idle.lock().unwrap().len(), KEEP_IDLE, "a connection taken is given back");
+
+        let in_use = reads.take().unwrap();
+        reads.close();
+        assert!(reads.idle.lock().unwrap().is_empty());
+        assert!(matches!(reads.take().err(), Some(StoreError::Closed)), "no reads after close");
+        drop(in_use);
+        assert!(reads.idle.lock().unwrap().is_empty(), "a connection given back after close is closed");
     }
 }

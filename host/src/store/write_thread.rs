@@ -16,6 +16,7 @@
 //! Rows come back as sqlx [`AnyRow`]s, so the repositories read a row of the write connection
 //! as they read one of the read pool.
 
+use std::path::Path;
 use std::sync::mpsc;
 
 use sqlx::any::AnyRow;
@@ -63,7 +64,7 @@ pub(super) struct WriteConnection {
 impl WriteConnection {
     /// Opens `file` (creating it), applies `pragmas`, and starts the thread, which tells
     /// `checkpoints` (if any) whenever it is between transactions.
-    pub(super) fn open(file: &str, pragmas: &str, checkpoints: Option<Checkpoints>) -> StoreResult<WriteConnection> {
+    pub(super) fn open(file: &Path, pragmas: &str, checkpoints: Option<Checkpoints>) -> StoreResult<WriteConnection> {
         let connection = rusqlite::Connection::open(file).map_err(StoreError::Sqlite)?;
         connection.execute_batch(pragmas).map_err(StoreError::Sqlite)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -140,6 +141,9 @@ fn serve(connection: rusqlite::Connection, requests: mpsc::Receiver<Request>, mu
                 let _ = reply.send(run_batch(&connection, &programs, begin));
             }
             Request::Close { reply } => {
+                if let Some(checkpoints) = checkpoints.take() {
+                    checkpoints.stop(&connection);
+                }
                 if let Err((_, e)) = connection.close() {
                     tracing::warn!(error = %e, "closing the SQLite write connection");
                 }
@@ -219,7 +223,6 @@ fn run_programs(connection: &rusqlite::Connection, programs: &[Vec<Statement>]) 
     Ok(outcomes)
 }
 
-/// Runs one statement (prepared once per text, unless transient), adding its rows to `rows`.
 #[cfg(test)]
 mod tests {
     use sqlx::Row;
@@ -228,7 +231,7 @@ mod tests {
 
     async fn table() -> (tempfile::TempDir, WriteConnection) {
         let dir = tempfile::tempdir().unwrap();
-        let writer = WriteConnection::open(&dir.path().join("w.db").display().to_string(), "", None).unwrap();
+        let writer = WriteConnection::open(&dir.path().join("w.db"), "", None).unwrap();
         writer.execute("CREATE TABLE t (x INTEGER UNIQUE)").await.unwrap();
         (dir, writer)
     }
@@ -258,7 +261,7 @@ mod tests {
     async fn rows_read_like_those_of_the_read_pool() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("w.db");
-        let writer = WriteConnection::open(&file.display().to_string(), "PRAGMA journal_mode = WAL;", None).unwrap();
+        let writer = WriteConnection::open(&file, "PRAGMA journal_mode = WAL;", None).unwrap();
         let rows = writer
             .run(vec![
                 Statement::new("CREATE TABLE t (i INTEGER, s TEXT, r REAL, b INTEGER)"),
