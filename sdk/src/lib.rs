@@ -147,3 +147,11 @@ pub fn render(template: &str, item: &Item) -> String {
     out.push_str(rest);
     out
 }
+
+/// On `wasm32-unknown-unknown`, the allocator: the same dlmalloc as the standard library's,
+/// but one that takes the free end of the module's initial memory before it grows the memory,
+/// so a plugin built with room there (`-C link-arg=--initial-memory=...`) never grows it, and
+/// the host reuses its memory for the next fresh instance as it was.
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;

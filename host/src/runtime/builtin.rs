@@ -5,7 +5,7 @@ use crate::runtime::registry::PluginKind;
 use crate::service::plugins::Manifest;
 
 /// Version under which the built-in robots of this build are installed.
-pub const BUILTIN_VERSION: &str = "1.0.0";
+pub const BUILTIN_VERSION: &str = "1.1.0";
 
 /// `(name, component)` of every built-in robot.
 pub const BUILTINS: [(&str, &[u8]); 6] = [
@@ -33,5 +33,26 @@ pub fn manifest(name: &str) -> Manifest {
         world: "robot".into(),
         capabilities,
         limits: Limits::DEFAULT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in robots are built without WASI (host/build.rs): a fresh instance resolves
+    /// only the Voronka interfaces.
+    #[test]
+    fn built_in_robots_import_only_the_voronka_interfaces() {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        for (name, bytes) in BUILTINS {
+            let component = wasmtime::component::Component::new(&engine, bytes).unwrap();
+            let imports: Vec<String> =
+                component.component_type().imports(&engine).map(|(import, _)| import.to_string()).collect();
+            assert!(imports.iter().any(|import| import.starts_with("voronka:plugin/")), "{name}: {imports:?}");
+            assert!(imports.iter().all(|import| import.starts_with("voronka:plugin/")), "{name}: {imports:?}");
+        }
     }
 }

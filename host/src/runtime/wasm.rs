@@ -182,13 +182,6 @@ impl WasmRuntime {
             .epoch_interruption(true)
             .consume_fuel(true)
             .max_wasm_stack(512 * 1024)
-            // Bounds checks in the compiled code instead of guard pages and signal handlers: a
-            // fresh instance whose memory grew (a Rust component's allocator grows it at its
-            // first allocation) is otherwise shrunk back with `mprotect` at the next
-            // instantiation, which makes the kernel interrupt every core to flush its TLB, more
-            // than the whole call of a trivial robot costs.
-            .memory_guard_size(0)
-            .signals_based_traps(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
