@@ -6,9 +6,11 @@
 //! `wasm32-wasip2` imports 14 WASI interfaces into every component whether it uses them or not,
 //! and the host resolves every import at every fresh instance, a third of a trivial robot's
 //! cost. They are linked with [`CORE_INITIAL_MEMORY`] of initial memory, which the SDK's
-//! allocator uses before it grows the memory: a memory that grew is protected again page by
-//! page when the host reuses it for the next instance, which costs more than the whole call. The sandbox-test plugin prints, so it and the example (which shows integrators the
-//! plain `cargo build --target wasm32-wasip2`) are built for `wasm32-wasip2`. Installs missing
+//! allocator uses before it grows the memory: a memory that grew is protected again when the
+//! host reuses it for the next instance, which costs more than the whole call.
+//!
+//! The sandbox-test plugin prints, so it and the example (which shows integrators the plain
+//! `cargo build --target wasm32-wasip2`) are built for `wasm32-wasip2`. Installs missing
 //! targets with rustup first, so a fresh checkout builds with plain `cargo build`.
 
 use std::path::{Path, PathBuf};
