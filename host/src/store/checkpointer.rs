@@ -28,7 +28,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{StoreError, StoreResult};
+use super::{StoreError, StoreResult, sqlite_rows};
 
 /// How long the thread waits after a wake-up, so a checkpoint covers the commits of that time.
 const PAUSE: Duration = Duration::from_millis(100);
@@ -59,8 +59,8 @@ pub(super) struct Checkpoints {
 impl Checkpoints {
     /// Opens a connection to `file` and starts the checkpointer thread on it.
     pub(super) fn start(file: &Path) -> StoreResult<Checkpoints> {
-        let connection = rusqlite::Connection::open(file).map_err(StoreError::Sqlite)?;
-        connection.execute_batch(PRAGMAS).map_err(StoreError::Sqlite)?;
+        // No statements to keep: one pragma text per mode.
+        let connection = sqlite_rows::open(file, rusqlite::OpenFlags::default(), PRAGMAS, 0)?;
         let (wake, wakes) = mpsc::sync_channel(1);
         let finish_wanted = Arc::new(AtomicBool::new(false));
         let asked = finish_wanted.clone();

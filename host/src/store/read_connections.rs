@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::OpenFlags;
 use sqlx::any::AnyRow;
 
-use super::sqlite_rows::run_statement;
+use super::sqlite_rows::{self, run_statement};
 use super::tx::Statement;
 use super::{StoreError, StoreResult};
 
@@ -69,10 +69,7 @@ impl ReadConnections {
 
     fn open(&self) -> StoreResult<rusqlite::Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = rusqlite::Connection::open_with_flags(&self.file, flags).map_err(StoreError::Sqlite)?;
-        connection.execute_batch(PRAGMAS).map_err(StoreError::Sqlite)?;
-        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(connection)
+        sqlite_rows::open(&self.file, flags, PRAGMAS, STATEMENT_CACHE)
     }
 }
 

@@ -3,6 +3,7 @@
 //! (`read_connections`) as they read one of a sqlx pool. The rows are built from the fields
 //! sqlx marks semver-exempt, which is why `sqlx-core` is pinned to one version.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::types::ValueRef;
@@ -12,6 +13,20 @@ use sqlx_core::ext::ustr::UStr;
 
 use super::tx::{Arg, Statement};
 use super::{StoreError, StoreResult};
+
+/// Opens a connection of the store's own to `file` with `flags`, applies `pragmas`, and keeps
+/// up to `statements` prepared statements.
+pub(super) fn open(
+    file: &Path,
+    flags: rusqlite::OpenFlags,
+    pragmas: &str,
+    statements: usize,
+) -> StoreResult<rusqlite::Connection> {
+    let connection = rusqlite::Connection::open_with_flags(file, flags).map_err(StoreError::Sqlite)?;
+    connection.execute_batch(pragmas).map_err(StoreError::Sqlite)?;
+    connection.set_prepared_statement_cache_capacity(statements);
+    Ok(connection)
+}
 
 /// Runs `statement` on `connection` (prepared once and cached by its text, unless transient)
 /// and appends its rows to `rows`; fails with [`StoreError::CheckFailed`] when the statement

@@ -23,7 +23,7 @@ use sqlx::any::AnyRow;
 use tokio::sync::oneshot;
 
 use super::checkpointer::Checkpoints;
-use super::sqlite_rows::run_statement;
+use super::sqlite_rows::{self, run_statement};
 use super::tx::Statement;
 use super::{StoreError, StoreResult};
 
@@ -65,9 +65,7 @@ impl WriteConnection {
     /// Opens `file` (creating it), applies `pragmas`, and starts the thread, which tells
     /// `checkpoints` (if any) whenever it is between transactions.
     pub(super) fn open(file: &Path, pragmas: &str, checkpoints: Option<Checkpoints>) -> StoreResult<WriteConnection> {
-        let connection = rusqlite::Connection::open(file).map_err(StoreError::Sqlite)?;
-        connection.execute_batch(pragmas).map_err(StoreError::Sqlite)?;
-        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let connection = sqlite_rows::open(file, rusqlite::OpenFlags::default(), pragmas, STATEMENT_CACHE)?;
         let (requests, incoming) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
