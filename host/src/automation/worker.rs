@@ -9,7 +9,7 @@ use serde_json::json;
 use super::Shutdown;
 use crate::model::actor::Actor;
 use crate::model::item::{Item, ItemRef, TimelineKind};
-use crate::model::time::now_micros;
+use crate::model::time::{Micros, now_micros};
 use crate::runtime::host_api::{HostCalls, after_commit, apply_writes};
 use crate::runtime::limits::Failure;
 use crate::runtime::registry::Loaded;
@@ -17,12 +17,17 @@ use crate::runtime::wasm::RobotContext;
 use crate::service::items::TimelineNote;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use crate::store::jobs::{self, Job};
-use crate::store::{StoreError, Tx};
+use crate::store::{Store, StoreError, Tx};
 
 /// Jobs claimed at once by one worker. A worker waits for a commit to claim and for the
 /// commits of what it ran, so its jobs per claim, times the workers, bound how many jobs are
 /// in flight: enough to keep the database and the plugins busy while others wait.
 const CLAIM: i64 = 128;
+/// How long a claim holds its jobs before another worker may take them over (after a crash);
+/// renewed every [`RENEW_EVERY`] while they run, so slow plugins do not lose their jobs.
+const LEASE: Micros = 120_000_000;
+/// How often a claim whose jobs still run renews their lease.
+const RENEW_EVERY: Duration = Duration::from_secs(30);
 /// Longest sleep when the queue is empty on a shared database (other hosts' jobs).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Attempts of a job failing transiently before it is failed for good.
@@ -61,9 +66,13 @@ pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
 /// batch are read at once, and each job acts on its item as the job before it left it.
 pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     let now = now_micros();
-    let lease = now + 120_000_000;
+    let lease = now + LEASE;
     let claimed = jobs::claim(service.store().begin().await?, now, lease, CLAIM).await?;
     let n = claimed.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    let _renewing = LeaseKeeper::start(service.store().clone(), claimed.iter().map(|j| j.id).collect(), lease);
     let mut by_item: Vec<(i64, Vec<Job>)> = Vec::new();
     for job in claimed {
         match by_item.iter_mut().find(|(item, _)| *item == job.item_id) {
@@ -79,6 +88,42 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     });
     futures::future::join_all(runs).await;
     Ok(n)
+}
+
+/// Renews the lease of a claim's jobs while they run, so a batch that outlasts one lease (slow
+/// plugins one after another) is not taken over and run again by another worker. The renewals
+/// stop when it drops, or when none of the jobs is still running under the claim.
+struct LeaseKeeper(tokio::task::JoinHandle<()>);
+
+impl LeaseKeeper {
+    /// Starts renewing the jobs `ids`, claimed until `held`, every [`RENEW_EVERY`] by [`LEASE`].
+    fn start(store: Store, ids: Vec<i64>, held: Micros) -> LeaseKeeper {
+        LeaseKeeper::with_timing(store, ids, held, LEASE, RENEW_EVERY)
+    }
+
+    fn with_timing(store: Store, ids: Vec<i64>, mut held: Micros, lease: Micros, every: Duration) -> LeaseKeeper {
+        LeaseKeeper(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let until = now_micros() + lease;
+                let renewed = match store.begin().await {
+                    Ok(tx) => jobs::renew(tx, &ids, held, until).await,
+                    Err(e) => Err(e),
+                };
+                match renewed {
+                    Ok(0) => return,
+                    Ok(_) => held = until,
+                    Err(e) => tracing::warn!(error = %e, "renewing the lease of running jobs failed; retrying"),
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs the claimed jobs of one item in claim order: together in one transaction as far as
@@ -423,5 +468,55 @@ async fn settle_failure(
     {
         Ok(_) | Err(ServiceError::NotFound(_)) => Ok(true),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn claimable(store: &Store, limit: i64) -> Vec<i64> {
+        let claimed = jobs::claim(store.begin().await.expect("begin"), now_micros(), now_micros() + 60_000_000, limit)
+            .await
+            .expect("claim");
+        claimed.iter().map(|j| j.id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_kept_lease_is_not_taken_over_and_a_dropped_one_is() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let mut tx = store.begin().await.expect("begin");
+        let job = jobs::NewJob {
+            robot_id: 1,
+            schedule_id: None,
+            item_id: 7,
+            type_key: "deal",
+            funnel: "default",
+            stage: "new",
+            event_id: Some(1),
+            actor: "{}",
+            depth: 0,
+            after_previous: false,
+            due_at: 0,
+        };
+        tx.execute(jobs::enqueue(&job, 0)).await.expect("enqueue");
+        tx.commit().await.expect("commit");
+        let lease = 1_000_000;
+        let held = now_micros() + lease;
+        let claimed = jobs::claim(store.begin().await.expect("begin"), now_micros(), held, 8).await.expect("claim");
+        assert_eq!(claimed.len(), 1);
+        let keeper =
+            LeaseKeeper::with_timing(store.clone(), vec![claimed[0].id], held, lease, Duration::from_millis(100));
+        // Twice the first lease: renewed, so no other worker may take the job.
+        tokio::time::sleep(Duration::from_micros(2 * lease as u64)).await;
+        assert_eq!(claimable(&store, 8).await, Vec::<i64>::new());
+        // Renewals stop with the keeper (as when its host dies): the job is taken over once
+        // its last lease ends.
+        drop(keeper);
+        tokio::time::sleep(Duration::from_micros(lease as u64 + 200_000)).await;
+        assert_eq!(claimable(&store, 8).await, vec![claimed[0].id]);
+        store.close().await;
     }
 }

@@ -169,6 +169,21 @@ pub async fn claim(tx: Tx, now: Micros, lease_until: Micros, limit: i64) -> Stor
     Ok(jobs)
 }
 
+/// Extends the lease of the jobs among `ids` that are still running under the lease `held`
+/// (the claim's own: another worker's takeover set a lease of its own) to `until`, and commits;
+/// returns how many it extended. Jobs finished or put back meanwhile are left alone.
+pub async fn renew(tx: Tx, ids: &[i64], held: Micros, until: Micros) -> StoreResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "UPDATE jobs SET lease_until = $1 WHERE status = 'running' AND lease_until = $2 AND id IN ({list}) RETURNING id"
+    );
+    let rows = tx.commit_returning(Statement::new(sql).bind(until).bind(held).transient()).await?;
+    Ok(rows.len())
+}
+
 /// Finishes a running job this worker still holds (same attempt); false when another worker
 /// took it over after the lease expired, in which case the caller must roll back. (On SQLite,
 /// before the transaction's turn, the answer is `true` and a takeover shows as
@@ -322,4 +337,80 @@ pub async fn events_after(tx: &mut Tx, after: i64, limit: i64) -> StoreResult<Ve
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    async fn scratch() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        (dir, store)
+    }
+
+    /// Queues `n` jobs of one item, due at once.
+    async fn queue(store: &Store, n: usize) {
+        let mut tx = store.begin().await.expect("begin");
+        for robot_id in 1..=n as i64 {
+            let job = NewJob {
+                robot_id,
+                schedule_id: None,
+                item_id: 7,
+                type_key: "deal",
+                funnel: "default",
+                stage: "new",
+                event_id: Some(1),
+                actor: "{}",
+                depth: 0,
+                after_previous: false,
+                due_at: 0,
+            };
+            tx.execute(enqueue(&job, 0)).await.expect("enqueue");
+        }
+        tx.commit().await.expect("commit");
+    }
+
+    async fn leases(store: &Store) -> Vec<(i64, String, Option<i64>)> {
+        let rows = sqlx::query("SELECT id, status, lease_until FROM jobs ORDER BY id")
+            .fetch_all(store.reader())
+            .await
+            .expect("select");
+        rows.iter()
+            .map(|r| (r.get::<i64, _>("id"), r.get::<String, _>("status"), r.get::<Option<i64>, _>("lease_until")))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn renew_extends_only_the_claims_running_jobs() {
+        let (_dir, store) = scratch().await;
+        queue(&store, 3).await;
+        let claimed = claim(store.begin().await.expect("begin"), 10, 1_000, 2).await.expect("claim");
+        assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![1, 2]);
+        // The third is claimed by someone else, under a lease of its own.
+        let other = claim(store.begin().await.expect("begin"), 20, 1_001, 2).await.expect("claim");
+        assert_eq!(other.iter().map(|j| j.id).collect::<Vec<_>>(), vec![3]);
+        // The first finishes; renewing the claim (which names every job) extends the second only.
+        let mut tx = store.begin().await.expect("begin");
+        assert!(finish(&mut tx, &claimed[0], "done", None, 30).await.expect("finish"));
+        tx.commit().await.expect("commit");
+        let renewed = renew(store.begin().await.expect("begin"), &[1, 2, 3], 1_000, 5_000).await.expect("renew");
+        assert_eq!(renewed, 1);
+        assert_eq!(
+            leases(&store).await,
+            vec![(1, "done".into(), None), (2, "running".into(), Some(5_000)), (3, "running".into(), Some(1_001))]
+        );
+        // Before the renewed lease ends only the other claim's expired job is taken over; after
+        // it, the second is too.
+        let taken = claim(store.begin().await.expect("begin"), 4_999, 9_000, 8).await.expect("claim");
+        assert_eq!(taken.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), vec![(3, 2)]);
+        let taken = claim(store.begin().await.expect("begin"), 5_001, 9_000, 8).await.expect("claim");
+        assert_eq!(taken.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), vec![(2, 2)]);
+        // The old claim's lease is gone: renewing it changes nothing.
+        assert_eq!(renew(store.begin().await.expect("begin"), &[2], 5_000, 20_000).await.expect("renew"), 0);
+        assert_eq!(renew(store.begin().await.expect("begin"), &[], 9_000, 20_000).await.expect("renew"), 0);
+        store.close().await;
+    }
 }
