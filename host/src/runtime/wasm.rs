@@ -1,5 +1,5 @@
-//! Wasm components: one engine (pooling allocator, epoch interruption, optional fuel), one
-//! `InstancePre` per plugin version, a fresh store and instance per call.
+//! Wasm components: one engine (pooling allocator, epoch interruption that yields every tick,
+//! optional fuel), one `InstancePre` per plugin version, a fresh store and instance per call.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, Trap,
+    StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -242,8 +242,19 @@ impl WasmRuntime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
-        store.set_epoch_deadline(ticks);
+        // Every tick the plugin runs, its call yields to the other tasks of its thread (the
+        // other jobs of a batch among them), so a plugin that computes for its whole budget
+        // holds up nothing else; the last tick ends it.
+        let mut ticks_left = limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            ticks_left -= 1;
+            Ok(match ticks_left {
+                0 => UpdateDeadline::Interrupt,
+                // Tokio's yield lets the thread's other tasks run first (a bare wake-up may not).
+                _ => UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())),
+            })
+        });
         let fuel = store.set_fuel(limits.fuel.unwrap_or(u64::MAX)).map_err(|e| Failure::Host(e.to_string()));
         (store, fuel)
     }
@@ -510,5 +521,64 @@ impl notify::Host for PluginState {
     async fn send(&mut self, user: i64, text: String, about: Option<types::ItemRef>) -> Wit<()> {
         let about = about.map(|a| ItemRef { type_key: a.type_key, id: a.id });
         Ok(self.host.notify_send(user, &text, about).map_err(to_wit_error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::model::actor::Actor;
+    use crate::service::{Caller, Service};
+
+    const HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
+    const NOOP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/noop.wasm"));
+
+    fn context(mode: &str) -> RobotContext {
+        let item = Item {
+            id: 1,
+            type_key: "deal".into(),
+            funnel: Some("default".into()),
+            stage: Some("new".into()),
+            title: "Kitchen".into(),
+            amount: None,
+            responsible: None,
+            contact: None,
+            company: None,
+            parents: vec![],
+            fields: Default::default(),
+            version: 1,
+            created_by: None,
+            created_at: String::new(),
+            updated_by: None,
+            updated_at: String::new(),
+        };
+        RobotContext { item, stage: "new".into(), config: format!(r#"{{"mode":"{mode}"}}"#), actor: "{}".into() }
+    }
+
+    /// On one thread (the test's runtime has one), a plugin looping for its whole time budget
+    /// and a quick one: the quick one ends first, and the loop still ends as a timeout.
+    #[tokio::test]
+    async fn a_plugin_computing_for_its_whole_budget_lets_others_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::store::Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let runtime = Arc::new(super::super::registry::Runtime::new(None).expect("runtime"));
+        let service = Arc::new(Service::new(store, runtime.clone(), dir.path().to_path_buf()));
+        let wasm = &runtime.wasm;
+        let prepare = |bytes: &[u8]| wasm.prepare(&wasm.compile(bytes).expect("compile"), "robot").expect("prepare");
+        let (hostile, noop) = (prepare(HOSTILE), prepare(NOOP));
+        let host = || HostCalls::new(service.clone(), "test", Vec::new(), Caller::automation(Actor::System, 0));
+        let limits = Limits { timeout_ms: 300, memory_mb: 64, fuel: None };
+        // `join!` polls the loop first: without yields it would hold the thread to its end.
+        let looping = async { (wasm.run_robot(&hostile, host(), &limits, context("loop")).await, Instant::now()) };
+        let quick = async { (wasm.run_robot(&noop, host(), &limits, context("ok")).await, Instant::now()) };
+        let ((looped, loop_ended), (ran, quick_ended)) = tokio::join!(looping, quick);
+        assert!(matches!(looped, Err(Failure::Timeout(300))), "{:?}", looped.err());
+        assert!(ran.is_ok(), "{:?}", ran.err());
+        assert!(quick_ended < loop_ended, "the quick plugin waited for the loop to end");
     }
 }
