@@ -82,11 +82,18 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     }
     let ids: Vec<i64> = by_item.iter().map(|(id, _)| *id).collect();
     let mut items = crate::store::items::get_many(service.store().reader(), &ids).await?;
+    // A task per item: a plugin that holds its thread (a Rhai script computing for its whole
+    // time budget) holds up only its own item's jobs, the others moving to other threads.
     let runs = by_item.into_iter().map(|(id, jobs)| {
         let known = items.remove(&id).map_or(Known::Missing, |item| Known::Item(Box::new(item)));
-        run_item_jobs(service, jobs, known)
+        let service = service.clone();
+        tokio::spawn(async move { run_item_jobs(&service, jobs, known).await })
     });
-    futures::future::join_all(runs).await;
+    for ended in futures::future::join_all(runs).await {
+        if let Err(e) = ended {
+            tracing::error!(error = %e, "the jobs of an item stopped; they will be retried after their lease");
+        }
+    }
     Ok(n)
 }
 
