@@ -210,10 +210,24 @@ async fn hostile_plugins_are_contained(backend: Backend) {
     )
     .await
     .ok(201);
+    // The same loops with fuel that ends before their time does.
+    let fueled = json!({"timeout_ms": 20000, "memory_mb": 16, "fuel": 1_000_000});
+    s.upload(
+        json!({"name":"fueled","version":"1.0.0","kind":"wasm","world":"robot","limits":fueled}),
+        HOSTILE.to_vec(),
+    )
+    .await
+    .ok(201);
+    s.upload(
+        json!({"name":"fueled-spin","version":"1.0.0","kind":"rhai","world":"robot","limits":fueled}),
+        b"fn run(ctx) { loop { } }".to_vec(),
+    )
+    .await
+    .ok(201);
     let modes = ["loop", "memory", "stack", "panic", "output", "denied"];
     let mut stages: Vec<Value> = vec![json!({"key": "start", "title": "Start"})];
     stages.extend(modes.iter().map(|m| json!({"key": m, "title": m})));
-    for extra in ["rhai-loop", "rhai-deep", "rhai-denied"] {
+    for extra in ["rhai-loop", "rhai-deep", "rhai-denied", "fuel", "rhai-fuel"] {
         stages.push(json!({"key": extra, "title": extra}));
     }
     s.post("/api/v1/types/deal/funnels", json!({"key":"sandbox","title":"Sandbox","stages": stages})).await.ok(201);
@@ -221,10 +235,20 @@ async fn hostile_plugins_are_contained(backend: Backend) {
         let path = format!("/api/v1/types/deal/funnels/sandbox/stages/{mode}/robots");
         s.post(&path, json!({"plugin":"hostile","config":{"mode": mode}})).await.ok(201);
     }
-    for (stage, plugin) in [("rhai-loop", "spin"), ("rhai-deep", "deep"), ("rhai-denied", "sneaky")] {
-        s.post(&format!("/api/v1/types/deal/funnels/sandbox/stages/{stage}/robots"), json!({"plugin": plugin}))
-            .await
-            .ok(201);
+    for (stage, plugin) in [
+        ("rhai-loop", "spin"),
+        ("rhai-deep", "deep"),
+        ("rhai-denied", "sneaky"),
+        ("fuel", "fueled"),
+        ("rhai-fuel", "fueled-spin"),
+    ] {
+        let config = json!({"mode": "loop"});
+        s.post(
+            &format!("/api/v1/types/deal/funnels/sandbox/stages/{stage}/robots"),
+            json!({"plugin": plugin, "config": config}),
+        )
+        .await
+        .ok(201);
     }
     let expected = [
         ("loop", "timeout"),
@@ -236,6 +260,8 @@ async fn hostile_plugins_are_contained(backend: Backend) {
         ("rhai-loop", "timeout"),
         ("rhai-deep", "trap"),
         ("rhai-denied", "denied"),
+        ("fuel", "out-of-fuel"),
+        ("rhai-fuel", "out-of-fuel"),
     ];
     let mut deals = Vec::new();
     for (stage, _) in expected {
@@ -642,3 +668,46 @@ async fn a_computing_script_holds_up_only_its_item(backend: Backend) {
     .await;
 }
 both!(a_computing_script_holds_up_only_its_item);
+
+/// Robot runs cut short by a crash while they ran are run again as soon as the host is back,
+/// once each, with nothing of the interrupted attempt stored. (SQLite: the database's only host
+/// resumes them at start. On PostgreSQL another host may hold them, so they wait for their
+/// lease; `queued_robots_survive_a_crash_and_run_once` covers queued runs on both.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_robots_cut_short_by_a_crash_run_again_at_once() {
+    let mut s = Server::start(Backend::Sqlite).await;
+    s.post("/api/v1/types/deal/fields", json!({"key":"runs","title":"runs","kind":"number"})).await.ok(201);
+    // Computes for 1.5 s, then counts its run.
+    let script = r#"
+        fn run(ctx) {
+            let started = clock::now();
+            while clock::now() - started < 1_500_000 { }
+            let n = ctx.item.fields.runs ?? 0;
+            items::update_fields(ctx.item["type"], ctx.item.id, #{runs: n + 1});
+        }
+    "#;
+    let manifest = json!({"name":"slow","version":"1.0.0","kind":"rhai","world":"robot",
+        "capabilities":["items:write"],"limits":{"timeout_ms":10000}});
+    s.upload(manifest, script.as_bytes().to_vec()).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"slow"})).await.ok(201);
+    let mut deals = Vec::new();
+    for i in 0..4 {
+        let deal = new_deal(&s, &format!("d{i}")).await;
+        move_deal(&s, &deal, "in-progress").await;
+        deals.push(deal);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The runs are claimed and computing: a crash cuts them short.
+    s.crash();
+    s.start_again();
+    for deal in &deals {
+        s.wait_for(20, "every interrupted robot run", || async {
+            (s.item("deal", deal).await["fields"]["runs"] == 1).then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    for deal in &deals {
+        assert_eq!(s.item("deal", deal).await["fields"]["runs"], 1, "ran once");
+    }
+}

@@ -23,11 +23,12 @@ use crate::store::{Store, StoreError, Tx};
 /// commits of what it ran, so its jobs per claim, times the workers, bound how many jobs are
 /// in flight: enough to keep the database and the plugins busy while others wait.
 const CLAIM: i64 = 128;
-/// How long a claim holds its jobs before another worker may take them over (after a crash);
+/// How long a claim holds its jobs before another worker may take them over (after a crash of
+/// its host on a shared database; on SQLite a restarted host resumes them at once);
 /// renewed every [`RENEW_EVERY`] while they run, so slow plugins do not lose their jobs.
-const LEASE: Micros = 120_000_000;
+const LEASE: Micros = 60_000_000;
 /// How often a claim whose jobs still run renews their lease.
-const RENEW_EVERY: Duration = Duration::from_secs(30);
+const RENEW_EVERY: Duration = Duration::from_secs(15);
 /// Longest sleep when the queue is empty on a shared database (other hosts' jobs).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Attempts of a job failing transiently before it is failed for good.

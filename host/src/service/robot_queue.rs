@@ -34,6 +34,16 @@ pub(crate) struct StageEntry {
 }
 
 impl Service {
+    /// Runs again, at once, the robot runs the last stop of this host cut short (call before
+    /// the workers start). Only on SQLite, whose database has this one host: on PostgreSQL
+    /// another host may be running them, so they wait for their lease to end. Returns how many.
+    pub async fn resume_interrupted_runs(&self) -> ServiceResult<usize> {
+        if self.store.dialect() != crate::store::Dialect::Sqlite {
+            return Ok(0);
+        }
+        Ok(jobs::end_leases(self.store.begin().await?).await?)
+    }
+
     /// Robots bound to a stage, in order; `None` when no robot is bound anywhere (then no robot
     /// run can be pending: unbinding a robot cancels its runs). Read once per configuration
     /// generation (binding changes move it, on every host), with one look at the generation.

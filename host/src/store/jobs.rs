@@ -184,6 +184,16 @@ pub async fn renew(tx: Tx, ids: &[i64], held: Micros, until: Micros) -> StoreRes
     Ok(rows.len())
 }
 
+/// Ends the leases of every running job, so workers take them over at once, and commits;
+/// returns how many. For a host that is the database's only one (SQLite) as it starts: the
+/// jobs still running were cut short by its last stop, and none of their writes were stored.
+pub async fn end_leases(tx: Tx) -> StoreResult<usize> {
+    let rows = tx
+        .commit_returning(Statement::new("UPDATE jobs SET lease_until = 0 WHERE status = 'running' RETURNING id"))
+        .await?;
+    Ok(rows.len())
+}
+
 /// Finishes a running job this worker still holds (same attempt); false when another worker
 /// took it over after the lease expired, in which case the caller must roll back. (On SQLite,
 /// before the transaction's turn, the answer is `true` and a takeover shows as
