@@ -711,3 +711,23 @@ async fn running_robots_cut_short_by_a_crash_run_again_at_once() {
         assert_eq!(s.item("deal", deal).await["fields"]["runs"], 1, "ran once");
     }
 }
+
+/// A condition that fails as it runs fails its robot, named with the version that would have
+/// run, and the robot writes nothing.
+async fn a_failing_condition_is_reported_with_the_plugin_version(backend: Backend) {
+    let s = Server::start(backend).await;
+    bool_field(&s, "checked").await;
+    let binding = json!({"plugin":"set-field","config":{"fields":{"checked":true}},"condition":"item.fields.nope.len() > 1"});
+    s.post(ROBOTS, binding).await.ok(201);
+    let deal = new_deal(&s, "Kitchen").await;
+    move_deal(&s, &deal, "in-progress").await;
+    let text = s
+        .wait_for(30, "the condition's failure", || async {
+            s.timeline_texts("deal", &deal).await.into_iter().find(|t| t.contains("failed"))
+        })
+        .await;
+    assert!(text.starts_with("Robot set-field@1.1.0 failed (error)"), "{text}");
+    assert!(text.contains("condition"), "{text}");
+    assert!(s.item("deal", &deal).await["fields"].get("checked").is_none());
+}
+both!(a_failing_condition_is_reported_with_the_plugin_version);

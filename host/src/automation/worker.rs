@@ -313,8 +313,13 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
             Ok(true) => {}
             Ok(false) => return Ok(Outcome::Ended { status: "done", note: "condition is false" }),
             Err(message) => {
+                // Named on the timeline with the version that would have run.
+                let version = match service.resolve_plugin(&robot.plugin, &robot.version, "robot").await {
+                    Ok(resolved) => resolved.version.version,
+                    Err(_) => robot.version,
+                };
                 let failure = Failure::Plugin { code: "condition".into(), message };
-                return Ok(Outcome::Failed { plugin: robot.plugin, version: "?".into(), failure });
+                return Ok(Outcome::Failed { plugin: robot.plugin, version, failure });
             }
         }
     }
