@@ -717,7 +717,8 @@ async fn running_robots_cut_short_by_a_crash_run_again_at_once() {
 async fn a_failing_condition_is_reported_with_the_plugin_version(backend: Backend) {
     let s = Server::start(backend).await;
     bool_field(&s, "checked").await;
-    let binding = json!({"plugin":"set-field","config":{"fields":{"checked":true}},"condition":"item.fields.nope.len() > 1"});
+    let binding =
+        json!({"plugin":"set-field","config":{"fields":{"checked":true}},"condition":"item.fields.nope.len() > 1"});
     s.post(ROBOTS, binding).await.ok(201);
     let deal = new_deal(&s, "Kitchen").await;
     move_deal(&s, &deal, "in-progress").await;

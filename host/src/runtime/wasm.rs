@@ -2,7 +2,7 @@
 //! optional fuel), one `InstancePre` per plugin version, a fresh store and instance per call.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
@@ -244,15 +244,16 @@ impl WasmRuntime {
         store.limiter(|s| &mut s.limits);
         // Every tick the plugin runs, its call yields to the other tasks of its thread (the
         // other jobs of a batch among them), so a plugin that computes for its whole budget
-        // holds up nothing else; the last tick ends it.
-        let mut ticks_left = limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        // holds up nothing else; at the first tick past its wall-clock deadline it ends. (Time
+        // spent waiting for its turn or in host calls counts: the deadline is an instant.)
+        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            ticks_left -= 1;
-            Ok(match ticks_left {
-                0 => UpdateDeadline::Interrupt,
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
                 // Tokio's yield lets the thread's other tasks run first (a bare wake-up may not).
-                _ => UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())),
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
         let fuel = store.set_fuel(limits.fuel.unwrap_or(u64::MAX)).map_err(|e| Failure::Host(e.to_string()));
@@ -526,8 +527,6 @@ impl notify::Host for PluginState {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
     use crate::model::actor::Actor;
     use crate::service::{Caller, Service};
@@ -557,8 +556,9 @@ mod tests {
         RobotContext { item, stage: "new".into(), config: format!(r#"{{"mode":"{mode}"}}"#), actor: "{}".into() }
     }
 
-    /// On one thread (the test's runtime has one), a plugin looping for its whole time budget
-    /// and a quick one: the quick one ends first, and the loop still ends as a timeout.
+    /// On one thread (the test's runtime has one), eight plugins looping for their whole time
+    /// budget and a quick one: the quick one ends first, and each loop ends as a timeout when
+    /// its wall-clock budget is up, not after its share of the thread adds up to it.
     #[tokio::test]
     async fn a_plugin_computing_for_its_whole_budget_lets_others_run() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -573,12 +573,20 @@ mod tests {
         let (hostile, noop) = (prepare(HOSTILE), prepare(NOOP));
         let host = || HostCalls::new(service.clone(), "test", Vec::new(), Caller::automation(Actor::System, 0));
         let limits = Limits { timeout_ms: 300, memory_mb: 64, fuel: None };
-        // `join!` polls the loop first: without yields it would hold the thread to its end.
-        let looping = async { (wasm.run_robot(&hostile, host(), &limits, context("loop")).await, Instant::now()) };
+        let started = Instant::now();
+        // `join!` polls the loops first: without yields they would hold the thread to their end.
+        let loops = futures::future::join_all(
+            (0..8)
+                .map(|_| async { (wasm.run_robot(&hostile, host(), &limits, context("loop")).await, Instant::now()) }),
+        );
         let quick = async { (wasm.run_robot(&noop, host(), &limits, context("ok")).await, Instant::now()) };
-        let ((looped, loop_ended), (ran, quick_ended)) = tokio::join!(looping, quick);
-        assert!(matches!(looped, Err(Failure::Timeout(300))), "{:?}", looped.err());
+        let (looped, (ran, quick_ended)) = tokio::join!(loops, quick);
         assert!(ran.is_ok(), "{:?}", ran.err());
-        assert!(quick_ended < loop_ended, "the quick plugin waited for the loop to end");
+        for (result, ended) in looped {
+            assert!(matches!(result, Err(Failure::Timeout(300))), "{:?}", result.err());
+            assert!(quick_ended < ended, "the quick plugin waited for a loop to end");
+            let took = ended - started;
+            assert!(took < Duration::from_millis(1_200), "a loop of a 300 ms budget ran {took:?}");
+        }
     }
 }
