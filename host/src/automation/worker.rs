@@ -73,7 +73,7 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     if n == 0 {
         return Ok(0);
     }
-    let _renewing = LeaseKeeper::start(service.store().clone(), claimed.iter().map(|j| j.id).collect(), lease);
+    let _renewing = LeaseKeeper::start(service.store().clone(), claimed.iter().map(|j| (j.id, j.attempts)).collect());
     let mut by_item: Vec<(i64, Vec<Job>)> = Vec::new();
     for job in claimed {
         match by_item.iter_mut().find(|(item, _)| *item == job.item_id) {
@@ -104,23 +104,23 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
 struct LeaseKeeper(tokio::task::JoinHandle<()>);
 
 impl LeaseKeeper {
-    /// Starts renewing the jobs `ids`, claimed until `held`, every [`RENEW_EVERY`] by [`LEASE`].
-    fn start(store: Store, ids: Vec<i64>, held: Micros) -> LeaseKeeper {
-        LeaseKeeper::with_timing(store, ids, held, LEASE, RENEW_EVERY)
+    /// Starts renewing the claimed jobs (`(id, attempts)`) every [`RENEW_EVERY`] by [`LEASE`].
+    fn start(store: Store, claimed: Vec<(i64, i64)>) -> LeaseKeeper {
+        LeaseKeeper::with_timing(store, claimed, LEASE, RENEW_EVERY)
     }
 
-    fn with_timing(store: Store, ids: Vec<i64>, mut held: Micros, lease: Micros, every: Duration) -> LeaseKeeper {
+    fn with_timing(store: Store, claimed: Vec<(i64, i64)>, lease: Micros, every: Duration) -> LeaseKeeper {
         LeaseKeeper(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let until = now_micros() + lease;
                 let renewed = match store.begin().await {
-                    Ok(tx) => jobs::renew(tx, &ids, held, until).await,
+                    Ok(tx) => jobs::renew(tx, &claimed, until).await,
                     Err(e) => Err(e),
                 };
                 match renewed {
                     Ok(0) => return,
-                    Ok(_) => held = until,
+                    Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "renewing the lease of running jobs failed; retrying"),
                 }
             }
@@ -516,12 +516,16 @@ mod tests {
         };
         tx.execute(jobs::enqueue(&job, 0)).await.expect("enqueue");
         tx.commit().await.expect("commit");
-        let lease = 1_000_000;
+        let lease = 2_000_000;
         let held = now_micros() + lease;
         let claimed = jobs::claim(store.begin().await.expect("begin"), now_micros(), held, 8).await.expect("claim");
         assert_eq!(claimed.len(), 1);
-        let keeper =
-            LeaseKeeper::with_timing(store.clone(), vec![claimed[0].id], held, lease, Duration::from_millis(100));
+        let keeper = LeaseKeeper::with_timing(
+            store.clone(),
+            vec![(claimed[0].id, claimed[0].attempts)],
+            lease,
+            Duration::from_millis(100),
+        );
         // Twice the first lease: renewed, so no other worker may take the job.
         tokio::time::sleep(Duration::from_micros(2 * lease as u64)).await;
         assert_eq!(claimable(&store, 8).await, Vec::<i64>::new());

@@ -169,18 +169,21 @@ pub async fn claim(tx: Tx, now: Micros, lease_until: Micros, limit: i64) -> Stor
     Ok(jobs)
 }
 
-/// Extends the lease of the jobs among `ids` that are still running under the lease `held`
-/// (the claim's own: another worker's takeover set a lease of its own) to `until`, and commits;
-/// returns how many it extended. Jobs finished or put back meanwhile are left alone.
-pub async fn renew(tx: Tx, ids: &[i64], held: Micros, until: Micros) -> StoreResult<usize> {
-    if ids.is_empty() {
+/// Extends to `until` the lease of the claimed jobs (`(id, attempts)`: the claim's own
+/// attempt, as [`finish`] checks it) that are still running under that claim, and commits;
+/// returns how many it extended. Jobs finished, put back, or taken over by another worker
+/// meanwhile are left alone.
+pub async fn renew(tx: Tx, claimed: &[(i64, i64)], until: Micros) -> StoreResult<usize> {
+    if claimed.is_empty() {
         return Ok(0);
     }
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let ids = claimed.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>().join(",");
+    let attempts = claimed.iter().map(|(id, n)| format!("(id = {id} AND attempts = {n})")).collect::<Vec<_>>();
     let sql = format!(
-        "UPDATE jobs SET lease_until = $1 WHERE status = 'running' AND lease_until = $2 AND id IN ({list}) RETURNING id"
+        "UPDATE jobs SET lease_until = $1 WHERE status = 'running' AND id IN ({ids}) AND ({}) RETURNING id",
+        attempts.join(" OR ")
     );
-    let rows = tx.commit_returning(Statement::new(sql).bind(until).bind(held).transient()).await?;
+    let rows = tx.commit_returning(Statement::new(sql).bind(until).transient()).await?;
     Ok(rows.len())
 }
 
@@ -399,28 +402,32 @@ mod tests {
         queue(&store, 3).await;
         let claimed = claim(store.begin().await.expect("begin"), 10, 1_000, 2).await.expect("claim");
         assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![1, 2]);
-        // The third is claimed by someone else, under a lease of its own.
-        let other = claim(store.begin().await.expect("begin"), 20, 1_001, 2).await.expect("claim");
+        let ours: Vec<(i64, i64)> = claimed.iter().map(|j| (j.id, j.attempts)).chain([(3, 1)]).collect();
+        // The third is claimed by someone else (its first attempt, under their lease).
+        let other = claim(store.begin().await.expect("begin"), 20, 1_000, 2).await.expect("claim");
         assert_eq!(other.iter().map(|j| j.id).collect::<Vec<_>>(), vec![3]);
-        // The first finishes; renewing the claim (which names every job) extends the second only.
+        // The first finishes; renewing the claim (which names every job, the third under an
+        // attempt not its own) extends the second only.
         let mut tx = store.begin().await.expect("begin");
         assert!(finish(&mut tx, &claimed[0], "done", None, 30).await.expect("finish"));
         tx.commit().await.expect("commit");
-        let renewed = renew(store.begin().await.expect("begin"), &[1, 2, 3], 1_000, 5_000).await.expect("renew");
+        let mut mismatched = ours.clone();
+        mismatched[2].1 = 2;
+        let renewed = renew(store.begin().await.expect("begin"), &mismatched, 5_000).await.expect("renew");
         assert_eq!(renewed, 1);
         assert_eq!(
             leases(&store).await,
-            vec![(1, "done".into(), None), (2, "running".into(), Some(5_000)), (3, "running".into(), Some(1_001))]
+            vec![(1, "done".into(), None), (2, "running".into(), Some(5_000)), (3, "running".into(), Some(1_000))]
         );
         // Before the renewed lease ends only the other claim's expired job is taken over; after
-        // it, the second is too.
+        // it, the second is too, as a new attempt.
         let taken = claim(store.begin().await.expect("begin"), 4_999, 9_000, 8).await.expect("claim");
         assert_eq!(taken.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), vec![(3, 2)]);
         let taken = claim(store.begin().await.expect("begin"), 5_001, 9_000, 8).await.expect("claim");
         assert_eq!(taken.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), vec![(2, 2)]);
-        // The old claim's lease is gone: renewing it changes nothing.
-        assert_eq!(renew(store.begin().await.expect("begin"), &[2], 5_000, 20_000).await.expect("renew"), 0);
-        assert_eq!(renew(store.begin().await.expect("begin"), &[], 9_000, 20_000).await.expect("renew"), 0);
+        // The old claim's attempt is over: renewing it changes nothing.
+        assert_eq!(renew(store.begin().await.expect("begin"), &ours, 20_000).await.expect("renew"), 0);
+        assert_eq!(renew(store.begin().await.expect("begin"), &[], 20_000).await.expect("renew"), 0);
         store.close().await;
     }
 }
