@@ -87,15 +87,43 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     // time budget) holds up only its own item's jobs, the others moving to other threads.
     let runs = by_item.into_iter().map(|(id, jobs)| {
         let known = items.remove(&id).map_or(Known::Missing, |item| Known::Item(Box::new(item)));
-        let service = service.clone();
-        tokio::spawn(async move { run_item_jobs(&service, jobs, known).await })
+        let task = {
+            let (service, jobs) = (service.clone(), jobs.clone());
+            tokio::spawn(async move { run_item_jobs(&service, jobs, known).await })
+        };
+        async move { (task.await, jobs) }
     });
-    for ended in futures::future::join_all(runs).await {
+    for (ended, jobs) in futures::future::join_all(runs).await {
         if let Err(e) = ended {
-            tracing::error!(error = %e, "the jobs of an item stopped; they will be retried after their lease");
+            tracing::error!(error = %e, "the jobs of an item stopped; they are put back for another attempt");
+            settle_stopped(service, &jobs, &e.to_string()).await;
         }
     }
     Ok(n)
+}
+
+/// Settles the jobs of an item whose task stopped (a fault of the host) as a transient
+/// failure: retried with backoff, failed for good at the last attempt, like any host fault.
+/// Jobs the task had finished are left as they are.
+async fn settle_stopped(service: &Arc<Service>, jobs: &[Job], reason: &str) {
+    let failure = Failure::Host(format!("the run stopped: {reason}"));
+    for job in jobs {
+        let settled = async {
+            let (plugin, version) = match Binding::of(service, job).await? {
+                Some(binding) => (binding.plugin, binding.version),
+                None => ("?".to_string(), "?".to_string()),
+            };
+            let mut tx = service.store().begin().await?;
+            if settle_failure(service, &mut tx, job, &plugin, &version, &failure).await? {
+                commit_unless_taken(tx).await?;
+                service.committed();
+            }
+            ServiceResult::Ok(())
+        };
+        if let Err(e) = settled.await {
+            tracing::error!(job = job.id, error = %e, "a stopped job could not be settled; it is retried after its lease");
+        }
+    }
 }
 
 /// Renews the lease of a claim's jobs while they run, so a batch that outlasts one lease (slow
@@ -495,27 +523,70 @@ mod tests {
         claimed.iter().map(|j| j.id).collect()
     }
 
-    #[tokio::test]
-    async fn a_kept_lease_is_not_taken_over_and_a_dropped_one_is() {
+    /// A store with `n` robot runs of one item queued, due at once.
+    async fn queued(n: i64) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("connect");
         store.migrate().await.expect("migrate");
         let mut tx = store.begin().await.expect("begin");
-        let job = jobs::NewJob {
-            robot_id: 1,
-            schedule_id: None,
-            item_id: 7,
-            type_key: "deal",
-            funnel: "default",
-            stage: "new",
-            event_id: Some(1),
-            actor: "{}",
-            depth: 0,
-            after_previous: false,
-            due_at: 0,
-        };
-        tx.execute(jobs::enqueue(&job, 0)).await.expect("enqueue");
+        for robot_id in 1..=n {
+            let job = jobs::NewJob {
+                robot_id,
+                schedule_id: None,
+                item_id: 7,
+                type_key: "deal",
+                funnel: "default",
+                stage: "new",
+                event_id: Some(1),
+                actor: "{}",
+                depth: 0,
+                after_previous: false,
+                due_at: 0,
+            };
+            tx.execute(jobs::enqueue(&job, 0)).await.expect("enqueue");
+        }
         tx.commit().await.expect("commit");
+        (dir, store)
+    }
+
+    async fn statuses(store: &Store) -> Vec<(String, i64)> {
+        sqlx::query_as("SELECT status, attempts FROM jobs ORDER BY id").fetch_all(store.reader()).await.expect("select")
+    }
+
+    #[tokio::test]
+    async fn jobs_of_a_stopped_task_are_retried_then_failed() {
+        let (dir, store) = queued(2).await;
+        let runtime = Arc::new(crate::runtime::registry::Runtime::new(None).expect("runtime"));
+        let service = Arc::new(Service::new(store.clone(), runtime, dir.path().to_path_buf()));
+        let claimed = jobs::claim(store.begin().await.expect("begin"), now_micros(), now_micros() + LEASE, 8)
+            .await
+            .expect("claim");
+        // The first had finished before the task stopped; the second is put back for later.
+        let mut tx = store.begin().await.expect("begin");
+        assert!(jobs::finish(&mut tx, &claimed[0], "done", None, now_micros()).await.expect("finish"));
+        tx.commit().await.expect("commit");
+        settle_stopped(&service, &claimed, "panicked").await;
+        assert_eq!(statuses(&store).await, vec![("done".into(), 1), ("pending".into(), 1)]);
+        // At its last attempt it fails for good.
+        let mut last = claimed[1].clone();
+        last.attempts = MAX_ATTEMPTS;
+        let mut tx = store.begin().await.expect("begin");
+        tx.execute(
+            crate::store::Statement::new("UPDATE jobs SET status = 'running', attempts = $1 WHERE id = $2")
+                .bind(MAX_ATTEMPTS)
+                .bind(last.id),
+        )
+        .await
+        .expect("update");
+        tx.commit().await.expect("commit");
+        settle_stopped(&service, &[last], "panicked").await;
+        assert_eq!(statuses(&store).await, vec![("done".into(), 1), ("failed".into(), MAX_ATTEMPTS)]);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_kept_lease_is_not_taken_over_and_a_dropped_one_is() {
+        let (_dir, store) = queued(1).await;
         let lease = 2_000_000;
         let held = now_micros() + lease;
         let claimed = jobs::claim(store.begin().await.expect("begin"), now_micros(), held, 8).await.expect("claim");
