@@ -639,14 +639,15 @@ async fn robots_of_one_stage_fail_alone(backend: Backend) {
 both!(robots_of_one_stage_fail_alone);
 
 /// A Rhai robot computing for its whole time budget holds up only its own item: the robots of
-/// other items claimed with it run meanwhile. (The runs are delayed and the server stopped
-/// until they are due, so one worker claims them together after the restart.)
+/// other items claimed with it run meanwhile. (The runs are delayed, by more than the moves
+/// and the stop take, and the server stopped until they are due, so one worker claims them
+/// together after the restart.)
 async fn a_computing_script_holds_up_only_its_item(backend: Backend) {
     let mut s = Server::start(backend).await;
     bool_field(&s, "checked").await;
     let manifest = json!({"name":"spin","version":"1.0.0","kind":"rhai","world":"robot","limits":{"timeout_ms":8000}});
     s.upload(manifest, b"fn run(ctx) { loop { } }".to_vec()).await.ok(201);
-    let robot = |plugin: &str, config: Value, condition: &str| json!({"plugin": plugin, "config": config, "condition": condition, "delay_s": 1, "mode": "parallel"});
+    let robot = |plugin: &str, config: Value, condition: &str| json!({"plugin": plugin, "config": config, "condition": condition, "delay_s": 4, "mode": "parallel"});
     s.post(ROBOTS, robot("spin", json!({}), r#"item.title == "Spinner""#)).await.ok(201);
     s.post(ROBOTS, robot("set-field", json!({"fields":{"checked":true}}), r#"item.title != "Spinner""#)).await.ok(201);
     let spinner = new_deal(&s, "Spinner").await;
@@ -654,7 +655,7 @@ async fn a_computing_script_holds_up_only_its_item(backend: Backend) {
     move_deal(&s, &spinner, "in-progress").await;
     move_deal(&s, &quick, "in-progress").await;
     s.stop();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
     s.start_again();
     s.wait_for(6, "the quick item's robot while the script computes", || async {
         (s.item("deal", &quick).await["fields"]["checked"] == true).then_some(())
