@@ -1,17 +1,17 @@
 //! The Voronka plugin SDK for Rust.
 //!
-//! A robot is a type implementing [`robot::Guest`], exported with [`export_robot!`], built with
-//! `cargo build --target wasm32-wasip2 --release` as a `cdylib`:
+//! A robot is a type implementing [`robot::Guest`], exported with [`export_robot!`], built as
+//! a `cdylib` for `wasm32-wasip2` (or `wasm32-unknown-unknown`, see the README):
 //!
-//! ```ignore
+//! ```no_run
+//! use voronka_sdk::ItemExt;
 //! use voronka_sdk::robot::{Context, Error, Guest, Outcome};
-//! use voronka_sdk::{items, ItemExt};
 //!
 //! struct Greeter;
 //!
 //! impl Guest for Greeter {
 //!     fn run(ctx: Context) -> Result<Outcome, Error> {
-//!         let name = ctx.item.field_str("name").unwrap_or("friend");
+//!         let name = ctx.item.field_str("name").unwrap_or_else(|| "friend".to_string());
 //!         voronka_sdk::timeline::add_entry(&ctx.item.type_key, ctx.item.id, &format!("Hello, {name}"))?;
 //!         Ok(Outcome { message: None })
 //!     }
@@ -19,6 +19,10 @@
 //!
 //! voronka_sdk::export_robot!(Greeter);
 //! ```
+//!
+//! A trigger implements [`trigger::Guest`] (`matches(event, config)`) and is exported with
+//! [`export_trigger!`]; a business-process step implements [`bp_step::Guest`] and is exported
+//! with [`export_bp_step!`].
 //!
 //! Host interfaces are at the top: [`items`], [`timeline`], [`kv`], [`log`], [`clock`],
 //! [`notify`]. In a Wasm build they call the host; in a native build (`cargo test`) they call
@@ -81,10 +85,10 @@ pub mod host;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
+pub use bp_step::export_bp_step;
 pub use host::{clock, items, kv, log, notify, processes, tasks, timeline};
 pub use robot::export_robot;
 pub use robot::voronka::plugin::types;
-pub use bp_step::export_bp_step;
 pub use trigger::export_trigger;
 pub use types::{Error, Item, ItemRef};
 

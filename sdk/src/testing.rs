@@ -1,16 +1,31 @@
 //! An in-memory host for testing plugins natively with `cargo test`, no server needed.
 //!
-//! ```ignore
+//! ```
+//! use voronka_sdk::robot::{Context, Error, Guest, Outcome};
 //! use voronka_sdk::testing::MemoryHost;
+//!
+//! /// Notes the item's size on its timeline.
+//! struct Measure;
+//!
+//! impl Guest for Measure {
+//!     fn run(ctx: Context) -> Result<Outcome, Error> {
+//!         use voronka_sdk::ItemExt;
+//!         let size = ctx.item.field_str("size").unwrap_or_default();
+//!         voronka_sdk::timeline::add_entry(&ctx.item.type_key, ctx.item.id, &format!("Size {size}"))?;
+//!         Ok(Outcome { message: Some("measured".into()) })
+//!     }
+//! }
 //!
 //! let mut host = MemoryHost::new();
 //! let item = host.add_item("deal", "Kitchen", serde_json::json!({"size": "1200x600"}));
-//! let outcome = host.run_robot::<MyRobot>(&item, "measuring", r#"{"days":3}"#).unwrap();
-//! assert_eq!(host.item("deal", item.id).unwrap().fields, r#"{"size":"1200x600","deadline":"..."}"#);
+//! let outcome = host.run_robot::<Measure>(&item, "measuring", "{}").unwrap();
+//! assert_eq!(outcome.message.as_deref(), Some("measured"));
+//! assert_eq!(host.timeline, vec![("deal".to_string(), item.id, "Size 1200x600".to_string())]);
 //! ```
 //!
-//! Writes apply at once (the real host applies them when the robot returns successfully).
-//! Capabilities are not checked here; the real host does.
+//! Triggers and business-process steps run the same way ([`MemoryHost::run_trigger`],
+//! [`MemoryHost::run_bp_step`]). Writes apply at once (the real host applies them when the
+//! plugin returns successfully). Capabilities are not checked here; the real host does.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -24,11 +39,11 @@ thread_local! {
     static HOST: RefCell<Option<MemoryHost>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with the host installed on this thread by [`MemoryHost::run_robot`].
+/// Runs `f` with the host installed on this thread by a `MemoryHost::run_*` call.
 pub(crate) fn with_host<T>(f: impl FnOnce(&mut MemoryHost) -> T) -> T {
     HOST.with(|h| {
         let mut h = h.borrow_mut();
-        let host = h.as_mut().expect("host functions are only available inside MemoryHost::run_robot");
+        let host = h.as_mut().expect("host functions are only available while MemoryHost runs a plugin");
         f(host)
     })
 }
@@ -98,8 +113,35 @@ impl MemoryHost {
             config: config.to_string(),
             actor: r#"{"kind":"user","id":1}"#.to_string(),
         };
+        self.installed(|| R::run(ctx))
+    }
+
+    /// Runs trigger `T`'s `matches` on an event (JSON, as the host sends it: `kind`, `item`,
+    /// `payload`) with a JSON `config`, against this host.
+    pub fn run_trigger<T: crate::trigger::Guest>(&mut self, event: &str, config: &str) -> Result<bool, Error> {
+        self.installed(|| T::matches(event.to_string(), config.to_string()))
+    }
+
+    /// Runs business-process step `S` on `item` with a JSON `config` and the process
+    /// `variables` (a JSON object), against this host.
+    pub fn run_bp_step<S: crate::bp_step::Guest>(
+        &mut self,
+        item: &Item,
+        config: &str,
+        variables: &str,
+    ) -> Result<crate::bp_step::StepOutcome, Error> {
+        let ctx = crate::bp_step::StepContext {
+            item: item.clone(),
+            config: config.to_string(),
+            variables: variables.to_string(),
+        };
+        self.installed(|| S::execute(ctx))
+    }
+
+    /// Runs `call` with this host installed on the thread (the host functions reach it there).
+    fn installed<T>(&mut self, call: impl FnOnce() -> T) -> T {
         HOST.with(|h| *h.borrow_mut() = Some(std::mem::take(self)));
-        let result = R::run(ctx);
+        let result = call();
         HOST.with(|h| *self = h.borrow_mut().take().unwrap_or_default());
         result
     }
@@ -208,8 +250,8 @@ impl MemoryHost {
     }
 
     pub(crate) fn processes_start(&mut self, template: &str, item: &ItemRef, params: &str) -> Result<i64, Error> {
-        let params: serde_json::Value =
-            serde_json::from_str(params).map_err(|e| crate::error("invalid", format!("the parameters are not JSON: {e}")))?;
+        let params: serde_json::Value = serde_json::from_str(params)
+            .map_err(|e| crate::error("invalid", format!("the parameters are not JSON: {e}")))?;
         self.processes.push((template.to_string(), item.clone(), params));
         Ok(-(self.processes.len() as i64))
     }
@@ -236,5 +278,58 @@ impl MemoryHost {
     pub(crate) fn kv_delete(&mut self, key: &str) -> Result<(), Error> {
         self.kv.remove(key);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryHost;
+    use crate::bp_step::{StepContext, StepOutcome};
+    use crate::types::Error;
+
+    /// Matches events on items whose stored title is the config's.
+    struct TitleIs;
+
+    impl crate::trigger::Guest for TitleIs {
+        fn matches(event: String, config: String) -> Result<bool, Error> {
+            let event: serde_json::Value = crate::config(&event)?;
+            let config: serde_json::Value = crate::config(&config)?;
+            let item = crate::items::get(
+                event["item"]["type"].as_str().unwrap_or_default(),
+                event["item"]["id"].as_i64().unwrap_or(0),
+            )?;
+            Ok(item.is_some_and(|i| config["title"] == i.title.as_str()))
+        }
+    }
+
+    /// Counts its runs in `kv` and returns the count as a variable, branching on the config.
+    struct Count;
+
+    impl crate::bp_step::Guest for Count {
+        fn execute(ctx: StepContext) -> Result<StepOutcome, Error> {
+            let n = crate::kv::get("runs")?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
+            crate::kv::set("runs", &n.to_string())?;
+            let branch: serde_json::Value = crate::config(&ctx.config)?;
+            Ok(StepOutcome {
+                variables: serde_json::json!({"runs": n, "item": ctx.item.id}).to_string(),
+                branch: branch["branch"].as_str().map(str::to_string),
+            })
+        }
+    }
+
+    #[test]
+    fn triggers_and_steps_run_against_the_host() {
+        let mut host = MemoryHost::new();
+        let item = host.add_item("deal", "Kitchen", serde_json::json!({}));
+        let event = serde_json::json!({"kind": "item.updated", "item": {"type": "deal", "id": item.id}}).to_string();
+        assert!(host.run_trigger::<TitleIs>(&event, r#"{"title":"Kitchen"}"#).unwrap());
+        assert!(!host.run_trigger::<TitleIs>(&event, r#"{"title":"Wardrobe"}"#).unwrap());
+        assert!(host.run_trigger::<TitleIs>("not json", "{}").is_err());
+        for runs in 1..=2 {
+            let outcome = host.run_bp_step::<Count>(&item, r#"{"branch":"yes"}"#, "{}").unwrap();
+            assert_eq!(outcome.variables, serde_json::json!({"runs": runs, "item": item.id}).to_string());
+            assert_eq!(outcome.branch.as_deref(), Some("yes"));
+        }
+        assert_eq!(host.kv.get("runs").map(String::as_str), Some("2"));
     }
 }
