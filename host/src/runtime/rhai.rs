@@ -312,83 +312,84 @@ fn classify(error: EvalAltResult, limits: &Limits, current: &Current) -> Failure
 }
 
 /// Registers every host function of [`super::host_api::HOST_FUNCTIONS`] as `interface::name`;
-/// returns `interface.function` (WIT naming) of each, for the parity test.
+/// returns `interface.function` (WIT naming) of each, for the parity test. The names come from
+/// the registrations themselves (`register!`, `install!`), so none is listed that is not
+/// registered under it.
 fn register_host_functions(engine: &mut Engine) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut note = |module: &str, function: &str| {
-        let name = format!("{module}.{}", function.replace('_', "-"));
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    };
+    let mut names: Vec<String> = Vec::new();
+    // A function of the module (named after its interface) under the name given.
+    macro_rules! register {
+        ($module:ident, $name:literal, $function:expr $(,)?) => {{
+            let name = format!("{}.{}", stringify!($module), $name.replace('_', "-"));
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            $module.set_native_fn($name, $function);
+        }};
+    }
+    // The module, as a static module named after its interface.
+    macro_rules! install {
+        ($module:ident) => {
+            engine.register_static_module(stringify!($module), $module.into())
+        };
+    }
     let mut items = Module::new();
-    note("items", "get");
-    items.set_native_fn("get", |type_key: ImmutableString, id: i64| {
+    register!(items, "get", |type_key: ImmutableString, id: i64| {
         let item = with_host(|h, rt| rt.block_on(h.items_get(&type_key, id)))?;
         match item {
             Some(item) => to_dynamic(&item),
             None => Ok(Dynamic::UNIT),
         }
     });
-    note("items", "find");
-    items.set_native_fn("find", |type_key: ImmutableString, filters: Map, limit: i64| {
+    register!(items, "find", |type_key: ImmutableString, filters: Map, limit: i64| {
         let filters: Vec<(String, String)> = filters.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let limit = u32::try_from(limit.clamp(1, 500)).unwrap_or(50);
         let found = with_host(|h, rt| rt.block_on(h.items_find(&type_key, filters, limit)))?;
         found.iter().map(to_dynamic).collect::<RhaiResult<rhai::Array>>()
     });
-    note("items", "create");
-    items.set_native_fn("create", |type_key: ImmutableString, input: Dynamic| {
+    register!(items, "create", |type_key: ImmutableString, input: Dynamic| {
         let input = to_json(input)?;
         with_host(|h, _| h.items_create(&type_key, &input))
     });
-    note("items", "update_fields");
-    items.set_native_fn("update_fields", |type_key: ImmutableString, id: i64, fields: Dynamic| {
+    register!(items, "update_fields", |type_key: ImmutableString, id: i64, fields: Dynamic| {
         let fields = to_json(fields)?;
         with_host(|h, _| h.items_update_fields(&type_key, id, &fields))
     });
-    note("items", "move_to_stage");
-    items.set_native_fn("move_to_stage", |type_key: ImmutableString, id: i64, stage: ImmutableString| {
+    register!(items, "move_to_stage", |type_key: ImmutableString, id: i64, stage: ImmutableString| {
         with_host(|h, _| h.items_move_to_stage(&type_key, id, None, &stage))
     });
-    items.set_native_fn(
-        "move_to_stage",
-        |type_key: ImmutableString, id: i64, funnel: ImmutableString, stage: ImmutableString| {
-            with_host(|h, _| h.items_move_to_stage(&type_key, id, Some(funnel.to_string()), &stage))
-        },
-    );
-    note("items", "link_parent");
-    items.set_native_fn(
-        "link_parent",
-        |type_key: ImmutableString, id: i64, parent_type: ImmutableString, parent_id: i64| {
-            let parent = ItemRef { type_key: parent_type.to_string(), id: parent_id };
-            with_host(|h, _| h.items_link_parent(&type_key, id, parent))
-        },
-    );
-    engine.register_static_module("items", items.into());
+    register!(items, "move_to_stage", |type_key: ImmutableString,
+                                       id: i64,
+                                       funnel: ImmutableString,
+                                       stage: ImmutableString| {
+        with_host(|h, _| h.items_move_to_stage(&type_key, id, Some(funnel.to_string()), &stage))
+    });
+    register!(items, "link_parent", |type_key: ImmutableString,
+                                     id: i64,
+                                     parent_type: ImmutableString,
+                                     parent_id: i64| {
+        let parent = ItemRef { type_key: parent_type.to_string(), id: parent_id };
+        with_host(|h, _| h.items_link_parent(&type_key, id, parent))
+    });
+    install!(items);
 
     let mut timeline = Module::new();
-    note("timeline", "add_entry");
-    timeline.set_native_fn("add_entry", |type_key: ImmutableString, id: i64, text: ImmutableString| {
+    register!(timeline, "add_entry", |type_key: ImmutableString, id: i64, text: ImmutableString| {
         with_host(|h, _| h.timeline_add_entry(&type_key, id, &text))
     });
-    engine.register_static_module("timeline", timeline.into());
+    install!(timeline);
 
     let mut kv = Module::new();
-    note("kv", "get");
-    kv.set_native_fn("get", |key: ImmutableString| {
+    register!(kv, "get", |key: ImmutableString| {
         let value = with_host(|h, rt| rt.block_on(h.kv_get(&key)))?;
         Ok(value.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
     });
-    note("kv", "set");
-    kv.set_native_fn("set", |key: ImmutableString, value: ImmutableString| with_host(|h, _| h.kv_set(&key, &value)));
-    note("kv", "delete");
-    kv.set_native_fn("delete", |key: ImmutableString| with_host(|h, _| h.kv_delete(&key)));
-    engine.register_static_module("kv", kv.into());
+    register!(kv, "set", |key: ImmutableString, value: ImmutableString| with_host(|h, _| h.kv_set(&key, &value)));
+    register!(kv, "delete", |key: ImmutableString| with_host(|h, _| h.kv_delete(&key)));
+    install!(kv);
 
     let mut log = Module::new();
-    note("log", "write");
-    log.set_native_fn("write", |level: ImmutableString, message: ImmutableString| {
+    register!(log, "write", |level: ImmutableString, message: ImmutableString| {
         let level = match level.as_str() {
             "debug" => LogLevel::Debug,
             "warn" => LogLevel::Warn,
@@ -400,40 +401,36 @@ fn register_host_functions(engine: &mut Engine) -> Vec<String> {
             Ok(())
         })
     });
-    engine.register_static_module("log", log.into());
+    install!(log);
 
     let mut clock = Module::new();
-    note("clock", "now");
-    clock.set_native_fn("now", || with_host(|h, _| Ok(h.clock_now())));
-    engine.register_static_module("clock", clock.into());
+    register!(clock, "now", || with_host(|h, _| Ok(h.clock_now())));
+    install!(clock);
 
     let mut notify = Module::new();
-    note("notify", "send");
-    notify.set_native_fn("send", |user: i64, text: ImmutableString| with_host(|h, _| h.notify_send(user, &text, None)));
-    notify.set_native_fn("send", |user: i64, text: ImmutableString, about_type: ImmutableString, about_id: i64| {
+    register!(notify, "send", |user: i64, text: ImmutableString| with_host(|h, _| h.notify_send(user, &text, None)));
+    register!(notify, "send", |user: i64, text: ImmutableString, about_type: ImmutableString, about_id: i64| {
         let about = ItemRef { type_key: about_type.to_string(), id: about_id };
         with_host(|h, _| h.notify_send(user, &text, Some(about)))
     });
-    engine.register_static_module("notify", notify.into());
+    install!(notify);
 
     let mut tasks = Module::new();
-    note("tasks", "create");
-    tasks.set_native_fn("create", |input: Dynamic| {
+    register!(tasks, "create", |input: Dynamic| {
         let input = to_json(input)?;
         with_host(|h, _| h.tasks_create(&input))
     });
-    engine.register_static_module("tasks", tasks.into());
+    install!(tasks);
 
     let mut processes = Module::new();
-    note("processes", "start");
-    processes.set_native_fn(
-        "start",
-        |template: ImmutableString, item_type: ImmutableString, item_id: i64, params: Dynamic| {
-            let params = to_json(params)?;
-            let item = ItemRef { type_key: item_type.to_string(), id: item_id };
-            with_host(|h, _| h.processes_start(&template, item, &params))
-        },
-    );
-    engine.register_static_module("processes", processes.into());
+    register!(processes, "start", |template: ImmutableString,
+                                   item_type: ImmutableString,
+                                   item_id: i64,
+                                   params: Dynamic| {
+        let params = to_json(params)?;
+        let item = ItemRef { type_key: item_type.to_string(), id: item_id };
+        with_host(|h, _| h.processes_start(&template, item, &params))
+    });
+    install!(processes);
     names
 }
