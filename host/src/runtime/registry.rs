@@ -1,5 +1,5 @@
 //! Loaded plugins: compiled once per module (keyed by SHA-256), shared by every call, with
-//! compiled Wasm code cached on disk per wasmtime version.
+//! compiled Wasm code cached on disk per engine (wasmtime's version and compilation settings).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,9 +10,6 @@ use tokio::sync::OnceCell;
 
 use super::rhai::RhaiRuntime;
 use super::wasm::{Prepared, WasmRuntime};
-
-/// The wasmtime version compiled code is valid for (part of the disk cache key).
-pub const WASMTIME_VERSION: &str = "48.0.8";
 
 /// A plugin ready to run.
 pub enum Loaded {
@@ -60,18 +57,22 @@ pub struct Runtime {
 type LoadCell = OnceCell<Arc<Loaded>>;
 
 impl Runtime {
-    /// Builds the runtimes; compiled Wasm is cached under `cache_dir` when given.
+    /// Builds the runtimes; compiled Wasm is cached under `cache_dir` when given, in a folder
+    /// named after the engine's compatibility hash (wasmtime's version and settings), so code
+    /// compiled by another build is never looked at.
     pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
-        Ok(Runtime {
-            wasm: WasmRuntime::new()?,
-            rhai: RhaiRuntime::new(),
-            cache_dir,
-            loaded: RwLock::new(HashMap::new()),
-        })
+        let wasm = WasmRuntime::new()?;
+        let cache_dir = cache_dir.map(|dir| {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            wasm.engine().precompile_compatibility_hash().hash(&mut hasher);
+            dir.join(format!("wasmtime-{:016x}", hasher.finish()))
+        });
+        Ok(Runtime { wasm, rhai: RhaiRuntime::new(), cache_dir, loaded: RwLock::new(HashMap::new()) })
     }
 
     /// The plugin compiled for `world`, from memory, the disk cache, or compiled now off the
-    /// async threads. `bytes` is fetched only when nothing is cached.
+    /// async threads. `bytes` is fetched only when the plugin is not in memory yet.
     pub async fn load<F, Fut>(
         &self,
         kind: PluginKind,
@@ -142,8 +143,7 @@ impl Runtime {
 
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
         let valid = sha256.len() == 64 && sha256.chars().all(|c| c.is_ascii_hexdigit());
-        let dir = self.cache_dir.as_ref()?.join(format!("wasmtime-{WASMTIME_VERSION}"));
-        valid.then(|| dir.join(format!("{sha256}.cwasm")))
+        valid.then(|| self.cache_dir.as_ref().map(|dir| dir.join(format!("{sha256}.cwasm"))))?
     }
 }
 
@@ -151,9 +151,9 @@ fn load_cached(wasm: &WasmRuntime, path: &std::path::Path) -> Option<wasmtime::c
     if !path.exists() {
         return None;
     }
-    // SAFETY: the file was written by `store_cached` of this host for this wasmtime version
-    // from a component it compiled itself (the name is the module's SHA-256 and the folder the
-    // wasmtime version); wasmtime also checks the header and engine compatibility and errors on
+    // SAFETY: the file was written by `store_cached` of this host for this engine from a
+    // component it compiled itself (the name is the module's SHA-256 and the folder the
+    // engine's compatibility hash); wasmtime also checks the header and engine compatibility and errors on
     // a mismatch, in which case the module is compiled again.
     match unsafe { wasmtime::component::Component::deserialize_file(wasm.engine(), path) } {
         Ok(component) => Some(component),
@@ -202,6 +202,40 @@ mod tests {
         let loads = futures::future::join_all((0..8).map(|_| load())).await;
         assert!(loads.iter().all(Result::is_ok));
         assert_eq!(fetched.load(Ordering::SeqCst), 1, "the module is fetched and compiled once");
+    }
+
+    #[tokio::test]
+    async fn compiled_code_is_cached_on_disk_for_the_next_start() {
+        const NOOP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/noop.wasm"));
+        let dir = tempfile::tempdir().unwrap();
+        let first = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
+        first.load(PluginKind::Wasm, "robot", SHA, || async { Ok(NOOP.to_vec()) }).await.unwrap();
+        let cached: Vec<_> = walk(dir.path()).into_iter().filter(|p| p.ends_with(format!("{SHA}.cwasm"))).collect();
+        assert_eq!(cached.len(), 1, "one compiled file: {cached:?}");
+        // A host started later loads it without compiling the module (bytes that are no
+        // component load, as the module of that SHA-256)...
+        let garbage = || async { Ok(b"not a component".to_vec()) };
+        let second = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
+        assert!(second.load(PluginKind::Wasm, "robot", SHA, garbage).await.is_ok());
+        // ... and one whose cached file is unusable compiles the module again. (A loaded file
+        // is mapped: it is replaced, never written over, as the cache itself does.)
+        drop(second);
+        let spoiled = cached[0].with_extension("spoiled");
+        std::fs::write(&spoiled, b"not compiled code").unwrap();
+        std::fs::rename(&spoiled, &cached[0]).unwrap();
+        let third = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
+        let refused = third.load(PluginKind::Wasm, "robot", SHA, garbage).await.err().unwrap_or_default();
+        assert!(refused.starts_with("not a valid WebAssembly component"), "{refused}");
+        assert!(third.load(PluginKind::Wasm, "robot", SHA, || async { Ok(NOOP.to_vec()) }).await.is_ok());
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { found.extend(walk(&path)) } else { found.push(path) }
+        }
+        found
     }
 
     #[tokio::test]
