@@ -210,6 +210,12 @@ async fn hostile_plugins_are_contained(backend: Backend) {
     )
     .await
     .ok(201);
+    s.upload(
+        json!({"name":"hoarder","version":"1.0.0","kind":"rhai","world":"robot"}),
+        b"fn run(ctx) { let s = \"x\"; loop { s += s; } }".to_vec(),
+    )
+    .await
+    .ok(201);
     // The same loops with fuel that ends before their time does.
     let fueled = json!({"timeout_ms": 20000, "memory_mb": 16, "fuel": 1_000_000});
     s.upload(
@@ -227,7 +233,7 @@ async fn hostile_plugins_are_contained(backend: Backend) {
     let modes = ["loop", "memory", "stack", "panic", "output", "denied"];
     let mut stages: Vec<Value> = vec![json!({"key": "start", "title": "Start"})];
     stages.extend(modes.iter().map(|m| json!({"key": m, "title": m})));
-    for extra in ["rhai-loop", "rhai-deep", "rhai-denied", "fuel", "rhai-fuel"] {
+    for extra in ["rhai-loop", "rhai-deep", "rhai-denied", "fuel", "rhai-fuel", "rhai-memory"] {
         stages.push(json!({"key": extra, "title": extra}));
     }
     s.post("/api/v1/types/deal/funnels", json!({"key":"sandbox","title":"Sandbox","stages": stages})).await.ok(201);
@@ -241,6 +247,7 @@ async fn hostile_plugins_are_contained(backend: Backend) {
         ("rhai-denied", "sneaky"),
         ("fuel", "fueled"),
         ("rhai-fuel", "fueled-spin"),
+        ("rhai-memory", "hoarder"),
     ] {
         let config = json!({"mode": "loop"});
         s.post(
@@ -262,6 +269,7 @@ async fn hostile_plugins_are_contained(backend: Backend) {
         ("rhai-denied", "denied"),
         ("fuel", "out-of-fuel"),
         ("rhai-fuel", "out-of-fuel"),
+        ("rhai-memory", "memory-limit"),
     ];
     let mut deals = Vec::new();
     for (stage, _) in expected {

@@ -9,7 +9,9 @@ pub struct Limits {
     /// Wall-clock budget of one call, in milliseconds.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
-    /// Linear memory a Wasm plugin may grow to, in MiB (Rhai: bounds on strings, arrays, maps).
+    /// Linear memory a Wasm plugin may grow to, in MiB. Rhai scripts share one engine, whose
+    /// fixed bounds apply to every script instead: strings of 1 MiB, arrays of 100,000 items,
+    /// maps of 10,000 entries (exceeding one is a `memory-limit` failure).
     #[serde(default = "default_memory")]
     pub memory_mb: u64,
     /// Fuel (Wasm instructions, roughly) or Rhai operations; `null` for no fuel limit.
