@@ -741,3 +741,115 @@ async fn a_failing_condition_is_reported_with_the_plugin_version(backend: Backen
     assert!(s.item("deal", &deal).await["fields"].get("checked").is_none());
 }
 both!(a_failing_condition_is_reported_with_the_plugin_version);
+
+/// The built-in `add-comment` component, uploaded again under another name to be swapped.
+const ADD_COMMENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/add_comment.wasm"));
+
+/// A Wasm plugin swapped while items keep moving into its stage: no run fails, every item gets
+/// its comment once, from the version that was the latest when its run started: the first
+/// (run before the swap) from 1.0.0, every item moved after the swap from 2.0.0.
+async fn wasm_hot_swap_while_items_move(backend: Backend) {
+    let s = Server::start(backend).await;
+    let manifest = |version: &str| json!({"name":"comment","version":version,"kind":"wasm","world":"robot","capabilities":["items:write"]});
+    s.upload(manifest("1.0.0"), ADD_COMMENT.to_vec()).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"comment","config":{"text":"Noted {{item.title}}"}})).await.ok(201);
+    let comments = |deal: Value| {
+        let s = &s;
+        async move {
+            let t = s.get(&format!("/api/v1/items/deal/{deal}/timeline?limit=500")).await.ok(200);
+            let entries = t["items"].as_array().cloned().unwrap_or_default();
+            entries
+                .into_iter()
+                .filter(|e| e["text"].as_str().is_some_and(|t| t.starts_with("Noted") || t.contains("failed")))
+                .map(|e| (e["text"].as_str().unwrap_or_default().to_string(), e["actor"]["name"].clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = new_deal(&s, "first").await;
+    move_deal(&s, &first, "in-progress").await;
+    s.wait_for(20, "the first comment", || async { (!comments(first.clone()).await.is_empty()).then_some(()) }).await;
+    // Items keep moving while version 2.0.0 is uploaded.
+    let (before, after) = tokio::join!(
+        async {
+            let mut moved = Vec::new();
+            for i in 0..15 {
+                let deal = new_deal(&s, &format!("b{i}")).await;
+                move_deal(&s, &deal, "in-progress").await;
+                moved.push(deal);
+            }
+            moved
+        },
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            s.upload(manifest("2.0.0"), ADD_COMMENT.to_vec()).await.ok(201);
+            let mut moved = Vec::new();
+            for i in 0..5 {
+                let deal = new_deal(&s, &format!("a{i}")).await;
+                move_deal(&s, &deal, "in-progress").await;
+                moved.push(deal);
+            }
+            moved
+        }
+    );
+    let all: Vec<Value> =
+        [first.clone()].into_iter().chain(before.iter().cloned()).chain(after.iter().cloned()).collect();
+    for deal in &all {
+        let found = s
+            .wait_for(30, "every item's comment", || async {
+                let found = comments(deal.clone()).await;
+                (!found.is_empty()).then_some(found)
+            })
+            .await;
+        assert_eq!(found.len(), 1, "{deal}: {found:?}");
+        let (text, actor) = &found[0];
+        assert!(text.starts_with("Noted "), "{deal}: {text}");
+        let expected: &[&str] = if deal == &first {
+            &["comment@1.0.0"]
+        } else if after.contains(deal) {
+            &["comment@2.0.0"]
+        } else {
+            &["comment@1.0.0", "comment@2.0.0"]
+        };
+        assert!(expected.iter().any(|e| actor == e), "{deal}: {actor}");
+    }
+}
+both!(wasm_hot_swap_while_items_move);
+
+/// A run in flight when a new version is uploaded ends on the version it started with; the
+/// next run takes the new one.
+async fn a_run_in_flight_ends_on_its_version(backend: Backend) {
+    let s = Server::start(backend).await;
+    let script = |text: &str, busy_ms: u32| {
+        format!(
+            r#"fn run(ctx) {{
+                let started = clock::now();
+                while clock::now() - started < {busy_ms} * 1000 {{ }}
+                timeline::add_entry("deal", ctx.item.id, "{text}");
+            }}"#
+        )
+        .into_bytes()
+    };
+    let manifest = |version: &str| {
+        let mut manifest = rhai_manifest("slow", version, &["items:write"]);
+        manifest["limits"] = json!({"timeout_ms": 10000});
+        manifest
+    };
+    s.upload(manifest("1.0.0"), script("from 1.0.0", 2500)).await.ok(201);
+    s.post(ROBOTS, json!({"plugin":"slow"})).await.ok(201);
+    let early = new_deal(&s, "early").await;
+    move_deal(&s, &early, "in-progress").await;
+    // Its run starts at once (the move wakes a worker) and computes for 2.5 s.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    s.upload(manifest("2.0.0"), script("from 2.0.0", 0)).await.ok(201);
+    let late = new_deal(&s, "late").await;
+    move_deal(&s, &late, "in-progress").await;
+    for (deal, text) in [(&early, "from 1.0.0"), (&late, "from 2.0.0")] {
+        s.wait_for(20, text, || async {
+            s.timeline_texts("deal", deal).await.into_iter().any(|t| t.starts_with("from")).then_some(())
+        })
+        .await;
+        let texts = s.timeline_texts("deal", deal).await;
+        assert_eq!(texts.iter().filter(|t| t.starts_with("from")).collect::<Vec<_>>(), vec![text], "{texts:?}");
+    }
+}
+both!(a_run_in_flight_ends_on_its_version);
