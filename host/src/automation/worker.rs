@@ -74,6 +74,12 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
         return Ok(0);
     }
     let _renewing = LeaseKeeper::start(service.store().clone(), claimed.iter().map(|j| (j.id, j.attempts)).collect());
+    // A job taken over more often than it may be tried stopped its host each time (an abort,
+    // the memory of the machine): it fails for good instead of stopping the next one.
+    let (exhausted, claimed): (Vec<Job>, Vec<Job>) = claimed.into_iter().partition(|j| j.attempts > MAX_ATTEMPTS);
+    if !exhausted.is_empty() {
+        settle_stopped(service, &exhausted, "its host stopped during every attempt").await;
+    }
     let mut by_item: Vec<(i64, Vec<Job>)> = Vec::new();
     for job in claimed {
         match by_item.iter_mut().find(|(item, _)| *item == job.item_id) {
@@ -581,6 +587,29 @@ mod tests {
         tx.commit().await.expect("commit");
         settle_stopped(&service, &[last], "panicked").await;
         assert_eq!(statuses(&store).await, vec![("done".into(), 1), ("failed".into(), MAX_ATTEMPTS)]);
+        store.close().await;
+    }
+
+    /// A job whose lease ran out as often as it may be tried (its host stopped during each
+    /// attempt) is failed when taken over, not run again.
+    #[tokio::test]
+    async fn a_job_that_stopped_its_host_every_time_fails() {
+        let (dir, store) = queued(2).await;
+        let runtime = Arc::new(crate::runtime::registry::Runtime::new(None).expect("runtime"));
+        let service = Arc::new(Service::new(store.clone(), runtime, dir.path().to_path_buf()));
+        let mut tx = store.begin().await.expect("begin");
+        tx.execute(
+            crate::store::Statement::new(
+                "UPDATE jobs SET status = 'running', attempts = $1, lease_until = 0 WHERE id = 1",
+            )
+            .bind(MAX_ATTEMPTS),
+        )
+        .await
+        .expect("update");
+        tx.commit().await.expect("commit");
+        assert_eq!(work_once(&service).await.expect("work"), 2);
+        // The other ran (its robot is gone, so it ends cancelled); the exhausted one failed.
+        assert_eq!(statuses(&store).await, vec![("failed".into(), MAX_ATTEMPTS + 1), ("cancelled".into(), 1)]);
         store.close().await;
     }
 
