@@ -405,6 +405,11 @@ impl Server {
         Reply::from(response).await
     }
 
+    /// What the server has logged since it (last) started: warnings and errors.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
     /// Waits until `check` returns `Some`, polling every 50 ms for at most `seconds`.
     pub async fn wait_for<T, F, Fut>(&self, seconds: u64, what: &str, mut check: F) -> T
     where

@@ -686,9 +686,10 @@ both!(a_computing_script_holds_up_only_its_item);
 async fn running_robots_cut_short_by_a_crash_run_again_at_once() {
     let mut s = Server::start(Backend::Sqlite).await;
     s.post("/api/v1/types/deal/fields", json!({"key":"runs","title":"runs","kind":"number"})).await.ok(201);
-    // Computes for 1.5 s, then counts its run.
+    // Says it started, computes for 1.5 s, then counts its run.
     let script = r#"
         fn run(ctx) {
+            log::write("warn", `slow run of ${ctx.item.id} started`);
             let started = clock::now();
             while clock::now() - started < 1_500_000 { }
             let n = ctx.item.fields.runs ?? 0;
@@ -705,8 +706,8 @@ async fn running_robots_cut_short_by_a_crash_run_again_at_once() {
         move_deal(&s, &deal, "in-progress").await;
         deals.push(deal);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    // The runs are claimed and computing: a crash cuts them short.
+    // A run is computing: a crash cuts it short.
+    s.wait_for(20, "a run to start", || async { s.log().contains("slow run of").then_some(()) }).await;
     s.crash();
     s.start_again();
     for deal in &deals {
@@ -812,6 +813,11 @@ async fn wasm_hot_swap_while_items_move(backend: Backend) {
         };
         assert!(expected.iter().any(|e| actor == e), "{deal}: {actor}");
     }
+    // Once: no second comment comes later.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for deal in &all {
+        assert_eq!(comments(deal.clone()).await.len(), 1, "{deal}");
+    }
 }
 both!(wasm_hot_swap_while_items_move);
 
@@ -822,6 +828,7 @@ async fn a_run_in_flight_ends_on_its_version(backend: Backend) {
     let script = |text: &str, busy_ms: u32| {
         format!(
             r#"fn run(ctx) {{
+                log::write("warn", `{text}: run of ${{ctx.item.id}} started`);
                 let started = clock::now();
                 while clock::now() - started < {busy_ms} * 1000 {{ }}
                 timeline::add_entry("deal", ctx.item.id, "{text}");
@@ -838,8 +845,11 @@ async fn a_run_in_flight_ends_on_its_version(backend: Backend) {
     s.post(ROBOTS, json!({"plugin":"slow"})).await.ok(201);
     let early = new_deal(&s, "early").await;
     move_deal(&s, &early, "in-progress").await;
-    // Its run starts at once (the move wakes a worker) and computes for 2.5 s.
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // Its run has started (it computes for 2.5 s) when the new version comes.
+    s.wait_for(20, "the early run to start", || async {
+        s.log().contains(&format!("from 1.0.0: run of {early} started")).then_some(())
+    })
+    .await;
     s.upload(manifest("2.0.0"), script("from 2.0.0", 0)).await.ok(201);
     let late = new_deal(&s, "late").await;
     move_deal(&s, &late, "in-progress").await;
