@@ -63,10 +63,12 @@ impl Runtime {
     pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
         let wasm = WasmRuntime::new()?;
         let cache_dir = cache_dir.map(|dir| {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            use std::hash::Hash;
+            let mut hasher = StableHasher(sha2::Sha256::default());
             wasm.engine().precompile_compatibility_hash().hash(&mut hasher);
-            dir.join(format!("wasmtime-{:016x}", hasher.finish()))
+            let digest = sha2::Digest::finalize(hasher.0);
+            let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            dir.join(format!("wasmtime-{name}"))
         });
         Ok(Runtime { wasm, rhai: RhaiRuntime::new(), cache_dir, loaded: RwLock::new(HashMap::new()) })
     }
@@ -144,6 +146,21 @@ impl Runtime {
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
         let valid = sha256.len() == 64 && sha256.chars().all(|c| c.is_ascii_hexdigit());
         valid.then(|| self.cache_dir.as_ref().map(|dir| dir.join(format!("{sha256}.cwasm"))))?
+    }
+}
+
+/// A hasher whose result does not change with the Rust release (std's may), so a toolchain
+/// update does not move the compiled-code cache.
+struct StableHasher(sha2::Sha256);
+
+impl std::hash::Hasher for StableHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    /// Unused: the digest is read from the SHA-256 state.
+    fn finish(&self) -> u64 {
+        0
     }
 }
 
