@@ -115,6 +115,28 @@ async fn unsupported_database_url_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
 }
 
+/// A second host on a SQLite database in use refuses to start, says why, and leaves the
+/// running one serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_serves_one_host() {
+    let s = Server::start(Backend::Sqlite).await;
+    let deal = s.post("/api/v1/items/deal", json!({"title": "Kitchen"})).await.ok(201);
+    let other = tempfile::tempdir().unwrap();
+    for args in [&["serve", "--listen", "127.0.0.1:0"][..], &["migrate"][..]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_voronka"))
+            .args(args)
+            .args(["--database", &s.database, "--data-dir"])
+            .arg(other.path())
+            .env("VORONKA_ADMIN_TOKEN", "vk_second_host")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("in use by another Voronka host"), "{args:?}: {said}");
+    }
+    assert_eq!(s.item("deal", &deal["id"]).await["title"], "Kitchen");
+}
+
 #[tokio::test]
 async fn json_logs_on_request() {
     use std::io::{BufRead, BufReader};

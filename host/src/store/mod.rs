@@ -14,6 +14,7 @@ pub mod catalog;
 mod checkpointer;
 pub mod files;
 mod group_commit;
+mod host_lock;
 pub mod idempotency;
 pub mod items;
 pub mod jobs;
@@ -67,6 +68,19 @@ pub enum StoreError {
     #[error("cannot create the database folder {path}: {source}")]
     CreateDir {
         /// The folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Another host has the SQLite database open (one host per SQLite database).
+    #[error(
+        "the database {0} is in use by another Voronka host (a SQLite database has one host; share PostgreSQL instead)"
+    )]
+    InUse(String),
+    /// The lock file beside the SQLite database could not be opened or locked.
+    #[error("cannot lock {path}: {source}")]
+    HostLock {
+        /// The lock file.
         path: String,
         /// The cause.
         source: std::io::Error,
@@ -145,6 +159,8 @@ pub struct Store {
     sqlite_options: Option<AnyConnectOptions>,
     /// SQLite: the connections for reads by key, used on the caller's thread.
     key_reads: Option<Arc<read_connections::ReadConnections>>,
+    /// SQLite: this host's hold on the database, released at close.
+    host_lock: Option<Arc<host_lock::HostLock>>,
 }
 
 /// A connection for reads of rows by key (see [`Store::key_reader`]).
@@ -188,6 +204,7 @@ impl Store {
                 local_generation: Arc::default(),
                 sqlite_options: None,
                 key_reads: None,
+                host_lock: None,
             })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_string()))
@@ -215,6 +232,7 @@ impl Store {
             format!("{url}?mode=rwc")
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let host_lock = host_lock::HostLock::take(file)?;
         // SQLite has one writer at a time: a single write connection, on a thread of its own and
         // shared by group commit, instead of writers spinning on SQLITE_BUSY; readers use their
         // own pool.
@@ -242,6 +260,7 @@ impl Store {
             local_generation: Arc::default(),
             sqlite_options: Some(options),
             key_reads: Some(read_connections::ReadConnections::new(file)),
+            host_lock: Some(Arc::new(host_lock)),
         })
     }
 
@@ -310,6 +329,9 @@ impl Store {
             Writes::Pool(pool) => pool.close().await,
             Writes::Group(group) => group.close().await,
         }
+        if let Some(lock) = &self.host_lock {
+            lock.release();
+        }
     }
 
     /// The configuration generation: bumped by every change to types, fields, funnels, users,
@@ -369,6 +391,27 @@ mod tests {
             assert!(refused.is_some_and(|e| e.to_string().contains("use sqlite://PATH")));
         }
         assert!(!Path::new("data.db").exists(), "nothing was created");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_database_has_one_host_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("one.db").display());
+        let first = Store::connect(&url).await.unwrap();
+        first.migrate().await.unwrap();
+        let refused = Store::connect(&url).await.err();
+        assert!(matches!(refused, Some(StoreError::InUse(_))), "{refused:?}");
+        assert!(refused.is_some_and(|e| e.to_string().contains("in use by another Voronka host")));
+        // The first store is untouched by the refused attempt; once it closes, another opens.
+        let mut tx = first.begin().await.unwrap();
+        tx.execute(Statement::new("UPDATE generations SET value = 7 WHERE id = 1")).await.unwrap();
+        tx.commit().await.unwrap();
+        first.close().await;
+        let second = Store::connect(&url).await.unwrap();
+        let value: i64 =
+            sqlx::query_scalar("SELECT value FROM generations WHERE id = 1").fetch_one(second.reader()).await.unwrap();
+        assert_eq!(value, 7);
+        second.close().await;
     }
 
     #[tokio::test]
