@@ -138,12 +138,21 @@ impl MemoryHost {
         self.installed(|| S::execute(ctx))
     }
 
-    /// Runs `call` with this host installed on the thread (the host functions reach it there).
+    /// Runs `call` with this host installed on the thread (the host functions reach it there);
+    /// the host comes back with what the plugin did, even when the plugin panics.
     fn installed<T>(&mut self, call: impl FnOnce() -> T) -> T {
+        /// Takes the host back from the thread when dropped, on return or unwinding.
+        struct Installed<'a>(&'a mut MemoryHost);
+
+        impl Drop for Installed<'_> {
+            fn drop(&mut self) {
+                *self.0 = HOST.with(|h| h.borrow_mut().take()).unwrap_or_default();
+            }
+        }
+
         HOST.with(|h| *h.borrow_mut() = Some(std::mem::take(self)));
-        let result = call();
-        HOST.with(|h| *self = h.borrow_mut().take().unwrap_or_default());
-        result
+        let _installed = Installed(self);
+        call()
     }
 
     fn get_mut(&mut self, type_key: &str, id: i64) -> Result<&mut Item, Error> {
@@ -315,6 +324,27 @@ mod tests {
                 branch: branch["branch"].as_str().map(str::to_string),
             })
         }
+    }
+
+    /// Writes a timeline entry, then panics.
+    struct Panics;
+
+    impl crate::robot::Guest for Panics {
+        fn run(ctx: crate::robot::Context) -> Result<crate::robot::Outcome, Error> {
+            crate::timeline::add_entry(&ctx.item.type_key, ctx.item.id, "before the panic")?;
+            panic!("on purpose");
+        }
+    }
+
+    #[test]
+    fn the_host_keeps_its_state_when_a_plugin_panics() {
+        let mut host = MemoryHost::new();
+        let item = host.add_item("deal", "Kitchen", serde_json::json!({}));
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| host.run_robot::<Panics>(&item, "new", "{}")));
+        assert!(panicked.is_err());
+        assert!(host.item("deal", item.id).is_some(), "the items are still there");
+        assert_eq!(host.timeline, vec![("deal".to_string(), item.id, "before the panic".to_string())]);
     }
 
     #[test]
