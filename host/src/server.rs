@@ -66,9 +66,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     service.install_builtins().await.context("installing the built-in robots")?;
     service.warm_bound_plugins().await.context("loading the plugins robots are bound to")?;
     service.clear_staging().await.context("clearing unfinished uploads")?;
-    let resumed = service.resume_interrupted_runs().await.context("resuming interrupted robot runs")?;
-    if resumed > 0 {
-        tracing::info!(resumed, "robot runs cut short by the last stop run again");
+    let (runs, processes, deliveries) =
+        service.resume_interrupted_work().await.context("resuming work the last stop cut short")?;
+    if runs + processes + deliveries > 0 {
+        tracing::info!(runs, processes, deliveries, "work cut short by the last stop is taken up again");
     }
     if config.demo {
         crate::demo::seed(&service).await.context("seeding demo data")?;

@@ -34,14 +34,21 @@ pub(crate) struct StageEntry {
 }
 
 impl Service {
-    /// Runs again, at once, the robot runs the last stop of this host cut short (call before
-    /// the workers start). Only on SQLite, whose database has this one host: on PostgreSQL
-    /// another host may be running them, so they wait for their lease to end. Returns how many.
-    pub async fn resume_interrupted_runs(&self) -> ServiceResult<usize> {
+    /// Takes up again, at once, the work the last stop of this host cut short: robot runs,
+    /// process advances and webhook deliveries whose leases it held (call before the
+    /// background work starts). Only on SQLite, whose database has this one host: on PostgreSQL
+    /// another host may hold them, so they wait for their leases to end. Returns how many of
+    /// each (robot runs, processes, deliveries).
+    pub async fn resume_interrupted_work(&self) -> ServiceResult<(usize, usize, usize)> {
         if self.store.dialect() != crate::store::Dialect::Sqlite {
-            return Ok(0);
+            return Ok((0, 0, 0));
         }
-        Ok(jobs::end_leases(self.store.begin().await?).await?)
+        let mut tx = self.store.begin().await?;
+        let runs = jobs::end_leases(&mut tx).await?;
+        let processes = crate::store::processes::end_leases(&mut tx).await?;
+        let deliveries = crate::store::webhooks::end_leases(&mut tx).await?;
+        tx.commit().await?;
+        Ok((runs, processes, deliveries))
     }
 
     /// Robots bound to a stage, in order; `None` when no robot is bound anywhere (then no robot
@@ -199,5 +206,80 @@ impl Service {
                 tracing::warn!(error = %e, item = item.id, "could not note robots not queued");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::service::Service;
+    use crate::store::{Statement, Store};
+
+    /// After a crash, a SQLite host takes up at start the robot runs, process advances and
+    /// webhook deliveries it held; work no one held is left as it is.
+    #[tokio::test]
+    async fn a_restarted_sqlite_host_takes_up_what_its_stop_cut_short() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let far = crate::model::time::now_micros() + 3_600_000_000;
+        let mut tx = store.begin().await.expect("begin");
+        for (status, lease) in [("running", Some(far)), ("pending", None)] {
+            tx.execute(
+                Statement::new(
+                    "INSERT INTO jobs (robot_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, status, due_at, attempts, lease_until, created_at)
+                     VALUES (1, 7, 'deal', 'default', 'new', 1, '{}', 0, $1, 0, 1, $2, 0)",
+                )
+                .bind(status)
+                .bind(lease),
+            )
+            .await
+            .expect("job");
+        }
+        for lease in [Some(far), None] {
+            tx.execute(
+                Statement::new(
+                    "INSERT INTO process_instances (template_key, template_version, type_key, item_id, status, state, variables, runnable, lease_until, started_by, created_at, updated_at, version)
+                     VALUES ('t', 1, 'deal', 7, 'running', '{}', '{}', 1, $1, '{}', 0, 0, 1)",
+                )
+                .bind(lease),
+            )
+            .await
+            .expect("process");
+        }
+        for (status, lease) in [("sending", Some(far)), ("pending", None)] {
+            tx.execute(
+                Statement::new(
+                    "INSERT INTO webhook_deliveries (webhook_id, event_id, status, attempts, next_at, lease_until, log, created_at)
+                     VALUES (1, 1, $1, 1, 0, $2, '[]', 0)",
+                )
+                .bind(status)
+                .bind(lease),
+            )
+            .await
+            .expect("delivery");
+        }
+        tx.commit().await.expect("commit");
+        let runtime = Arc::new(crate::runtime::registry::Runtime::new(None).expect("runtime"));
+        let service = Service::new(store.clone(), runtime, dir.path().to_path_buf());
+        assert_eq!(service.resume_interrupted_work().await.expect("resume"), (1, 1, 1));
+        let leases = |table: &'static str| {
+            let store = store.clone();
+            async move {
+                sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(format!(
+                    "SELECT lease_until FROM {table} ORDER BY id"
+                )))
+                .fetch_all(store.reader())
+                .await
+                .expect("select")
+            }
+        };
+        assert_eq!(leases("jobs").await, vec![Some(0), None]);
+        assert_eq!(leases("process_instances").await, vec![None, None]);
+        assert_eq!(leases("webhook_deliveries").await, vec![Some(0), None]);
+        // A second start finds nothing held.
+        assert_eq!(service.resume_interrupted_work().await.expect("resume"), (0, 0, 0));
+        store.close().await;
     }
 }

@@ -187,12 +187,14 @@ pub async fn renew(tx: Tx, claimed: &[(i64, i64)], until: Micros) -> StoreResult
     Ok(rows.len())
 }
 
-/// Ends the leases of every running job, so workers take them over at once, and commits;
-/// returns how many. For a host that is the database's only one (SQLite) as it starts: the
-/// jobs still running were cut short by its last stop, and none of their writes were stored.
-pub async fn end_leases(tx: Tx) -> StoreResult<usize> {
+/// Ends the leases of every running job, so workers take them over at once; returns how many.
+/// For a host that is the database's only one (SQLite) as it starts: the jobs still running
+/// were cut short by its last stop, and none of their writes were stored.
+pub async fn end_leases(tx: &mut Tx) -> StoreResult<usize> {
     let rows = tx
-        .commit_returning(Statement::new("UPDATE jobs SET lease_until = 0 WHERE status = 'running' RETURNING id"))
+        .write_returning(Statement::new(
+            "UPDATE jobs SET lease_until = 0 WHERE status = 'running' AND lease_until > 0 RETURNING id",
+        ))
         .await?;
     Ok(rows.len())
 }

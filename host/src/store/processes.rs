@@ -196,6 +196,18 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease: Micros, limit: i64) -> Store
     rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 
+/// Ends every advance's lease, so the engine takes the instances up at once; returns how
+/// many. For a host that is the database's only one (SQLite) as it starts: an instance still
+/// leased was being advanced when its last stop cut the advance short.
+pub async fn end_leases(tx: &mut Tx) -> StoreResult<usize> {
+    let rows = tx
+        .write_returning(Statement::new(
+            "UPDATE process_instances SET lease_until = NULL WHERE lease_until IS NOT NULL RETURNING id",
+        ))
+        .await?;
+    Ok(rows.len())
+}
+
 /// The earliest time an instance needs the engine: now when one is runnable, its timer, or
 /// the end of another advance's lease.
 pub async fn next_wake(pool: &AnyPool, now: Micros) -> StoreResult<Option<Micros>> {

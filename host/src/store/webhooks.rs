@@ -189,6 +189,18 @@ pub struct ClaimedDelivery {
     pub log: Vec<serde_json::Value>,
 }
 
+/// Ends the lease of every delivery being sent, so the sender takes them over at once (a new
+/// attempt); returns how many. For a host that is the database's only one (SQLite) as it
+/// starts: a delivery still being sent was cut short by its last stop.
+pub async fn end_leases(tx: &mut Tx) -> StoreResult<usize> {
+    let rows = tx
+        .write_returning(Statement::new(
+            "UPDATE webhook_deliveries SET lease_until = 0 WHERE status = 'sending' AND lease_until > 0 RETURNING id",
+        ))
+        .await?;
+    Ok(rows.len())
+}
+
 /// Claims up to `limit` due deliveries, and those whose sender's lease expired (a crash),
 /// marking them `sending` until `lease_until`. PostgreSQL senders skip rows other hosts hold.
 pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
