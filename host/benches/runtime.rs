@@ -35,17 +35,8 @@ fn item() -> Item {
         funnel: Some("default".into()),
         stage: Some("new".into()),
         title: "Kitchen".into(),
-        amount: None,
-        responsible: None,
-        contact: None,
-        company: None,
-        parents: vec![],
-        fields: Default::default(),
         version: 1,
-        created_by: None,
-        created_at: String::new(),
-        updated_by: None,
-        updated_at: String::new(),
+        ..Item::default()
     }
 }
 

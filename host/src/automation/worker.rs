@@ -93,9 +93,10 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     // time budget) holds up only its own item's jobs, the others moving to other threads.
     let runs = by_item.into_iter().map(|(id, jobs)| {
         let known = items.remove(&id).map_or(Known::Missing, |item| Known::Item(Box::new(item)));
+        let jobs = Arc::new(jobs);
         let task = {
             let (service, jobs) = (service.clone(), jobs.clone());
-            tokio::spawn(async move { run_item_jobs(&service, jobs, known).await })
+            tokio::spawn(async move { run_item_jobs(&service, &jobs, known).await })
         };
         async move { (task.await, jobs) }
     });
@@ -172,12 +173,12 @@ impl Drop for LeaseKeeper {
 /// they can be (one commit instead of one per job), the rest one by one. Each plugin's writes
 /// stay atomic either way: jobs whose writes cannot all be stored together are rolled back
 /// and run again one by one (a run's only effects are its buffered writes).
-async fn run_item_jobs(service: &Arc<Service>, jobs: Vec<Job>, mut known: Known) {
+async fn run_item_jobs(service: &Arc<Service>, jobs: &[Job], mut known: Known) {
     let mut done = 0;
     if jobs.len() > 1
         && let Known::Item(item) = &known
     {
-        done = run_together(service, &jobs, item.as_ref().clone()).await;
+        done = run_together(service, jobs, item.as_ref().clone()).await;
         known = Known::Unread;
     }
     for job in &jobs[done..] {
@@ -348,8 +349,8 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
             Ok(false) => return Ok(Outcome::Ended { status: "done", note: "condition is false" }),
             Err(message) => {
                 // Named on the timeline with the version that would have run.
-                let version = match service.resolve_plugin(&robot.plugin, &robot.version, "robot").await {
-                    Ok(resolved) => resolved.version.version,
+                let version = match service.matching_version(&robot.plugin, &robot.version, "robot").await {
+                    Ok(matching) => matching.version,
                     Err(_) => robot.version,
                 };
                 let failure = Failure::Plugin { code: "condition".into(), message };
@@ -531,27 +532,8 @@ mod tests {
 
     /// A store with `n` robot runs of one item queued, due at once.
     async fn queued(n: i64) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        let mut tx = store.begin().await.expect("begin");
-        for robot_id in 1..=n {
-            let job = jobs::NewJob {
-                robot_id,
-                schedule_id: None,
-                item_id: 7,
-                type_key: "deal",
-                funnel: "default",
-                stage: "new",
-                event_id: Some(1),
-                actor: "{}",
-                depth: 0,
-                after_previous: false,
-                due_at: 0,
-            };
-            tx.execute(jobs::enqueue(&job, 0)).await.expect("enqueue");
-        }
-        tx.commit().await.expect("commit");
+        let (dir, store) = crate::store::scratch().await;
+        jobs::queue_for_test(&store, n).await;
         (dir, store)
     }
 

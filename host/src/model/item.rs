@@ -16,8 +16,8 @@ pub struct ItemRef {
     pub id: i64,
 }
 
-/// An item as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// An item as the API shows it. (`Default` is an empty, unsaved item: id 0, no type.)
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Item {
     /// Id, unique across types.
     pub id: i64,

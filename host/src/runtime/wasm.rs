@@ -541,17 +541,8 @@ mod tests {
             funnel: Some("default".into()),
             stage: Some("new".into()),
             title: "Kitchen".into(),
-            amount: None,
-            responsible: None,
-            contact: None,
-            company: None,
-            parents: vec![],
-            fields: Default::default(),
             version: 1,
-            created_by: None,
-            created_at: String::new(),
-            updated_by: None,
-            updated_at: String::new(),
+            ..Item::default()
         };
         RobotContext { item, stage: "new".into(), config: format!(r#"{{"mode":"{mode}"}}"#), actor: "{}".into() }
     }
@@ -561,11 +552,7 @@ mod tests {
     /// its wall-clock budget is up, not after its share of the thread adds up to it.
     #[tokio::test]
     async fn a_plugin_computing_for_its_whole_budget_lets_others_run() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = crate::store::Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
+        let (dir, store) = crate::store::scratch().await;
         let runtime = Arc::new(super::super::registry::Runtime::new(None).expect("runtime"));
         let service = Arc::new(Service::new(store, runtime.clone(), dir.path().to_path_buf()));
         let wasm = &runtime.wasm;

@@ -252,15 +252,20 @@ impl Service {
 
     /// Resolves `requirement` against the stored versions now and loads the winner.
     pub async fn resolve_plugin(&self, name: &str, requirement: &str, world: &str) -> ServiceResult<ResolvedPlugin> {
-        let versions = self.plugin_versions_cached(name).await?;
-        let version = pick(&versions, requirement)
-            .filter(|v| v.world == world)
-            .cloned()
-            .ok_or_else(|| ServiceError::NotFound(format!("no {world} plugin `{name}` matching `{requirement}`")))?;
+        let version = self.matching_version(name, requirement, world).await?;
         let loaded = load(&self.runtime, self.store.reader().clone(), &version)
             .await
             .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt { table: "plugins", message: e }))?;
         Ok(ResolvedPlugin { version, loaded })
+    }
+
+    /// The stored version `requirement` resolves to now, without loading it.
+    pub async fn matching_version(&self, name: &str, requirement: &str, world: &str) -> ServiceResult<PluginVersion> {
+        let versions = self.plugin_versions_cached(name).await?;
+        pick(&versions, requirement)
+            .filter(|v| v.world == world)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(format!("no {world} plugin `{name}` matching `{requirement}`")))
     }
 
     /// Loads, in the background, the plugins that robot bindings name, so that no robot's

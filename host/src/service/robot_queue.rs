@@ -214,15 +214,13 @@ mod tests {
     use std::sync::Arc;
 
     use crate::service::Service;
-    use crate::store::{Statement, Store};
+    use crate::store::Statement;
 
     /// After a crash, a SQLite host takes up at start the robot runs, process advances and
     /// webhook deliveries it held; work no one held is left as it is.
     #[tokio::test]
     async fn a_restarted_sqlite_host_takes_up_what_its_stop_cut_short() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("connect");
-        store.migrate().await.expect("migrate");
+        let (dir, store) = crate::store::scratch().await;
         let far = crate::model::time::now_micros() + 3_600_000_000;
         let mut tx = store.begin().await.expect("begin");
         for (status, lease) in [("running", Some(far)), ("pending", None)] {

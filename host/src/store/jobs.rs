@@ -354,39 +354,33 @@ pub async fn events_after(tx: &mut Tx, after: i64, limit: i64) -> StoreResult<Ve
         .collect()
 }
 
+/// Queues `n` robot runs of one item (robots 1 to `n`), due at once: for tests.
+#[cfg(test)]
+pub(crate) async fn queue_for_test(store: &super::Store, n: i64) {
+    let mut tx = store.begin().await.expect("begin");
+    for robot_id in 1..=n {
+        let job = NewJob {
+            robot_id,
+            schedule_id: None,
+            item_id: 7,
+            type_key: "deal",
+            funnel: "default",
+            stage: "new",
+            event_id: Some(1),
+            actor: "{}",
+            depth: 0,
+            after_previous: false,
+            due_at: 0,
+        };
+        tx.execute(enqueue(&job, 0)).await.expect("enqueue");
+    }
+    tx.commit().await.expect("commit");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
-
-    async fn scratch() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        (dir, store)
-    }
-
-    /// Queues `n` jobs of one item, due at once.
-    async fn queue(store: &Store, n: usize) {
-        let mut tx = store.begin().await.expect("begin");
-        for robot_id in 1..=n as i64 {
-            let job = NewJob {
-                robot_id,
-                schedule_id: None,
-                item_id: 7,
-                type_key: "deal",
-                funnel: "default",
-                stage: "new",
-                event_id: Some(1),
-                actor: "{}",
-                depth: 0,
-                after_previous: false,
-                due_at: 0,
-            };
-            tx.execute(enqueue(&job, 0)).await.expect("enqueue");
-        }
-        tx.commit().await.expect("commit");
-    }
+    use crate::store::{Store, scratch};
 
     async fn leases(store: &Store) -> Vec<(i64, String, Option<i64>)> {
         let rows = sqlx::query("SELECT id, status, lease_until FROM jobs ORDER BY id")
@@ -401,7 +395,7 @@ mod tests {
     #[tokio::test]
     async fn renew_extends_only_the_claims_running_jobs() {
         let (_dir, store) = scratch().await;
-        queue(&store, 3).await;
+        queue_for_test(&store, 3).await;
         let claimed = claim(store.begin().await.expect("begin"), 10, 1_000, 2).await.expect("claim");
         assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![1, 2]);
         let ours: Vec<(i64, i64)> = claimed.iter().map(|j| (j.id, j.attempts)).chain([(3, 1)]).collect();

@@ -372,6 +372,15 @@ pub(crate) async fn lock_id_order(tx: &mut Tx) -> StoreResult<()> {
     Ok(())
 }
 
+/// A migrated SQLite store in a folder of its own, for tests (the folder goes with the guard).
+#[cfg(test)]
+pub(crate) async fn scratch() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    (dir, store)
+}
+
 /// Reads a JSON text column, naming the table when it is corrupt.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(table: &'static str, text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt { table, message: e.to_string() })
