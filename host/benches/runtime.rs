@@ -15,15 +15,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use voronka::model::actor::Actor;
-use voronka::model::item::Item;
-use voronka::runtime::capability::Capability;
 use voronka::runtime::host_api::HostCalls;
-use voronka::runtime::limits::Limits;
-use voronka::runtime::registry::{Loaded, PluginKind, Runtime};
+use voronka::runtime::registry::{Loaded, Runtime};
 use voronka::runtime::wasm::RobotContext;
 use voronka::service::{Caller, Service};
 use voronka::store::Store;
+use voronka_model::actor::Actor;
+use voronka_model::capability::Capability;
+use voronka_model::item::Item;
+use voronka_model::limits::Limits;
+use voronka_model::plugin::{PluginKind, World};
 
 const TRIVIAL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/noop.wasm"));
 const TRIVIAL_RHAI: &str = "fn run(ctx) { () }";
@@ -69,9 +70,9 @@ async fn main() -> anyhow::Result<()> {
     let service = Arc::new(Service::new(store, runtime.clone(), dir.path().to_path_buf()));
     let limits = Limits { timeout_ms: 1_000, memory_mb: 64, fuel: Some(10_000_000) };
     let wasm =
-        runtime.compile(PluginKind::Wasm, "robot", "", TRIVIAL_WASM.to_vec()).await.map_err(anyhow::Error::msg)?;
+        runtime.compile(PluginKind::Wasm, World::Robot, "", TRIVIAL_WASM.to_vec()).await.map_err(anyhow::Error::msg)?;
     let rhai = runtime
-        .compile(PluginKind::Rhai, "robot", "", TRIVIAL_RHAI.as_bytes().to_vec())
+        .compile(PluginKind::Rhai, World::Robot, "", TRIVIAL_RHAI.as_bytes().to_vec())
         .await
         .map_err(anyhow::Error::msg)?;
     let js_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/js-robot/dist/robot.wasm");
@@ -79,7 +80,9 @@ async fn main() -> anyhow::Result<()> {
     let wanted = |case: &str| cases_wanted.split(',').any(|c| c.trim() == case);
     let js = match std::fs::read(js_path) {
         Ok(_) if !wanted("js") => None,
-        Ok(bytes) => Some(runtime.compile(PluginKind::Wasm, "robot", "", bytes).await.map_err(anyhow::Error::msg)?),
+        Ok(bytes) => {
+            Some(runtime.compile(PluginKind::Wasm, World::Robot, "", bytes).await.map_err(anyhow::Error::msg)?)
+        }
         Err(_) => {
             eprintln!("{js_path} is not built (npm run build in examples/js-robot); skipping the JavaScript case");
             None

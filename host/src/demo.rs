@@ -4,16 +4,16 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::model::access::{Access, Permission};
-use crate::model::actor::Actor;
-use crate::model::field::FieldKind;
-use crate::model::funnel::{Semantics, Stage};
-use crate::model::item::ItemRef;
-use crate::model::money::Money;
 use crate::service::catalog::{FunnelPatch, NewField, NewFunnel, NewType};
 use crate::service::items::{MoveRequest, NewItem};
 use crate::service::people::{DepartmentRequest, NewUserRequest, RoleRequest};
 use crate::service::{Caller, Service, ServiceResult};
+use voronka_model::access::{Access, Permission};
+use voronka_model::actor::Actor;
+use voronka_model::field::FieldKind;
+use voronka_model::funnel::{Semantics, Stage};
+use voronka_model::item::ItemRef;
+use voronka_model::money::Money;
 
 fn stages(list: &[(&str, &str, Semantics)]) -> Vec<Stage> {
     list.iter().map(|(k, t, s)| Stage { key: (*k).into(), title: (*t).into(), semantics: *s }).collect()

@@ -10,7 +10,6 @@ pub mod api;
 pub mod automation;
 pub mod cli;
 pub mod demo;
-pub mod model;
 pub mod runtime;
 pub mod server;
 pub mod service;

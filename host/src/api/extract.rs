@@ -36,7 +36,7 @@ fn json_problem(rejection: JsonRejection) -> Problem {
                 "validation-failed",
                 format!("the body does not have the expected shape: {text}"),
             );
-            problem.errors.push(crate::model::FieldError::new(field_of(&text), text));
+            problem.errors.push(voronka_model::FieldError::new(field_of(&text), text));
             problem
         }
         JsonRejection::MissingJsonContentType(_) => Problem::new(

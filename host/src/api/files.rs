@@ -12,11 +12,11 @@ use utoipa_axum::routes;
 use super::extract::ApiPath;
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
-use crate::model::FieldError;
-use crate::model::file::StoredFile;
-use crate::model::item::ItemRef;
 use crate::service::Caller;
 use crate::service::files::UploadInfo;
+use voronka_model::FieldError;
+use voronka_model::file::StoredFile;
+use voronka_model::item::ItemRef;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -11,10 +11,10 @@ use utoipa_axum::routes;
 use super::extract::{ApiJson, ApiPath, ApiQuery, IfMatch, etag};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::model::item::{HistoryEntry, Item, TimelineEntry};
 use crate::service::Caller;
 use crate::service::items::{ItemPatch, MoveRequest, NewItem};
 use crate::service::list::ItemPage;
+use voronka_model::item::{HistoryEntry, Item, TimelineEntry};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

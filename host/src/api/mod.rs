@@ -42,7 +42,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub const MAX_UPLOAD: usize = crate::service::plugins::MAX_MODULE + 64 * 1024;
 
 /// Largest file upload (the file plus its other parts and multipart framing).
-pub const MAX_FILE_UPLOAD: usize = crate::model::file::MAX_FILE as usize + 64 * 1024;
+pub const MAX_FILE_UPLOAD: usize = voronka_model::file::MAX_FILE as usize + 64 * 1024;
 
 /// The body limit of a route.
 pub fn body_limit(path: &str) -> usize {
@@ -167,7 +167,7 @@ impl Page {
         match self.limit {
             None => Ok(crate::service::list::DEFAULT_LIMIT),
             Some(n) if (1..=crate::service::list::MAX_LIMIT).contains(&n) => Ok(n),
-            Some(_) => Err(Problem::validation(vec![crate::model::FieldError::new(
+            Some(_) => Err(Problem::validation(vec![voronka_model::FieldError::new(
                 "limit",
                 "limit is a whole number from 1 to 500",
             )])),
@@ -179,7 +179,7 @@ impl Page {
         match &self.cursor {
             None => Ok(0),
             Some(c) => c.parse().map_err(|_| {
-                Problem::validation(vec![crate::model::FieldError::new("cursor", "not a cursor returned by this API")])
+                Problem::validation(vec![voronka_model::FieldError::new("cursor", "not a cursor returned by this API")])
             }),
         }
     }

@@ -9,8 +9,8 @@ use utoipa_axum::routes;
 use super::extract::{ApiPath, ApiQuery};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::model::notification::Notification;
 use crate::service::Caller;
+use voronka_model::notification::Notification;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

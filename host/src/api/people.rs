@@ -10,9 +10,9 @@ use utoipa_axum::routes;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::model::people::{Department, Role, User};
 use crate::service::Caller;
 use crate::service::people::{DepartmentRequest, NewUserRequest, RoleRequest, UserPatch};
+use voronka_model::people::{Department, Role, User};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

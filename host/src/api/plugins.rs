@@ -9,10 +9,10 @@ use utoipa_axum::routes;
 use super::extract::ApiPath;
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
-use crate::model::FieldError;
 use crate::service::Caller;
 use crate::service::plugins::{MAX_MODULE, Manifest};
 use crate::store::plugins::PluginVersion;
+use voronka_model::FieldError;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -4,8 +4,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::model::FieldError;
 use crate::service::ServiceError;
+use voronka_model::FieldError;
 
 /// Media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";

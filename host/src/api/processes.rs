@@ -12,13 +12,13 @@ use utoipa_axum::routes;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::model::FieldError;
-use crate::model::item::ItemRef;
-use crate::model::process::{Assignment, Instance, InstanceStatus};
 use crate::service::Caller;
 use crate::service::assignments::CompleteAssignment;
 use crate::service::processes::{StartRequest, TemplateRequest};
 use crate::store::processes::StoredTemplate;
+use voronka_model::FieldError;
+use voronka_model::item::ItemRef;
+use voronka_model::process::{Assignment, Instance, InstanceStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -10,11 +10,11 @@ use utoipa_axum::routes;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::model::FieldError;
-use crate::model::item::ItemRef;
-use crate::model::task::{Task, TaskStatus};
 use crate::service::Caller;
 use crate::service::tasks::{TaskPatch, TaskQuery, TaskRequest};
+use voronka_model::FieldError;
+use voronka_model::item::ItemRef;
+use voronka_model::task::{Task, TaskStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -9,11 +9,11 @@ use utoipa_axum::routes;
 use super::extract::{ApiJson, ApiPath};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
-use crate::model::entity_type::TypeSchema;
-use crate::model::field::FieldDef;
-use crate::model::funnel::Funnel;
 use crate::service::Caller;
 use crate::service::catalog::{FunnelPatch, NewField, NewFunnel, NewType, TypePatch};
+use voronka_model::entity_type::TypeSchema;
+use voronka_model::field::FieldDef;
+use voronka_model::funnel::Funnel;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Shutdown;
-use crate::model::time::now_micros;
 use crate::service::Service;
 use crate::store::tasks as repo;
+use voronka_model::time::now_micros;
 
 /// Longest sleep between looks at a shared database's tasks (other hosts' deadlines). This
 /// host's own task writes wake the watch.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+use voronka_model::event::EventKind;
 
 use crate::service::Service;
 
@@ -64,17 +65,17 @@ pub fn idle_poll(service: &Service, shared: Duration) -> Duration {
 
 /// How long to sleep for work next due at `due` (microseconds): until then, at least 1 ms, at
 /// most `idle`.
-pub fn sleep_until(due: crate::model::time::Micros, idle: Duration) -> Duration {
-    Duration::from_micros((due - crate::model::time::now_micros()).clamp(1_000, idle.as_micros() as i64) as u64)
+pub fn sleep_until(due: voronka_model::time::Micros, idle: Duration) -> Duration {
+    Duration::from_micros((due - voronka_model::time::now_micros()).clamp(1_000, idle.as_micros() as i64) as u64)
 }
 
 /// Where an event of `kind` puts its item: `Some(Some((funnel, stage)))` for the place it
 /// entered, `Some(None)` when it left every stage (deleted), `None` for events that move nothing.
-pub fn entered(kind: &str, payload: &serde_json::Value) -> Option<Option<(String, String)>> {
+pub fn entered(kind: voronka_model::event::EventKind, payload: &serde_json::Value) -> Option<Option<(String, String)>> {
     let point = match kind {
-        "item.created" => &payload["item"],
-        "item.stage_changed" | "item.funnel_changed" => &payload["to"],
-        "item.deleted" => return Some(None),
+        EventKind::ItemCreated => &payload["item"],
+        EventKind::ItemStageChanged | EventKind::ItemFunnelChanged => &payload["to"],
+        EventKind::ItemDeleted => return Some(None),
         _ => return None,
     };
     Some(point["funnel"].as_str().zip(point["stage"].as_str()).map(|(f, s)| (f.to_string(), s.to_string())))
@@ -83,7 +84,7 @@ pub fn entered(kind: &str, payload: &serde_json::Value) -> Option<Option<(String
 /// The time of a date (midnight UTC) or datetime field, in microseconds.
 pub(crate) fn field_time(fields: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<i64> {
     let text = fields.get(key)?.as_str()?;
-    if let Some(at) = crate::model::time::parse_rfc3339(text) {
+    if let Some(at) = voronka_model::time::parse_rfc3339(text) {
         return Some(at);
     }
     let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;

@@ -8,16 +8,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use voronka_model::event::EventKind;
+use voronka_model::plugin::World;
 
 use serde_json::{Value, json};
 
 use super::Shutdown;
-use crate::model::actor::Actor;
-use crate::model::item::{Item, ItemRef};
-use crate::model::process::{
-    ApprovalMode, Assignment, Instance, InstanceStatus, Op, Outcome, Program, StepKind, Thread, Wait, WriteTo,
-};
-use crate::model::time::{Micros, now_micros, parse_rfc3339};
 use crate::runtime::host_api::{HostCalls, Write, apply_writes};
 use crate::runtime::registry::Loaded;
 use crate::runtime::wasm::StepContext;
@@ -28,6 +24,12 @@ use crate::service::tasks::TaskRequest;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use crate::store::Tx;
 use crate::store::processes as repo;
+use voronka_model::actor::Actor;
+use voronka_model::item::{Item, ItemRef};
+use voronka_model::process::{
+    ApprovalMode, Assignment, Instance, InstanceStatus, Op, Outcome, Program, StepKind, Thread, Wait, WriteTo,
+};
+use voronka_model::time::{Micros, now_micros, parse_rfc3339};
 
 /// Longest sleep between looks at a shared database's instances (other hosts' wake-ups); this
 /// host's own changes wake the engine, and it sleeps until the next timer.
@@ -479,7 +481,7 @@ impl Run<'_> {
         kind: &str,
         user: i64,
         title: &str,
-        form: Vec<crate::model::process::FormField>,
+        form: Vec<voronka_model::process::FormField>,
         until: Option<Micros>,
     ) -> ServiceResult<()> {
         let mut assignment = Assignment {
@@ -661,7 +663,7 @@ async fn run_plugin(
     variables: &serde_json::Map<String, Value>,
     (plugin, version, config): (&str, &str, &Value),
 ) -> ServiceResult<Result<PluginOutcome, String>> {
-    let resolved = match service.resolve_plugin(plugin, version, "bp-step").await {
+    let resolved = match service.resolve_plugin(plugin, version, World::BpStep).await {
         Ok(r) => r,
         Err(ServiceError::NotFound(m)) => return Ok(Err(m)),
         Err(e) => return Err(e),
@@ -767,8 +769,8 @@ async fn wake_for_events(service: &Service, position: i64) -> ServiceResult<(i64
         let mut items: Vec<ItemRef> = Vec::new();
         for event in events.iter().take(BATCH as usize) {
             if let (Some(type_key), Some(id)) = (&event.type_key, event.item_id)
-                && (crate::model::process::WAITABLE_EVENTS.contains(&event.kind.as_str())
-                    || event.kind == "item.deleted")
+                && (voronka_model::process::WAITABLE_EVENTS.contains(&event.kind)
+                    || event.kind == EventKind::ItemDeleted)
                 && !items.iter().any(|i| i.id == id && &i.type_key == type_key)
             {
                 items.push(ItemRef { type_key: type_key.clone(), id });

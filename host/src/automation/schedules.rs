@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Shutdown;
-use crate::model::actor::Actor;
-use crate::model::time::now_micros;
 use crate::service::schedules::next_firing;
 use crate::service::{Service, ServiceResult};
 use crate::store::jobs::{self, NewJob};
 use crate::store::schedules as repo;
+use voronka_model::actor::Actor;
+use voronka_model::time::now_micros;
 
 /// Most items one firing runs over; more are left out with a warning.
 pub const MAX_ITEMS_PER_FIRING: i64 = 10_000;

@@ -7,14 +7,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+use voronka_model::event::EventKind;
+use voronka_model::plugin::World;
 
 use serde_json::{Value, json};
 
 use super::{MAX_CHAIN_DEPTH, Shutdown};
-use crate::model::actor::Actor;
-use crate::model::item::{Item, ItemRef, TimelineKind};
-use crate::model::trigger::TriggerRule;
-use crate::runtime::capability::Capability;
 use crate::runtime::host_api::HostCalls;
 use crate::runtime::registry::Loaded;
 use crate::service::items::TimelineNote;
@@ -24,6 +22,10 @@ use crate::store::catalog::Catalog;
 use crate::store::outbox::{self, StoredEvent};
 use crate::store::triggers::{self as repo, StoredTrigger};
 use crate::store::{StoreError, jobs};
+use voronka_model::actor::Actor;
+use voronka_model::capability::Capability;
+use voronka_model::item::{Item, ItemRef, TimelineKind};
+use voronka_model::trigger::TriggerRule;
 
 const CURSOR: &str = "triggers";
 const BATCH: i64 = 200;
@@ -126,7 +128,8 @@ impl Plan<'_> {
 
 /// Events a plugin trigger is asked about: changes of items, not comments (failure notes are
 /// comments) or deletions.
-const PLUGIN_EVENTS: [&str; 4] = ["item.created", "item.updated", "item.stage_changed", "item.funnel_changed"];
+const PLUGIN_EVENTS: [EventKind; 4] =
+    [EventKind::ItemCreated, EventKind::ItemUpdated, EventKind::ItemStageChanged, EventKind::ItemFunnelChanged];
 
 /// Applies the triggers to one batch of events.
 pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> ServiceResult<Pass> {
@@ -298,10 +301,10 @@ async fn plan<'r>(
     if rules.is_empty() {
         return Ok(plan);
     }
-    if event.kind == "task.completed" {
+    if event.kind == EventKind::TaskCompleted {
         plan_task_completed(service, catalog, &rules, event, &mut plan, items).await?;
     } else if let (Some(item_id), Some(type_key)) = (event.item_id, event.type_key.as_deref())
-        && event.kind != "item.deleted"
+        && event.kind != EventKind::ItemDeleted
     {
         plan_item_event(service, catalog, &rules, event, (type_key, item_id), &mut plan, items).await?;
     }
@@ -366,10 +369,10 @@ async fn plan_item_event<'r>(
         for r in rules.iter().filter(|r| r.trigger.type_key == type_key && r.trigger.funnel == funnel) {
             let hit = match &r.rule {
                 TriggerRule::FieldChanged { .. } | TriggerRule::ResponsibleChanged { .. } => {
-                    event.kind == "item.updated"
+                    event.kind == EventKind::ItemUpdated
                         && event.payload["changes"].as_array().is_some_and(|c| r.rule.matches_changes(c))
                 }
-                TriggerRule::Plugin { plugin, version, config } if PLUGIN_EVENTS.contains(&event.kind.as_str()) => {
+                TriggerRule::Plugin { plugin, version, config } if PLUGIN_EVENTS.contains(&event.kind) => {
                     // A trigger never reacts to its own move.
                     let own = matches!(&event.actor, Actor::Trigger { id, .. } if *id == r.trigger.id);
                     let asked = (plugin.as_str(), version.as_str(), config);
@@ -386,7 +389,7 @@ async fn plan_item_event<'r>(
         }
     }
     // Triggers of the items linked to it, when it entered a stage.
-    if let Some(Some((funnel, stage))) = super::entered(&event.kind, &event.payload) {
+    if let Some(Some((funnel, stage))) = super::entered(event.kind, &event.payload) {
         let linked_rules: Vec<&Rule> =
             rules.iter().copied().filter(|r| r.rule.matches_linked(type_key, &funnel, &stage)).collect();
         if !linked_rules.is_empty() {
@@ -456,7 +459,7 @@ async fn ask_plugin(
     item: &Item,
     plan: &mut Plan<'_>,
 ) -> ServiceResult<bool> {
-    let resolved = match service.resolve_plugin(plugin, version, "trigger").await {
+    let resolved = match service.resolve_plugin(plugin, version, World::Trigger).await {
         Ok(r) => r,
         Err(ServiceError::NotFound(m)) => {
             plan.notes.push(failure_note(trigger, item, plugin, &m));

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::Shutdown;
-use crate::model::time::{Micros, now_micros};
-use crate::model::webhook::{backoff_seconds, place_in, signature, subscribed};
 use crate::service::{Service, ServiceResult};
 use crate::store::jobs;
 use crate::store::outbox::{self, StoredEvent};
 use crate::store::webhooks::{self as repo, Attempt, ClaimedDelivery};
+use voronka_model::time::{Micros, now_micros};
+use voronka_model::webhook::{backoff_seconds, place_in, signature, subscribed};
 
 const CURSOR: &str = "webhooks";
 const BATCH: i64 = 500;
@@ -78,14 +78,14 @@ pub async fn fan_out_batch(service: &Service) -> ServiceResult<Option<(usize, us
     let Some(last) = events.last().map(|e| e.id) else { return Ok(Some((0, 0))) };
     let hooks = repo::active_in(&mut tx).await?;
     let since: Vec<Micros> =
-        hooks.iter().map(|h| crate::model::time::parse_rfc3339(&h.created_at).unwrap_or(0)).collect();
+        hooks.iter().map(|h| voronka_model::time::parse_rfc3339(&h.created_at).unwrap_or(0)).collect();
     let now = now_micros();
     let mut queued = 0;
     for event in &events {
         let interested: Vec<_> = hooks
             .iter()
             .zip(&since)
-            .filter(|(h, since)| event.at >= **since && subscribed(&h.events, &event.kind))
+            .filter(|(h, since)| event.at >= **since && subscribed(&h.events, event.kind))
             .map(|(h, _)| h)
             .collect();
         if interested.is_empty() {
@@ -180,7 +180,7 @@ async fn attempt(service: &Service, client: &reqwest::Client, delivery: &Claimed
     let (Some(event), None) = (event, refused) else {
         let now = now_micros();
         let error = refused.unwrap_or_default();
-        let entry = json!({"at": crate::model::time::to_rfc3339(now), "status": null, "error": error, "ms": 0});
+        let entry = json!({"at": voronka_model::time::to_rfc3339(now), "status": null, "error": error, "ms": 0});
         let outcome = Attempt { status: "failed", http_status: None, error: Some(error), entry, next_at: now, now };
         return record(service, delivery, &outcome).await;
     };
@@ -211,7 +211,7 @@ async fn attempt(service: &Service, client: &reqwest::Client, delivery: &Claimed
         Some(_) if delivery.attempts >= MAX_ATTEMPTS => "failed",
         Some(_) => "pending",
     };
-    let entry = json!({"at": crate::model::time::to_rfc3339(now), "status": http_status, "error": error, "ms": ms});
+    let entry = json!({"at": voronka_model::time::to_rfc3339(now), "status": http_status, "error": error, "ms": ms});
     let outcome = Attempt {
         status,
         http_status,

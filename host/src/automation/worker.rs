@@ -3,21 +3,22 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use voronka_model::plugin::World;
 
 use serde_json::json;
 
 use super::Shutdown;
-use crate::model::actor::Actor;
-use crate::model::item::{Item, ItemRef, TimelineKind};
-use crate::model::time::{Micros, now_micros};
 use crate::runtime::host_api::{HostCalls, after_commit, apply_writes};
-use crate::runtime::limits::Failure;
 use crate::runtime::registry::Loaded;
 use crate::runtime::wasm::RobotContext;
 use crate::service::items::TimelineNote;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use crate::store::jobs::{self, Job};
 use crate::store::{Store, StoreError, Tx};
+use voronka_model::actor::Actor;
+use voronka_model::item::{Item, ItemRef, TimelineKind};
+use voronka_model::limits::Failure;
+use voronka_model::time::{Micros, now_micros};
 
 /// Jobs claimed at once by one worker. A worker waits for a commit to claim and for the
 /// commits of what it ran, so its jobs per claim, times the workers, bound how many jobs are
@@ -349,7 +350,7 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
             Ok(false) => return Ok(Outcome::Ended { status: "done", note: "condition is false" }),
             Err(message) => {
                 // Named on the timeline with the version that would have run.
-                let version = match service.matching_version(&robot.plugin, &robot.version, "robot").await {
+                let version = match service.matching_version(&robot.plugin, &robot.version, World::Robot).await {
                     Ok(matching) => matching.version,
                     Err(_) => robot.version,
                 };
@@ -358,7 +359,7 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
             }
         }
     }
-    let resolved = match service.resolve_plugin(&robot.plugin, &robot.version, "robot").await {
+    let resolved = match service.resolve_plugin(&robot.plugin, &robot.version, World::Robot).await {
         Ok(r) => r,
         Err(ServiceError::NotFound(message)) => {
             let failure = Failure::Plugin { code: "not-found".into(), message };

@@ -1,8 +1,8 @@
 //! The built-in robots, compiled from `plugins/` by the build script and installed at start.
 
-use crate::runtime::limits::Limits;
-use crate::runtime::registry::PluginKind;
 use crate::service::plugins::Manifest;
+use voronka_model::limits::Limits;
+use voronka_model::plugin::{PluginKind, World};
 
 /// Version under which the built-in robots of this build are installed.
 pub const BUILTIN_VERSION: &str = "1.1.0";
@@ -30,7 +30,7 @@ pub fn manifest(name: &str) -> Manifest {
         name: name.to_string(),
         version: BUILTIN_VERSION.to_string(),
         kind: PluginKind::Wasm,
-        world: "robot".into(),
+        world: World::Robot,
         capabilities,
         limits: Limits::DEFAULT,
     }

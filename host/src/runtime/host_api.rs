@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::capability::Capability;
-use crate::model::item::{Item, ItemRef};
-use crate::model::time::now_micros;
 use crate::service::items::{ItemPatch, MoveRequest, NewItem, TimelineNote};
 use crate::service::notifications::NewNotification;
 use crate::service::tasks::TaskRequest;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use crate::store::Tx;
+use voronka_model::capability::Capability;
+use voronka_model::item::{Item, ItemRef};
+use voronka_model::time::now_micros;
 
 /// Every host function, as `interface.function` in WIT naming. Both bindings must provide
 /// exactly these (a test compares them with the WIT file and the Rhai engine).
@@ -365,8 +365,8 @@ impl HostCalls {
     pub fn notify_send(&mut self, user: i64, text: &str, about: Option<ItemRef>) -> HostResult<()> {
         self.check(Capability::Notify)?;
         let text = text.trim();
-        if text.is_empty() || text.chars().count() > crate::model::notification::MAX_TEXT {
-            let max = crate::model::notification::MAX_TEXT;
+        if text.is_empty() || text.chars().count() > voronka_model::notification::MAX_TEXT {
+            let max = voronka_model::notification::MAX_TEXT;
             return Err(HostError::new("invalid", format!("a notification of 1 to {max} characters is required")));
         }
         self.buffer(Write::Notify { user, text: text.to_string(), about })
@@ -455,7 +455,7 @@ pub async fn apply_writes(
                 }
             }
             Write::TimelineEntry { type_key, id, text } => {
-                let kind = crate::model::item::TimelineKind::System;
+                let kind = voronka_model::item::TimelineKind::System;
                 let item = ItemRef { type_key: type_key.clone(), id: real(&ids, *id)? };
                 let data = Value::Object(Map::new());
                 service.add_timeline_entry_in(tx, caller, &item, TimelineNote { kind, text, data: &data }).await?;

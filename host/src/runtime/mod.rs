@@ -2,9 +2,7 @@
 //! time, memory and fuel limits and only the capabilities granted to its plugin.
 
 pub mod builtin;
-pub mod capability;
 pub mod host_api;
-pub mod limits;
 pub mod registry;
 pub mod rhai;
 pub mod wasm;

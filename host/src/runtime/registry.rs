@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 
 use super::rhai::RhaiRuntime;
 use super::wasm::{Prepared, WasmRuntime};
+use voronka_model::plugin::{PluginKind, World};
 
 /// A plugin ready to run.
 pub enum Loaded {
@@ -19,29 +20,6 @@ pub enum Loaded {
     Rhai(Arc<AST>),
 }
 
-/// Plugin kind as in the manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginKind {
-    /// A WebAssembly component.
-    Wasm,
-    /// A Rhai script.
-    Rhai,
-}
-
-impl PluginKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PluginKind::Wasm => "wasm",
-            PluginKind::Rhai => "rhai",
-        }
-    }
-}
-
-/// The worlds a plugin can implement.
-pub const WORLDS: [&str; 4] = ["robot", "trigger", "bp-step", "payment-schedule"];
-
 /// Both runtimes and the loaded plugins.
 pub struct Runtime {
     /// Wasm components.
@@ -50,7 +28,7 @@ pub struct Runtime {
     pub rhai: RhaiRuntime,
     cache_dir: Option<PathBuf>,
     /// One cell per (module SHA-256, world): the first caller compiles, the others wait for it.
-    loaded: RwLock<HashMap<(String, String), Arc<LoadCell>>>,
+    loaded: RwLock<HashMap<(String, World), Arc<LoadCell>>>,
 }
 
 /// Where one loaded plugin lands, once.
@@ -78,7 +56,7 @@ impl Runtime {
     pub async fn load<F, Fut>(
         &self,
         kind: PluginKind,
-        world: &str,
+        world: World,
         sha256: &str,
         bytes: F,
     ) -> Result<Arc<Loaded>, String>
@@ -86,7 +64,7 @@ impl Runtime {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, String>>,
     {
-        let key = (sha256.to_string(), world.to_string());
+        let key = (sha256.to_string(), world);
         let cell = self.loaded.read().ok().and_then(|m| m.get(&key).cloned());
         let cell = match cell {
             Some(cell) => cell,
@@ -106,10 +84,13 @@ impl Runtime {
     }
 
     /// Compiles and type-checks a module for a world (the upload check).
-    pub async fn compile(&self, kind: PluginKind, world: &str, sha256: &str, bytes: Vec<u8>) -> Result<Loaded, String> {
-        if !WORLDS.contains(&world) {
-            return Err(format!("unknown world `{world}`; use one of {}", WORLDS.join(", ")));
-        }
+    pub async fn compile(
+        &self,
+        kind: PluginKind,
+        world: World,
+        sha256: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Loaded, String> {
         match kind {
             PluginKind::Rhai => {
                 let script = String::from_utf8(bytes).map_err(|_| "a Rhai script must be UTF-8 text".to_string())?;
@@ -118,7 +99,6 @@ impl Runtime {
             PluginKind::Wasm => {
                 let wasm = self.wasm.clone();
                 let cached = self.cache_path(sha256);
-                let world = world.to_string();
                 let task = tokio::task::spawn_blocking(move || -> Result<Prepared, String> {
                     let component = match cached.as_ref().and_then(|p| load_cached(&wasm, p)) {
                         Some(component) => component,
@@ -132,7 +112,7 @@ impl Runtime {
                             component
                         }
                     };
-                    wasm.prepare(&component, &world)
+                    wasm.prepare(&component, world)
                         .map_err(|e| format!("the component does not fit the `{world}` world: {e:#}"))
                 });
                 match task.await {
@@ -210,7 +190,7 @@ mod tests {
         let runtime = Runtime::new(None).unwrap();
         let fetched = AtomicUsize::new(0);
         let load = || {
-            runtime.load(PluginKind::Rhai, "robot", SHA, || async {
+            runtime.load(PluginKind::Rhai, World::Robot, SHA, || async {
                 fetched.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 Ok(b"fn run(ctx) { () }".to_vec())
@@ -226,14 +206,14 @@ mod tests {
         const NOOP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/noop.wasm"));
         let dir = tempfile::tempdir().unwrap();
         let first = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
-        first.load(PluginKind::Wasm, "robot", SHA, || async { Ok(NOOP.to_vec()) }).await.unwrap();
+        first.load(PluginKind::Wasm, World::Robot, SHA, || async { Ok(NOOP.to_vec()) }).await.unwrap();
         let cached: Vec<_> = walk(dir.path()).into_iter().filter(|p| p.ends_with(format!("{SHA}.cwasm"))).collect();
         assert_eq!(cached.len(), 1, "one compiled file: {cached:?}");
         // A host started later loads it without compiling the module (bytes that are no
         // component load, as the module of that SHA-256)...
         let garbage = || async { Ok(b"not a component".to_vec()) };
         let second = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
-        assert!(second.load(PluginKind::Wasm, "robot", SHA, garbage).await.is_ok());
+        assert!(second.load(PluginKind::Wasm, World::Robot, SHA, garbage).await.is_ok());
         // ... and one whose cached file is unusable compiles the module again. (A loaded file
         // is mapped: it is replaced, never written over, as the cache itself does.)
         drop(second);
@@ -241,9 +221,9 @@ mod tests {
         std::fs::write(&spoiled, b"not compiled code").unwrap();
         std::fs::rename(&spoiled, &cached[0]).unwrap();
         let third = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
-        let refused = third.load(PluginKind::Wasm, "robot", SHA, garbage).await.err().unwrap_or_default();
+        let refused = third.load(PluginKind::Wasm, World::Robot, SHA, garbage).await.err().unwrap_or_default();
         assert!(refused.starts_with("not a valid WebAssembly component"), "{refused}");
-        assert!(third.load(PluginKind::Wasm, "robot", SHA, || async { Ok(NOOP.to_vec()) }).await.is_ok());
+        assert!(third.load(PluginKind::Wasm, World::Robot, SHA, || async { Ok(NOOP.to_vec()) }).await.is_ok());
     }
 
     fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
@@ -261,7 +241,7 @@ mod tests {
         let fetched = AtomicUsize::new(0);
         for expected in [1, 2] {
             let loaded = runtime
-                .load(PluginKind::Rhai, "robot", SHA, || async {
+                .load(PluginKind::Rhai, World::Robot, SHA, || async {
                     fetched.fetch_add(1, Ordering::SeqCst);
                     Err("the database is away".to_string())
                 })

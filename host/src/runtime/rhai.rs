@@ -9,9 +9,10 @@ use std::time::Instant;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Module, Position, Scope};
 
 use super::host_api::{HostCalls, HostError, HostResult, LogLevel};
-use super::limits::{Failure, Limits};
 use super::wasm::{RobotContext, plugin_failure};
-use crate::model::item::{Item, ItemRef};
+use voronka_model::item::{Item, ItemRef};
+use voronka_model::limits::{Failure, Limits};
+use voronka_model::plugin::World;
 
 /// State of the call running on this thread.
 struct Current {
@@ -109,14 +110,13 @@ impl RhaiRuntime {
     }
 
     /// Compiles a script and checks that it defines the world's entry function.
-    pub fn compile(&self, script: &str, world: &str) -> Result<AST, String> {
+    pub fn compile(&self, script: &str, world: World) -> Result<AST, String> {
         let ast = self.engine.compile(script).map_err(|e| format!("the script does not compile: {e}"))?;
         let (name, params) = match world {
-            "robot" => ("run", 1),
-            "trigger" => ("matches", 2),
-            "bp-step" => ("execute", 1),
-            "payment-schedule" => ("generate", 1),
-            other => return Err(format!("unknown world `{other}`")),
+            World::Robot => ("run", 1),
+            World::Trigger => ("matches", 2),
+            World::BpStep => ("execute", 1),
+            World::PaymentSchedule => ("generate", 1),
         };
         if !ast.iter_functions().any(|f| f.name == name && f.params.len() == params) {
             return Err(format!("a {world} script must define `fn {name}` with {params} parameter(s)"));

@@ -12,8 +12,9 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::host_api::{HostCalls, HostError, LogLevel};
-use super::limits::{Failure, Limits};
-use crate::model::item::{Item, ItemRef};
+use voronka_model::item::{Item, ItemRef};
+use voronka_model::limits::{Failure, Limits};
+use voronka_model::plugin::World;
 
 /// Generated bindings of the `robot` world; its interfaces are shared by the other worlds.
 pub mod robot {
@@ -215,14 +216,13 @@ impl WasmRuntime {
     }
 
     /// Type-checks a component against a world and prepares it for fast instantiation.
-    pub fn prepare(&self, component: &Component, world: &str) -> anyhow::Result<Prepared> {
+    pub fn prepare(&self, component: &Component, world: World) -> anyhow::Result<Prepared> {
         let pre = self.linker.instantiate_pre(component)?;
         Ok(match world {
-            "robot" => Prepared::Robot(robot::RobotPre::new(pre)?),
-            "trigger" => Prepared::Trigger(trigger::TriggerPre::new(pre)?),
-            "bp-step" => Prepared::BpStep(bp_step::BpStepPre::new(pre)?),
-            "payment-schedule" => Prepared::PaymentSchedule(payment_schedule::PaymentSchedulePre::new(pre)?),
-            other => anyhow::bail!("unknown world `{other}`"),
+            World::Robot => Prepared::Robot(robot::RobotPre::new(pre)?),
+            World::Trigger => Prepared::Trigger(trigger::TriggerPre::new(pre)?),
+            World::BpStep => Prepared::BpStep(bp_step::BpStepPre::new(pre)?),
+            World::PaymentSchedule => Prepared::PaymentSchedule(payment_schedule::PaymentSchedulePre::new(pre)?),
         })
     }
 
@@ -373,7 +373,7 @@ pub struct RobotContext {
 }
 
 /// A plugin's own error; `denied` names the refused capability when the host refused one.
-pub fn plugin_failure(code: String, message: String, denied: Option<super::capability::Capability>) -> Failure {
+pub fn plugin_failure(code: String, message: String, denied: Option<voronka_model::capability::Capability>) -> Failure {
     match (code.as_str(), denied) {
         ("denied", Some(capability)) => Failure::Denied(capability.as_str().to_string()),
         _ => Failure::Plugin { code, message: message.chars().take(2000).collect() },
@@ -528,8 +528,8 @@ impl notify::Host for PluginState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::actor::Actor;
     use crate::service::{Caller, Service};
+    use voronka_model::actor::Actor;
 
     const HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
     const NOOP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/noop.wasm"));
@@ -556,7 +556,8 @@ mod tests {
         let runtime = Arc::new(super::super::registry::Runtime::new(None).expect("runtime"));
         let service = Arc::new(Service::new(store, runtime.clone(), dir.path().to_path_buf()));
         let wasm = &runtime.wasm;
-        let prepare = |bytes: &[u8]| wasm.prepare(&wasm.compile(bytes).expect("compile"), "robot").expect("prepare");
+        let prepare =
+            |bytes: &[u8]| wasm.prepare(&wasm.compile(bytes).expect("compile"), World::Robot).expect("prepare");
         let (hostile, noop) = (prepare(HOSTILE), prepare(NOOP));
         let host = || HostCalls::new(service.clone(), "test", Vec::new(), Caller::automation(Actor::System, 0));
         let limits = Limits { timeout_ms: 300, memory_mb: 64, fuel: None };

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::model::item::Item;
+use voronka_model::item::Item;
 
 /// A person related to an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

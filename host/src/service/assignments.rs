@@ -8,12 +8,12 @@ use serde_json::{Map, Value, json};
 use super::items::ItemPatch;
 use super::notifications::NewNotification;
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::model::FieldError;
-use crate::model::actor::Actor;
-use crate::model::field::{FieldDef, FieldKind, Reference};
-use crate::model::process::{Assignment, FormField, StepKind, WriteTo, is_rows};
-use crate::model::time::now_micros;
 use crate::store::processes as repo;
+use voronka_model::FieldError;
+use voronka_model::actor::Actor;
+use voronka_model::field::{FieldDef, FieldKind, Reference};
+use voronka_model::process::{Assignment, FormField, StepKind, WriteTo, is_rows};
+use voronka_model::time::now_micros;
 
 /// `POST /assignments/{id}/complete` body.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -140,7 +140,7 @@ impl Service {
         self.committed();
         self.signals().processes.notify_one();
         assignment.status = "done".into();
-        assignment.completed_at = Some(crate::model::time::to_rfc3339(now));
+        assignment.completed_at = Some(voronka_model::time::to_rfc3339(now));
         Ok(assignment)
     }
 

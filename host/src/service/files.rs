@@ -10,12 +10,12 @@ use tokio::io::AsyncWriteExt;
 
 use super::items::TimelineNote;
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::model::access::Access;
-use crate::model::file::{MAX_FILE, StoredFile, content_type, safe_name};
-use crate::model::item::{ItemRef, TimelineKind};
-use crate::model::time::{now_micros, to_rfc3339};
 use crate::store::StoreError;
 use crate::store::files as repo;
+use voronka_model::access::Access;
+use voronka_model::file::{MAX_FILE, StoredFile, content_type, safe_name};
+use voronka_model::item::{ItemRef, TimelineKind};
+use voronka_model::time::{now_micros, to_rfc3339};
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ServiceError + '_ {
     move |source| ServiceError::Store(StoreError::File { path: path.display().to_string(), source })

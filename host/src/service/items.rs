@@ -7,21 +7,21 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::model::FieldError;
-use crate::model::access::Access;
-use crate::model::entity_type::TypeSchema;
-use crate::model::event::EventKind;
-use crate::model::field::Reference;
-use crate::model::file::StoredFile;
-use crate::model::item::{HistoryEntry, Item, ItemRef, StagePoint, TimelineEntry, TimelineKind};
-use crate::model::money::Money;
-use crate::model::time::{now_micros, to_rfc3339};
 use crate::store::StoreError;
 use crate::store::items::{self as repo, ItemWrite};
 use crate::store::journal::NewEntry;
 use crate::store::outbox::{self, NewEvent};
 use crate::store::people::{self, PeopleTable};
 use crate::store::{Tx, journal};
+use voronka_model::FieldError;
+use voronka_model::access::Access;
+use voronka_model::entity_type::TypeSchema;
+use voronka_model::event::EventKind;
+use voronka_model::field::Reference;
+use voronka_model::file::StoredFile;
+use voronka_model::item::{HistoryEntry, Item, ItemRef, StagePoint, TimelineEntry, TimelineKind};
+use voronka_model::money::Money;
+use voronka_model::time::{now_micros, to_rfc3339};
 
 /// Longest item title.
 const MAX_TITLE: usize = 500;

@@ -4,15 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::model::FieldError;
-use crate::model::access::Access;
-use crate::model::entity_type::TypeSchema;
-use crate::model::field::FieldKind;
-use crate::model::item::Item;
-use crate::model::time::parse_rfc3339;
 use crate::store::Dialect;
 use crate::store::catalog::Catalog;
 use crate::store::items::{self as repo, After, Bind, Condition, ListQuery, SortColumn};
+use voronka_model::FieldError;
+use voronka_model::access::Access;
+use voronka_model::entity_type::TypeSchema;
+use voronka_model::field::FieldKind;
+use voronka_model::item::Item;
+use voronka_model::time::parse_rfc3339;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -120,7 +120,7 @@ fn field_bind(dialect: Dialect, kind: FieldKind, raw: &str) -> Result<Bind, Stri
             _ => Err("expected true or false".into()),
         },
         FieldKind::Datetime => parse_rfc3339(raw)
-            .map(|t| Bind::Text(crate::model::time::to_rfc3339(t)))
+            .map(|t| Bind::Text(voronka_model::time::to_rfc3339(t)))
             .ok_or_else(|| format!("`{raw}` is not an RFC 3339 timestamp")),
         FieldKind::File | FieldKind::Booking => Err("fields of this kind cannot be filtered".into()),
         _ => Ok(Bind::Text(raw.to_string())),

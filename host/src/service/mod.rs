@@ -42,11 +42,11 @@ pub mod webhooks;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::model::FieldError;
-use crate::model::access::Principal;
-use crate::model::actor::Actor;
 use crate::store::catalog::Catalog;
 use crate::store::{Store, StoreError};
+use voronka_model::FieldError;
+use voronka_model::access::Principal;
+use voronka_model::actor::Actor;
 
 /// Why a use case refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +164,7 @@ struct Caches {
     /// Robot bindings by (type, funnel, stage), in order.
     stage_robots: Mutex<StageRobots>,
     /// Compiled process templates by (key, version); versions never change.
-    programs: Mutex<HashMap<(String, i64), Arc<crate::model::process::Program>>>,
+    programs: Mutex<HashMap<(String, i64), Arc<voronka_model::process::Program>>>,
 }
 
 impl Service {

@@ -5,13 +5,13 @@
 use serde_json::{Value, json};
 
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::model::event::EventKind;
-use crate::model::item::ItemRef;
-use crate::model::notification::{MAX_TEXT, Notification};
-use crate::model::time::{now_micros, to_rfc3339};
 use crate::store::Tx;
 use crate::store::notifications as repo;
 use crate::store::outbox::{self, NewEvent};
+use voronka_model::event::EventKind;
+use voronka_model::item::ItemRef;
+use voronka_model::notification::{MAX_TEXT, Notification};
+use voronka_model::time::{now_micros, to_rfc3339};
 
 /// A notification to write.
 #[derive(Debug, Clone)]

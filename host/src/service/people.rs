@@ -3,10 +3,10 @@
 use serde::Deserialize;
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::model::access::Permission;
-use crate::model::people::{Department, Role, User};
-use crate::model::{FieldError, is_valid_key};
 use crate::store::people::{self as repo, NewUser, PeopleTable};
+use voronka_model::access::Permission;
+use voronka_model::people::{Department, Role, User};
+use voronka_model::{FieldError, is_valid_key};
 
 /// `POST /users` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

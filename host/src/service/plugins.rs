@@ -8,11 +8,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::model::{FieldError, is_valid_key};
-use crate::runtime::capability::Capability;
-use crate::runtime::limits::Limits;
-use crate::runtime::registry::{Loaded, PluginKind};
+use crate::runtime::registry::Loaded;
 use crate::store::plugins::{self as repo, PluginVersion};
+use voronka_model::capability::Capability;
+use voronka_model::limits::Limits;
+use voronka_model::plugin::{PluginKind, World};
+use voronka_model::{FieldError, is_valid_key};
 
 /// The `manifest` part of an upload.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -25,7 +26,8 @@ pub struct Manifest {
     /// `wasm` or `rhai`.
     pub kind: PluginKind,
     /// `robot`, `trigger`, `bp-step` or `payment-schedule`.
-    pub world: String,
+    #[schema(value_type = String)]
+    pub world: World,
     /// Capabilities granted: `items:read`, `items:write`, `kv`, `notify`.
     #[serde(default)]
     pub capabilities: Vec<String>,
@@ -51,10 +53,9 @@ async fn load(
     reader: sqlx::AnyPool,
     version: &PluginVersion,
 ) -> Result<Arc<Loaded>, String> {
-    let kind = if version.kind == "rhai" { PluginKind::Rhai } else { PluginKind::Wasm };
     let (name, number) = (version.name.clone(), version.version.clone());
     runtime
-        .load(kind, &version.world, &version.sha256, || async move {
+        .load(version.kind, version.world, &version.sha256, || async move {
             repo::module(&reader, &name, &number)
                 .await
                 .map_err(|e| e.to_string())?
@@ -148,21 +149,22 @@ impl Service {
             return Err(ServiceError::Validation(errors));
         }
         let sha256 = hex::encode(Sha256::digest(&module));
-        let loaded =
-            self.runtime.compile(manifest.kind, &manifest.world, &sha256, module.clone()).await.map_err(|e| {
-                ServiceError::invalid(if manifest.world.is_empty() { "manifest.world" } else { "module" }, e)
-            })?;
+        let loaded = self
+            .runtime
+            .compile(manifest.kind, manifest.world, &sha256, module.clone())
+            .await
+            .map_err(|e| ServiceError::invalid("module", e))?;
         drop(loaded);
         let version = PluginVersion {
             name: manifest.name,
             version: manifest.version,
-            kind: manifest.kind.as_str().to_string(),
+            kind: manifest.kind,
             world: manifest.world,
             capabilities,
             limits: manifest.limits,
             sha256,
             builtin,
-            created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
+            created_at: voronka_model::time::to_rfc3339(voronka_model::time::now_micros()),
         };
         // A configuration change: every host's caches of plugin versions see it.
         let mut tx = self.begin_config().await?;
@@ -195,7 +197,7 @@ impl Service {
                     let version = PluginVersion {
                         name: manifest.name,
                         version: manifest.version,
-                        kind: manifest.kind.as_str().to_string(),
+                        kind: manifest.kind,
                         world: manifest.world,
                         capabilities: manifest
                             .capabilities
@@ -205,7 +207,7 @@ impl Service {
                         limits: manifest.limits,
                         sha256,
                         builtin: true,
-                        created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
+                        created_at: voronka_model::time::to_rfc3339(voronka_model::time::now_micros()),
                     };
                     let mut tx = self.begin_config().await?;
                     repo::insert(&mut tx, &version, module).await?;
@@ -251,7 +253,7 @@ impl Service {
     }
 
     /// Resolves `requirement` against the stored versions now and loads the winner.
-    pub async fn resolve_plugin(&self, name: &str, requirement: &str, world: &str) -> ServiceResult<ResolvedPlugin> {
+    pub async fn resolve_plugin(&self, name: &str, requirement: &str, world: World) -> ServiceResult<ResolvedPlugin> {
         let version = self.matching_version(name, requirement, world).await?;
         let loaded = load(&self.runtime, self.store.reader().clone(), &version)
             .await
@@ -260,7 +262,7 @@ impl Service {
     }
 
     /// The stored version `requirement` resolves to now, without loading it.
-    pub async fn matching_version(&self, name: &str, requirement: &str, world: &str) -> ServiceResult<PluginVersion> {
+    pub async fn matching_version(&self, name: &str, requirement: &str, world: World) -> ServiceResult<PluginVersion> {
         let versions = self.plugin_versions_cached(name).await?;
         pick(&versions, requirement)
             .filter(|v| v.world == world)
@@ -273,7 +275,7 @@ impl Service {
     pub async fn warm_bound_plugins(&self) -> ServiceResult<()> {
         for (name, requirement) in crate::store::robots::bound_plugins(self.store.reader()).await? {
             let versions = self.plugin_versions_cached(&name).await?;
-            let Some(version) = pick(&versions, &requirement).filter(|v| v.world == "robot").cloned() else {
+            let Some(version) = pick(&versions, &requirement).filter(|v| v.world == World::Robot).cloned() else {
                 continue;
             };
             let (runtime, reader) = (self.runtime.clone(), self.store.reader().clone());
@@ -325,8 +327,8 @@ mod tests {
         PluginVersion {
             name: "p".into(),
             version: version.into(),
-            kind: "rhai".into(),
-            world: "robot".into(),
+            kind: PluginKind::Rhai,
+            world: World::Robot,
             capabilities: vec![],
             limits: Limits::DEFAULT,
             sha256: String::new(),

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::model::access::Access;
-use crate::model::item::ItemRef;
-use crate::model::process::{Instance, InstanceStatus, Program, State, Wait};
-use crate::model::time::{now_micros, to_rfc3339};
 use crate::store::Tx;
 use crate::store::processes::{self as repo, StoredTemplate};
+use voronka_model::access::Access;
+use voronka_model::item::ItemRef;
+use voronka_model::process::{Instance, InstanceStatus, Program, State, Wait};
+use voronka_model::time::{now_micros, to_rfc3339};
 
 /// `POST /processes/templates` body.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -54,19 +54,19 @@ impl Service {
     /// Compiles template steps, checking expressions with the shared Rhai engine.
     pub fn compile_template(&self, steps: &[Value]) -> ServiceResult<Program> {
         let rhai = &self.runtime().rhai;
-        crate::model::process::compile(steps, &|e| rhai.check_expression(e)).map_err(ServiceError::Validation)
+        voronka_model::process::compile(steps, &|e| rhai.check_expression(e)).map_err(ServiceError::Validation)
     }
 
     /// Stores a template, as version 1 or as the next version of its key.
     pub async fn save_template(&self, caller: &Caller, input: TemplateRequest) -> ServiceResult<StoredTemplate> {
         require_admin(caller)?;
         let mut errors = Vec::new();
-        if !crate::model::is_valid_key(&input.key) {
-            errors.push(crate::model::FieldError::new("key", "a key: lower-case letters, digits, - and _"));
+        if !voronka_model::is_valid_key(&input.key) {
+            errors.push(voronka_model::FieldError::new("key", "a key: lower-case letters, digits, - and _"));
         }
         let catalog = self.catalog().await?;
         if catalog.get(&input.type_key).is_none() {
-            errors.push(crate::model::FieldError::new("type", format!("no entity type `{}`", input.type_key)));
+            errors.push(voronka_model::FieldError::new("type", format!("no entity type `{}`", input.type_key)));
         }
         if let Err(ServiceError::Validation(more)) = self.compile_template(&input.steps) {
             errors.extend(more);

@@ -12,12 +12,12 @@ use serde_json::json;
 use super::items::TimelineNote;
 use super::{Caller, Service, ServiceResult};
 use crate::automation::MAX_CHAIN_DEPTH;
-use crate::model::actor::Actor;
-use crate::model::item::{Item, ItemRef, TimelineKind};
-use crate::model::time::Micros;
 use crate::store::jobs::{self, NewJob};
 use crate::store::robots::{self as repo, Robot, RobotMode};
 use crate::store::{Statement, Tx};
+use voronka_model::actor::Actor;
+use voronka_model::item::{Item, ItemRef, TimelineKind};
+use voronka_model::time::Micros;
 
 /// A timeline note about robots that could not be queued, added once the move is written.
 pub(crate) struct RobotNote {
@@ -221,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn a_restarted_sqlite_host_takes_up_what_its_stop_cut_short() {
         let (dir, store) = crate::store::scratch().await;
-        let far = crate::model::time::now_micros() + 3_600_000_000;
+        let far = voronka_model::time::now_micros() + 3_600_000_000;
         let mut tx = store.begin().await.expect("begin");
         for (status, lease) in [("running", Some(far)), ("pending", None)] {
             tx.execute(

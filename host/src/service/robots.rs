@@ -2,12 +2,13 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use voronka_model::plugin::World;
 
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::model::FieldError;
-use crate::model::access::Access;
-use crate::model::field::FieldKind;
 use crate::store::robots::{self as repo, RelativeTo, Robot, RobotMode};
+use voronka_model::FieldError;
+use voronka_model::access::Access;
+use voronka_model::field::FieldKind;
 
 /// Longest delay of a robot: one year.
 pub const MAX_DELAY_S: i64 = 366 * 24 * 3600;
@@ -119,7 +120,7 @@ impl Service {
 
     async fn check_robot(&self, robot: &Robot) -> ServiceResult<()> {
         let mut errors = Vec::new();
-        if let Err(e) = self.check_plugin_binding(&robot.plugin, &robot.version, "robot").await? {
+        if let Err(e) = self.check_plugin_binding(&robot.plugin, &robot.version, World::Robot).await? {
             errors.push(e);
         }
         if let Some(condition) = &robot.condition
@@ -165,7 +166,7 @@ impl Service {
         &self,
         plugin: &str,
         requirement: &str,
-        world: &str,
+        world: World,
     ) -> ServiceResult<Result<(), FieldError>> {
         if let Err(e) = super::plugins::check_requirement(requirement) {
             return Ok(Err(FieldError::new("version", e)));
@@ -218,7 +219,7 @@ impl Service {
             relative_to: input.relative_to,
             mode: input.mode.unwrap_or(RobotMode::AfterPrevious),
             order: input.order.unwrap_or_else(|| existing.iter().map(|r| r.order).max().unwrap_or(0) + 1),
-            created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
+            created_at: voronka_model::time::to_rfc3339(voronka_model::time::now_micros()),
         };
         self.check_robot(&robot).await?;
         let mut tx = self.begin_config().await?;

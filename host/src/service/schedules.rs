@@ -3,12 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use voronka_model::plugin::World;
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::model::FieldError;
-use crate::model::schedule::Timetable;
-use crate::model::time::{Micros, now_micros, to_rfc3339};
 use crate::store::schedules::{self as repo, StoredSchedule};
+use voronka_model::FieldError;
+use voronka_model::schedule::Timetable;
+use voronka_model::time::{Micros, now_micros, to_rfc3339};
 
 /// Which items a schedule runs over.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -244,7 +245,7 @@ impl Service {
         if let Err((field, message)) = Timetable::parse(&schedule.cron, &schedule.timezone) {
             errors.push(FieldError::new(field, message));
         }
-        if let Err(e) = self.check_plugin_binding(&schedule.plugin, &schedule.version, "robot").await? {
+        if let Err(e) = self.check_plugin_binding(&schedule.plugin, &schedule.version, World::Robot).await? {
             errors.push(e);
         }
         let catalog = self.catalog().await?;

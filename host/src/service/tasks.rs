@@ -10,15 +10,15 @@ use serde_json::{Value, json};
 use super::assignees::Assignee;
 use super::notifications::NewNotification;
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::model::FieldError;
-use crate::model::access::Access;
-use crate::model::event::EventKind;
-use crate::model::item::{Item, ItemRef};
-use crate::model::task::{ChecklistEntry, MAX_LIST, MAX_TEXT, MAX_TITLE, Task, TaskStatus};
-use crate::model::time::{Micros, now_micros, parse_rfc3339, to_rfc3339};
 use crate::store::Tx;
 use crate::store::outbox::{self, NewEvent};
 use crate::store::tasks::{self as repo, TaskFilter, TaskRow};
+use voronka_model::FieldError;
+use voronka_model::access::Access;
+use voronka_model::event::EventKind;
+use voronka_model::item::{Item, ItemRef};
+use voronka_model::task::{ChecklistEntry, MAX_LIST, MAX_TEXT, MAX_TITLE, Task, TaskStatus};
+use voronka_model::time::{Micros, now_micros, parse_rfc3339, to_rfc3339};
 
 /// `POST /tasks` body (and the `tasks.create` host call's input).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -613,7 +613,7 @@ impl Service {
         let now = now_micros();
         let mut tx = self.store.begin().await?;
         let ids = repo::mark_overdue(&mut tx, now, limit).await?;
-        let system = Caller::automation(crate::model::actor::Actor::System, 0);
+        let system = Caller::automation(voronka_model::actor::Actor::System, 0);
         for id in &ids {
             let task = match repo::get(&mut tx, *id, now).await {
                 Ok(Some(task)) => task,

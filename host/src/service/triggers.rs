@@ -3,17 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use voronka_model::plugin::World;
 
 use super::items::MoveRequest;
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::model::FieldError;
-use crate::model::access::Access;
-use crate::model::actor::Actor;
-use crate::model::entity_type::TypeSchema;
-use crate::model::item::Item;
-use crate::model::trigger::{TriggerRule, is_builtin_field};
 use crate::store::Tx;
 use crate::store::triggers::{self as repo, StoredTrigger};
+use voronka_model::FieldError;
+use voronka_model::access::Access;
+use voronka_model::actor::Actor;
+use voronka_model::entity_type::TypeSchema;
+use voronka_model::item::Item;
+use voronka_model::trigger::{TriggerRule, is_builtin_field};
 
 /// `POST .../triggers` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -165,7 +166,7 @@ impl Service {
             secret: None,
             plugin: None,
             since_event: 0,
-            created_at: crate::model::time::to_rfc3339(crate::model::time::now_micros()),
+            created_at: voronka_model::time::to_rfc3339(voronka_model::time::now_micros()),
         };
         self.check_trigger(&mut trigger).await?;
         let mut tx = self.store.begin().await?;
@@ -284,7 +285,7 @@ impl Service {
                 }
             },
             TriggerRule::Plugin { plugin, version, .. } => {
-                if let Err(e) = self.check_plugin_binding(plugin, version, "trigger").await? {
+                if let Err(e) = self.check_plugin_binding(plugin, version, World::Trigger).await? {
                     errors.push(FieldError::new(format!("config.{}", e.field), e.message));
                 }
             }

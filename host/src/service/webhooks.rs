@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::model::FieldError;
-use crate::model::time::now_micros;
-use crate::model::webhook::{WebhookFilter, check_events, check_url};
 use crate::store::webhooks::{self as repo, Delivery, StoredWebhook};
+use voronka_model::FieldError;
+use voronka_model::time::now_micros;
+use voronka_model::webhook::{WebhookFilter, check_events, check_url};
 
 /// `POST /webhooks` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -129,7 +129,7 @@ impl Service {
         let mut tx = self.store.begin().await?;
         webhook.id = repo::insert(&mut tx, &webhook, now).await?;
         tx.commit().await?;
-        webhook.created_at = crate::model::time::to_rfc3339(now);
+        webhook.created_at = voronka_model::time::to_rfc3339(now);
         Ok(Webhook::view(webhook, true))
     }
 

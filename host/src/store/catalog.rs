@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use sqlx::{AnyPool, Row};
 
 use super::{Statement, StoreError, StoreResult, Tx, parse_json};
-use crate::model::entity_type::{EntityType, TypeSchema};
-use crate::model::field::{FieldDef, FieldKind};
-use crate::model::funnel::{Funnel, Stage};
-use crate::model::time::now_micros;
+use voronka_model::entity_type::{EntityType, TypeSchema};
+use voronka_model::field::{FieldDef, FieldKind};
+use voronka_model::funnel::{Funnel, Stage};
+use voronka_model::time::now_micros;
 
 /// Every type with its fields and funnels, keyed by type key.
 pub type Catalog = BTreeMap<String, TypeSchema>;

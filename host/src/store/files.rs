@@ -4,9 +4,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{Statement, StoreResult, Tx};
-use crate::model::file::StoredFile;
-use crate::model::item::ItemRef;
-use crate::model::time::{Micros, to_rfc3339};
+use voronka_model::file::StoredFile;
+use voronka_model::item::ItemRef;
+use voronka_model::time::{Micros, to_rfc3339};
 
 const COLUMNS: &str = "id, sha256, size, name, content_type, type_key, item_id, created_by, created_at";
 

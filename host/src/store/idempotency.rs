@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::{Statement, Store, StoreError, StoreResult};
-use crate::model::time::now_micros;
+use voronka_model::time::now_micros;
 
 /// What the store knows about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
 use super::{Fetch, Statement, StoreResult, Tx, parse_json};
-use crate::model::item::{Item, ItemRef};
-use crate::model::money::Money;
-use crate::model::time::{Micros, to_rfc3339};
+use voronka_model::item::{Item, ItemRef};
+use voronka_model::money::Money;
+use voronka_model::time::{Micros, to_rfc3339};
 
 const COLUMNS: &str = "id, type_key, funnel_key, stage_key, title, amount_value, amount_currency, \
     responsible_id, contact_id, company_id, fields, version, created_by, created_at, updated_by, updated_at";

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{Dialect, Statement, StoreResult, Tx};
-use crate::model::time::Micros;
+use voronka_model::time::Micros;
 
 /// A queued robot run.
 #[derive(Debug, Clone)]
@@ -312,7 +312,7 @@ pub struct EventRow {
     /// Id.
     pub id: i64,
     /// Kind.
-    pub kind: String,
+    pub kind: voronka_model::event::EventKind,
     /// Type.
     pub type_key: Option<String>,
     /// Item.
@@ -342,7 +342,7 @@ pub async fn events_after(tx: &mut Tx, after: i64, limit: i64) -> StoreResult<Ve
         .map(|r| {
             Ok(EventRow {
                 id: r.try_get("id")?,
-                kind: r.try_get("kind")?,
+                kind: super::outbox::parse_kind(&r.try_get::<String, _>("kind")?)?,
                 type_key: r.try_get("type_key")?,
                 item_id: r.try_get("item_id")?,
                 actor: r.try_get("actor")?,

@@ -3,9 +3,9 @@
 use sqlx::{AnyPool, Row};
 
 use super::{Statement, StoreError, StoreResult, Tx, parse_json};
-use crate::model::actor::Actor;
-use crate::model::item::{HistoryEntry, StagePoint, TimelineEntry, TimelineKind};
-use crate::model::time::{Micros, to_rfc3339};
+use voronka_model::actor::Actor;
+use voronka_model::item::{HistoryEntry, StagePoint, TimelineEntry, TimelineKind};
+use voronka_model::time::{Micros, to_rfc3339};
 
 /// The record of a stage or funnel change.
 pub(crate) fn move_statement(item_id: i64, from: &StagePoint, to: &StagePoint, actor: &Actor, at: Micros) -> Statement {

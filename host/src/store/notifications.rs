@@ -4,9 +4,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{Statement, StoreResult, Tx, parse_json};
-use crate::model::item::ItemRef;
-use crate::model::notification::Notification;
-use crate::model::time::{Micros, to_rfc3339};
+use voronka_model::item::ItemRef;
+use voronka_model::notification::Notification;
+use voronka_model::time::{Micros, to_rfc3339};
 
 const COLUMNS: &str = "id, user_id, kind, text, type_key, item_id, data, created_at, read_at";
 

@@ -4,9 +4,9 @@
 use sqlx::{AnyPool, Row};
 
 use super::{Statement, StoreResult, Tx, parse_json};
-use crate::model::actor::Actor;
-use crate::model::event::EventKind;
-use crate::model::time::{Micros, to_rfc3339};
+use voronka_model::actor::Actor;
+use voronka_model::event::EventKind;
+use voronka_model::time::{Micros, to_rfc3339};
 
 /// A domain event to record.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub struct StoredEvent {
     /// Position in the stream.
     pub id: i64,
     /// Kind, e.g. `item.stage_changed`.
-    pub kind: String,
+    pub kind: EventKind,
     /// Item type.
     #[serde(rename = "type")]
     pub type_key: Option<String>,
@@ -77,6 +77,12 @@ pub(crate) fn event_statement(event: &NewEvent<'_>, at: Micros) -> Statement {
     .bind(i64::from(event.depth))
 }
 
+/// A stored event kind (written from an [`EventKind`]).
+pub(crate) fn parse_kind(name: &str) -> StoreResult<EventKind> {
+    EventKind::parse(name)
+        .ok_or_else(|| super::StoreError::Corrupt { table: "events", message: format!("unknown event kind `{name}`") })
+}
+
 /// Events after `after`, oldest first, optionally of one item, at most `limit + 1`.
 pub async fn list(pool: &AnyPool, after: i64, item_id: Option<i64>, limit: i64) -> StoreResult<Vec<StoredEvent>> {
     let rows = sqlx::query(
@@ -92,7 +98,7 @@ pub async fn list(pool: &AnyPool, after: i64, item_id: Option<i64>, limit: i64) 
         .map(|r| {
             Ok(StoredEvent {
                 id: r.try_get("id")?,
-                kind: r.try_get("kind")?,
+                kind: parse_kind(&r.try_get::<String, _>("kind")?)?,
                 type_key: r.try_get("type_key")?,
                 item_id: r.try_get("item_id")?,
                 actor: Actor::from_json_str(&r.try_get::<String, _>("actor")?),

@@ -6,9 +6,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{Statement, StoreResult, Tx};
-use crate::model::access::{Access, Permission, Principal};
-use crate::model::people::{Department, Role, User};
-use crate::model::time::{now_micros, to_rfc3339};
+use voronka_model::access::{Access, Permission, Principal};
+use voronka_model::people::{Department, Role, User};
+use voronka_model::time::{now_micros, to_rfc3339};
 
 const USER_COLUMNS: &str = "id, name, email, department_id, active, is_admin, created_at";
 

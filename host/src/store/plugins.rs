@@ -4,9 +4,16 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{Statement, StoreResult, Tx, parse_json};
-use crate::model::time::{now_micros, to_rfc3339};
-use crate::runtime::capability::Capability;
-use crate::runtime::limits::Limits;
+use voronka_model::capability::Capability;
+use voronka_model::limits::Limits;
+use voronka_model::plugin::{PluginKind, World};
+use voronka_model::time::{now_micros, to_rfc3339};
+
+/// A stored world name, which the upload checked.
+fn parse_world(name: &str) -> StoreResult<World> {
+    World::parse(name)
+        .ok_or_else(|| super::StoreError::Corrupt { table: "plugins", message: format!("unknown world `{name}`") })
+}
 
 /// A stored plugin version, without its bytes.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -16,9 +23,9 @@ pub struct PluginVersion {
     /// Semantic version.
     pub version: String,
     /// `wasm` or `rhai`.
-    pub kind: String,
-    /// World: `robot`, `trigger`, `bp-step`, `payment-schedule`.
-    pub world: String,
+    pub kind: PluginKind,
+    /// The world it implements.
+    pub world: World,
     /// Granted capabilities.
     pub capabilities: Vec<Capability>,
     /// Limits.
@@ -37,8 +44,8 @@ fn version_from_row(row: &AnyRow) -> StoreResult<PluginVersion> {
     Ok(PluginVersion {
         name: row.try_get("name")?,
         version: row.try_get("version")?,
-        kind: row.try_get("kind")?,
-        world: row.try_get("world")?,
+        kind: PluginKind::from_stored(&row.try_get::<String, _>("kind")?),
+        world: parse_world(&row.try_get::<String, _>("world")?)?,
         capabilities: parse_json("plugins", &row.try_get::<String, _>("capabilities")?)?,
         limits: parse_json("plugins", &row.try_get::<String, _>("limits")?)?,
         sha256: row.try_get("sha256")?,
@@ -55,8 +62,8 @@ pub async fn insert(tx: &mut Tx, plugin: &PluginVersion, module: &[u8]) -> Store
     )
     .bind(&plugin.name)
     .bind(&plugin.version)
-    .bind(&plugin.kind)
-    .bind(&plugin.world)
+    .bind(plugin.kind.as_str())
+    .bind(plugin.world.as_str())
     .bind(serde_json::to_string(&plugin.capabilities).unwrap_or_else(|_| "[]".into()))
     .bind(serde_json::to_string(&plugin.limits).unwrap_or_else(|_| "{}".into()))
     .bind(&plugin.sha256)

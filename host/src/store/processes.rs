@@ -4,10 +4,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::{Dialect, Statement, StoreResult, Tx, parse_json};
-use crate::model::actor::Actor;
-use crate::model::item::ItemRef;
-use crate::model::process::{Assignment, Instance, InstanceStatus};
-use crate::model::time::{Micros, to_rfc3339};
+use voronka_model::actor::Actor;
+use voronka_model::item::ItemRef;
+use voronka_model::process::{Assignment, Instance, InstanceStatus};
+use voronka_model::time::{Micros, to_rfc3339};
 
 /// A stored template version.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{Statement, StoreResult, Tx, parse_json};
-use crate::model::time::{now_micros, to_rfc3339};
+use voronka_model::time::{now_micros, to_rfc3339};
 
 /// How a robot waits for the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{Dialect, Statement, StoreResult, Tx, parse_json};
-use crate::model::time::{Micros, to_rfc3339};
+use voronka_model::time::{Micros, to_rfc3339};
 
 /// A stored schedule.
 #[derive(Debug, Clone)]

@@ -6,10 +6,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Fetch, Statement, StoreResult, Tx, parse_json};
-use crate::model::actor::Actor;
-use crate::model::item::ItemRef;
-use crate::model::task::{Task, TaskStatus};
-use crate::model::time::{Micros, to_rfc3339};
+use voronka_model::actor::Actor;
+use voronka_model::item::ItemRef;
+use voronka_model::task::{Task, TaskStatus};
+use voronka_model::time::{Micros, to_rfc3339};
 
 const COLUMNS: &str = "id, title, description, responsible_id, creator, status, deadline, require_result, result, \
                        checklist, tags, overdue_at, created_at, updated_at, completed_at, version";
@@ -56,7 +56,7 @@ fn task_from_row(row: &AnyRow, links: Vec<ItemRef>, auditors: Vec<i64>, now: Mic
 
 /// The deadline of a stored task row, in microseconds.
 pub fn deadline_of(task: &Task) -> Option<Micros> {
-    task.deadline.as_deref().and_then(crate::model::time::parse_rfc3339)
+    task.deadline.as_deref().and_then(voronka_model::time::parse_rfc3339)
 }
 
 /// Builds the tasks of `rows`, reading their links and auditors.

@@ -19,7 +19,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Row};
 
 use super::group_commit::{Member, WriteGroup};
 use super::{Dialect, StoreError, StoreResult};
-use crate::model::item::Item;
+use voronka_model::item::Item;
 
 /// A value bound to a statement parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -452,8 +452,8 @@ impl Tx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::item::ItemRef;
     use crate::store::Store;
+    use voronka_model::item::ItemRef;
 
     async fn scratch() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("temp dir");

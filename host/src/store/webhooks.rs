@@ -4,8 +4,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{Dialect, Statement, StoreResult, Tx, parse_json};
-use crate::model::time::{Micros, to_rfc3339};
-use crate::model::webhook::WebhookFilter;
+use voronka_model::time::{Micros, to_rfc3339};
+use voronka_model::webhook::WebhookFilter;
 
 /// A subscription.
 #[derive(Debug, Clone)]

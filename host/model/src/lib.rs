@@ -1,19 +1,25 @@
-//! The CRM domain: entity types, fields, funnels, items, people and access.
+//! The CRM domain: entity types, fields, funnels, items, people, access, events, tasks,
+//! processes, and what a plugin is (its kind, world, capabilities and limits).
 //!
-//! Everything here is plain data plus pure validation; storage lives in [`crate::store`] and the
-//! use cases that combine both live in [`crate::service`].
+//! Everything here is plain data plus pure validation. This crate is the bottom of the house:
+//! it must not import a database, HTTP or plugin-runtime crate (sqlx, axum, wasmtime, rhai), nor
+//! any other Voronka crate; storage (`voronka-store`) and the use cases (`voronka-core`) build
+//! on it.
 
 pub mod access;
 pub mod actor;
+pub mod capability;
 pub mod entity_type;
 pub mod event;
 pub mod field;
 pub mod file;
 pub mod funnel;
 pub mod item;
+pub mod limits;
 pub mod money;
 pub mod notification;
 pub mod people;
+pub mod plugin;
 pub mod process;
 pub mod schedule;
 pub mod task;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::FieldError;
+use super::event::EventKind;
 use super::field::FieldKind;
 
 /// How the decisions of several approvers make one outcome.
@@ -284,7 +285,8 @@ impl Program {
 }
 
 /// The events of its item a process can wait for.
-pub const WAITABLE_EVENTS: [&str; 4] = ["item.updated", "item.stage_changed", "item.funnel_changed", "item.commented"];
+pub const WAITABLE_EVENTS: [EventKind; 4] =
+    [EventKind::ItemUpdated, EventKind::ItemStageChanged, EventKind::ItemFunnelChanged, EventKind::ItemCommented];
 
 /// Most steps of one template.
 pub const MAX_STEPS: usize = 500;
@@ -438,8 +440,10 @@ impl Compiler<'_> {
                 if given != 1 {
                     self.error(path.to_string(), "a wait needs exactly one of duration_s, until, until_field, event");
                 }
-                if event.as_deref().is_some_and(|e| !WAITABLE_EVENTS.contains(&e)) {
-                    self.error(format!("{path}.event"), format!("one of {}", WAITABLE_EVENTS.join(", ")));
+                if event.as_deref().is_some_and(|e| !EventKind::parse(e).is_some_and(|k| WAITABLE_EVENTS.contains(&k)))
+                {
+                    let names: Vec<&str> = WAITABLE_EVENTS.iter().map(|k| k.as_str()).collect();
+                    self.error(format!("{path}.event"), format!("one of {}", names.join(", ")));
                 }
                 if !positive(duration_s) {
                     self.error(format!("{path}.duration_s"), "seconds from 1 to ten years");

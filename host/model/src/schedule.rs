@@ -42,7 +42,7 @@ impl Timetable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::time::{parse_rfc3339, to_rfc3339};
+    use crate::time::{parse_rfc3339, to_rfc3339};
 
     #[test]
     fn daily_at_nine_in_a_time_zone() {

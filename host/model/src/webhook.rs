@@ -54,13 +54,13 @@ pub fn check_events(events: &[String]) -> Result<(), FieldError> {
 }
 
 /// Whether a subscription to `events` receives an event of `kind`.
-pub fn subscribed(events: &[String], kind: &str) -> bool {
-    events.iter().any(|e| e == "*" || e == kind)
+pub fn subscribed(events: &[String], kind: EventKind) -> bool {
+    events.iter().any(|e| e == "*" || e == kind.as_str())
 }
 
 /// Checks a target URL: absolute `http` or `https` with a host.
 pub fn check_url(url: &str) -> Result<(), FieldError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| FieldError::new("url", format!("not a URL: {e}")))?;
+    let parsed = url::Url::parse(url).map_err(|e| FieldError::new("url", format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(FieldError::new("url", format!("scheme `{}` is refused: use http or https", parsed.scheme())));
     }
@@ -114,8 +114,8 @@ mod tests {
         assert!(!filter.passes(Some("contact"), Some(("sales", "won"))));
         assert!(!filter.passes(Some("deal"), None));
         assert!(WebhookFilter::default().passes(None, None));
-        assert!(subscribed(&["*".into()], "item.created"));
-        assert!(!subscribed(&["item.created".into()], "item.deleted"));
+        assert!(subscribed(&["*".into()], EventKind::ItemCreated));
+        assert!(!subscribed(&["item.created".into()], EventKind::ItemDeleted));
         assert!(check_events(&["item.stage_changed".into()]).is_ok());
         assert!(check_events(&["item.moved".into()]).is_err());
         assert!(check_events(&[]).is_err());
