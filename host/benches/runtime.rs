@@ -19,12 +19,12 @@ use voronka::runtime::host_api::HostCalls;
 use voronka::runtime::registry::{Loaded, Runtime};
 use voronka::runtime::wasm::RobotContext;
 use voronka::service::{Caller, Service};
-use voronka::store::Store;
 use voronka_model::actor::Actor;
 use voronka_model::capability::Capability;
 use voronka_model::item::Item;
 use voronka_model::limits::Limits;
 use voronka_model::plugin::{PluginKind, World};
+use voronka_store::Store;
 
 const TRIVIAL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/noop.wasm"));
 const TRIVIAL_RHAI: &str = "fn run(ctx) { () }";

@@ -13,4 +13,3 @@ pub mod demo;
 pub mod runtime;
 pub mod server;
 pub mod service;
-pub mod store;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::service::Service;
-use crate::store::Store;
+use voronka_store::Store;
 
 /// Settings of `voronka serve`.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use super::extract::ApiQuery;
 use super::problem::Problem;
 use super::{AppState, ListOf, Page};
 use crate::service::Caller;
-use crate::store::outbox::StoredEvent;
+use voronka_store::outbox::StoredEvent;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_events))

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::problem::{PROBLEM_JSON, Problem};
 use crate::service::Caller;
-use crate::store::idempotency::{self, KeyState};
+use voronka_store::idempotency::{self, KeyState};
 
 /// Header carrying the key.
 const HEADER: &str = "idempotency-key";

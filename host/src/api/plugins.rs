@@ -11,8 +11,8 @@ use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
 use crate::service::Caller;
 use crate::service::plugins::{MAX_MODULE, Manifest};
-use crate::store::plugins::PluginVersion;
 use voronka_model::FieldError;
+use voronka_store::plugins::PluginVersion;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

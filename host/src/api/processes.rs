@@ -15,10 +15,10 @@ use super::{AppState, ListOf, Page};
 use crate::service::Caller;
 use crate::service::assignments::CompleteAssignment;
 use crate::service::processes::{StartRequest, TemplateRequest};
-use crate::store::processes::StoredTemplate;
 use voronka_model::FieldError;
 use voronka_model::item::ItemRef;
 use voronka_model::process::{Assignment, Instance, InstanceStatus};
+use voronka_store::processes::StoredTemplate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

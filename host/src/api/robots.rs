@@ -11,7 +11,7 @@ use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
 use crate::service::Caller;
 use crate::service::robots::{RobotPatch, RobotRequest};
-use crate::store::robots::Robot;
+use voronka_store::robots::Robot;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_robots, create_robot)).routes(routes!(update_robot, delete_robot))

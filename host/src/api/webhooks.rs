@@ -11,7 +11,7 @@ use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
 use crate::service::Caller;
 use crate::service::webhooks::{Webhook, WebhookPatch, WebhookRequest};
-use crate::store::webhooks::Delivery;
+use voronka_store::webhooks::Delivery;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::Shutdown;
 use crate::service::Service;
-use crate::store::tasks as repo;
 use voronka_model::time::now_micros;
+use voronka_store::tasks as repo;
 
 /// Longest sleep between looks at a shared database's tasks (other hosts' deadlines). This
 /// host's own task writes wake the watch.

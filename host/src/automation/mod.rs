@@ -58,8 +58,8 @@ impl Signals {
 /// events and jobs are seen only by looking, every `shared`.
 pub fn idle_poll(service: &Service, shared: Duration) -> Duration {
     match service.store().dialect() {
-        crate::store::Dialect::Sqlite => Duration::from_secs(30),
-        crate::store::Dialect::Postgres => shared,
+        voronka_store::Dialect::Sqlite => Duration::from_secs(30),
+        voronka_store::Dialect::Postgres => shared,
     }
 }
 

@@ -22,14 +22,14 @@ use crate::service::items::ItemPatch;
 use crate::service::notifications::NewNotification;
 use crate::service::tasks::TaskRequest;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::Tx;
-use crate::store::processes as repo;
 use voronka_model::actor::Actor;
 use voronka_model::item::{Item, ItemRef};
 use voronka_model::process::{
     ApprovalMode, Assignment, Instance, InstanceStatus, Op, Outcome, Program, StepKind, Thread, Wait, WriteTo,
 };
 use voronka_model::time::{Micros, now_micros, parse_rfc3339};
+use voronka_store::Tx;
+use voronka_store::processes as repo;
 
 /// Longest sleep between looks at a shared database's instances (other hosts' wake-ups); this
 /// host's own changes wake the engine, and it sleeps until the next timer.
@@ -69,7 +69,7 @@ pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
 /// Leases the instances due and advances each; returns how many.
 pub async fn advance_due(service: &Arc<Service>) -> ServiceResult<usize> {
     let now = now_micros();
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     let ids = repo::claim(&mut tx, now, now + LEASE, CLAIM).await?;
     tx.commit().await?;
     for id in &ids {
@@ -117,7 +117,7 @@ const ATTEMPTS: usize = 3;
 pub async fn advance(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
     for _ in 1..ATTEMPTS {
         match advance_once(service, id).await {
-            Err(ServiceError::Store(crate::store::StoreError::CheckFailed)) => continue,
+            Err(ServiceError::Store(voronka_store::StoreError::Db(voronka_store::DbError::CheckFailed))) => continue,
             other => return other,
         }
     }
@@ -130,7 +130,7 @@ async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
         let (instance, program) = service.instance_program(id).await?;
         run_plugins(service, &instance, &program).await?
     };
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     // The lock first: what is read below is what the save will write over.
     let Some(depth) = repo::lock_instance(&mut tx, id).await? else { return Ok(()) };
     let (instance, program) = service.instance_program(id).await?;
@@ -205,7 +205,7 @@ async fn fail(service: &Service, mut instance: Instance, step: Option<&str>, rea
         None => reason.to_string(),
     });
     instance.version += 1;
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     if !repo::save(&mut tx, &instance, None, false, now).await? {
         return Ok(());
     }
@@ -642,7 +642,7 @@ async fn run_plugins(
         return Ok(runs);
     }
     let mut conn = service.store().key_reader().await?;
-    let item = crate::store::items::get(&mut conn, &instance.item.type_key, instance.item.id).await?;
+    let item = voronka_store::items::get(&mut conn, &instance.item.type_key, instance.item.id).await?;
     drop(conn);
     let Some(item) = item else { return Ok(runs) };
     let caller = Caller::automation(Actor::Process { id: instance.id, name: instance.template.clone() }, 1);
@@ -713,7 +713,7 @@ pub async fn run_event_wakes(service: Arc<Service>, mut shutdown: Shutdown) {
     let mut position = loop {
         let started = async {
             let last = repo::last_event(service.store().reader()).await?;
-            let mut tx = service.store().begin().await?;
+            let mut tx = service.store().begin();
             repo::wake_all_event_waiters(&mut tx).await?;
             tx.commit().await?;
             Ok::<_, ServiceError>(last)
@@ -762,7 +762,7 @@ async fn wake_for_events(service: &Service, position: i64) -> ServiceResult<(i64
     if !repo::any_event_waiter(reader).await? {
         return Ok((end.max(position), false));
     }
-    let events = crate::store::outbox::list(reader, position, None, BATCH).await?;
+    let events = voronka_store::outbox::list(reader, position, None, BATCH).await?;
     let Some(last) = events.iter().take(BATCH as usize).map(|e| e.id).next_back() else { return Ok((position, false)) };
     let more = events.len() as i64 > BATCH;
     {
@@ -777,7 +777,7 @@ async fn wake_for_events(service: &Service, position: i64) -> ServiceResult<(i64
             }
         }
         if !items.is_empty() {
-            let mut tx = service.store().begin().await?;
+            let mut tx = service.store().begin();
             let woken = repo::wake_event_waiters(&mut tx, &items).await?;
             tx.commit().await?;
             if woken > 0 {

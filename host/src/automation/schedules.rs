@@ -9,10 +9,10 @@ use std::time::Duration;
 use super::Shutdown;
 use crate::service::schedules::next_firing;
 use crate::service::{Service, ServiceResult};
-use crate::store::jobs::{self, NewJob};
-use crate::store::schedules as repo;
 use voronka_model::actor::Actor;
 use voronka_model::time::now_micros;
+use voronka_store::jobs::{self, NewJob};
+use voronka_store::schedules as repo;
 
 /// Most items one firing runs over; more are left out with a warning.
 pub const MAX_ITEMS_PER_FIRING: i64 = 10_000;
@@ -47,7 +47,7 @@ pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
 /// Fires every due schedule; returns how many runs it queued.
 pub async fn fire_due(service: &Service) -> ServiceResult<usize> {
     let now = now_micros();
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     let due = repo::due(&mut tx, now).await?;
     if due.is_empty() {
         return Ok(0);

@@ -18,14 +18,14 @@ use crate::runtime::registry::Loaded;
 use crate::service::items::TimelineNote;
 use crate::service::triggers::trigger_actor;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::catalog::Catalog;
-use crate::store::outbox::{self, StoredEvent};
-use crate::store::triggers::{self as repo, StoredTrigger};
-use crate::store::{StoreError, jobs};
 use voronka_model::actor::Actor;
 use voronka_model::capability::Capability;
 use voronka_model::item::{Item, ItemRef, TimelineKind};
 use voronka_model::trigger::TriggerRule;
+use voronka_store::catalog::Catalog;
+use voronka_store::jobs;
+use voronka_store::outbox::{self, StoredEvent};
+use voronka_store::triggers::{self as repo, StoredTrigger};
 
 const CURSOR: &str = "triggers";
 const BATCH: i64 = 200;
@@ -136,7 +136,7 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
     let reader = service.store().reader();
     let triggers = repo::all(reader).await?;
     if triggers.is_empty() {
-        let mut tx = service.store().begin().await?;
+        let mut tx = service.store().begin();
         jobs::pass_over_unwatched(&mut tx, CURSOR, repo::ANY_TRIGGER);
         tx.commit().await?;
         return Ok(Pass::NoTriggers);
@@ -159,7 +159,7 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
         // again when next needed.
         let ids: Vec<i64> = events.iter().filter_map(|e| e.item_id).collect::<HashSet<_>>().into_iter().collect();
         let mut items =
-            Items { known: crate::store::items::get_many(reader, &ids).await?, fetched: ids.into_iter().collect() };
+            Items { known: voronka_store::items::get_many(reader, &ids).await?, fetched: ids.into_iter().collect() };
         // Plans of consecutive events commit together; an event about an item a waiting plan
         // moves is planned only after that plan committed, so it sees the move.
         let mut group: Vec<(&StoredEvent, Plan<'_>)> = Vec::new();
@@ -206,14 +206,14 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
         }
     }
     if last > position {
-        let mut tx = service.store().begin().await?;
+        let mut tx = service.store().begin();
         if !jobs::advance_cursor(&mut tx, CURSOR, position, last).await? {
             return Ok(Pass::Stopped);
         }
         match tx.commit().await {
             Ok(()) => {}
             // Another host moved the position meanwhile.
-            Err(StoreError::CheckFailed) => return Ok(Pass::Stopped),
+            Err(voronka_store::DbError::CheckFailed) => return Ok(Pass::Stopped),
             Err(e) => return Err(e.into()),
         }
     }
@@ -256,7 +256,7 @@ async fn flush(
 /// another host moved the position meanwhile or an item changed since it was read.
 async fn apply(service: &Service, position: i64, plans: &[(&StoredEvent, Plan<'_>)]) -> ServiceResult<bool> {
     let Some(last) = plans.last().map(|(event, _)| event.id) else { return Ok(true) };
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     if !jobs::advance_cursor(&mut tx, CURSOR, position, last).await? {
         return Ok(false);
     }
@@ -280,7 +280,7 @@ async fn apply(service: &Service, position: i64, plans: &[(&StoredEvent, Plan<'_
     match tx.commit().await {
         Ok(()) => {}
         // The position moved meanwhile, or an item changed since it was read.
-        Err(StoreError::CheckFailed) => return Ok(false),
+        Err(voronka_store::DbError::CheckFailed) => return Ok(false),
         Err(e) => return Err(e.into()),
     }
     service.committed();
@@ -394,7 +394,7 @@ async fn plan_item_event<'r>(
             rules.iter().copied().filter(|r| r.rule.matches_linked(type_key, &funnel, &stage)).collect();
         if !linked_rules.is_empty() {
             let mut linked = item.parents.clone();
-            linked.extend(crate::store::items::children_of(service.store().reader(), item.id).await?);
+            linked.extend(voronka_store::items::children_of(service.store().reader(), item.id).await?);
             let mut seen = HashSet::new();
             linked.retain(|l| l.id != item.id && seen.insert(l.id));
             for link in linked {

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::Shutdown;
 use crate::service::{Service, ServiceResult};
-use crate::store::jobs;
-use crate::store::outbox::{self, StoredEvent};
-use crate::store::webhooks::{self as repo, Attempt, ClaimedDelivery};
 use voronka_model::time::{Micros, now_micros};
 use voronka_model::webhook::{backoff_seconds, place_in, signature, subscribed};
+use voronka_store::jobs;
+use voronka_store::outbox::{self, StoredEvent};
+use voronka_store::webhooks::{self as repo, Attempt, ClaimedDelivery};
 
 const CURSOR: &str = "webhooks";
 const BATCH: i64 = 500;
@@ -67,12 +67,12 @@ pub async fn run_fan_out(service: Arc<Service>, mut shutdown: Shutdown) {
 /// A subscription gets the events from its creation on.
 pub async fn fan_out_batch(service: &Service) -> ServiceResult<Option<(usize, usize)>> {
     if !repo::any_active(service.store().reader()).await? {
-        let mut tx = service.store().begin().await?;
+        let mut tx = service.store().begin();
         jobs::pass_over_unwatched(&mut tx, CURSOR, repo::ANY_ACTIVE);
         tx.commit().await?;
         return Ok(None);
     }
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     let position = jobs::cursor(&mut tx, CURSOR).await?;
     let events = jobs::events_after(&mut tx, position, BATCH).await?;
     let Some(last) = events.last().map(|e| e.id) else { return Ok(Some((0, 0))) };
@@ -96,7 +96,7 @@ pub async fn fan_out_batch(service: &Service) -> ServiceResult<Option<(usize, us
         if place.is_none()
             && interested.iter().any(|h| h.filter.needs_place())
             && let (Some(type_key), Some(id)) = (event.type_key.as_deref(), event.item_id)
-            && let Some(item) = crate::store::items::get_in(&mut tx, type_key, id).await?
+            && let Some(item) = voronka_store::items::get_in(&mut tx, type_key, id).await?
         {
             place = item.funnel.zip(item.stage);
         }
@@ -151,7 +151,7 @@ pub async fn run_sender(service: Arc<Service>, mut shutdown: Shutdown) {
 pub async fn send_once(service: &Service, client: &reqwest::Client) -> ServiceResult<usize> {
     let now = now_micros();
     let lease = now + 2 * REQUEST_TIMEOUT.as_micros() as i64;
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     let claimed = repo::claim(&mut tx, now, lease, CLAIM).await?;
     tx.commit().await?;
     let n = claimed.len();
@@ -225,10 +225,10 @@ async fn attempt(service: &Service, client: &reqwest::Client, delivery: &Claimed
 
 /// Records an attempt, unless another sender took the delivery over meanwhile.
 async fn record(service: &Service, delivery: &ClaimedDelivery, outcome: &Attempt<'_>) -> ServiceResult<()> {
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     if repo::record_attempt(&mut tx, delivery, outcome).await? {
         match tx.commit().await {
-            Ok(()) | Err(crate::store::StoreError::CheckFailed) => {}
+            Ok(()) | Err(voronka_store::DbError::CheckFailed) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -248,7 +248,7 @@ async fn first_bytes(mut response: reqwest::Response, limit: usize) -> String {
 }
 
 /// One event of the stream.
-async fn event(pool: &sqlx::AnyPool, id: i64) -> ServiceResult<Option<StoredEvent>> {
+async fn event(pool: &voronka_store::Reader, id: i64) -> ServiceResult<Option<StoredEvent>> {
     let mut events = outbox::list(pool, id - 1, None, 1).await?;
     events.truncate(1);
     Ok(events.pop().filter(|e| e.id == id))

@@ -13,12 +13,12 @@ use crate::runtime::registry::Loaded;
 use crate::runtime::wasm::RobotContext;
 use crate::service::items::TimelineNote;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::jobs::{self, Job};
-use crate::store::{Store, StoreError, Tx};
 use voronka_model::actor::Actor;
 use voronka_model::item::{Item, ItemRef, TimelineKind};
 use voronka_model::limits::Failure;
 use voronka_model::time::{Micros, now_micros};
+use voronka_store::jobs::{self, Job};
+use voronka_store::{Store, Tx};
 
 /// Jobs claimed at once by one worker. A worker waits for a commit to claim and for the
 /// commits of what it ran, so its jobs per claim, times the workers, bound how many jobs are
@@ -69,7 +69,7 @@ pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
 pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
     let now = now_micros();
     let lease = now + LEASE;
-    let claimed = jobs::claim(service.store().begin().await?, now, lease, CLAIM).await?;
+    let claimed = jobs::claim(service.store().begin(), now, lease, CLAIM).await?;
     let n = claimed.len();
     if n == 0 {
         return Ok(0);
@@ -89,7 +89,7 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
         }
     }
     let ids: Vec<i64> = by_item.iter().map(|(id, _)| *id).collect();
-    let mut items = crate::store::items::get_many(service.store().reader(), &ids).await?;
+    let mut items = voronka_store::items::get_many(service.store().reader(), &ids).await?;
     // A task per item: a plugin that holds its thread (a Rhai script computing for its whole
     // time budget) holds up only its own item's jobs, the others moving to other threads.
     let runs = by_item.into_iter().map(|(id, jobs)| {
@@ -121,7 +121,7 @@ async fn settle_stopped(service: &Arc<Service>, jobs: &[Job], reason: &str) {
                 Some(binding) => (binding.plugin, binding.version),
                 None => ("?".to_string(), "?".to_string()),
             };
-            let mut tx = service.store().begin().await?;
+            let mut tx = service.store().begin();
             if settle_failure(service, &mut tx, job, &plugin, &version, &failure).await? {
                 commit_unless_taken(tx).await?;
                 service.committed();
@@ -150,10 +150,7 @@ impl LeaseKeeper {
             loop {
                 tokio::time::sleep(every).await;
                 let until = now_micros() + lease;
-                let renewed = match store.begin().await {
-                    Ok(tx) => jobs::renew(tx, &claimed, until).await,
-                    Err(e) => Err(e),
-                };
+                let renewed = jobs::renew(store.begin(), &claimed, until).await;
                 match renewed {
                     Ok(0) => return,
                     Ok(_) => {}
@@ -222,12 +219,15 @@ async fn run_together(service: &Arc<Service>, jobs: &[Job], mut item: Item) -> u
 /// commit (as if the jobs had run one by one).
 async fn run_segment(service: &Arc<Service>, jobs: &[Job], item: Item) -> ServiceResult<(usize, Option<Item>)> {
     let (type_key, id) = (item.type_key.clone(), item.id);
-    let mut tx = service.store().begin().await?;
-    tx.lend(item);
+    let mut tx = service.store().begin();
+    voronka_store::items::lend(&mut tx, item);
     let mut ran: Vec<HostCalls> = Vec::new();
     let mut n = 0;
     for job in jobs {
-        let Some(item) = tx.lent(&type_key, id).cloned().filter(|_| job.type_key == type_key) else { break };
+        let Some(item) = voronka_store::items::lent(&tx, &type_key, id).cloned().filter(|_| job.type_key == type_key)
+        else {
+            break;
+        };
         let outcome = decide(service, job, Some(item)).await?;
         if let Outcome::Ran(run) = &outcome
             && run.host.read_stored()
@@ -246,7 +246,7 @@ async fn run_segment(service: &Arc<Service>, jobs: &[Job], item: Item) -> Servic
             break;
         }
     }
-    let after = tx.lent(&type_key, id).cloned();
+    let after = voronka_store::items::lent(&tx, &type_key, id).cloned();
     tx.commit().await?;
     service.committed();
     for host in &ran {
@@ -268,7 +268,7 @@ enum Known {
 impl Known {
     /// The item as `tx` holds it (lent, or left by its writes); unread if it holds none.
     fn lent(tx: &Tx, type_key: &str, id: i64) -> Known {
-        tx.lent(type_key, id).cloned().map_or(Known::Unread, |item| Known::Item(Box::new(item)))
+        voronka_store::items::lent(tx, type_key, id).cloned().map_or(Known::Unread, |item| Known::Item(Box::new(item)))
     }
 }
 
@@ -288,7 +288,7 @@ impl Binding {
     async fn of(service: &Service, job: &Job) -> ServiceResult<Option<Binding>> {
         let reader = service.store().reader();
         Ok(match job.schedule_id {
-            Some(id) => crate::store::schedules::get(reader, id).await?.map(|s| Binding {
+            Some(id) => voronka_store::schedules::get(reader, id).await?.map(|s| Binding {
                 plugin: s.plugin,
                 version: s.version,
                 config: s.config,
@@ -420,7 +420,7 @@ async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResu
         },
     };
     let Some(item) = item else {
-        let mut tx = service.store().begin().await?;
+        let mut tx = service.store().begin();
         if record(service, &mut tx, job, &decide(service, job, None).await?).await? {
             commit_unless_taken(tx).await?;
         }
@@ -428,9 +428,9 @@ async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResu
     };
     let (type_key, id) = (item.type_key.clone(), item.id);
     let outcome = decide(service, job, Some(item.clone())).await?;
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     // The plugin acted on this copy: its writes check its version.
-    tx.lend(item);
+    voronka_store::items::lend(&mut tx, item);
     let recorded = record(service, &mut tx, job, &outcome).await;
     let Outcome::Ran(run) = &outcome else {
         // Nothing of the item changed unless a failure was noted on its timeline.
@@ -464,7 +464,7 @@ async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResu
         Err(ServiceError::Store(e)) => Failure::Host(e.to_string()),
         Err(e) => Failure::Plugin { code: "invalid-write".into(), message: e.describe() },
     };
-    let mut tx = service.store().begin().await?;
+    let mut tx = service.store().begin();
     if settle_failure(service, &mut tx, job, &run.plugin, &run.version, &failure).await? {
         commit_unless_taken(tx).await?;
         service.committed();
@@ -476,7 +476,7 @@ async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResu
 /// expired), nothing is written and that is not an error.
 async fn commit_unless_taken(tx: Tx) -> ServiceResult<()> {
     match tx.commit().await {
-        Ok(()) | Err(StoreError::CheckFailed) => Ok(()),
+        Ok(()) | Err(voronka_store::DbError::CheckFailed) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -525,21 +525,26 @@ mod tests {
     use super::*;
 
     async fn claimable(store: &Store, limit: i64) -> Vec<i64> {
-        let claimed = jobs::claim(store.begin().await.expect("begin"), now_micros(), now_micros() + 60_000_000, limit)
-            .await
-            .expect("claim");
+        let claimed = jobs::claim(store.begin(), now_micros(), now_micros() + 60_000_000, limit).await.expect("claim");
         claimed.iter().map(|j| j.id).collect()
     }
 
     /// A store with `n` robot runs of one item queued, due at once.
     async fn queued(n: i64) -> (tempfile::TempDir, Store) {
-        let (dir, store) = crate::store::scratch().await;
+        let (dir, store) = voronka_store::scratch().await;
         jobs::queue_for_test(&store, n).await;
         (dir, store)
     }
 
     async fn statuses(store: &Store) -> Vec<(String, i64)> {
-        sqlx::query_as("SELECT status, attempts FROM jobs ORDER BY id").fetch_all(store.reader()).await.expect("select")
+        let rows = store
+            .reader()
+            .fetch_all(voronka_store::Statement::new("SELECT status, attempts FROM jobs ORDER BY id"))
+            .await;
+        rows.expect("select")
+            .iter()
+            .map(|r| (r.get("status").expect("status"), r.get("attempts").expect("n")))
+            .collect()
     }
 
     #[tokio::test]
@@ -547,11 +552,9 @@ mod tests {
         let (dir, store) = queued(2).await;
         let runtime = Arc::new(crate::runtime::registry::Runtime::new(None).expect("runtime"));
         let service = Arc::new(Service::new(store.clone(), runtime, dir.path().to_path_buf()));
-        let claimed = jobs::claim(store.begin().await.expect("begin"), now_micros(), now_micros() + LEASE, 8)
-            .await
-            .expect("claim");
+        let claimed = jobs::claim(store.begin(), now_micros(), now_micros() + LEASE, 8).await.expect("claim");
         // The first had finished before the task stopped; the second is put back for later.
-        let mut tx = store.begin().await.expect("begin");
+        let mut tx = store.begin();
         assert!(jobs::finish(&mut tx, &claimed[0], "done", None, now_micros()).await.expect("finish"));
         tx.commit().await.expect("commit");
         settle_stopped(&service, &claimed, "panicked").await;
@@ -559,9 +562,9 @@ mod tests {
         // At its last attempt it fails for good.
         let mut last = claimed[1].clone();
         last.attempts = MAX_ATTEMPTS;
-        let mut tx = store.begin().await.expect("begin");
+        let mut tx = store.begin();
         tx.execute(
-            crate::store::Statement::new("UPDATE jobs SET status = 'running', attempts = $1 WHERE id = $2")
+            voronka_store::Statement::new("UPDATE jobs SET status = 'running', attempts = $1 WHERE id = $2")
                 .bind(MAX_ATTEMPTS)
                 .bind(last.id),
         )
@@ -580,9 +583,9 @@ mod tests {
         let (dir, store) = queued(2).await;
         let runtime = Arc::new(crate::runtime::registry::Runtime::new(None).expect("runtime"));
         let service = Arc::new(Service::new(store.clone(), runtime, dir.path().to_path_buf()));
-        let mut tx = store.begin().await.expect("begin");
+        let mut tx = store.begin();
         tx.execute(
-            crate::store::Statement::new(
+            voronka_store::Statement::new(
                 "UPDATE jobs SET status = 'running', attempts = $1, lease_until = 0 WHERE id = 1",
             )
             .bind(MAX_ATTEMPTS),
@@ -601,7 +604,7 @@ mod tests {
         let (_dir, store) = queued(1).await;
         let lease = 2_000_000;
         let held = now_micros() + lease;
-        let claimed = jobs::claim(store.begin().await.expect("begin"), now_micros(), held, 8).await.expect("claim");
+        let claimed = jobs::claim(store.begin(), now_micros(), held, 8).await.expect("claim");
         assert_eq!(claimed.len(), 1);
         let keeper = LeaseKeeper::with_timing(
             store.clone(),

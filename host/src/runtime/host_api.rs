@@ -14,10 +14,10 @@ use crate::service::items::{ItemPatch, MoveRequest, NewItem, TimelineNote};
 use crate::service::notifications::NewNotification;
 use crate::service::tasks::TaskRequest;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::Tx;
 use voronka_model::capability::Capability;
 use voronka_model::item::{Item, ItemRef};
 use voronka_model::time::now_micros;
+use voronka_store::Tx;
 
 /// Every host function, as `interface.function` in WIT naming. Both bindings must provide
 /// exactly these (a test compares them with the WIT file and the Rhai engine).
@@ -319,7 +319,7 @@ impl HostCalls {
         if let Some(value) = self.kv_overlay.get(key) {
             return Ok(value.clone());
         }
-        crate::store::plugins::kv_get(self.service.store().reader(), &self.plugin, key)
+        voronka_store::plugins::kv_get(self.service.store().reader(), &self.plugin, key)
             .await
             .map_err(|e| ServiceError::from(e).into())
     }
@@ -482,7 +482,7 @@ pub async fn apply_writes(
                 service.notify_in(tx, caller, new).await?;
             }
             Write::Kv { key, value } => {
-                crate::store::plugins::kv_put(tx, plugin, key, value.as_deref()).await?;
+                voronka_store::plugins::kv_put(tx, plugin, key, value.as_deref()).await?;
             }
         }
     }

@@ -552,7 +552,7 @@ mod tests {
     /// its wall-clock budget is up, not after its share of the thread adds up to it.
     #[tokio::test]
     async fn a_plugin_computing_for_its_whole_budget_lets_others_run() {
-        let (dir, store) = crate::store::scratch().await;
+        let (dir, store) = voronka_store::scratch().await;
         let runtime = Arc::new(super::super::registry::Runtime::new(None).expect("runtime"));
         let service = Arc::new(Service::new(store, runtime.clone(), dir.path().to_path_buf()));
         let wasm = &runtime.wasm;

@@ -64,13 +64,13 @@ impl Service {
         let reader = self.store.reader();
         let nobody = |why: String| ServiceError::invalid(field, why);
         match assignee {
-            Assignee::User { user } => match crate::store::people::get_user(reader, *user).await? {
+            Assignee::User { user } => match voronka_store::people::get_user(reader, *user).await? {
                 Some(u) if u.active => Ok(vec![u.id]),
                 Some(_) => Err(nobody(format!("user {user} is inactive"))),
                 None => Err(nobody(format!("no user {user}"))),
             },
             Assignee::Role { role } => {
-                let users = crate::store::people::users_with_role(reader, role).await?;
+                let users = voronka_store::people::users_with_role(reader, role).await?;
                 if users.is_empty() { Err(nobody(format!("no active user has the role `{role}`"))) } else { Ok(users) }
             }
             Assignee::Relation { relation } => {
@@ -100,8 +100,8 @@ impl Service {
         if let [one] = users.as_slice() {
             return Ok(*one);
         }
-        let mut conn = self.store.reader().acquire().await?;
-        crate::store::tasks::least_busy(&mut conn, &users)
+        let mut conn = self.store.reader().clone();
+        voronka_store::tasks::least_busy(&mut conn, &users)
             .await?
             .ok_or_else(|| ServiceError::invalid(field, "nobody active to assign"))
     }
@@ -110,10 +110,10 @@ impl Service {
     /// department above with another head.
     async fn department_head_of(&self, user: i64) -> ServiceResult<Option<i64>> {
         let reader = self.store.reader();
-        let Some(department) = crate::store::people::get_user(reader, user).await?.and_then(|u| u.department) else {
+        let Some(department) = voronka_store::people::get_user(reader, user).await?.and_then(|u| u.department) else {
             return Ok(None);
         };
-        let departments = crate::store::people::list_departments(reader).await?;
+        let departments = voronka_store::people::list_departments(reader).await?;
         let mut current = Some(department);
         // The tree has no cycles, but a bound keeps a corrupt one from looping.
         for _ in 0..departments.len() {

@@ -8,12 +8,12 @@ use serde_json::{Map, Value, json};
 use super::items::ItemPatch;
 use super::notifications::NewNotification;
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::processes as repo;
 use voronka_model::FieldError;
 use voronka_model::actor::Actor;
 use voronka_model::field::{FieldDef, FieldKind, Reference};
 use voronka_model::process::{Assignment, FormField, StepKind, WriteTo, is_rows};
 use voronka_model::time::now_micros;
+use voronka_store::processes as repo;
 
 /// `POST /assignments/{id}/complete` body.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -57,7 +57,7 @@ impl Service {
     }
 
     async fn assignment_for(&self, caller: &Caller, id: i64) -> ServiceResult<Assignment> {
-        let mut conn = self.store.reader().acquire().await?;
+        let mut conn = self.store.reader().clone();
         match repo::assignment(&mut conn, id).await? {
             Some(a) if a.user == caller.principal.user_id || caller.principal.is_admin => Ok(a),
             _ => Err(ServiceError::NotFound(format!("no assignment {id}"))),
@@ -108,7 +108,7 @@ impl Service {
         }
         assignment.comment = comment;
         let now = now_micros();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         // The instance first, as every change of a process does (no deadlock, no lost wake-up).
         repo::lock_instance(&mut tx, instance.id).await?;
         if !repo::complete_assignment(&mut tx, &assignment, now).await? {
@@ -120,7 +120,7 @@ impl Service {
             self.update_item_in(&mut tx, &process, &assignment.item.type_key, assignment.item.id, patch, None).await?;
         }
         // Files answered are about the item: those who may read it may read them.
-        crate::store::files::attach(&mut tx, &files, &assignment.item);
+        voronka_store::files::attach(&mut tx, &files, &assignment.item);
         let text = match assignment.decision.as_deref() {
             Some("approve") => "approved",
             Some(_) => "rejected",
@@ -151,12 +151,12 @@ impl Service {
         if assignment.status != "open" {
             return Err(ServiceError::Conflict(format!("assignment {id} is {}", assignment.status)));
         }
-        match crate::store::people::get_user(self.store.reader(), to).await? {
+        match voronka_store::people::get_user(self.store.reader(), to).await? {
             Some(u) if u.active => {}
             _ => return Err(ServiceError::invalid("to", format!("no active user {to}"))),
         }
         let now = now_micros();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         repo::lock_instance(&mut tx, assignment.process).await?;
         let step = repo::assignments_of_step(&mut tx, assignment.process, &assignment.step).await?;
         if step.iter().any(|a| a.user == to && a.status != "cancelled") {
@@ -201,7 +201,7 @@ impl Service {
         for (path, reference) in refs {
             match reference {
                 Reference::User(id) => {
-                    if !crate::store::people::get_user(self.store.reader(), id).await?.is_some_and(|u| u.active) {
+                    if !voronka_store::people::get_user(self.store.reader(), id).await?.is_some_and(|u| u.active) {
                         errors.push(FieldError::new(path, format!("no active user {id}")));
                     }
                 }

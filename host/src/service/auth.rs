@@ -6,8 +6,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::store::people::{self, NewUser, PeopleTable};
 use voronka_model::access::Principal;
+use voronka_store::people::{self, NewUser, PeopleTable};
 
 /// Prefix of every token Voronka issues, so leaked tokens are easy to recognise.
 pub const TOKEN_PREFIX: &str = "vk_";

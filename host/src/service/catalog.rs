@@ -3,12 +3,12 @@
 use serde::Deserialize;
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::store::catalog as repo;
 use voronka_model::access::Access;
 use voronka_model::entity_type::{BUILTIN_TYPES, EntityType, TypeSchema};
 use voronka_model::field::{FieldDef, FieldKind};
 use voronka_model::funnel::{Funnel, Stage, default_stages, validate_stages};
 use voronka_model::{FieldError, is_valid_key};
+use voronka_store::catalog as repo;
 
 /// Keys an item already has, which custom fields may not take.
 const RESERVED_FIELD_KEYS: [&str; 16] = [

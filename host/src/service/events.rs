@@ -1,7 +1,7 @@
 //! Reading the domain event stream (audit and debugging).
 
 use super::{Caller, Service, ServiceResult, require_admin};
-use crate::store::outbox::{self, StoredEvent};
+use voronka_store::outbox::{self, StoredEvent};
 
 impl Service {
     /// Events after `after`, oldest first, optionally of one item: `(events, next cursor)`.

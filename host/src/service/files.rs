@@ -10,12 +10,12 @@ use tokio::io::AsyncWriteExt;
 
 use super::items::TimelineNote;
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::StoreError;
-use crate::store::files as repo;
 use voronka_model::access::Access;
 use voronka_model::file::{MAX_FILE, StoredFile, content_type, safe_name};
 use voronka_model::item::{ItemRef, TimelineKind};
 use voronka_model::time::{now_micros, to_rfc3339};
+use voronka_store::StoreError;
+use voronka_store::files as repo;
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ServiceError + '_ {
     move |source| ServiceError::Store(StoreError::File { path: path.display().to_string(), source })
@@ -125,7 +125,7 @@ impl Service {
             created_by: user,
             created_at: to_rfc3339(now),
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         stored.id = repo::insert(&mut tx, &stored, now).await?;
         if let Some(item) = &info.attach {
             let text = format!("File attached: {}", stored.name);

@@ -7,12 +7,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::StoreError;
-use crate::store::items::{self as repo, ItemWrite};
-use crate::store::journal::NewEntry;
-use crate::store::outbox::{self, NewEvent};
-use crate::store::people::{self, PeopleTable};
-use crate::store::{Tx, journal};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::entity_type::TypeSchema;
@@ -22,6 +16,12 @@ use voronka_model::file::StoredFile;
 use voronka_model::item::{HistoryEntry, Item, ItemRef, StagePoint, TimelineEntry, TimelineKind};
 use voronka_model::money::Money;
 use voronka_model::time::{now_micros, to_rfc3339};
+use voronka_store::StoreError;
+use voronka_store::items::{self as repo, ItemWrite};
+use voronka_store::journal::NewEntry;
+use voronka_store::outbox::{self, NewEvent};
+use voronka_store::people::{self, PeopleTable};
+use voronka_store::{Tx, journal};
 
 /// Longest item title.
 const MAX_TITLE: usize = 500;
@@ -240,7 +240,7 @@ impl Check {
                     }
                 }
                 Reference::File(id) if self.kept_files.contains(&id) => {}
-                Reference::File(id) => match crate::store::files::get_in(tx, id).await? {
+                Reference::File(id) => match voronka_store::files::get_in(tx, id).await? {
                     // Unattached: its uploader's (or automation's) to place; it joins the item.
                     Some(file @ StoredFile { item: None, .. }) => {
                         if caller.principal.is_admin || file.created_by == caller.principal.user_id {
@@ -325,12 +325,12 @@ impl Service {
         Fut: std::future::Future<Output = ServiceResult<(Tx, T)>>,
     {
         for attempt in 0..WRITE_ATTEMPTS {
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.store.begin();
             if attempt > 0 {
                 tx.hold_turn().await?;
             }
             let (tx, value) = match change(tx).await {
-                Err(ServiceError::Store(StoreError::CheckFailed)) => continue,
+                Err(ServiceError::Store(StoreError::Db(voronka_store::DbError::CheckFailed))) => continue,
                 other => other?,
             };
             match tx.commit().await {
@@ -338,7 +338,7 @@ impl Service {
                     self.committed();
                     return Ok(value);
                 }
-                Err(StoreError::CheckFailed) => continue,
+                Err(voronka_store::DbError::CheckFailed) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -347,7 +347,7 @@ impl Service {
 
     /// Creates an item.
     pub async fn create_item(&self, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         let item = self.create_item_in(&mut tx, caller, type_key, input).await?;
         tx.commit().await?;
         self.committed();
@@ -421,7 +421,7 @@ impl Service {
         let files = check.finish(tx, caller, None).await?;
         let user = caller.actor.user_id();
         let id = repo::insert(tx, type_key, &write, &input.parents, user, now).await?;
-        crate::store::files::attach(tx, &files, &ItemRef { type_key: type_key.to_string(), id });
+        voronka_store::files::attach(tx, &files, &ItemRef { type_key: type_key.to_string(), id });
         let item = Item {
             id,
             type_key: type_key.to_string(),
@@ -491,7 +491,7 @@ impl Service {
     ) -> ServiceResult<Item> {
         // A copy the transaction holds, or, while it has not written yet, a read from the read
         // pool, off the writer's turn; the write checks the version it read.
-        let item = if let Some(item) = tx.lent(type_key, id) {
+        let item = if let Some(item) = voronka_store::items::lent(tx, type_key, id) {
             Some(item.clone())
         } else if tx.is_fresh() {
             let mut conn = self.store.key_reader().await?;
@@ -587,7 +587,7 @@ impl Service {
             }
             let this = ItemRef { type_key: type_key.to_string(), id };
             let files = check.finish(tx, caller, Some(&this)).await?;
-            crate::store::files::attach(tx, &files, &this);
+            voronka_store::files::attach(tx, &files, &this);
             let changes = diff(&old, &new);
             if changes.is_empty() {
                 return Ok(old);
@@ -624,7 +624,7 @@ impl Service {
             new.updated_at = to_rfc3339(now);
             if parents.is_none() {
                 // (New parents are stored in id order; this copy keeps the caller's order.)
-                tx.lend(new.clone());
+                voronka_store::items::lend(tx, new.clone());
             }
             return Ok(new);
         }
@@ -742,7 +742,7 @@ impl Service {
         new.version = old.version + 1;
         new.updated_by = caller.actor.user_id();
         new.updated_at = to_rfc3339(now);
-        tx.lend(new.clone());
+        voronka_store::items::lend(tx, new.clone());
         self.note_stage_entry(tx, caller, &new, robots.notes).await;
         Ok(Some(new))
     }
@@ -756,7 +756,7 @@ impl Service {
         if_match: Option<i64>,
     ) -> ServiceResult<()> {
         self.visible_schema(caller, type_key).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         let item = self.load_for_change(&mut tx, caller, type_key, id, if_match, Access::Admin).await?;
         if !repo::delete(&mut tx, id, item.version).await? {
             return Err(ServiceError::Conflict(format!("item {id} changed while it was being deleted; try again")));
@@ -772,7 +772,7 @@ impl Service {
             payload,
         };
         outbox::record(&mut tx, &event, now).await?;
-        tx.defer(crate::store::jobs::cancel_pending(id, None, now));
+        tx.defer(voronka_store::jobs::cancel_pending(id, None, now));
         tx.commit().await?;
         self.committed();
         Ok(())
@@ -821,7 +821,7 @@ impl Service {
             return Err(ServiceError::invalid("text", "a comment of 1 to 20,000 characters is required"));
         }
         self.visible_schema(caller, type_key).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         let entry = self
             .add_timeline_entry_in(
                 &mut tx,

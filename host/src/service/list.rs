@@ -4,15 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::Dialect;
-use crate::store::catalog::Catalog;
-use crate::store::items::{self as repo, After, Bind, Condition, ListQuery, SortColumn};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::entity_type::TypeSchema;
 use voronka_model::field::FieldKind;
 use voronka_model::item::Item;
 use voronka_model::time::parse_rfc3339;
+use voronka_store::catalog::Catalog;
+use voronka_store::items::{self as repo, After, Bind, Condition, ListQuery, SortColumn};
+use voronka_store::{Dialect, JsonCast};
 
 /// Default page size.
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -87,17 +87,11 @@ fn readable(caller: &Caller, schema: &TypeSchema) -> Option<Condition> {
 
 /// SQL for a custom field's value, by dialect and the way it is compared.
 fn field_expr(dialect: Dialect, key: &str, kind: FieldKind) -> String {
-    match (dialect, kind) {
-        (Dialect::Sqlite, FieldKind::Number) => format!("CAST(json_extract(fields, '$.\"{key}\"') AS REAL)"),
-        (Dialect::Sqlite, FieldKind::Money) => format!("CAST(json_extract(fields, '$.\"{key}\".value') AS REAL)"),
-        (Dialect::Sqlite, FieldKind::Bool | FieldKind::User | FieldKind::ItemLink) => {
-            format!("json_extract(fields, '$.\"{key}\"')")
-        }
-        (Dialect::Sqlite, _) => format!("json_extract(fields, '$.\"{key}\"')"),
-        (Dialect::Postgres, FieldKind::Number) => format!("(fields::jsonb ->> '{key}')::double precision"),
-        (Dialect::Postgres, FieldKind::Money) => format!("(fields::jsonb -> '{key}' ->> 'value')::double precision"),
-        (Dialect::Postgres, FieldKind::User | FieldKind::ItemLink) => format!("(fields::jsonb ->> '{key}')::bigint"),
-        (Dialect::Postgres, _) => format!("(fields::jsonb ->> '{key}')"),
+    match kind {
+        FieldKind::Number => dialect.json_value("fields", &[key], JsonCast::Real),
+        FieldKind::Money => dialect.json_value("fields", &[key, "value"], JsonCast::Real),
+        FieldKind::User | FieldKind::ItemLink => dialect.json_value("fields", &[key], JsonCast::BigInt),
+        _ => dialect.json_value("fields", &[key], JsonCast::Plain),
     }
 }
 
@@ -113,10 +107,9 @@ fn field_bind(dialect: Dialect, kind: FieldKind, raw: &str) -> Result<Bind, Stri
         FieldKind::User | FieldKind::ItemLink => {
             raw.parse::<i64>().map(Bind::Int).map_err(|_| format!("`{raw}` is not an id"))
         }
-        FieldKind::Bool => match (raw, dialect) {
-            ("true", Dialect::Sqlite) => Ok(Bind::Int(1)),
-            ("false", Dialect::Sqlite) => Ok(Bind::Int(0)),
-            ("true" | "false", Dialect::Postgres) => Ok(Bind::Text(raw.to_string())),
+        FieldKind::Bool => match raw {
+            "true" | "false" if dialect.json_bool_is_text() => Ok(Bind::Text(raw.to_string())),
+            "true" | "false" => Ok(Bind::Int(i64::from(raw == "true"))),
             _ => Err("expected true or false".into()),
         },
         FieldKind::Datetime => parse_rfc3339(raw)
@@ -215,7 +208,7 @@ fn parse_params(
                 Err(_) => errors.push(FieldError::new(name.clone(), format!("`{value}` is not an id"))),
             },
             "q" => {
-                let like = if dialect == Dialect::Postgres { "ILIKE" } else { "LIKE" };
+                let like = dialect.like_any_case();
                 conditions.push(cond(&format!("title {like} ? ESCAPE '\\'"), Bind::Text(like_pattern(value))));
             }
             "type" => conditions.push(cond("type_key = ?", Bind::Text(value.clone()))),
@@ -249,8 +242,7 @@ fn builtin_range(dialect: Dialect, name: &str, rest: &[&str], value: &str) -> Re
     };
     if name == "amount" {
         let number: f64 = value.parse().map_err(|_| format!("`{value}` is not a number"))?;
-        let expr =
-            if dialect == Dialect::Postgres { "amount_value::double precision" } else { "CAST(amount_value AS REAL)" };
+        let expr = dialect.cast_real("amount_value");
         return Ok(Condition { sql: format!("{expr} {op} ?"), binds: vec![Bind::Real(number)] });
     }
     let micros = parse_rfc3339(value).ok_or_else(|| format!("`{value}` is not an RFC 3339 timestamp"))?;
@@ -269,14 +261,7 @@ fn field_filter(dialect: Dialect, schema: &TypeSchema, rest: &[&str], value: &st
         if op != "=" {
             return Err("fields with several values take equality filters only".into());
         }
-        let sql = match dialect {
-            Dialect::Sqlite => {
-                format!("EXISTS (SELECT 1 FROM json_each(items.fields, '$.\"{key}\"') WHERE CAST(value AS TEXT) = ?)")
-            }
-            Dialect::Postgres => format!(
-                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(items.fields::jsonb -> '{key}') e WHERE e = ?)"
-            ),
-        };
+        let sql = dialect.json_array_has_text("items.fields", key);
         let text = match bind {
             Bind::Int(v) => v.to_string(),
             Bind::Real(v) => v.to_string(),

@@ -42,11 +42,11 @@ pub mod webhooks;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::store::catalog::Catalog;
-use crate::store::{Store, StoreError};
 use voronka_model::FieldError;
 use voronka_model::access::Principal;
 use voronka_model::actor::Actor;
+use voronka_store::catalog::Catalog;
+use voronka_store::{Store, StoreError};
 
 /// Why a use case refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +77,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
-impl From<sqlx::Error> for ServiceError {
-    fn from(e: sqlx::Error) -> Self {
-        ServiceError::Store(StoreError::Database(e))
+impl From<voronka_store::DbError> for ServiceError {
+    fn from(e: voronka_store::DbError) -> Self {
+        ServiceError::Store(StoreError::Db(e))
     }
 }
 
@@ -151,16 +151,16 @@ pub struct Service {
 struct StageRobots {
     generation: i64,
     any: Option<bool>,
-    by_stage: HashMap<(String, String, String), Arc<Vec<crate::store::robots::Robot>>>,
+    by_stage: HashMap<(String, String, String), Arc<Vec<voronka_store::robots::Robot>>>,
 }
 
 /// Caches of configuration, each valid for one configuration generation.
 #[derive(Default)]
 struct Caches {
     /// Stored versions of each plugin.
-    plugin_versions: Mutex<(i64, HashMap<String, Vec<crate::store::plugins::PluginVersion>>)>,
+    plugin_versions: Mutex<(i64, HashMap<String, Vec<voronka_store::plugins::PluginVersion>>)>,
     /// Robot bindings by id (`None`: deleted).
-    robots: Mutex<(i64, HashMap<i64, Option<crate::store::robots::Robot>>)>,
+    robots: Mutex<(i64, HashMap<i64, Option<voronka_store::robots::Robot>>)>,
     /// Robot bindings by (type, funnel, stage), in order.
     stage_robots: Mutex<StageRobots>,
     /// Compiled process templates by (key, version); versions never change.
@@ -209,7 +209,7 @@ impl Service {
         {
             return Ok(catalog.clone());
         }
-        let catalog = Arc::new(crate::store::catalog::load(self.store.meta()).await?);
+        let catalog = Arc::new(voronka_store::catalog::load(self.store.meta()).await?);
         if let Ok(mut guard) = self.catalog.write() {
             *guard = Some((generation, catalog.clone()));
         }
@@ -217,16 +217,16 @@ impl Service {
     }
 
     /// Commits a configuration change and tells the caches.
-    async fn commit_config(&self, tx: crate::store::Tx) -> ServiceResult<()> {
+    async fn commit_config(&self, tx: voronka_store::Tx) -> ServiceResult<()> {
         tx.commit().await?;
         self.store.generation_committed();
         Ok(())
     }
 
     /// Starts a configuration-changing transaction (bumps the generation).
-    async fn begin_config(&self) -> ServiceResult<crate::store::Tx> {
-        let mut tx = self.store.begin().await?;
-        self.store.bump_generation(&mut tx).await?;
+    async fn begin_config(&self) -> ServiceResult<voronka_store::Tx> {
+        let mut tx = self.store.begin();
+        self.store.bump_generation(&mut tx);
         Ok(tx)
     }
 }

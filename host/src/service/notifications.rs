@@ -5,13 +5,13 @@
 use serde_json::{Value, json};
 
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::Tx;
-use crate::store::notifications as repo;
-use crate::store::outbox::{self, NewEvent};
 use voronka_model::event::EventKind;
 use voronka_model::item::ItemRef;
 use voronka_model::notification::{MAX_TEXT, Notification};
 use voronka_model::time::{now_micros, to_rfc3339};
+use voronka_store::Tx;
+use voronka_store::notifications as repo;
+use voronka_store::outbox::{self, NewEvent};
 
 /// A notification to write.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ impl Service {
                 format!("a notification of 1 to {MAX_TEXT} characters is required"),
             ));
         }
-        match crate::store::people::get_user(self.store.reader(), new.user).await? {
+        match voronka_store::people::get_user(self.store.reader(), new.user).await? {
             Some(user) if user.active => {}
             // Someone who left is not written to; the change that would notify them goes on.
             Some(_) => return Ok(None),
@@ -96,7 +96,7 @@ impl Service {
         {
             return Err(ServiceError::NotFound(format!("no notification {id}")));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         let changed = repo::mark_read(&mut tx, user, id.as_slice(), now_micros()).await?;
         tx.commit().await?;
         Ok(changed)

@@ -3,10 +3,10 @@
 use serde::Deserialize;
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::store::people::{self as repo, NewUser, PeopleTable};
 use voronka_model::access::Permission;
 use voronka_model::people::{Department, Role, User};
 use voronka_model::{FieldError, is_valid_key};
+use voronka_store::people::{self as repo, NewUser, PeopleTable};
 
 /// `POST /users` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -240,7 +240,7 @@ impl Service {
 
     async fn check_department_links(
         &self,
-        tx: &mut crate::store::Tx,
+        tx: &mut voronka_store::Tx,
         input: &DepartmentRequest,
         own: Option<i64>,
     ) -> ServiceResult<()> {
@@ -265,7 +265,7 @@ impl Service {
     fn check_permissions(
         &self,
         permissions: &[Permission],
-        catalog: &crate::store::catalog::Catalog,
+        catalog: &voronka_store::catalog::Catalog,
     ) -> Vec<FieldError> {
         let mut errors = Vec::new();
         for (i, p) in permissions.iter().enumerate() {

@@ -9,11 +9,11 @@ use sha2::{Digest, Sha256};
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
 use crate::runtime::registry::Loaded;
-use crate::store::plugins::{self as repo, PluginVersion};
 use voronka_model::capability::Capability;
 use voronka_model::limits::Limits;
 use voronka_model::plugin::{PluginKind, World};
 use voronka_model::{FieldError, is_valid_key};
+use voronka_store::plugins::{self as repo, PluginVersion};
 
 /// The `manifest` part of an upload.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -50,7 +50,7 @@ pub struct ResolvedPlugin {
 /// Loads a stored version for its world: compiled once, then from memory.
 async fn load(
     runtime: &crate::runtime::registry::Runtime,
-    reader: sqlx::AnyPool,
+    reader: voronka_store::Reader,
     version: &PluginVersion,
 ) -> Result<Arc<Loaded>, String> {
     let (name, number) = (version.name.clone(), version.version.clone());
@@ -237,9 +237,9 @@ impl Service {
     pub async fn delete_plugin(&self, caller: &Caller, name: &str) -> ServiceResult<()> {
         require_admin(caller)?;
         let mut tx = self.begin_config().await?;
-        let robots = crate::store::robots::count_using(&mut tx, name).await?;
-        let triggers = crate::store::triggers::count_using(&mut tx, name).await?;
-        let schedules = crate::store::schedules::count_using(&mut tx, name).await?;
+        let robots = voronka_store::robots::count_using(&mut tx, name).await?;
+        let triggers = voronka_store::triggers::count_using(&mut tx, name).await?;
+        let schedules = voronka_store::schedules::count_using(&mut tx, name).await?;
         if robots + triggers + schedules > 0 {
             return Err(ServiceError::Conflict(format!(
                 "{robots} robot(s), {triggers} trigger(s) and {schedules} schedule(s) use plugin `{name}`; remove them first"
@@ -257,7 +257,7 @@ impl Service {
         let version = self.matching_version(name, requirement, world).await?;
         let loaded = load(&self.runtime, self.store.reader().clone(), &version)
             .await
-            .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt { table: "plugins", message: e }))?;
+            .map_err(|e| ServiceError::Store(voronka_store::StoreError::Corrupt { table: "plugins", message: e }))?;
         Ok(ResolvedPlugin { version, loaded })
     }
 
@@ -273,7 +273,7 @@ impl Service {
     /// Loads, in the background, the plugins that robot bindings name, so that no robot's
     /// first run waits for its plugin to compile (at start, and after a binding changes).
     pub async fn warm_bound_plugins(&self) -> ServiceResult<()> {
-        for (name, requirement) in crate::store::robots::bound_plugins(self.store.reader()).await? {
+        for (name, requirement) in voronka_store::robots::bound_plugins(self.store.reader()).await? {
             let versions = self.plugin_versions_cached(&name).await?;
             let Some(version) = pick(&versions, &requirement).filter(|v| v.world == World::Robot).cloned() else {
                 continue;

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::store::Tx;
-use crate::store::processes::{self as repo, StoredTemplate};
 use voronka_model::access::Access;
 use voronka_model::item::ItemRef;
 use voronka_model::process::{Instance, InstanceStatus, Program, State, Wait};
 use voronka_model::time::{now_micros, to_rfc3339};
+use voronka_store::Tx;
+use voronka_store::processes::{self as repo, StoredTemplate};
 
 /// `POST /processes/templates` body.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -91,7 +91,7 @@ impl Service {
                 format!("template `{}` runs on `{}`", template.key, latest.type_key),
             ));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         template.version = repo::insert_template(&mut tx, &template, now).await?;
         tx.commit().await?;
         Ok(template)
@@ -125,7 +125,7 @@ impl Service {
 
     /// Starts a process on an item the caller may change.
     pub async fn start_process(&self, caller: &Caller, input: StartRequest) -> ServiceResult<Instance> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         let instance = self.start_process_in(&mut tx, caller, &input.template, &input.item, input.params, None).await?;
         tx.commit().await?;
         self.signals().processes.notify_one();
@@ -208,7 +208,7 @@ impl Service {
 
     /// One instance with its log, for those who may read its item.
     pub async fn get_process(&self, caller: &Caller, id: i64) -> ServiceResult<(Instance, Vec<Value>)> {
-        let mut conn = self.store.reader().acquire().await?;
+        let mut conn = self.store.reader().clone();
         let mut instance =
             repo::instance(&mut conn, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no process {id}")))?;
         drop(conn);
@@ -235,7 +235,7 @@ impl Service {
         let item = self.get_item(caller, &instance.item.type_key, instance.item.id).await?;
         self.require(caller, &item.type_key, item.funnel.as_deref(), Access::Write)?;
         let now = now_micros();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         if !repo::terminate(&mut tx, id, now).await? {
             return Err(ServiceError::Conflict(format!("process {id} is not running")));
         }
@@ -250,7 +250,7 @@ impl Service {
 
     /// An instance and its template version's program.
     pub async fn instance_program(&self, id: i64) -> ServiceResult<(Instance, Arc<Program>)> {
-        let mut conn = self.store.reader().acquire().await?;
+        let mut conn = self.store.reader().clone();
         let instance =
             repo::instance(&mut conn, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no process {id}")))?;
         drop(conn);

@@ -12,12 +12,12 @@ use serde_json::json;
 use super::items::TimelineNote;
 use super::{Caller, Service, ServiceResult};
 use crate::automation::MAX_CHAIN_DEPTH;
-use crate::store::jobs::{self, NewJob};
-use crate::store::robots::{self as repo, Robot, RobotMode};
-use crate::store::{Statement, Tx};
 use voronka_model::actor::Actor;
 use voronka_model::item::{Item, ItemRef, TimelineKind};
 use voronka_model::time::Micros;
+use voronka_store::jobs::{self, NewJob};
+use voronka_store::robots::{self as repo, Robot, RobotMode};
+use voronka_store::{Statement, Tx};
 
 /// A timeline note about robots that could not be queued, added once the move is written.
 pub(crate) struct RobotNote {
@@ -40,13 +40,13 @@ impl Service {
     /// another host may hold them, so they wait for their leases to end. Returns how many of
     /// each (robot runs, processes, deliveries).
     pub async fn resume_interrupted_work(&self) -> ServiceResult<(usize, usize, usize)> {
-        if self.store.dialect() != crate::store::Dialect::Sqlite {
+        if self.store.dialect() != voronka_store::Dialect::Sqlite {
             return Ok((0, 0, 0));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         let runs = jobs::end_leases(&mut tx).await?;
-        let processes = crate::store::processes::end_leases(&mut tx).await?;
-        let deliveries = crate::store::webhooks::end_leases(&mut tx).await?;
+        let processes = voronka_store::processes::end_leases(&mut tx).await?;
+        let deliveries = voronka_store::webhooks::end_leases(&mut tx).await?;
         tx.commit().await?;
         Ok((runs, processes, deliveries))
     }
@@ -214,15 +214,15 @@ mod tests {
     use std::sync::Arc;
 
     use crate::service::Service;
-    use crate::store::Statement;
+    use voronka_store::Statement;
 
     /// After a crash, a SQLite host takes up at start the robot runs, process advances and
     /// webhook deliveries it held; work no one held is left as it is.
     #[tokio::test]
     async fn a_restarted_sqlite_host_takes_up_what_its_stop_cut_short() {
-        let (dir, store) = crate::store::scratch().await;
+        let (dir, store) = voronka_store::scratch().await;
         let far = voronka_model::time::now_micros() + 3_600_000_000;
-        let mut tx = store.begin().await.expect("begin");
+        let mut tx = store.begin();
         for (status, lease) in [("running", Some(far)), ("pending", None)] {
             tx.execute(
                 Statement::new(
@@ -265,12 +265,8 @@ mod tests {
         let leases = |table: &'static str| {
             let store = store.clone();
             async move {
-                sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(format!(
-                    "SELECT lease_until FROM {table} ORDER BY id"
-                )))
-                .fetch_all(store.reader())
-                .await
-                .expect("select")
+                let select = voronka_store::Statement::new(format!("SELECT lease_until FROM {table} ORDER BY id"));
+                store.reader().scalars::<Option<i64>>(select).await.expect("select")
             }
         };
         assert_eq!(leases("jobs").await, vec![Some(0), None]);

@@ -5,10 +5,10 @@ use serde_json::Value;
 use voronka_model::plugin::World;
 
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::robots::{self as repo, RelativeTo, Robot, RobotMode};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::field::FieldKind;
+use voronka_store::robots::{self as repo, RelativeTo, Robot, RobotMode};
 
 /// Longest delay of a robot: one year.
 pub const MAX_DELAY_S: i64 = 366 * 24 * 3600;
@@ -171,7 +171,7 @@ impl Service {
         if let Err(e) = super::plugins::check_requirement(requirement) {
             return Ok(Err(FieldError::new("version", e)));
         }
-        let versions = crate::store::plugins::versions(self.store.reader(), plugin).await?;
+        let versions = voronka_store::plugins::versions(self.store.reader(), plugin).await?;
         Ok(match super::plugins::pick(&versions, requirement) {
             None if versions.is_empty() => Err(FieldError::new("plugin", format!("no plugin `{plugin}`"))),
             None => Err(FieldError::new("version", format!("no version of `{plugin}` matches `{requirement}`"))),

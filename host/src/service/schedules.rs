@@ -6,10 +6,10 @@ use serde_json::Value;
 use voronka_model::plugin::World;
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::store::schedules::{self as repo, StoredSchedule};
 use voronka_model::FieldError;
 use voronka_model::schedule::Timetable;
 use voronka_model::time::{Micros, now_micros, to_rfc3339};
+use voronka_store::schedules::{self as repo, StoredSchedule};
 
 /// Which items a schedule runs over.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -177,7 +177,7 @@ impl Service {
         self.check_schedule(&schedule).await?;
         let now = now_micros();
         schedule.next_at = next_firing(&schedule, now);
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         schedule.id = repo::insert(&mut tx, &schedule, now).await?;
         tx.commit().await?;
         self.signals().schedules.notify_one();
@@ -223,7 +223,7 @@ impl Service {
         if retimed {
             schedule.next_at = next_firing(&schedule, now_micros());
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         repo::update(&mut tx, &schedule, retimed).await?;
         tx.commit().await?;
         self.signals().schedules.notify_one();
@@ -234,7 +234,7 @@ impl Service {
     pub async fn delete_schedule(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
         require_admin(caller)?;
         self.schedule(id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         repo::delete(&mut tx, id, now_micros()).await?;
         tx.commit().await?;
         Ok(())

@@ -10,15 +10,15 @@ use serde_json::{Value, json};
 use super::assignees::Assignee;
 use super::notifications::NewNotification;
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::Tx;
-use crate::store::outbox::{self, NewEvent};
-use crate::store::tasks::{self as repo, TaskFilter, TaskRow};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::event::EventKind;
 use voronka_model::item::{Item, ItemRef};
 use voronka_model::task::{ChecklistEntry, MAX_LIST, MAX_TEXT, MAX_TITLE, Task, TaskStatus};
 use voronka_model::time::{Micros, now_micros, parse_rfc3339, to_rfc3339};
+use voronka_store::Tx;
+use voronka_store::outbox::{self, NewEvent};
+use voronka_store::tasks::{self as repo, TaskFilter, TaskRow};
 
 /// `POST /tasks` body (and the `tasks.create` host call's input).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -203,7 +203,7 @@ fn diff(old: &Task, new: &Task) -> Vec<Value> {
 impl Service {
     /// Creates a task; its responsible is notified (unless they created it).
     pub async fn create_task(&self, caller: &Caller, input: TaskRequest) -> ServiceResult<Task> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         let task = self.create_task_in(&mut tx, caller, input).await?;
         tx.commit().await?;
         self.task_committed(task.deadline.is_some());
@@ -324,7 +324,7 @@ impl Service {
                 filter.participant = Some(user);
             }
         }
-        let mut conn = self.store.reader().acquire().await?;
+        let mut conn = self.store.reader().clone();
         let mut tasks = repo::list(&mut conn, &filter, now_micros(), after, limit).await?;
         let next = super::items::page_cursor(&mut tasks, limit, |t| t.id);
         Ok((tasks, next))
@@ -354,7 +354,7 @@ impl Service {
             checks.text("description", description);
             task.description = description.trim().to_string();
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         if let Some(links) = &patch.links {
             let items = self.check_links(&mut tx, caller, links, &mut checks).await?;
             task.links = items.iter().map(|i| ItemRef { type_key: i.type_key.clone(), id: i.id }).collect();
@@ -440,7 +440,7 @@ impl Service {
     /// Completes a task (its responsible, its creator or an administrator) with a result,
     /// required when the task says so. Its creator is notified.
     pub async fn complete_task(&self, caller: &Caller, id: i64, result: Option<String>) -> ServiceResult<Task> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         let task = self.complete_task_in(&mut tx, caller, id, result).await?;
         tx.commit().await?;
         self.task_committed(false);
@@ -481,8 +481,8 @@ impl Service {
             return Err(ServiceError::Conflict(format!("task {id} changed meanwhile; read it again")));
         }
         self.record_task_event(tx, caller, EventKind::TaskCompleted, json!({ "task": task }), now).await?;
-        if let Some(process) = crate::store::processes::process_of_task(tx, id).await? {
-            crate::store::processes::wake(tx, process);
+        if let Some(process) = voronka_store::processes::process_of_task(tx, id).await? {
+            voronka_store::processes::wake(tx, process);
         }
         if let Some(creator) = task.creator.user_id()
             && caller.actor.user_id() != Some(creator)
@@ -544,7 +544,7 @@ impl Service {
     async fn check_users(&self, field: &str, users: &[i64], checks: &mut Checks) -> ServiceResult<Vec<i64>> {
         let mut out: Vec<i64> = Vec::new();
         for (i, id) in users.iter().enumerate() {
-            match crate::store::people::get_user(self.store.reader(), *id).await? {
+            match voronka_store::people::get_user(self.store.reader(), *id).await? {
                 Some(u) if u.active => {
                     if !out.contains(id) {
                         out.push(*id)
@@ -611,14 +611,14 @@ impl Service {
     /// notification to its responsible; returns how many (at most `limit`).
     pub async fn mark_overdue_tasks(&self, limit: i64) -> ServiceResult<usize> {
         let now = now_micros();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         let ids = repo::mark_overdue(&mut tx, now, limit).await?;
         let system = Caller::automation(voronka_model::actor::Actor::System, 0);
         for id in &ids {
             let task = match repo::get(&mut tx, *id, now).await {
                 Ok(Some(task)) => task,
                 Ok(None) => continue,
-                Err(e @ crate::store::StoreError::Corrupt { .. }) => {
+                Err(e @ voronka_store::StoreError::Corrupt { .. }) => {
                     tracing::error!(task = id, error = %e, "an overdue task is unreadable; it is marked without an event");
                     continue;
                 }

@@ -7,14 +7,14 @@ use voronka_model::plugin::World;
 
 use super::items::MoveRequest;
 use super::{Caller, Service, ServiceError, ServiceResult};
-use crate::store::Tx;
-use crate::store::triggers::{self as repo, StoredTrigger};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::actor::Actor;
 use voronka_model::entity_type::TypeSchema;
 use voronka_model::item::Item;
 use voronka_model::trigger::{TriggerRule, is_builtin_field};
+use voronka_store::Tx;
+use voronka_store::triggers::{self as repo, StoredTrigger};
 
 /// `POST .../triggers` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -169,7 +169,7 @@ impl Service {
             created_at: voronka_model::time::to_rfc3339(voronka_model::time::now_micros()),
         };
         self.check_trigger(&mut trigger).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         (trigger.id, trigger.since_event) = repo::insert(&mut tx, &trigger).await?;
         tx.commit().await?;
         Ok(trigger)
@@ -197,7 +197,7 @@ impl Service {
             trigger.condition = Some(v).filter(|c| !c.trim().is_empty());
         }
         self.check_trigger(&mut trigger).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         repo::update(&mut tx, &trigger).await?;
         tx.commit().await?;
         Ok(trigger)
@@ -206,7 +206,7 @@ impl Service {
     /// Deletes a trigger.
     pub async fn delete_trigger(&self, caller: &Caller, stage: (&str, &str, &str), id: i64) -> ServiceResult<()> {
         self.trigger_on_stage(caller, stage, id, Access::Admin).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         repo::delete(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
@@ -393,7 +393,7 @@ impl Service {
             if let Some(reason) = self.trigger_blocked(schema, &item, &trigger) {
                 return Ok(WebhookOutcome::of(&item, false, Some(reason)));
             }
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.store.begin();
             match self.move_by_trigger_in(&mut tx, &item, &trigger, 1).await {
                 Ok(moved) => {
                     tx.commit().await?;

@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::store::webhooks::{self as repo, Delivery, StoredWebhook};
 use voronka_model::FieldError;
 use voronka_model::time::now_micros;
 use voronka_model::webhook::{WebhookFilter, check_events, check_url};
+use voronka_store::webhooks::{self as repo, Delivery, StoredWebhook};
 
 /// `POST /webhooks` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -126,7 +126,7 @@ impl Service {
         };
         check(&webhook)?;
         let now = now_micros();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         webhook.id = repo::insert(&mut tx, &webhook, now).await?;
         tx.commit().await?;
         webhook.created_at = voronka_model::time::to_rfc3339(now);
@@ -154,7 +154,7 @@ impl Service {
             webhook.active = v;
         }
         check(&webhook)?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         repo::update(&mut tx, &webhook).await?;
         tx.commit().await?;
         Ok(Webhook::view(webhook, new_secret))
@@ -164,7 +164,7 @@ impl Service {
     pub async fn delete_webhook(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
         require_admin(caller)?;
         self.webhook(id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         repo::delete(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
@@ -189,7 +189,7 @@ impl Service {
     pub async fn redeliver(&self, caller: &Caller, id: i64, delivery: i64) -> ServiceResult<()> {
         require_admin(caller)?;
         self.webhook(id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin();
         if !repo::redeliver(&mut tx, id, delivery, now_micros()).await? {
             return Err(ServiceError::Conflict(format!(
                 "delivery {delivery} of webhook {id} does not exist or is still being attempted"
@@ -197,7 +197,7 @@ impl Service {
         }
         match tx.commit().await {
             Ok(()) => {}
-            Err(crate::store::StoreError::CheckFailed) => {
+            Err(voronka_store::DbError::CheckFailed) => {
                 return Err(ServiceError::Conflict(format!(
                     "delivery {delivery} of webhook {id} does not exist or is still being attempted"
                 )));

@@ -20,21 +20,22 @@
 //! left open longer than needed: a member releases its savepoint when its turn ends, and the
 //! programs of a request share one savepoint unless one of them fails.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sqlx::any::AnyRow;
+use crate::Row;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot, watch};
 
-use super::tx::Statement;
 use super::write_thread::WriteConnection;
-use super::{StoreError, StoreResult};
+use crate::Statement;
+use crate::{DbError, DbResult};
 
 /// Statements of one transaction submitted to run in the committer's batch; answered with
 /// their rows once committed.
 struct Program {
     statements: Vec<Statement>,
-    reply: oneshot::Sender<StoreResult<Vec<AnyRow>>>,
+    reply: oneshot::Sender<DbResult<Vec<Row>>>,
 }
 
 /// The savepoint statement each member's first write is prefixed with.
@@ -48,22 +49,23 @@ const UNDO_MEMBER: &str = "ROLLBACK TO member; RELEASE member";
 type Outcome = Option<Result<(), String>>;
 
 /// The write connection and the batch open on it.
-pub(super) struct Writer {
+pub(crate) struct Writer {
     connection: Option<WriteConnection>,
     batch: Option<watch::Sender<Outcome>>,
     /// The last member ended without committing after opening (or trying to open) its
     /// savepoint. No other savepoint named `member` exists then: each member releases its own
     /// when its turn ends, so undoing the last member's cannot reach an earlier member.
     rollback_member: bool,
-    /// The last item id handed out (read from the database at first use). Ids are handed out
-    /// during a member's turn, so they commit in order; those of rolled-back writes stay unused.
-    last_item_id: Option<i64>,
+    /// The last id handed out per table (read from the database at first use). Ids are handed
+    /// out during a member's turn, so they commit in order; those of rolled-back writes stay
+    /// unused.
+    last_ids: HashMap<&'static str, i64>,
 }
 
 impl Writer {
     /// The write connection (gone once closed).
-    pub(super) fn connection(&self) -> StoreResult<&WriteConnection> {
-        self.connection.as_ref().ok_or(StoreError::Closed)
+    pub(crate) fn connection(&self) -> DbResult<&WriteConnection> {
+        self.connection.as_ref().ok_or(DbError::Closed)
     }
 
     /// Undoes what an abandoned member left, before anyone else uses the connection. The flag
@@ -89,7 +91,7 @@ impl Writer {
     /// cancelled while its `BEGIN` ran: the write thread still runs a request whose caller is
     /// gone), so it holds no write anyone was told about; it is rolled back rather than left to
     /// block every later write.
-    async fn begin_batch(&mut self) -> StoreResult<()> {
+    async fn begin_batch(&mut self) -> DbResult<()> {
         let connection = self.connection()?;
         if let Err(e) = connection.execute("BEGIN IMMEDIATE").await {
             if !e.to_string().contains("within a transaction") {
@@ -159,7 +161,7 @@ impl Writer {
                 let why = format!("the write batch was rolled back: {e}");
                 tracing::error!(error = %e, "a write batch was rolled back");
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Commit(why.clone())));
+                    let _ = reply.send(Err(DbError::Commit(why.clone())));
                 }
                 if let Some(batch) = batch {
                     batch.send_replace(Some(Err(why)));
@@ -183,7 +185,7 @@ impl Signal {
 }
 
 /// The SQLite write connection shared by all write transactions of this process.
-pub(super) struct WriteGroup {
+pub(crate) struct WriteGroup {
     writer: Arc<Mutex<Writer>>,
     signal: Arc<Signal>,
     programs: Arc<std::sync::Mutex<Vec<Program>>>,
@@ -199,12 +201,12 @@ impl WriteGroup {
     /// Takes over `connection` and starts the committer on a thread of its own, so that
     /// between its requests to the write thread it does not queue behind the server's other
     /// tasks (plugin runs, requests) for a turn on the runtime's threads.
-    pub(super) fn start(connection: WriteConnection) -> StoreResult<Arc<WriteGroup>> {
+    pub(crate) fn start(connection: WriteConnection) -> DbResult<Arc<WriteGroup>> {
         let writer = Arc::new(Mutex::new(Writer {
             connection: Some(connection),
             batch: None,
             rollback_member: false,
-            last_item_id: None,
+            last_ids: HashMap::new(),
         }));
         let signal = Arc::new(Signal { commit_wanted: Notify::new(), closed: AtomicBool::new(false) });
         let programs = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -221,44 +223,44 @@ impl WriteGroup {
                     let _ = started.send(Err(e));
                 }
             })
-            .map_err(StoreError::Thread)?;
+            .map_err(DbError::Thread)?;
         // The thread answers at once, before it runs anything.
-        start.recv().map_err(|e| StoreError::Thread(std::io::Error::other(e)))?.map_err(StoreError::Thread)?;
+        start.recv().map_err(|e| DbError::Thread(std::io::Error::other(e)))?.map_err(DbError::Thread)?;
         Ok(Arc::new(WriteGroup { writer, signal, programs }))
     }
 
     /// Joins the open batch (opening one if none is) once the connection is free.
-    pub(super) async fn begin(self: &Arc<Self>) -> StoreResult<Member> {
+    pub(crate) async fn begin(self: &Arc<Self>) -> DbResult<Member> {
         let mut writer = self.writer.clone().lock_owned().await;
         writer.settle().await;
         if writer.batch.is_none() {
             writer.begin_batch().await?;
         }
-        let outcome = writer.batch.as_ref().map(watch::Sender::subscribe).ok_or(StoreError::Closed)?;
+        let outcome = writer.batch.as_ref().map(watch::Sender::subscribe).ok_or(DbError::Closed)?;
         Ok(Member { writer: Some(writer), savepoint: false, outcome, group: self.clone() })
     }
 
     /// Runs `statements` as one program in the next batch and waits for its commit; returns
     /// the rows they produced.
-    pub(super) async fn submit(&self, statements: Vec<Statement>) -> StoreResult<Vec<AnyRow>> {
+    pub(crate) async fn submit(&self, statements: Vec<Statement>) -> DbResult<Vec<Row>> {
         let (reply, answer) = oneshot::channel();
         match self.programs.lock() {
             Ok(mut programs) => programs.push(Program { statements, reply }),
-            Err(_) => return Err(StoreError::Closed),
+            Err(_) => return Err(DbError::Closed),
         }
         self.signal.commit_wanted.notify_one();
-        answer.await.map_err(|_| StoreError::Closed)?
+        answer.await.map_err(|_| DbError::Closed)?
     }
 
     /// The connection with no batch open, for migrations.
-    pub(super) async fn exclusive(&self) -> OwnedMutexGuard<Writer> {
+    pub(crate) async fn exclusive(&self) -> OwnedMutexGuard<Writer> {
         let mut writer = self.writer.clone().lock_owned().await;
         let _ = writer.commit().await;
         writer
     }
 
     /// Commits what is open and closes the connection.
-    pub(super) async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.signal.close();
         let mut writer = self.writer.lock().await;
         run_and_commit(&mut writer, &self.programs).await;
@@ -312,13 +314,13 @@ pub(crate) struct Member {
 impl Member {
     /// Runs `statements` in order and returns the rows of all of them; a `write` opens this
     /// member's savepoint first (once), so a failure later undoes only this member.
-    pub(crate) async fn run(&mut self, mut statements: Vec<Statement>, write: bool) -> StoreResult<Vec<AnyRow>> {
+    pub(crate) async fn run(&mut self, mut statements: Vec<Statement>, write: bool) -> DbResult<Vec<Row>> {
         let opening = write && !self.savepoint;
         if opening {
             statements.insert(0, Statement::new(SAVEPOINT));
             self.savepoint = true;
         }
-        let ran = self.writer.as_ref().ok_or(StoreError::Closed)?.connection()?.run_in_batch(statements).await?;
+        let ran = self.writer.as_ref().ok_or(DbError::Closed)?.connection()?.run_in_batch(statements).await?;
         ran.map_err(|failed| {
             if opening && failed.index == 0 {
                 // The savepoint itself failed: it does not exist, and nothing else ran.
@@ -328,28 +330,27 @@ impl Member {
         })
     }
 
-    /// A new item id.
-    pub(crate) async fn allocate_item_id(&mut self) -> StoreResult<i64> {
-        let writer = self.writer.as_mut().ok_or(StoreError::Closed)?;
-        let last = match writer.last_item_id {
-            Some(last) => last,
+    /// A new id for a row of `table`.
+    pub(crate) async fn allocate_id(&mut self, table: &'static str) -> DbResult<i64> {
+        let writer = self.writer.as_mut().ok_or(DbError::Closed)?;
+        let last = match writer.last_ids.get(table) {
+            Some(last) => *last,
             None => {
-                let seed = Statement::new(
-                    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0),
-                                COALESCE((SELECT MAX(id) FROM items), 0))",
-                );
+                let seed = Statement::new(format!(
+                    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0),
+                                COALESCE((SELECT MAX(id) FROM {table}), 0))"
+                ));
                 let rows = writer.connection()?.run_in_batch(vec![seed]).await?.map_err(|failed| failed.error)?;
-                let row = rows.first().ok_or(StoreError::Corrupt { table: "items", message: "no last id".into() })?;
-                sqlx::Row::try_get::<i64, _>(row, 0)?
+                rows.first().ok_or(DbError::NoRow)?.get(0)?
             }
         };
-        writer.last_item_id = Some(last + 1);
+        writer.last_ids.insert(table, last + 1);
         Ok(last + 1)
     }
 
     /// Ends this member's turn and waits for the commit of its batch. Its savepoint is
     /// released first (without waiting: the thread runs it before anything sent later).
-    pub(crate) async fn commit(mut self) -> StoreResult<()> {
+    pub(crate) async fn commit(mut self) -> DbResult<()> {
         if let Some(writer) = self.writer.take() {
             if self.savepoint {
                 writer.connection()?.send_in_batch(vec![Statement::new(RELEASE)]);
@@ -358,11 +359,11 @@ impl Member {
         }
         self.group.signal.commit_wanted.notify_one();
         let mut outcome = self.outcome.clone();
-        let result = outcome.wait_for(Option::is_some).await.map_err(|_| StoreError::Closed)?.clone();
+        let result = outcome.wait_for(Option::is_some).await.map_err(|_| DbError::Closed)?.clone();
         match result {
             Some(Ok(())) => Ok(()),
-            Some(Err(message)) => Err(StoreError::Commit(message)),
-            None => Err(StoreError::Closed),
+            Some(Err(message)) => Err(DbError::Commit(message)),
+            None => Err(DbError::Closed),
         }
     }
 }
@@ -381,7 +382,7 @@ impl Drop for Member {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Statement, Store, StoreError};
+    use crate::{Database, DbError, Statement};
 
     fn insert(name: &str) -> Statement {
         Statement::new("INSERT INTO cursors (name, position) VALUES ($1, 0)").bind(name)
@@ -390,13 +391,13 @@ mod tests {
     #[tokio::test]
     async fn a_failing_program_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let store = Database::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
         store.migrate().await.unwrap();
         // Three programs in one batch; the second writes a row, then fails on a duplicate.
         let programs = [vec![insert("a")], vec![insert("b"), insert("a")], vec![insert("c")]].map(|statements| {
             let store = store.clone();
             async move {
-                let mut tx = store.begin().await?;
+                let mut tx = store.begin();
                 for statement in statements {
                     tx.defer(statement);
                 }
@@ -405,12 +406,13 @@ mod tests {
         });
         let [a, b, c] = futures::future::join_all(programs).await.try_into().unwrap();
         assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
-        assert!(matches!(b, Err(StoreError::Sqlite(_))), "{b:?}");
-        let names: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM cursors WHERE name IN ('a', 'b', 'c') ORDER BY name")
-                .fetch_all(store.reader())
-                .await
-                .unwrap();
+        assert!(matches!(b, Err(DbError::Sqlite(_))), "{b:?}");
+        let rows = store
+            .reader()
+            .fetch_all(Statement::new("SELECT name FROM cursors WHERE name IN ('a', 'b', 'c') ORDER BY name"))
+            .await
+            .unwrap();
+        let names: Vec<String> = rows.iter().map(|row| row.get(0).unwrap()).collect();
         assert_eq!(names, ["a", "c"], "the failed program left nothing, the others committed");
     }
 }

@@ -1,9 +1,6 @@
 //! Stored plugins (module bytes and manifest) and their key-value state.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
-
-use super::{Statement, StoreResult, Tx, parse_json};
+use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::capability::Capability;
 use voronka_model::limits::Limits;
 use voronka_model::plugin::{PluginKind, World};
@@ -40,17 +37,17 @@ pub struct PluginVersion {
 
 const COLUMNS: &str = "name, version, kind, world, capabilities, limits, sha256, builtin, created_at";
 
-fn version_from_row(row: &AnyRow) -> StoreResult<PluginVersion> {
+fn version_from_row(row: &Row) -> StoreResult<PluginVersion> {
     Ok(PluginVersion {
-        name: row.try_get("name")?,
-        version: row.try_get("version")?,
-        kind: PluginKind::from_stored(&row.try_get::<String, _>("kind")?),
-        world: parse_world(&row.try_get::<String, _>("world")?)?,
-        capabilities: parse_json("plugins", &row.try_get::<String, _>("capabilities")?)?,
-        limits: parse_json("plugins", &row.try_get::<String, _>("limits")?)?,
-        sha256: row.try_get("sha256")?,
-        builtin: row.try_get::<i64, _>("builtin")? != 0,
-        created_at: to_rfc3339(row.try_get("created_at")?),
+        name: row.get("name")?,
+        version: row.get("version")?,
+        kind: PluginKind::from_stored(&row.get::<String>("kind")?),
+        world: parse_world(&row.get::<String>("world")?)?,
+        capabilities: parse_json("plugins", &row.get::<String>("capabilities")?)?,
+        limits: parse_json("plugins", &row.get::<String>("limits")?)?,
+        sha256: row.get("sha256")?,
+        builtin: row.get::<i64>("builtin")? != 0,
+        created_at: to_rfc3339(row.get("created_at")?),
     })
 }
 
@@ -75,23 +72,23 @@ pub async fn insert(tx: &mut Tx, plugin: &PluginVersion, module: &[u8]) -> Store
 }
 
 /// Every version of every plugin, by name then upload order.
-pub async fn list(pool: &AnyPool) -> StoreResult<Vec<PluginVersion>> {
+pub async fn list(pool: &Reader) -> StoreResult<Vec<PluginVersion>> {
     let sql = format!("SELECT {COLUMNS} FROM plugins ORDER BY name, created_at");
-    sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?.iter().map(version_from_row).collect()
+    pool.fetch_all(Statement::new(sql)).await?.iter().map(version_from_row).collect()
 }
 
 /// The versions of one plugin.
-pub async fn versions(pool: &AnyPool, name: &str) -> StoreResult<Vec<PluginVersion>> {
+pub async fn versions(pool: &Reader, name: &str) -> StoreResult<Vec<PluginVersion>> {
     let sql = format!("SELECT {COLUMNS} FROM plugins WHERE name = $1 ORDER BY created_at");
-    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_all(pool).await?.iter().map(version_from_row).collect()
+    pool.fetch_all(Statement::new(sql).bind(name)).await?.iter().map(version_from_row).collect()
 }
 
 /// The module bytes of a plugin version.
-pub async fn module(pool: &AnyPool, name: &str, version: &str) -> StoreResult<Option<Vec<u8>>> {
-    Ok(sqlx::query_scalar("SELECT module FROM plugins WHERE name = $1 AND version = $2")
-        .bind(name)
-        .bind(version)
-        .fetch_optional(pool)
+pub async fn module(pool: &Reader, name: &str, version: &str) -> StoreResult<Option<Vec<u8>>> {
+    Ok(pool
+        .scalar_optional(
+            Statement::new("SELECT module FROM plugins WHERE name = $1 AND version = $2").bind(name).bind(version),
+        )
         .await?)
 }
 
@@ -104,11 +101,11 @@ pub async fn delete(tx: &mut Tx, name: &str) -> StoreResult<u64> {
 }
 
 /// A plugin's stored value.
-pub async fn kv_get(pool: &AnyPool, plugin: &str, key: &str) -> StoreResult<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT value FROM plugin_kv WHERE plugin = $1 AND key = $2")
-        .bind(plugin)
-        .bind(key)
-        .fetch_optional(pool)
+pub async fn kv_get(pool: &Reader, plugin: &str, key: &str) -> StoreResult<Option<String>> {
+    Ok(pool
+        .scalar_optional(
+            Statement::new("SELECT value FROM plugin_kv WHERE plugin = $1 AND key = $2").bind(plugin).bind(key),
+        )
         .await?)
 }
 

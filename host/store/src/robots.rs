@@ -1,9 +1,6 @@
 //! Robots: plugin bindings on a stage.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
-
-use super::{Statement, StoreResult, Tx, parse_json};
+use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::time::{now_micros, to_rfc3339};
 
 /// How a robot waits for the ones before it.
@@ -73,52 +70,52 @@ pub struct Robot {
 const COLUMNS: &str = "id, type_key, funnel_key, stage_key, plugin, version_req, config, condition, delay_s, \
                        relative_field, relative_offset_s, mode, position, created_at";
 
-fn robot_from_row(row: &AnyRow) -> StoreResult<Robot> {
-    let mode: String = row.try_get("mode")?;
+fn robot_from_row(row: &Row) -> StoreResult<Robot> {
+    let mode: String = row.get("mode")?;
     Ok(Robot {
-        id: row.try_get("id")?,
-        type_key: row.try_get("type_key")?,
-        funnel: row.try_get("funnel_key")?,
-        stage: row.try_get("stage_key")?,
-        plugin: row.try_get("plugin")?,
-        version: row.try_get("version_req")?,
-        config: parse_json("robots", &row.try_get::<String, _>("config")?)?,
-        condition: row.try_get("condition")?,
-        delay_s: row.try_get("delay_s")?,
+        id: row.get("id")?,
+        type_key: row.get("type_key")?,
+        funnel: row.get("funnel_key")?,
+        stage: row.get("stage_key")?,
+        plugin: row.get("plugin")?,
+        version: row.get("version_req")?,
+        config: parse_json("robots", &row.get::<String>("config")?)?,
+        condition: row.get("condition")?,
+        delay_s: row.get("delay_s")?,
         relative_to: row
-            .try_get::<Option<String>, _>("relative_field")?
-            .map(|field| Ok::<_, sqlx::Error>(RelativeTo { field, offset_s: row.try_get("relative_offset_s")? }))
+            .get::<Option<String>>("relative_field")?
+            .map(|field| Ok::<_, voronka_db::DbError>(RelativeTo { field, offset_s: row.get("relative_offset_s")? }))
             .transpose()?,
         mode: if mode == "parallel" { RobotMode::Parallel } else { RobotMode::AfterPrevious },
-        order: row.try_get("position")?,
-        created_at: to_rfc3339(row.try_get("created_at")?),
+        order: row.get("position")?,
+        created_at: to_rfc3339(row.get("created_at")?),
     })
 }
 
 /// Robots of a stage, by order.
-pub async fn on_stage(pool: &AnyPool, type_key: &str, funnel: &str, stage: &str) -> StoreResult<Vec<Robot>> {
+pub async fn on_stage(pool: &Reader, type_key: &str, funnel: &str, stage: &str) -> StoreResult<Vec<Robot>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM robots WHERE type_key = $1 AND funnel_key = $2 AND stage_key = $3 ORDER BY position, id"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(type_key).bind(funnel).bind(stage).fetch_all(pool).await?;
+    let rows = pool.fetch_all(Statement::new(sql).bind(type_key).bind(funnel).bind(stage)).await?;
     rows.iter().map(robot_from_row).collect()
 }
 
 /// Whether any robot is bound to any stage.
-pub async fn any(pool: &AnyPool) -> StoreResult<bool> {
-    Ok(sqlx::query("SELECT 1 FROM robots LIMIT 1").fetch_optional(pool).await?.is_some())
+pub async fn any(pool: &Reader) -> StoreResult<bool> {
+    Ok(pool.fetch_optional(Statement::new("SELECT 1 FROM robots LIMIT 1")).await?.is_some())
 }
 
 /// The plugins robot bindings name: (plugin, version requirement), each once.
-pub async fn bound_plugins(pool: &AnyPool) -> StoreResult<Vec<(String, String)>> {
-    let rows = sqlx::query("SELECT DISTINCT plugin, version_req FROM robots").fetch_all(pool).await?;
-    rows.iter().map(|r| Ok((r.try_get("plugin")?, r.try_get("version_req")?))).collect()
+pub async fn bound_plugins(pool: &Reader) -> StoreResult<Vec<(String, String)>> {
+    let rows = pool.fetch_all(Statement::new("SELECT DISTINCT plugin, version_req FROM robots")).await?;
+    rows.iter().map(|r| Ok((r.get("plugin")?, r.get("version_req")?))).collect()
 }
 
 /// One robot.
-pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<Robot>> {
+pub async fn get(pool: &Reader, id: i64) -> StoreResult<Option<Robot>> {
     let sql = format!("SELECT {COLUMNS} FROM robots WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    let row = pool.fetch_optional(Statement::new(sql).bind(id)).await?;
     row.as_ref().map(robot_from_row).transpose()
 }
 
@@ -131,7 +128,7 @@ pub async fn insert(tx: &mut Tx, robot: &Robot) -> StoreResult<i64> {
     );
     let insert =
         bind_settings(insert, robot).bind(&robot.type_key).bind(&robot.funnel).bind(&robot.stage).bind(now_micros());
-    Ok(tx.fetch_one(insert).await?.try_get(0)?)
+    Ok(tx.fetch_one(insert).await?.get(0)?)
 }
 
 /// Binds a robot's settings to `$1..$9` (plugin, version, config, condition, delay, mode,
@@ -156,7 +153,7 @@ pub async fn update(tx: &mut Tx, robot: &Robot) -> StoreResult<()> {
              relative_field = $8, relative_offset_s = $9
          WHERE id = $10",
     );
-    tx.execute(bind_settings(update, robot).bind(robot.id)).await
+    Ok(tx.execute(bind_settings(update, robot).bind(robot.id)).await?)
 }
 
 /// Deletes a robot and cancels its pending jobs.
@@ -175,5 +172,5 @@ pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
 
 /// How many robots use a plugin.
 pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
-    Ok(tx.fetch_one(Statement::new("SELECT COUNT(*) FROM robots WHERE plugin = $1").bind(plugin)).await?.try_get(0)?)
+    Ok(tx.fetch_one(Statement::new("SELECT COUNT(*) FROM robots WHERE plugin = $1").bind(plugin)).await?.get(0)?)
 }

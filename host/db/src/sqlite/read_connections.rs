@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::Row;
 use rusqlite::OpenFlags;
-use sqlx::any::AnyRow;
 
-use super::sqlite_rows::{self, run_statement};
-use super::tx::Statement;
-use super::{StoreError, StoreResult};
+use super::rows::{self, run_statement};
+use crate::Statement;
+use crate::{DbError, DbResult};
 
 /// Connections kept open between reads (more are opened when more reads run at once).
 const KEEP_IDLE: usize = 8;
@@ -38,7 +38,7 @@ pub(crate) struct ReadConnections {
 
 impl ReadConnections {
     /// A pool for `file`, which must exist; connections open when first needed.
-    pub(super) fn new(file: &Path) -> Arc<ReadConnections> {
+    pub(crate) fn new(file: &Path) -> Arc<ReadConnections> {
         Arc::new(ReadConnections {
             file: file.to_path_buf(),
             idle: Mutex::new(Vec::new()),
@@ -47,9 +47,9 @@ impl ReadConnections {
     }
 
     /// An idle connection, or a new one; none once closed.
-    pub(super) fn take(self: &Arc<Self>) -> StoreResult<ReadConnection> {
+    pub(crate) fn take(self: &Arc<Self>) -> DbResult<ReadConnection> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
+            return Err(DbError::Closed);
         }
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let connection = match idle {
@@ -60,29 +60,29 @@ impl ReadConnections {
     }
 
     /// Closes the idle connections; those in use close when given back.
-    pub(super) fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
         }
     }
 
-    fn open(&self) -> StoreResult<rusqlite::Connection> {
+    fn open(&self) -> DbResult<rusqlite::Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        sqlite_rows::open(&self.file, flags, PRAGMAS, STATEMENT_CACHE)
+        rows::open(&self.file, flags, PRAGMAS, STATEMENT_CACHE)
     }
 }
 
 /// A read connection taken from [`ReadConnections`]; it goes back when dropped.
-pub(crate) struct ReadConnection {
+pub struct ReadConnection {
     connection: Option<rusqlite::Connection>,
     home: Arc<ReadConnections>,
 }
 
 impl ReadConnection {
     /// Runs a statement that only reads, on this thread, and returns its rows.
-    pub(super) fn fetch(&mut self, statement: &Statement) -> StoreResult<Vec<AnyRow>> {
-        let connection = self.connection.as_ref().ok_or(StoreError::Closed)?;
+    pub(crate) fn fetch(&mut self, statement: &Statement) -> DbResult<Vec<Row>> {
+        let connection = self.connection.as_ref().ok_or(DbError::Closed)?;
         let mut rows = Vec::new();
         run_statement(connection, statement, &mut rows)?;
         Ok(rows)
@@ -103,7 +103,6 @@ impl Drop for ReadConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Row;
 
     #[test]
     fn reads_see_every_commit_and_never_write() {
@@ -116,14 +115,14 @@ mod tests {
         let reads = ReadConnections::new(Path::new(&file));
         let count = || {
             let rows = reads.take().unwrap().fetch(&Statement::new("SELECT count(*) AS n FROM t")).unwrap();
-            rows[0].try_get::<i64, _>("n").unwrap()
+            rows[0].get::<i64>("n").unwrap()
         };
         assert_eq!(count(), 1);
         writer.execute_batch("INSERT INTO t VALUES (2)").unwrap();
         assert_eq!(count(), 2, "a connection back from the pool sees the later commit");
 
         let refused = reads.take().unwrap().fetch(&Statement::new("INSERT INTO t VALUES (3)"));
-        assert!(matches!(refused, Err(StoreError::Sqlite(_))), "{:?}", refused.err());
+        assert!(matches!(refused, Err(DbError::Sqlite(_))), "{:?}", refused.err());
         assert_eq!(count(), 2);
     }
 
@@ -142,7 +141,7 @@ mod tests {
         let in_use = reads.take().unwrap();
         reads.close();
         assert!(reads.idle.lock().unwrap().is_empty());
-        assert!(matches!(reads.take().err(), Some(StoreError::Closed)), "no reads after close");
+        assert!(matches!(reads.take().err(), Some(DbError::Closed)), "no reads after close");
         drop(in_use);
         assert!(reads.idle.lock().unwrap().is_empty(), "a connection given back after close is closed");
     }

@@ -9,26 +9,26 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{StoreError, StoreResult};
+use crate::{DbError, DbResult};
 
 /// The held lock, until [`HostLock::release`] or the process's end.
-pub(super) struct HostLock(Mutex<Option<File>>);
+pub(crate) struct HostLock(Mutex<Option<File>>);
 
 impl HostLock {
     /// Takes the lock of the database `file`, or says another host holds it.
-    pub(super) fn take(file: &Path) -> StoreResult<HostLock> {
+    pub(crate) fn take(file: &Path) -> DbResult<HostLock> {
         let path = PathBuf::from(format!("{}-host.lock", file.display()));
-        let failed = |source| StoreError::HostLock { path: path.display().to_string(), source };
+        let failed = |source| DbError::HostLock { path: path.display().to_string(), source };
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(failed)?;
         match lock.try_lock() {
             Ok(()) => Ok(HostLock(Mutex::new(Some(lock)))),
-            Err(TryLockError::WouldBlock) => Err(StoreError::InUse(file.display().to_string())),
+            Err(TryLockError::WouldBlock) => Err(DbError::InUse(file.display().to_string())),
             Err(TryLockError::Error(source)) => Err(failed(source)),
         }
     }
 
     /// Lets another host open the database (the store is closed).
-    pub(super) fn release(&self) {
+    pub(crate) fn release(&self) {
         if let Ok(mut lock) = self.0.lock() {
             lock.take();
         }

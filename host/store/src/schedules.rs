@@ -1,9 +1,6 @@
 //! Schedules: a robot plugin run on a timetable over the items of a scope.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
-
-use super::{Dialect, Statement, StoreResult, Tx, parse_json};
+use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::time::{Micros, to_rfc3339};
 
 /// A stored schedule.
@@ -43,37 +40,35 @@ pub struct StoredSchedule {
 const COLUMNS: &str = "id, title, cron, timezone, plugin, version_req, config, type_key, funnel_key, stage_key, active, \
                        next_at, last_run_at, created_at";
 
-fn schedule_from_row(row: &AnyRow) -> StoreResult<StoredSchedule> {
+fn schedule_from_row(row: &Row) -> StoreResult<StoredSchedule> {
     Ok(StoredSchedule {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        cron: row.try_get("cron")?,
-        timezone: row.try_get("timezone")?,
-        plugin: row.try_get("plugin")?,
-        version: row.try_get("version_req")?,
-        config: parse_json("schedules", &row.try_get::<String, _>("config")?)?,
-        type_key: row.try_get("type_key")?,
-        funnel: row.try_get("funnel_key")?,
-        stage: row.try_get("stage_key")?,
-        active: row.try_get::<i64, _>("active")? != 0,
-        next_at: row.try_get("next_at")?,
-        last_run_at: row.try_get("last_run_at")?,
-        created_at: to_rfc3339(row.try_get("created_at")?),
+        id: row.get("id")?,
+        title: row.get("title")?,
+        cron: row.get("cron")?,
+        timezone: row.get("timezone")?,
+        plugin: row.get("plugin")?,
+        version: row.get("version_req")?,
+        config: parse_json("schedules", &row.get::<String>("config")?)?,
+        type_key: row.get("type_key")?,
+        funnel: row.get("funnel_key")?,
+        stage: row.get("stage_key")?,
+        active: row.get::<i64>("active")? != 0,
+        next_at: row.get("next_at")?,
+        last_run_at: row.get("last_run_at")?,
+        created_at: to_rfc3339(row.get("created_at")?),
     })
 }
 
 /// Every schedule, oldest first.
-pub async fn all(pool: &AnyPool) -> StoreResult<Vec<StoredSchedule>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM schedules ORDER BY id")))
-        .fetch_all(pool)
-        .await?;
+pub async fn all(pool: &Reader) -> StoreResult<Vec<StoredSchedule>> {
+    let rows = pool.fetch_all(Statement::new(format!("SELECT {COLUMNS} FROM schedules ORDER BY id"))).await?;
     rows.iter().map(schedule_from_row).collect()
 }
 
 /// One schedule.
-pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredSchedule>> {
+pub async fn get(pool: &Reader, id: i64) -> StoreResult<Option<StoredSchedule>> {
     let sql = format!("SELECT {COLUMNS} FROM schedules WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    let row = pool.fetch_optional(Statement::new(sql).bind(id)).await?;
     row.as_ref().map(schedule_from_row).transpose()
 }
 
@@ -85,7 +80,7 @@ pub async fn insert(tx: &mut Tx, schedule: &StoredSchedule, now: Micros) -> Stor
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     );
     let insert = bind_settings(insert, schedule).bind(&schedule.type_key).bind(now);
-    Ok(tx.fetch_one(insert).await?.try_get(0)?)
+    Ok(tx.fetch_one(insert).await?.get(0)?)
 }
 
 /// Binds a schedule's settings to `$1..$10` (title, cron, time zone, plugin, version, config,
@@ -112,7 +107,7 @@ pub async fn update(tx: &mut Tx, schedule: &StoredSchedule, retimed: bool) -> St
              funnel_key = $7, stage_key = $8, active = $9, next_at = CASE WHEN $12 = 1 THEN $10 ELSE next_at END
          WHERE id = $11",
     );
-    tx.execute(bind_settings(update, schedule).bind(schedule.id).bind(i64::from(retimed))).await
+    Ok(tx.execute(bind_settings(update, schedule).bind(schedule.id).bind(i64::from(retimed))).await?)
 }
 
 /// Deletes a schedule and cancels its pending runs.
@@ -132,7 +127,7 @@ pub async fn delete(tx: &mut Tx, id: i64, now: Micros) -> StoreResult<()> {
 /// Active schedules due at `now`, locked for this transaction (PostgreSQL hosts skip the ones
 /// another host is firing).
 pub async fn due(tx: &mut Tx, now: Micros) -> StoreResult<Vec<StoredSchedule>> {
-    let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let lock = tx.dialect().skip_locked();
     let sql = format!(
         "SELECT {COLUMNS} FROM schedules WHERE active = 1 AND next_at IS NOT NULL AND next_at <= $1 ORDER BY next_at, id {lock}"
     );
@@ -162,16 +157,13 @@ pub async fn has_pending_runs(tx: &mut Tx, id: i64) -> StoreResult<bool> {
 }
 
 /// The earliest next firing of an active schedule, to sleep until it.
-pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
-    Ok(sqlx::query_scalar("SELECT MIN(next_at) FROM schedules WHERE active = 1").fetch_one(pool).await?)
+pub async fn next_due(pool: &Reader) -> StoreResult<Option<Micros>> {
+    Ok(pool.scalar(Statement::new("SELECT MIN(next_at) FROM schedules WHERE active = 1")).await?)
 }
 
 /// How many schedules run a plugin.
 pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
-    Ok(tx
-        .fetch_one(Statement::new("SELECT COUNT(*) FROM schedules WHERE plugin = $1").bind(plugin))
-        .await?
-        .try_get(0)?)
+    Ok(tx.fetch_one(Statement::new("SELECT COUNT(*) FROM schedules WHERE plugin = $1").bind(plugin)).await?.get(0)?)
 }
 
 /// The ids of the items in a schedule's scope (at most `limit`).
@@ -193,5 +185,5 @@ pub async fn items_in_scope(
             .bind(limit),
         )
         .await?;
-    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("funnel_key")?, r.try_get("stage_key")?))).collect()
+    rows.iter().map(|r| Ok((r.get("id")?, r.get("funnel_key")?, r.get("stage_key")?))).collect()
 }

@@ -1,9 +1,6 @@
 //! Business processes: templates (versioned), instances, their log and their assignments.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Row};
-
-use super::{Dialect, Statement, StoreResult, Tx, parse_json};
+use crate::{Fetch, Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::actor::Actor;
 use voronka_model::item::ItemRef;
 use voronka_model::process::{Assignment, Instance, InstanceStatus};
@@ -28,14 +25,14 @@ pub struct StoredTemplate {
     pub created_at: String,
 }
 
-fn template_from_row(row: &AnyRow) -> StoreResult<StoredTemplate> {
+fn template_from_row(row: &Row) -> StoreResult<StoredTemplate> {
     Ok(StoredTemplate {
-        key: row.try_get("key")?,
-        version: row.try_get("version")?,
-        type_key: row.try_get("type_key")?,
-        title: row.try_get("title")?,
-        steps: parse_json("process_templates", &row.try_get::<String, _>("definition")?)?,
-        created_at: to_rfc3339(row.try_get("created_at")?),
+        key: row.get("key")?,
+        version: row.get("version")?,
+        type_key: row.get("type_key")?,
+        title: row.get("title")?,
+        steps: parse_json("process_templates", &row.get::<String>("definition")?)?,
+        created_at: to_rfc3339(row.get("created_at")?),
     })
 }
 
@@ -43,17 +40,15 @@ const TEMPLATE_COLUMNS: &str = "key, version, type_key, title, definition, creat
 
 /// Stores a new version of a template (one more than the latest); returns it.
 pub async fn insert_template(tx: &mut Tx, template: &StoredTemplate, now: Micros) -> StoreResult<i64> {
-    if tx.dialect() == Dialect::Postgres {
-        // Versions are counted: two saves of one key take turns.
-        tx.fetch_all(Statement::new("SELECT pg_advisory_xact_lock(7002)")).await?;
-    }
+    // Versions are counted: two saves of one key take turns.
+    tx.lock(7002).await?;
     let row = tx
         .fetch_optional(
             Statement::new("SELECT COALESCE(MAX(version), 0) AS v FROM process_templates WHERE key = $1")
                 .bind(template.key.as_str()),
         )
         .await?;
-    let version = row.map(|r| r.try_get::<i64, _>("v")).transpose()?.unwrap_or(0) + 1;
+    let version = row.map(|r| r.get::<i64>("v")).transpose()?.unwrap_or(0) + 1;
     tx.write_returning(
         Statement::new(
             "INSERT INTO process_templates (key, version, type_key, title, definition, created_at)
@@ -71,46 +66,46 @@ pub async fn insert_template(tx: &mut Tx, template: &StoredTemplate, now: Micros
 }
 
 /// A template version; the latest when `version` is `None`.
-pub async fn template(pool: &AnyPool, key: &str, version: Option<i64>) -> StoreResult<Option<StoredTemplate>> {
+pub async fn template(pool: &Reader, key: &str, version: Option<i64>) -> StoreResult<Option<StoredTemplate>> {
     let sql = format!(
         "SELECT {TEMPLATE_COLUMNS} FROM process_templates WHERE key = $1 AND ($2 = 0 OR version = $2)
          ORDER BY version DESC LIMIT 1"
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).bind(version.unwrap_or(0)).fetch_optional(pool).await?;
+    let row = pool.fetch_optional(Statement::new(sql).bind(key).bind(version.unwrap_or(0))).await?;
     row.as_ref().map(template_from_row).transpose()
 }
 
 /// The latest version of every template, by key.
-pub async fn latest_templates(pool: &AnyPool) -> StoreResult<Vec<StoredTemplate>> {
+pub async fn latest_templates(pool: &Reader) -> StoreResult<Vec<StoredTemplate>> {
     let sql = format!(
         "SELECT {TEMPLATE_COLUMNS} FROM process_templates t
          WHERE version = (SELECT MAX(version) FROM process_templates o WHERE o.key = t.key) ORDER BY key"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    let rows = pool.fetch_all(Statement::new(sql)).await?;
     rows.iter().map(template_from_row).collect()
 }
 
 const INSTANCE_COLUMNS: &str = "id, template_key, template_version, type_key, item_id, parent_id, status, state, variables, \
                                 error, started_by, created_at, updated_at, finished_at, version";
 
-fn instance_from_row(row: &AnyRow) -> StoreResult<Instance> {
-    let status: String = row.try_get("status")?;
+fn instance_from_row(row: &Row) -> StoreResult<Instance> {
+    let status: String = row.get("status")?;
     Ok(Instance {
-        id: row.try_get("id")?,
-        template: row.try_get("template_key")?,
-        template_version: row.try_get("template_version")?,
-        item: ItemRef { type_key: row.try_get("type_key")?, id: row.try_get("item_id")? },
-        parent: row.try_get("parent_id")?,
+        id: row.get("id")?,
+        template: row.get("template_key")?,
+        template_version: row.get("template_version")?,
+        item: ItemRef { type_key: row.get("type_key")?, id: row.get("item_id")? },
+        parent: row.get("parent_id")?,
         status: InstanceStatus::parse(&status).unwrap_or(InstanceStatus::Failed),
-        variables: parse_json("process_instances", &row.try_get::<String, _>("variables")?)?,
+        variables: parse_json("process_instances", &row.get::<String>("variables")?)?,
         current_steps: Vec::new(),
-        state: parse_json("process_instances", &row.try_get::<String, _>("state")?)?,
-        error: row.try_get("error")?,
-        started_by: Actor::from_json_str(&row.try_get::<String, _>("started_by")?),
-        created_at: to_rfc3339(row.try_get("created_at")?),
-        updated_at: to_rfc3339(row.try_get("updated_at")?),
-        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(to_rfc3339),
-        version: row.try_get("version")?,
+        state: parse_json("process_instances", &row.get::<String>("state")?)?,
+        error: row.get("error")?,
+        started_by: Actor::from_json_str(&row.get::<String>("started_by")?),
+        created_at: to_rfc3339(row.get("created_at")?),
+        updated_at: to_rfc3339(row.get("updated_at")?),
+        finished_at: row.get::<Option<i64>>("finished_at")?.map(to_rfc3339),
+        version: row.get("version")?,
     })
 }
 
@@ -135,7 +130,7 @@ pub async fn insert_instance(tx: &mut Tx, instance: &Instance, depth: i64, now: 
             .bind(depth),
         )
         .await?;
-    Ok(rows.first().map(|r| r.try_get("id")).transpose()?.unwrap_or_default())
+    Ok(rows.first().map(|r| r.get("id")).transpose()?.unwrap_or_default())
 }
 
 /// Locks an instance for an advance (PostgreSQL: the event-order lock, then the row; SQLite:
@@ -145,22 +140,22 @@ pub async fn lock_instance(tx: &mut Tx, id: i64) -> StoreResult<Option<i64>> {
     // PostgreSQL: the event-order lock first, as every writer of events takes it before the
     // rows it changes (a task completion waking its process, a child waking its parent).
     super::outbox::prepare(tx).await?;
-    let lock = if tx.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
+    let lock = format!(" {}", tx.dialect().for_update());
     let sql = format!("SELECT depth FROM process_instances WHERE id = $1{lock}");
     let row = tx.fetch_optional(Statement::new(sql).bind(id)).await?;
-    Ok(row.map(|r| r.try_get("depth")).transpose()?)
+    Ok(row.map(|r| r.get("depth")).transpose()?)
 }
 
 /// One instance.
-pub async fn instance(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<Instance>> {
+pub async fn instance(conn: &mut impl Fetch, id: i64) -> StoreResult<Option<Instance>> {
     let sql = format!("SELECT {INSTANCE_COLUMNS} FROM process_instances WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await?;
+    let row = conn.fetch_first(Statement::new(sql).bind(id)).await?;
     row.as_ref().map(instance_from_row).transpose()
 }
 
 /// Instances, optionally of one item and status, by id after `after`, at most `limit + 1`.
 pub async fn instances(
-    pool: &AnyPool,
+    pool: &Reader,
     item: Option<&ItemRef>,
     status: Option<InstanceStatus>,
     after: i64,
@@ -171,13 +166,15 @@ pub async fn instances(
          WHERE id > $1 AND ($2 = '' OR (type_key = $2 AND item_id = $3)) AND ($4 = '' OR status = $4)
          ORDER BY id LIMIT CAST($5 AS BIGINT)"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(after)
-        .bind(item.map(|i| i.type_key.clone()).unwrap_or_default())
-        .bind(item.map(|i| i.id).unwrap_or(0))
-        .bind(status.map(|s| s.as_str()).unwrap_or(""))
-        .bind(limit + 1)
-        .fetch_all(pool)
+    let rows = pool
+        .fetch_all(
+            Statement::new(sql)
+                .bind(after)
+                .bind(item.map(|i| i.type_key.clone()).unwrap_or_default())
+                .bind(item.map(|i| i.id).unwrap_or(0))
+                .bind(status.map(|s| s.as_str()).unwrap_or(""))
+                .bind(limit + 1),
+        )
         .await?;
     rows.iter().map(instance_from_row).collect()
 }
@@ -185,7 +182,7 @@ pub async fn instances(
 /// Leases up to `limit` running instances that are runnable or whose wake time came, until
 /// `lease`; returns their ids. PostgreSQL hosts skip the ones another host holds.
 pub async fn claim(tx: &mut Tx, now: Micros, lease: Micros, limit: i64) -> StoreResult<Vec<i64>> {
-    let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let lock = tx.dialect().skip_locked();
     let sql = format!(
         "UPDATE process_instances SET lease_until = $2 WHERE id IN (
              SELECT id FROM process_instances WHERE status = 'running' AND (runnable = 1 OR wake_at <= $1)
@@ -193,7 +190,7 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease: Micros, limit: i64) -> Store
          RETURNING id"
     );
     let rows = tx.write_returning(Statement::new(sql).bind(now).bind(lease).bind(limit)).await?;
-    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    rows.iter().map(|r| Ok(r.get("id")?)).collect()
 }
 
 /// Ends every advance's lease, so the engine takes the instances up at once; returns how
@@ -210,14 +207,16 @@ pub async fn end_leases(tx: &mut Tx) -> StoreResult<usize> {
 
 /// The earliest time an instance needs the engine: now when one is runnable, its timer, or
 /// the end of another advance's lease.
-pub async fn next_wake(pool: &AnyPool, now: Micros) -> StoreResult<Option<Micros>> {
-    Ok(sqlx::query_scalar(
-        "SELECT MIN(CASE WHEN lease_until > $1 THEN lease_until WHEN runnable = 1 THEN $1 ELSE wake_at END)
+pub async fn next_wake(pool: &Reader, now: Micros) -> StoreResult<Option<Micros>> {
+    Ok(pool
+        .scalar(
+            Statement::new(
+                "SELECT MIN(CASE WHEN lease_until > $1 THEN lease_until WHEN runnable = 1 THEN $1 ELSE wake_at END)
          FROM process_instances WHERE status = 'running' AND (runnable = 1 OR wake_at IS NOT NULL)",
-    )
-    .bind(now)
-    .fetch_one(pool)
-    .await?)
+            )
+            .bind(now),
+        )
+        .await?)
 }
 
 /// Saves an instance advanced by the engine if its version is still `instance.version - 1`;
@@ -277,9 +276,11 @@ pub async fn wake_event_waiters(tx: &mut Tx, items: &[ItemRef]) -> StoreResult<u
 }
 
 /// Whether any running instance waits for an event.
-pub async fn any_event_waiter(pool: &AnyPool) -> StoreResult<bool> {
-    let row = sqlx::query("SELECT 1 FROM process_instances WHERE waits_event = 1 AND status = 'running' LIMIT 1")
-        .fetch_optional(pool)
+pub async fn any_event_waiter(pool: &Reader) -> StoreResult<bool> {
+    let row = pool
+        .fetch_optional(Statement::new(
+            "SELECT 1 FROM process_instances WHERE waits_event = 1 AND status = 'running' LIMIT 1",
+        ))
         .await?;
     Ok(row.is_some())
 }
@@ -297,24 +298,24 @@ pub async fn wake_all_event_waiters(tx: &mut Tx) -> StoreResult<()> {
 /// The latest event id, seeing the transaction's own events.
 pub async fn last_event_in(tx: &mut Tx) -> StoreResult<i64> {
     let row = tx.fetch_optional(Statement::new("SELECT COALESCE(MAX(id), 0) AS last FROM events")).await?;
-    Ok(row.map(|r| r.try_get::<i64, _>("last")).transpose()?.unwrap_or(0))
+    Ok(row.map(|r| r.get::<i64>("last")).transpose()?.unwrap_or(0))
 }
 
 /// The status of a task (`None` when it is gone), seeing the transaction's own writes.
 pub async fn task_status(tx: &mut Tx, id: i64) -> StoreResult<Option<String>> {
     let row = tx.fetch_optional(Statement::new("SELECT status FROM tasks WHERE id = $1").bind(id)).await?;
-    Ok(row.map(|r| r.try_get("status")).transpose()?)
+    Ok(row.map(|r| r.get("status")).transpose()?)
 }
 
 /// The status of an instance (`None` when it is gone), seeing the transaction's own writes.
 pub async fn instance_status(tx: &mut Tx, id: i64) -> StoreResult<Option<String>> {
     let row = tx.fetch_optional(Statement::new("SELECT status FROM process_instances WHERE id = $1").bind(id)).await?;
-    Ok(row.map(|r| r.try_get("status")).transpose()?)
+    Ok(row.map(|r| r.get("status")).transpose()?)
 }
 
 /// The latest event id.
-pub async fn last_event(pool: &AnyPool) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(pool).await?)
+pub async fn last_event(pool: &Reader) -> StoreResult<i64> {
+    Ok(pool.scalar(Statement::new("SELECT COALESCE(MAX(id), 0) FROM events")).await?)
 }
 
 /// Events of an item of `kind` after `after` (seeing the transaction's own writes), oldest
@@ -337,7 +338,7 @@ pub async fn item_events_after(
             .bind(kind),
         )
         .await?;
-    rows.iter().map(|r| Ok((r.try_get("id")?, parse_json("events", &r.try_get::<String, _>("payload")?)?))).collect()
+    rows.iter().map(|r| Ok((r.get("id")?, parse_json("events", &r.get::<String>("payload")?)?))).collect()
 }
 
 /// Asks the engine to look at an instance again (sent with the transaction's next statement).
@@ -385,18 +386,20 @@ pub fn log(tx: &mut Tx, instance: i64, step: Option<&str>, text: &str, data: &se
 }
 
 /// An instance's log, oldest first.
-pub async fn log_of(pool: &AnyPool, instance: i64) -> StoreResult<Vec<serde_json::Value>> {
-    let rows = sqlx::query("SELECT step_id, text, data, at FROM process_log WHERE instance_id = $1 ORDER BY id")
-        .bind(instance)
-        .fetch_all(pool)
+pub async fn log_of(pool: &Reader, instance: i64) -> StoreResult<Vec<serde_json::Value>> {
+    let rows = pool
+        .fetch_all(
+            Statement::new("SELECT step_id, text, data, at FROM process_log WHERE instance_id = $1 ORDER BY id")
+                .bind(instance),
+        )
         .await?;
     rows.iter()
         .map(|r| {
             Ok(serde_json::json!({
-                "step": r.try_get::<Option<String>, _>("step_id")?,
-                "text": r.try_get::<String, _>("text")?,
-                "data": parse_json::<serde_json::Value>("process_log", &r.try_get::<String, _>("data")?)?,
-                "at": to_rfc3339(r.try_get("at")?),
+                "step": r.get::<Option<String>>("step_id")?,
+                "text": r.get::<String>("text")?,
+                "data": parse_json::<serde_json::Value>("process_log", &r.get::<String>("data")?)?,
+                "at": to_rfc3339(r.get("at")?),
             }))
         })
         .collect()
@@ -405,24 +408,24 @@ pub async fn log_of(pool: &AnyPool, instance: i64) -> StoreResult<Vec<serde_json
 const ASSIGNMENT_COLUMNS: &str = "id, instance_id, step_id, kind, user_id, status, title, form, type_key, item_id, decision, \
                                   comment, answers, due_at, created_at, completed_at";
 
-fn assignment_from_row(row: &AnyRow) -> StoreResult<Assignment> {
-    let answers: Option<String> = row.try_get("answers")?;
+fn assignment_from_row(row: &Row) -> StoreResult<Assignment> {
+    let answers: Option<String> = row.get("answers")?;
     Ok(Assignment {
-        id: row.try_get("id")?,
-        process: row.try_get("instance_id")?,
-        step: row.try_get("step_id")?,
-        kind: row.try_get("kind")?,
-        user: row.try_get("user_id")?,
-        status: row.try_get("status")?,
-        title: row.try_get("title")?,
-        form: parse_json("assignments", &row.try_get::<String, _>("form")?)?,
-        item: ItemRef { type_key: row.try_get("type_key")?, id: row.try_get("item_id")? },
-        decision: row.try_get("decision")?,
-        comment: row.try_get("comment")?,
+        id: row.get("id")?,
+        process: row.get("instance_id")?,
+        step: row.get("step_id")?,
+        kind: row.get("kind")?,
+        user: row.get("user_id")?,
+        status: row.get("status")?,
+        title: row.get("title")?,
+        form: parse_json("assignments", &row.get::<String>("form")?)?,
+        item: ItemRef { type_key: row.get("type_key")?, id: row.get("item_id")? },
+        decision: row.get("decision")?,
+        comment: row.get("comment")?,
         answers: answers.map(|a| parse_json("assignments", &a)).transpose()?,
-        due_at: row.try_get::<Option<i64>, _>("due_at")?.map(to_rfc3339),
-        created_at: to_rfc3339(row.try_get("created_at")?),
-        completed_at: row.try_get::<Option<i64>, _>("completed_at")?.map(to_rfc3339),
+        due_at: row.get::<Option<i64>>("due_at")?.map(to_rfc3339),
+        created_at: to_rfc3339(row.get("created_at")?),
+        completed_at: row.get::<Option<i64>>("completed_at")?.map(to_rfc3339),
     })
 }
 
@@ -447,19 +450,19 @@ pub async fn insert_assignment(tx: &mut Tx, a: &Assignment, due_at: Option<Micro
             .bind(now),
         )
         .await?;
-    Ok(rows.first().map(|r| r.try_get("id")).transpose()?.unwrap_or_default())
+    Ok(rows.first().map(|r| r.get("id")).transpose()?.unwrap_or_default())
 }
 
 /// One assignment.
-pub async fn assignment(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<Assignment>> {
+pub async fn assignment(conn: &mut impl Fetch, id: i64) -> StoreResult<Option<Assignment>> {
     let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await?;
+    let row = conn.fetch_first(Statement::new(sql).bind(id)).await?;
     row.as_ref().map(assignment_from_row).transpose()
 }
 
 /// A user's assignments (`status` empty: any), by id after `after`, at most `limit + 1`.
 pub async fn assignments_of_user(
-    pool: &AnyPool,
+    pool: &Reader,
     user: i64,
     status: &str,
     after: i64,
@@ -469,13 +472,7 @@ pub async fn assignments_of_user(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND ($2 = '' OR status = $2) AND id > $3
          ORDER BY id LIMIT CAST($4 AS BIGINT)"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user)
-        .bind(status)
-        .bind(after)
-        .bind(limit + 1)
-        .fetch_all(pool)
-        .await?;
+    let rows = pool.fetch_all(Statement::new(sql).bind(user).bind(status).bind(after).bind(limit + 1)).await?;
     rows.iter().map(assignment_from_row).collect()
 }
 
@@ -549,5 +546,5 @@ pub fn link_task(tx: &mut Tx, task: i64, instance: i64) {
 /// The process waiting for a task, if any.
 pub async fn process_of_task(tx: &mut Tx, task: i64) -> StoreResult<Option<i64>> {
     let row = tx.fetch_optional(Statement::new("SELECT process_id FROM tasks WHERE id = $1").bind(task)).await?;
-    Ok(row.map(|r| r.try_get::<Option<i64>, _>("process_id")).transpose()?.flatten())
+    Ok(row.map(|r| r.get::<Option<i64>>("process_id")).transpose()?.flatten())
 }

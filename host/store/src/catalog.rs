@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{AnyPool, Row};
-
-use super::{Statement, StoreError, StoreResult, Tx, parse_json};
+use crate::{Reader, Statement, StoreError, StoreResult, Tx, parse_json};
 use voronka_model::entity_type::{EntityType, TypeSchema};
 use voronka_model::field::{FieldDef, FieldKind};
 use voronka_model::funnel::{Funnel, Stage};
@@ -14,42 +12,39 @@ use voronka_model::time::now_micros;
 pub type Catalog = BTreeMap<String, TypeSchema>;
 
 /// Loads the whole catalog (it is small and cached by generation).
-pub async fn load(pool: &AnyPool) -> StoreResult<Catalog> {
+pub async fn load(pool: &Reader) -> StoreResult<Catalog> {
     let mut catalog = Catalog::new();
-    let rows = sqlx::query(
-        "SELECT key, title, builtin, has_stages, has_funnels, has_amount, parents FROM entity_types ORDER BY created_at, key",
-    )
-    .fetch_all(pool)
+    let rows = pool.fetch_all(Statement::new("SELECT key, title, builtin, has_stages, has_funnels, has_amount, parents FROM entity_types ORDER BY created_at, key",))
     .await?;
     for row in rows {
         let def = EntityType {
-            key: row.try_get("key")?,
-            title: row.try_get("title")?,
-            builtin: row.try_get::<i64, _>("builtin")? != 0,
-            has_stages: row.try_get::<i64, _>("has_stages")? != 0,
-            has_funnels: row.try_get::<i64, _>("has_funnels")? != 0,
-            has_amount: row.try_get::<i64, _>("has_amount")? != 0,
-            parents: parse_json("entity_types", &row.try_get::<String, _>("parents")?)?,
+            key: row.get("key")?,
+            title: row.get("title")?,
+            builtin: row.get::<i64>("builtin")? != 0,
+            has_stages: row.get::<i64>("has_stages")? != 0,
+            has_funnels: row.get::<i64>("has_funnels")? != 0,
+            has_amount: row.get::<i64>("has_amount")? != 0,
+            parents: parse_json("entity_types", &row.get::<String>("parents")?)?,
         };
         catalog.insert(def.key.clone(), TypeSchema { def, fields: Vec::new(), funnels: Vec::new() });
     }
-    let rows = sqlx::query(
-        "SELECT type_key, key, title, kind, required, multiple, settings FROM fields ORDER BY type_key, position",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows = pool
+        .fetch_all(Statement::new(
+            "SELECT type_key, key, title, kind, required, multiple, settings FROM fields ORDER BY type_key, position",
+        ))
+        .await?;
     for row in rows {
-        let type_key: String = row.try_get("type_key")?;
-        let settings: FieldSettings = parse_json("fields", &row.try_get::<String, _>("settings")?)?;
-        let kind: String = row.try_get("kind")?;
+        let type_key: String = row.get("type_key")?;
+        let settings: FieldSettings = parse_json("fields", &row.get::<String>("settings")?)?;
+        let kind: String = row.get("kind")?;
         let kind: FieldKind = serde_json::from_value(serde_json::Value::String(kind))
             .map_err(|e| StoreError::Corrupt { table: "fields", message: e.to_string() })?;
         let field = FieldDef {
-            key: row.try_get("key")?,
-            title: row.try_get("title")?,
+            key: row.get("key")?,
+            title: row.get("title")?,
             kind,
-            required: row.try_get::<i64, _>("required")? != 0,
-            multiple: row.try_get::<i64, _>("multiple")? != 0,
+            required: row.get::<i64>("required")? != 0,
+            multiple: row.get::<i64>("multiple")? != 0,
             options: settings.options,
             target: settings.target,
         };
@@ -57,18 +52,18 @@ pub async fn load(pool: &AnyPool) -> StoreResult<Catalog> {
             schema.fields.push(field);
         }
     }
-    let rows = sqlx::query(
-        "SELECT type_key, key, title, is_default, stages FROM funnels ORDER BY type_key, is_default DESC, position",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows = pool
+        .fetch_all(Statement::new(
+            "SELECT type_key, key, title, is_default, stages FROM funnels ORDER BY type_key, is_default DESC, position",
+        ))
+        .await?;
     for row in rows {
-        let type_key: String = row.try_get("type_key")?;
+        let type_key: String = row.get("type_key")?;
         let funnel = Funnel {
-            key: row.try_get("key")?,
-            title: row.try_get("title")?,
-            is_default: row.try_get::<i64, _>("is_default")? != 0,
-            stages: parse_json("funnels", &row.try_get::<String, _>("stages")?)?,
+            key: row.get("key")?,
+            title: row.get("title")?,
+            is_default: row.get::<i64>("is_default")? != 0,
+            stages: parse_json("funnels", &row.get::<String>("stages")?)?,
         };
         if let Some(schema) = catalog.get_mut(&type_key) {
             schema.funnels.push(funnel);
@@ -193,7 +188,7 @@ pub async fn count_in_stage(tx: &mut Tx, type_key: &str, funnel: &str, stage: &s
                 .bind(stage),
         )
         .await?
-        .try_get(0)?)
+        .get(0)?)
 }
 
 fn stages_json(stages: &[Stage]) -> String {

@@ -2,10 +2,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row};
-
-use super::{Fetch, Statement, StoreResult, Tx, parse_json};
+use crate::{Fetch, Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::item::{Item, ItemRef};
 use voronka_model::money::Money;
 use voronka_model::time::{Micros, to_rfc3339};
@@ -34,27 +31,55 @@ pub struct ItemWrite {
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
-fn item_from_row(row: &AnyRow) -> StoreResult<Item> {
-    let amount_value: Option<String> = row.try_get("amount_value")?;
-    let amount_currency: Option<String> = row.try_get("amount_currency")?;
+fn item_from_row(row: &Row) -> StoreResult<Item> {
+    let amount_value: Option<String> = row.get("amount_value")?;
+    let amount_currency: Option<String> = row.get("amount_currency")?;
     Ok(Item {
-        id: row.try_get("id")?,
-        type_key: row.try_get("type_key")?,
-        funnel: row.try_get("funnel_key")?,
-        stage: row.try_get("stage_key")?,
-        title: row.try_get("title")?,
+        id: row.get("id")?,
+        type_key: row.get("type_key")?,
+        funnel: row.get("funnel_key")?,
+        stage: row.get("stage_key")?,
+        title: row.get("title")?,
         amount: amount_value.zip(amount_currency).map(|(value, currency)| Money { value, currency }),
-        responsible: row.try_get("responsible_id")?,
-        contact: row.try_get("contact_id")?,
-        company: row.try_get("company_id")?,
+        responsible: row.get("responsible_id")?,
+        contact: row.get("contact_id")?,
+        company: row.get("company_id")?,
         parents: Vec::new(),
-        fields: parse_json("items", &row.try_get::<String, _>("fields")?)?,
-        version: row.try_get("version")?,
-        created_by: row.try_get("created_by")?,
-        created_at: to_rfc3339(row.try_get("created_at")?),
-        updated_by: row.try_get("updated_by")?,
-        updated_at: to_rfc3339(row.try_get("updated_at")?),
+        fields: parse_json("items", &row.get::<String>("fields")?)?,
+        version: row.get("version")?,
+        created_by: row.get("created_by")?,
+        created_at: to_rfc3339(row.get("created_at")?),
+        updated_by: row.get("updated_by")?,
+        updated_at: to_rfc3339(row.get("updated_at")?),
     })
+}
+
+/// The items lent to a transaction by its caller (see [`lend`]).
+#[derive(Default)]
+struct Lent(Vec<Item>);
+
+/// Lends `tx` an item as its caller knows it: read just before (a robot's run reads its item
+/// once and acts on that copy) or as a write of this transaction left it. Reading the item in
+/// this transaction then takes this copy instead of a request ([`lent`]). That is safe because
+/// every write of an item checks the version it was read at: a copy older than the row fails
+/// the write, and the use case runs again on a fresh read. Writes of the item through this
+/// module forget the copy first.
+pub fn lend(tx: &mut Tx, item: Item) {
+    forget(tx, item.id);
+    tx.extension::<Lent>().0.push(item);
+}
+
+/// The copy of an item lent to `tx`, if any.
+pub fn lent<'a>(tx: &'a Tx, type_key: &str, id: i64) -> Option<&'a Item> {
+    tx.extension_ref::<Lent>()?.0.iter().find(|item| item.id == id && item.type_key == type_key)
+}
+
+/// Drops the lent copy of an item (it is being written), and those of its children (a deleted
+/// item takes its links along).
+fn forget(tx: &mut Tx, id: i64) {
+    if tx.extension_ref::<Lent>().is_some() {
+        tx.extension::<Lent>().0.retain(|item| item.id != id && !item.parents.iter().any(|parent| parent.id == id));
+    }
 }
 
 /// Inserts an item and its parent links; returns the new id.
@@ -66,7 +91,7 @@ pub async fn insert(
     actor_user: Option<i64>,
     now: Micros,
 ) -> StoreResult<i64> {
-    let id = tx.allocate_item_id().await?;
+    let id = tx.allocate_id("items").await?;
     let insert = Statement::new(
         "INSERT INTO items (id, type_key, funnel_key, stage_key, title, amount_value, amount_currency,
             responsible_id, contact_id, company_id, fields, version, created_by, created_at, updated_by, updated_at)
@@ -107,7 +132,7 @@ fn parent_statement(id: i64, parent: &ItemRef) -> Statement {
 /// timeline, events of the change); returns false, having written none of it, when another
 /// writer got there first. Replaces the parent links when `parents` is given.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn update(
+pub async fn update(
     tx: &mut Tx,
     id: i64,
     version: i64,
@@ -117,7 +142,7 @@ pub(crate) async fn update(
     now: Micros,
     then: Vec<Statement>,
 ) -> StoreResult<bool> {
-    tx.forget(id);
+    forget(tx, id);
     let update = Statement::new(
         "UPDATE items SET funnel_key = $1, stage_key = $2, title = $3, amount_value = $4, amount_currency = $5,
             responsible_id = $6, contact_id = $7, company_id = $8, fields = $9, version = version + 1,
@@ -143,13 +168,13 @@ pub(crate) async fn update(
         with.extend(parents.iter().map(|parent| parent_statement(id, parent)));
     }
     with.extend(then);
-    tx.write_checked(update, with).await
+    Ok(tx.write_checked(update, with).await?)
 }
 
 /// Deletes an item and every link to or from it if the row still has `version`; returns false
 /// (having deleted nothing the caller may keep: roll back) when another writer got there first.
 pub async fn delete(tx: &mut Tx, id: i64, version: i64) -> StoreResult<bool> {
-    tx.forget(id);
+    forget(tx, id);
     tx.defer(Statement::new("DELETE FROM item_parents WHERE item_id = $1 OR parent_id = $1").bind(id));
     let delete = Statement::new("DELETE FROM items WHERE id = $1 AND version = $2 RETURNING id").bind(id).bind(version);
     Ok(tx.write_returning(delete).await?.len() == 1)
@@ -166,12 +191,12 @@ const ITEM_WITH_PARENTS: &str = "SELECT items.id, type_key, funnel_key, stage_ke
     WHERE items.id = $1 AND items.type_key = $2 ORDER BY p.parent_id";
 
 /// Builds the item from the rows of [`item_with_parents`].
-fn item_from_rows(rows: &[AnyRow]) -> StoreResult<Option<Item>> {
+fn item_from_rows(rows: &[Row]) -> StoreResult<Option<Item>> {
     let Some(first) = rows.first() else { return Ok(None) };
     let mut item = item_from_row(first)?;
     for row in rows {
-        if let Some(parent_id) = row.try_get::<Option<i64>, _>("parent_id")? {
-            let type_key: Option<String> = row.try_get("parent_type")?;
+        if let Some(parent_id) = row.get::<Option<i64>>("parent_id")? {
+            let type_key: Option<String> = row.get("parent_type")?;
             item.parents.push(ItemRef { type_key: type_key.unwrap_or_default(), id: parent_id });
         }
     }
@@ -179,12 +204,12 @@ fn item_from_rows(rows: &[AnyRow]) -> StoreResult<Option<Item>> {
 }
 
 /// An item of a type by id, with its parents.
-pub(crate) async fn get(conn: &mut impl Fetch, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
+pub async fn get(conn: &mut impl Fetch, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
     item_from_rows(&conn.fetch(item_with_parents(type_key, id)).await?)
 }
 
 /// Several items by id (any types), with their parents; missing ones are left out.
-pub async fn get_many(pool: &sqlx::AnyPool, ids: &[i64]) -> StoreResult<HashMap<i64, Item>> {
+pub async fn get_many(pool: &Reader, ids: &[i64]) -> StoreResult<HashMap<i64, Item>> {
     let mut out = HashMap::new();
     if ids.is_empty() {
         return Ok(out);
@@ -195,15 +220,14 @@ pub async fn get_many(pool: &sqlx::AnyPool, ids: &[i64]) -> StoreResult<HashMap<
          contact_id, company_id, fields, version, created_by, created_at, updated_by, updated_at FROM items \
          WHERE items.id IN ({list})"
     );
-    let mut conn = pool.acquire().await?;
-    // The text changes with the list: not kept among the connection's prepared statements.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).fetch_all(&mut *conn).await?;
+    // The text changes with the list: not kept among the connections' prepared statements.
+    let rows = pool.fetch_all(Statement::new(sql).transient()).await?;
     for row in &rows {
         let item = item_from_row(row)?;
         out.insert(item.id, item);
     }
     let found: Vec<i64> = out.keys().copied().collect();
-    for (id, parents) in parents_of(&mut *conn, &found).await? {
+    for (id, parents) in parents_of(&mut pool.clone(), &found).await? {
         if let Some(item) = out.get_mut(&id) {
             item.parents = parents;
         }
@@ -217,10 +241,7 @@ pub async fn get_in(tx: &mut Tx, type_key: &str, id: i64) -> StoreResult<Option<
 }
 
 /// Parent links of each listed item.
-async fn parents_of<'e, E>(executor: E, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<ItemRef>>>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
+async fn parents_of(conn: &mut impl Fetch, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<ItemRef>>> {
     let mut map: HashMap<i64, Vec<ItemRef>> = HashMap::new();
     if ids.is_empty() {
         return Ok(map);
@@ -229,29 +250,25 @@ where
     let sql = format!(
         "SELECT item_id, parent_id, parent_type FROM item_parents WHERE item_id IN ({list}) ORDER BY item_id, parent_id"
     );
-    for row in sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).fetch_all(executor).await? {
-        map.entry(row.try_get("item_id")?)
+    for row in conn.fetch(Statement::new(sql).transient()).await? {
+        map.entry(row.get("item_id")?)
             .or_default()
-            .push(ItemRef { type_key: row.try_get("parent_type")?, id: row.try_get("parent_id")? });
+            .push(ItemRef { type_key: row.get("parent_type")?, id: row.get("parent_id")? });
     }
     Ok(map)
 }
 
 /// The items linking to `parent` as their parent.
-pub async fn children_of(pool: &sqlx::AnyPool, parent: i64) -> StoreResult<Vec<ItemRef>> {
-    let rows = sqlx::query(
-        "SELECT i.type_key, i.id FROM item_parents p JOIN items i ON i.id = p.item_id WHERE p.parent_id = $1 ORDER BY i.id",
-    )
-    .bind(parent)
-    .fetch_all(pool)
+pub async fn children_of(pool: &Reader, parent: i64) -> StoreResult<Vec<ItemRef>> {
+    let rows = pool.fetch_all(Statement::new("SELECT i.type_key, i.id FROM item_parents p JOIN items i ON i.id = p.item_id WHERE p.parent_id = $1 ORDER BY i.id",).bind(parent))
     .await?;
-    rows.iter().map(|r| Ok(ItemRef { type_key: r.try_get("type_key")?, id: r.try_get("id")? })).collect()
+    rows.iter().map(|r| Ok(ItemRef { type_key: r.get("type_key")?, id: r.get("id")? })).collect()
 }
 
 /// The type of the item with this id, if it exists.
 pub async fn type_of(tx: &mut Tx, id: i64) -> StoreResult<Option<String>> {
     let row = tx.fetch_optional(Statement::new("SELECT type_key FROM items WHERE id = $1").bind(id)).await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+    Ok(row.map(|r| r.get(0)).transpose()?)
 }
 
 /// A value bound into a dynamically built query.
@@ -324,7 +341,7 @@ pub struct ListQuery {
 }
 
 /// Runs a list query; returns at most `limit + 1` rows so the caller knows whether more follow.
-pub async fn list(pool: &sqlx::AnyPool, query: &ListQuery) -> StoreResult<Vec<Item>> {
+pub async fn list(pool: &Reader, query: &ListQuery) -> StoreResult<Vec<Item>> {
     let mut sql = format!("SELECT {COLUMNS} FROM items WHERE ");
     let mut binds: Vec<Bind> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
@@ -357,18 +374,18 @@ pub async fn list(pool: &sqlx::AnyPool, query: &ListQuery) -> StoreResult<Vec<It
     }
     sql.push_str(&format!(" LIMIT {}", query.limit + 1));
     let sql = number_placeholders(&sql);
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut statement = Statement::new(sql);
     for bind in binds {
-        q = match bind {
-            Bind::Int(v) => q.bind(v),
-            Bind::Real(v) => q.bind(v),
-            Bind::Text(v) => q.bind(v),
+        statement = match bind {
+            Bind::Int(v) => statement.bind(v),
+            Bind::Real(v) => statement.bind(v),
+            Bind::Text(v) => statement.bind(v),
         };
     }
-    let rows = q.fetch_all(pool).await?;
+    let rows = pool.fetch_all(statement).await?;
     let mut items = rows.iter().map(item_from_row).collect::<StoreResult<Vec<_>>>()?;
     let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-    let mut parents = parents_of(pool, &ids).await?;
+    let mut parents = parents_of(&mut pool.clone(), &ids).await?;
     for item in &mut items {
         item.parents = parents.remove(&item.id).unwrap_or_default();
     }
@@ -400,6 +417,49 @@ fn number_placeholders(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(id: i64, type_key: &str, parents: &[i64]) -> Item {
+        Item {
+            id,
+            type_key: type_key.into(),
+            funnel: None,
+            stage: None,
+            title: format!("item {id}"),
+            amount: None,
+            responsible: None,
+            contact: None,
+            company: None,
+            parents: parents.iter().map(|&id| ItemRef { type_key: "deal".into(), id }).collect(),
+            fields: serde_json::Map::new(),
+            version: 1,
+            created_by: None,
+            created_at: String::new(),
+            updated_by: None,
+            updated_at: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn lent_items_are_found_by_type_and_id_and_forgotten_with_their_parents() {
+        let (_dir, store) = crate::scratch().await;
+        let mut tx = store.begin();
+        lend(&mut tx, item(1, "deal", &[]));
+        lend(&mut tx, item(2, "production", &[1]));
+        lend(&mut tx, item(3, "production", &[]));
+        assert_eq!(lent(&tx, "deal", 1).map(|i| i.title.as_str()), Some("item 1"));
+        assert!(lent(&tx, "contact", 1).is_none(), "another type's id");
+        let mut newer = item(1, "deal", &[]);
+        newer.version = 2;
+        lend(&mut tx, newer);
+        assert_eq!(lent(&tx, "deal", 1).map(|i| i.version), Some(2), "a new copy replaces the old");
+        // Writing item 1 drops its copy and that of its child, whose links go with a delete.
+        forget(&mut tx, 1);
+        assert!(lent(&tx, "deal", 1).is_none() && lent(&tx, "production", 2).is_none());
+        assert!(lent(&tx, "production", 3).is_some());
+        assert!(!tx.holds_turn(), "lending sends nothing");
+        drop(tx);
+        store.close().await;
+    }
 
     #[test]
     fn placeholders_are_numbered_outside_literals() {

@@ -1,27 +1,24 @@
 //! Per-user notification inboxes.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
-
-use super::{Statement, StoreResult, Tx, parse_json};
+use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::item::ItemRef;
 use voronka_model::notification::Notification;
 use voronka_model::time::{Micros, to_rfc3339};
 
 const COLUMNS: &str = "id, user_id, kind, text, type_key, item_id, data, created_at, read_at";
 
-fn notification_from_row(row: &AnyRow) -> StoreResult<Notification> {
-    let type_key: Option<String> = row.try_get("type_key")?;
-    let item_id: Option<i64> = row.try_get("item_id")?;
+fn notification_from_row(row: &Row) -> StoreResult<Notification> {
+    let type_key: Option<String> = row.get("type_key")?;
+    let item_id: Option<i64> = row.get("item_id")?;
     Ok(Notification {
-        id: row.try_get("id")?,
-        user: row.try_get("user_id")?,
-        kind: row.try_get("kind")?,
-        text: row.try_get("text")?,
+        id: row.get("id")?,
+        user: row.get("user_id")?,
+        kind: row.get("kind")?,
+        text: row.get("text")?,
         about: type_key.zip(item_id).map(|(type_key, id)| ItemRef { type_key, id }),
-        data: parse_json("notifications", &row.try_get::<String, _>("data")?)?,
-        created_at: to_rfc3339(row.try_get("created_at")?),
-        read_at: row.try_get::<Option<i64>, _>("read_at")?.map(to_rfc3339),
+        data: parse_json("notifications", &row.get::<String>("data")?)?,
+        created_at: to_rfc3339(row.get("created_at")?),
+        read_at: row.get::<Option<i64>>("read_at")?.map(to_rfc3339),
     })
 }
 
@@ -42,31 +39,25 @@ pub async fn insert(tx: &mut Tx, n: &Notification, now: Micros) -> StoreResult<i
             .bind(now),
         )
         .await?;
-    Ok(rows.first().map(|r| r.try_get("id")).transpose()?.unwrap_or_default())
+    Ok(rows.first().map(|r| r.get("id")).transpose()?.unwrap_or_default())
 }
 
 /// A user's notifications, newest first, before `before` (0: from the newest), at most
 /// `limit + 1`; only unread ones when `unread`.
-pub async fn list(pool: &AnyPool, user: i64, unread: bool, before: i64, limit: i64) -> StoreResult<Vec<Notification>> {
+pub async fn list(pool: &Reader, user: i64, unread: bool, before: i64, limit: i64) -> StoreResult<Vec<Notification>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND ($2 = 0 OR id < $2) AND ($3 = 0 OR read_at IS NULL)
          ORDER BY id DESC LIMIT CAST($4 AS BIGINT)"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user)
-        .bind(before)
-        .bind(i64::from(unread))
-        .bind(limit + 1)
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        pool.fetch_all(Statement::new(sql).bind(user).bind(before).bind(i64::from(unread)).bind(limit + 1)).await?;
     rows.iter().map(notification_from_row).collect()
 }
 
 /// How many notifications of a user are unread.
-pub async fn unread_count(pool: &AnyPool, user: i64) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL")
-        .bind(user)
-        .fetch_one(pool)
+pub async fn unread_count(pool: &Reader, user: i64) -> StoreResult<i64> {
+    Ok(pool
+        .scalar(Statement::new("SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL").bind(user))
         .await?)
 }
 
@@ -83,11 +74,11 @@ pub async fn mark_read(tx: &mut Tx, user: i64, ids: &[i64], now: Micros) -> Stor
 }
 
 /// Whether a user has the notification `id`.
-pub async fn owned_by(pool: &AnyPool, id: i64, user: i64) -> StoreResult<bool> {
-    let row = sqlx::query("SELECT 1 FROM notifications WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user)
-        .fetch_optional(pool)
+pub async fn owned_by(pool: &Reader, id: i64, user: i64) -> StoreResult<bool> {
+    let row = pool
+        .fetch_optional(
+            Statement::new("SELECT 1 FROM notifications WHERE id = $1 AND user_id = $2").bind(id).bind(user),
+        )
         .await?;
     Ok(row.is_some())
 }

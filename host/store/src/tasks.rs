@@ -2,10 +2,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-
-use super::{Fetch, Statement, StoreResult, Tx, parse_json};
+use crate::{Fetch, Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::actor::Actor;
 use voronka_model::item::ItemRef;
 use voronka_model::task::{Task, TaskStatus};
@@ -28,29 +25,29 @@ pub struct TaskRow<'a> {
     pub completed_at: Option<Micros>,
 }
 
-fn task_from_row(row: &AnyRow, links: Vec<ItemRef>, auditors: Vec<i64>, now: Micros) -> StoreResult<Task> {
-    let status: String = row.try_get("status")?;
+fn task_from_row(row: &Row, links: Vec<ItemRef>, auditors: Vec<i64>, now: Micros) -> StoreResult<Task> {
+    let status: String = row.get("status")?;
     let status = TaskStatus::parse(&status).unwrap_or(TaskStatus::New);
-    let deadline: Option<i64> = row.try_get("deadline")?;
+    let deadline: Option<i64> = row.get("deadline")?;
     Ok(Task {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        description: row.try_get("description")?,
+        id: row.get("id")?,
+        title: row.get("title")?,
+        description: row.get("description")?,
         status,
-        responsible: row.try_get("responsible_id")?,
-        creator: Actor::from_json_str(&row.try_get::<String, _>("creator")?),
+        responsible: row.get("responsible_id")?,
+        creator: Actor::from_json_str(&row.get::<String>("creator")?),
         auditors,
         deadline: deadline.map(to_rfc3339),
         overdue: status != TaskStatus::Completed && deadline.is_some_and(|d| d <= now),
-        require_result: row.try_get::<i64, _>("require_result")? != 0,
-        result: row.try_get("result")?,
-        checklist: parse_json("tasks", &row.try_get::<String, _>("checklist")?)?,
-        tags: parse_json("tasks", &row.try_get::<String, _>("tags")?)?,
+        require_result: row.get::<i64>("require_result")? != 0,
+        result: row.get("result")?,
+        checklist: parse_json("tasks", &row.get::<String>("checklist")?)?,
+        tags: parse_json("tasks", &row.get::<String>("tags")?)?,
         links,
-        created_at: to_rfc3339(row.try_get("created_at")?),
-        updated_at: to_rfc3339(row.try_get("updated_at")?),
-        completed_at: row.try_get::<Option<i64>, _>("completed_at")?.map(to_rfc3339),
-        version: row.try_get("version")?,
+        created_at: to_rfc3339(row.get("created_at")?),
+        updated_at: to_rfc3339(row.get("updated_at")?),
+        completed_at: row.get::<Option<i64>>("completed_at")?.map(to_rfc3339),
+        version: row.get("version")?,
     })
 }
 
@@ -60,8 +57,8 @@ pub fn deadline_of(task: &Task) -> Option<Micros> {
 }
 
 /// Builds the tasks of `rows`, reading their links and auditors.
-async fn assemble(conn: &mut impl Fetch, rows: &[AnyRow], now: Micros) -> StoreResult<Vec<Task>> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+async fn assemble(conn: &mut impl Fetch, rows: &[Row], now: Micros) -> StoreResult<Vec<Task>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect::<Result<_, _>>()?;
     let mut links: HashMap<i64, Vec<ItemRef>> = HashMap::new();
     let mut auditors: HashMap<i64, Vec<i64>> = HashMap::new();
     if !ids.is_empty() {
@@ -71,25 +68,25 @@ async fn assemble(conn: &mut impl Fetch, rows: &[AnyRow], now: Micros) -> StoreR
         );
         for row in conn.fetch(Statement::new(sql).transient()).await? {
             links
-                .entry(row.try_get("task_id")?)
+                .entry(row.get("task_id")?)
                 .or_default()
-                .push(ItemRef { type_key: row.try_get("type_key")?, id: row.try_get("item_id")? });
+                .push(ItemRef { type_key: row.get("type_key")?, id: row.get("item_id")? });
         }
         let sql = format!("SELECT task_id, user_id FROM task_auditors WHERE task_id IN ({list}) ORDER BY user_id");
         for row in conn.fetch(Statement::new(sql).transient()).await? {
-            auditors.entry(row.try_get("task_id")?).or_default().push(row.try_get("user_id")?);
+            auditors.entry(row.get("task_id")?).or_default().push(row.get("user_id")?);
         }
     }
     rows.iter()
         .map(|r| {
-            let id: i64 = r.try_get("id")?;
+            let id: i64 = r.get("id")?;
             task_from_row(r, links.remove(&id).unwrap_or_default(), auditors.remove(&id).unwrap_or_default(), now)
         })
         .collect()
 }
 
 /// One task.
-pub(crate) async fn get(conn: &mut impl Fetch, id: i64, now: Micros) -> StoreResult<Option<Task>> {
+pub async fn get(conn: &mut impl Fetch, id: i64, now: Micros) -> StoreResult<Option<Task>> {
     let rows = conn.fetch(Statement::new(format!("SELECT {COLUMNS} FROM tasks WHERE id = $1")).bind(id)).await?;
     Ok(assemble(conn, &rows, now).await?.pop())
 }
@@ -111,15 +108,15 @@ pub struct TaskFilter {
 
 /// Tasks matching `filter`, by id after `after`, at most `limit + 1`.
 pub async fn list(
-    conn: &mut AnyConnection,
+    conn: &mut impl Fetch,
     filter: &TaskFilter,
     now: Micros,
     after: i64,
     limit: i64,
 ) -> StoreResult<Vec<Task>> {
     let mut sql = format!("SELECT {COLUMNS} FROM tasks t WHERE id > $1");
-    let mut statement_args: Vec<super::tx::Arg> = vec![after.into()];
-    let next = |arg: super::tx::Arg, args: &mut Vec<super::tx::Arg>| {
+    let mut statement_args: Vec<voronka_db::Arg> = vec![after.into()];
+    let next = |arg: voronka_db::Arg, args: &mut Vec<voronka_db::Arg>| {
         args.push(arg);
         format!("${}", args.len())
     };
@@ -161,7 +158,7 @@ pub async fn list(
 
 /// Inserts a task with its links and auditors; returns its id.
 pub async fn insert(tx: &mut Tx, row: &TaskRow<'_>, now: Micros) -> StoreResult<i64> {
-    super::lock_id_order(tx).await?;
+    tx.order_ids().await?;
     let task = row.task;
     let rows = tx
         .write_returning(
@@ -186,7 +183,7 @@ pub async fn insert(tx: &mut Tx, row: &TaskRow<'_>, now: Micros) -> StoreResult<
             .bind(row.completed_at),
         )
         .await?;
-    let id: i64 = rows.first().map(|r| r.try_get("id")).transpose()?.unwrap_or_default();
+    let id: i64 = rows.first().map(|r| r.get("id")).transpose()?.unwrap_or_default();
     write_members(tx, id, task);
     Ok(id)
 }
@@ -246,11 +243,8 @@ pub async fn update(tx: &mut Tx, row: &TaskRow<'_>, now: Micros) -> StoreResult<
 }
 
 /// The earliest deadline still watched (of a task not completed and not yet noted overdue).
-pub async fn next_deadline(pool: &sqlx::AnyPool) -> StoreResult<Option<Micros>> {
-    Ok(sqlx::query_scalar(
-        "SELECT MIN(deadline) FROM tasks WHERE overdue_at IS NULL AND status <> 'completed' AND deadline IS NOT NULL",
-    )
-    .fetch_one(pool)
+pub async fn next_deadline(pool: &Reader) -> StoreResult<Option<Micros>> {
+    Ok(pool.scalar(Statement::new("SELECT MIN(deadline) FROM tasks WHERE overdue_at IS NULL AND status <> 'completed' AND deadline IS NOT NULL",))
     .await?)
 }
 
@@ -269,11 +263,11 @@ pub async fn mark_overdue(tx: &mut Tx, now: Micros, limit: i64) -> StoreResult<V
             .bind(limit),
         )
         .await?;
-    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    rows.iter().map(|r| Ok(r.get("id")?)).collect()
 }
 
 /// The least busy active user among `candidates` (fewest open tasks, then lowest id).
-pub async fn least_busy(conn: &mut AnyConnection, candidates: &[i64]) -> StoreResult<Option<i64>> {
+pub async fn least_busy(conn: &mut impl Fetch, candidates: &[i64]) -> StoreResult<Option<i64>> {
     if candidates.is_empty() {
         return Ok(None);
     }
@@ -284,5 +278,5 @@ pub async fn least_busy(conn: &mut AnyConnection, candidates: &[i64]) -> StoreRe
          WHERE u.id IN ({list}) AND u.active = 1
          GROUP BY u.id ORDER BY COUNT(t.id), u.id LIMIT 1"
     );
-    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_optional(conn).await?)
+    Ok(conn.fetch_first(Statement::new(sql)).await?.map(|row| row.get(0)).transpose()?)
 }

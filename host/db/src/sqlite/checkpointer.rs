@@ -18,7 +18,7 @@
 //! `RESTART` checkpoint, which holds the writer while it waits for the readers: it waits at
 //! most [`RESTART_WAIT`], so a long read delays writes by that much, not by its own length.
 //!
-//! When the store closes, the writer stops the thread and empties the log itself
+//! When the database closes, the writer stops the thread and empties the log itself
 //! ([`Checkpoints::stop`]), so a stopped server leaves its data in the database file alone.
 
 use std::path::Path;
@@ -28,7 +28,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{StoreError, StoreResult, sqlite_rows};
+use super::rows;
+use crate::{DbError, DbResult};
 
 /// How long the thread waits after a wake-up, so a checkpoint covers the commits of that time.
 const PAUSE: Duration = Duration::from_millis(100);
@@ -49,7 +50,7 @@ const RESTART_WAIT: &str = "PRAGMA busy_timeout = 50;";
 const PRAGMAS: &str = "PRAGMA busy_timeout = 10000;";
 
 /// The write connection's side of the checkpointer.
-pub(super) struct Checkpoints {
+pub(crate) struct Checkpoints {
     wake: mpsc::SyncSender<()>,
     finish_wanted: Arc<AtomicBool>,
     changes_seen: u64,
@@ -58,23 +59,23 @@ pub(super) struct Checkpoints {
 
 impl Checkpoints {
     /// Opens a connection to `file` and starts the checkpointer thread on it.
-    pub(super) fn start(file: &Path) -> StoreResult<Checkpoints> {
+    pub(crate) fn start(file: &Path) -> DbResult<Checkpoints> {
         // No statements to keep: one pragma text per mode.
-        let connection = sqlite_rows::open(file, rusqlite::OpenFlags::default(), PRAGMAS, 0)?;
+        let connection = rows::open(file, rusqlite::OpenFlags::default(), PRAGMAS, 0)?;
         let (wake, wakes) = mpsc::sync_channel(1);
         let finish_wanted = Arc::new(AtomicBool::new(false));
         let asked = finish_wanted.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpointer".into())
             .spawn(move || serve(connection, wakes, &asked))
-            .map_err(StoreError::Thread)?;
+            .map_err(DbError::Thread)?;
         Ok(Checkpoints { wake, finish_wanted, changes_seen: 0, thread })
     }
 
     /// Called by the writer on its connection between transactions: wakes the thread if rows
     /// were written since the last call, and, if the thread asked for it, tries once to finish
     /// a checkpoint (the thread asks again after its next checkpoint if the log is still long).
-    pub(super) fn between_transactions(&mut self, writer: &rusqlite::Connection) {
+    pub(crate) fn between_transactions(&mut self, writer: &rusqlite::Connection) {
         let changes = writer.total_changes();
         if changes != self.changes_seen {
             self.changes_seen = changes;
@@ -90,7 +91,7 @@ impl Checkpoints {
 
     /// Stops the thread and waits for it, then copies the whole log back with the writer and
     /// empties it (the writer is closing: it waits up to its busy timeout for readers).
-    pub(super) fn stop(self, writer: &rusqlite::Connection) {
+    pub(crate) fn stop(self, writer: &rusqlite::Connection) {
         drop(self.wake);
         if self.thread.join().is_err() {
             tracing::error!("the SQLite checkpointer thread panicked");
@@ -164,7 +165,7 @@ mod tests {
 
     use super::*;
 
-    /// A write connection as the store opens it, with `rows` rows of 4,000 bytes written.
+    /// A write connection as the engine opens it, with `rows` rows of 4,000 bytes written.
     fn writer(file: &str, rows: usize) -> rusqlite::Connection {
         let writer = rusqlite::Connection::open(file).unwrap();
         writer

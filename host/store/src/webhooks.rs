@@ -1,9 +1,6 @@
 //! Outgoing webhooks: subscriptions and their deliveries (a durable queue, like robot jobs).
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
-
-use super::{Dialect, Statement, StoreResult, Tx, parse_json};
+use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::time::{Micros, to_rfc3339};
 use voronka_model::webhook::WebhookFilter;
 
@@ -28,22 +25,22 @@ pub struct StoredWebhook {
 
 const COLUMNS: &str = "id, url, events, filter, secret, active, created_at";
 
-fn webhook_from_row(row: &AnyRow) -> StoreResult<StoredWebhook> {
+fn webhook_from_row(row: &Row) -> StoreResult<StoredWebhook> {
     Ok(StoredWebhook {
-        id: row.try_get("id")?,
-        url: row.try_get("url")?,
-        events: parse_json("webhooks", &row.try_get::<String, _>("events")?)?,
-        filter: parse_json("webhooks", &row.try_get::<String, _>("filter")?)?,
-        secret: row.try_get("secret")?,
-        active: row.try_get::<i64, _>("active")? != 0,
-        created_at: to_rfc3339(row.try_get("created_at")?),
+        id: row.get("id")?,
+        url: row.get("url")?,
+        events: parse_json("webhooks", &row.get::<String>("events")?)?,
+        filter: parse_json("webhooks", &row.get::<String>("filter")?)?,
+        secret: row.get("secret")?,
+        active: row.get::<i64>("active")? != 0,
+        created_at: to_rfc3339(row.get("created_at")?),
     })
 }
 
 /// Every subscription, oldest first.
-pub async fn all(pool: &AnyPool) -> StoreResult<Vec<StoredWebhook>> {
+pub async fn all(pool: &Reader) -> StoreResult<Vec<StoredWebhook>> {
     let sql = format!("SELECT {COLUMNS} FROM webhooks ORDER BY id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    let rows = pool.fetch_all(Statement::new(sql)).await?;
     rows.iter().map(webhook_from_row).collect()
 }
 
@@ -55,18 +52,18 @@ pub async fn active_in(tx: &mut Tx) -> StoreResult<Vec<StoredWebhook>> {
 }
 
 /// Whether any subscription is active.
-pub async fn any_active(pool: &AnyPool) -> StoreResult<bool> {
+pub async fn any_active(pool: &Reader) -> StoreResult<bool> {
     let sql = format!("{ANY_ACTIVE} LIMIT 1");
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(pool).await?.is_some())
+    Ok(pool.fetch_optional(Statement::new(sql)).await?.is_some())
 }
 
 /// Finds a row while a subscription is active (see [`super::jobs::pass_over_unwatched`]).
 pub const ANY_ACTIVE: &str = "SELECT 1 FROM webhooks WHERE active = 1";
 
 /// One subscription.
-pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredWebhook>> {
+pub async fn get(pool: &Reader, id: i64) -> StoreResult<Option<StoredWebhook>> {
     let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    let row = pool.fetch_optional(Statement::new(sql).bind(id)).await?;
     row.as_ref().map(webhook_from_row).transpose()
 }
 
@@ -81,7 +78,7 @@ pub async fn insert(tx: &mut Tx, webhook: &StoredWebhook, now: Micros) -> StoreR
     .bind(&webhook.secret)
     .bind(i64::from(webhook.active))
     .bind(now);
-    Ok(tx.fetch_one(statement).await?.try_get(0)?)
+    Ok(tx.fetch_one(statement).await?.get(0)?)
 }
 
 /// Updates a subscription.
@@ -143,21 +140,21 @@ pub struct Delivery {
 const DELIVERY_COLUMNS: &str =
     "id, webhook_id, event_id, status, attempts, next_at, last_status, last_error, log, created_at, finished_at";
 
-fn delivery_from_row(row: &AnyRow) -> StoreResult<Delivery> {
-    let status: String = row.try_get("status")?;
+fn delivery_from_row(row: &Row) -> StoreResult<Delivery> {
+    let status: String = row.get("status")?;
     let pending = status == "pending" || status == "sending";
     Ok(Delivery {
-        id: row.try_get("id")?,
-        webhook: row.try_get("webhook_id")?,
-        event: row.try_get("event_id")?,
+        id: row.get("id")?,
+        webhook: row.get("webhook_id")?,
+        event: row.get("event_id")?,
         status: if status == "sending" { "pending".into() } else { status },
-        attempts: row.try_get("attempts")?,
-        last_status: row.try_get("last_status")?,
-        last_error: row.try_get("last_error")?,
-        log: parse_json("webhook_deliveries", &row.try_get::<String, _>("log")?)?,
-        next_at: pending.then(|| row.try_get("next_at").map(to_rfc3339)).transpose()?,
-        created_at: to_rfc3339(row.try_get("created_at")?),
-        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(to_rfc3339),
+        attempts: row.get("attempts")?,
+        last_status: row.get("last_status")?,
+        last_error: row.get("last_error")?,
+        log: parse_json("webhook_deliveries", &row.get::<String>("log")?)?,
+        next_at: pending.then(|| row.get("next_at").map(to_rfc3339)).transpose()?,
+        created_at: to_rfc3339(row.get("created_at")?),
+        finished_at: row.get::<Option<i64>>("finished_at")?.map(to_rfc3339),
     })
 }
 
@@ -204,7 +201,7 @@ pub async fn end_leases(tx: &mut Tx) -> StoreResult<usize> {
 /// Claims up to `limit` due deliveries, and those whose sender's lease expired (a crash),
 /// marking them `sending` until `lease_until`. PostgreSQL senders skip rows other hosts hold.
 pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
-    let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let lock = tx.dialect().skip_locked();
     let sql = format!(
         "UPDATE webhook_deliveries SET status = 'sending', lease_until = $1, attempts = attempts + 1
          WHERE id IN (
@@ -218,11 +215,11 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) ->
         .iter()
         .map(|r| {
             Ok(ClaimedDelivery {
-                id: r.try_get("id")?,
-                webhook_id: r.try_get("webhook_id")?,
-                event_id: r.try_get("event_id")?,
-                attempts: r.try_get("attempts")?,
-                log: parse_json("webhook_deliveries", &r.try_get::<String, _>("log")?)?,
+                id: r.get("id")?,
+                webhook_id: r.get("webhook_id")?,
+                event_id: r.get("event_id")?,
+                attempts: r.get("attempts")?,
+                log: parse_json("webhook_deliveries", &r.get::<String>("log")?)?,
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
@@ -268,7 +265,7 @@ pub async fn record_attempt(tx: &mut Tx, delivery: &ClaimedDelivery, attempt: &A
     .bind(finished)
     .bind(delivery.id)
     .bind(delivery.attempts);
-    tx.write_checked(update, Vec::new()).await
+    Ok(tx.write_checked(update, Vec::new()).await?)
 }
 
 /// Puts a finished delivery back in the queue for a new round of attempts.
@@ -280,35 +277,26 @@ pub async fn redeliver(tx: &mut Tx, webhook_id: i64, id: i64, now: Micros) -> St
     .bind(now)
     .bind(id)
     .bind(webhook_id);
-    tx.write_checked(update, Vec::new()).await
+    Ok(tx.write_checked(update, Vec::new()).await?)
 }
 
 /// A subscription's deliveries, newest first, before the cursor: at most `limit + 1`.
-pub async fn deliveries(
-    pool: &AnyPool,
-    webhook_id: i64,
-    before: Option<i64>,
-    limit: i64,
-) -> StoreResult<Vec<Delivery>> {
+pub async fn deliveries(pool: &Reader, webhook_id: i64, before: Option<i64>, limit: i64) -> StoreResult<Vec<Delivery>> {
     let sql = format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 AND id < $2 ORDER BY id DESC LIMIT CAST($3 AS BIGINT)"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(webhook_id)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(limit + 1)
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        pool.fetch_all(Statement::new(sql).bind(webhook_id).bind(before.unwrap_or(i64::MAX)).bind(limit + 1)).await?;
     rows.iter().map(delivery_from_row).collect()
 }
 
 /// The earliest due time of a pending delivery, to sleep until it.
-pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
+pub async fn next_due(pool: &Reader) -> StoreResult<Option<Micros>> {
     // A sending delivery's lease end is when another sender may take it over.
-    Ok(sqlx::query_scalar(
-        "SELECT MIN(CASE WHEN status = 'pending' THEN next_at ELSE lease_until END) FROM webhook_deliveries
+    Ok(pool
+        .scalar(Statement::new(
+            "SELECT MIN(CASE WHEN status = 'pending' THEN next_at ELSE lease_until END) FROM webhook_deliveries
          WHERE status IN ('pending', 'sending')",
-    )
-    .fetch_one(pool)
-    .await?)
+        ))
+        .await?)
 }

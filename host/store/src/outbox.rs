@@ -1,9 +1,7 @@
 //! The outbox: domain events written in the same transaction as the change they describe, so
 //! automation reading them later never misses a committed change and never sees a rolled-back one.
 
-use sqlx::{AnyPool, Row};
-
-use super::{Statement, StoreResult, Tx, parse_json};
+use crate::{Reader, Statement, StoreResult, Tx, parse_json};
 use voronka_model::actor::Actor;
 use voronka_model::event::EventKind;
 use voronka_model::time::{Micros, to_rfc3339};
@@ -59,11 +57,11 @@ pub async fn record(tx: &mut Tx, event: &NewEvent<'_>, at: Micros) -> StoreResul
 /// Readies `tx` for an event row: on PostgreSQL, takes the lock that orders id-allocating
 /// writers; call before sending an [`event_statement`].
 pub async fn prepare(tx: &mut Tx) -> StoreResult<()> {
-    super::lock_id_order(tx).await
+    Ok(tx.order_ids().await?)
 }
 
 /// The statement appending `event`.
-pub(crate) fn event_statement(event: &NewEvent<'_>, at: Micros) -> Statement {
+pub fn event_statement(event: &NewEvent<'_>, at: Micros) -> Statement {
     Statement::new(
         "INSERT INTO events (kind, type_key, item_id, actor, payload, at, depth)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -78,33 +76,35 @@ pub(crate) fn event_statement(event: &NewEvent<'_>, at: Micros) -> Statement {
 }
 
 /// A stored event kind (written from an [`EventKind`]).
-pub(crate) fn parse_kind(name: &str) -> StoreResult<EventKind> {
+pub fn parse_kind(name: &str) -> StoreResult<EventKind> {
     EventKind::parse(name)
         .ok_or_else(|| super::StoreError::Corrupt { table: "events", message: format!("unknown event kind `{name}`") })
 }
 
 /// Events after `after`, oldest first, optionally of one item, at most `limit + 1`.
-pub async fn list(pool: &AnyPool, after: i64, item_id: Option<i64>, limit: i64) -> StoreResult<Vec<StoredEvent>> {
-    let rows = sqlx::query(
-        "SELECT id, kind, type_key, item_id, actor, payload, at, depth FROM events
+pub async fn list(pool: &Reader, after: i64, item_id: Option<i64>, limit: i64) -> StoreResult<Vec<StoredEvent>> {
+    let rows = pool
+        .fetch_all(
+            Statement::new(
+                "SELECT id, kind, type_key, item_id, actor, payload, at, depth FROM events
          WHERE id > $1 AND ($2 = 0 OR item_id = $2) ORDER BY id LIMIT CAST($3 AS BIGINT)",
-    )
-    .bind(after)
-    .bind(item_id.unwrap_or(0))
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
+            )
+            .bind(after)
+            .bind(item_id.unwrap_or(0))
+            .bind(limit + 1),
+        )
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(StoredEvent {
-                id: r.try_get("id")?,
-                kind: parse_kind(&r.try_get::<String, _>("kind")?)?,
-                type_key: r.try_get("type_key")?,
-                item_id: r.try_get("item_id")?,
-                actor: Actor::from_json_str(&r.try_get::<String, _>("actor")?),
-                payload: parse_json("events", &r.try_get::<String, _>("payload")?)?,
-                at: to_rfc3339(r.try_get("at")?),
-                depth: r.try_get("depth")?,
+                id: r.get("id")?,
+                kind: parse_kind(&r.get::<String>("kind")?)?,
+                type_key: r.get("type_key")?,
+                item_id: r.get("item_id")?,
+                actor: Actor::from_json_str(&r.get::<String>("actor")?),
+                payload: parse_json("events", &r.get::<String>("payload")?)?,
+                at: to_rfc3339(r.get("at")?),
+                depth: r.get("depth")?,
             })
         })
         .collect()

@@ -13,30 +13,30 @@
 //! savepoint and run again with a savepoint per program, so the failed one is undone alone.
 //! (Programs are statements with bound values only, so a second run does what the first did.)
 //!
-//! Rows come back as sqlx [`AnyRow`]s, so the repositories read a row of the write connection
+//! Rows come back as sqlx [`Row`]s, so the repositories read a row of the write connection
 //! as they read one of the read pool.
 
 use std::path::Path;
 use std::sync::mpsc;
 
-use sqlx::any::AnyRow;
+use crate::Row;
 use tokio::sync::oneshot;
 
 use super::checkpointer::Checkpoints;
-use super::sqlite_rows::{self, run_statement};
-use super::tx::Statement;
-use super::{StoreError, StoreResult};
+use super::rows::{self, run_statement};
+use crate::Statement;
+use crate::{DbError, DbResult};
 
 /// Prepared statements kept per connection (the write path uses a few dozen texts).
 const STATEMENT_CACHE: usize = 512;
 
 /// A statement of a request failed: which one, and why. Those before it ran.
 #[derive(Debug)]
-pub(super) struct Failed {
+pub(crate) struct Failed {
     /// Index of the failed statement in its request.
-    pub(super) index: usize,
+    pub(crate) index: usize,
     /// The error.
-    pub(super) error: StoreError,
+    pub(crate) error: DbError,
 }
 
 /// What the thread is asked to do.
@@ -44,7 +44,7 @@ enum Request {
     /// Run statements in order until one fails; answer the rows of all of them. With
     /// `in_batch`, only inside the open transaction: should SQLite have rolled it back (after
     /// an I/O error, a full disk), the statements must not run on their own.
-    Run { statements: Vec<Statement>, in_batch: bool, reply: oneshot::Sender<Result<Vec<AnyRow>, Failed>> },
+    Run { statements: Vec<Statement>, in_batch: bool, reply: oneshot::Sender<Result<Vec<Row>, Failed>> },
     /// Run the programs (undoing a failed one alone) within a transaction, begun first if
     /// `begin`, and commit it.
     Batch { programs: Vec<Vec<Statement>>, begin: bool, reply: oneshot::Sender<ProgramsDone> },
@@ -54,46 +54,46 @@ enum Request {
 
 /// The outcome of [`WriteConnection::run_batch`]: per program, in order; or why the batch was
 /// rolled back whole (undoing a failed program failed, or the commit did).
-pub(super) type ProgramsDone = Result<Vec<StoreResult<Vec<AnyRow>>>, StoreError>;
+pub(crate) type ProgramsDone = Result<Vec<DbResult<Vec<Row>>>, DbError>;
 
 /// A handle to the write thread.
-pub(super) struct WriteConnection {
+pub(crate) struct WriteConnection {
     requests: mpsc::Sender<Request>,
 }
 
 impl WriteConnection {
     /// Opens `file` (creating it), applies `pragmas`, and starts the thread, which tells
     /// `checkpoints` (if any) whenever it is between transactions.
-    pub(super) fn open(file: &Path, pragmas: &str, checkpoints: Option<Checkpoints>) -> StoreResult<WriteConnection> {
-        let connection = sqlite_rows::open(file, rusqlite::OpenFlags::default(), pragmas, STATEMENT_CACHE)?;
+    pub(crate) fn open(file: &Path, pragmas: &str, checkpoints: Option<Checkpoints>) -> DbResult<WriteConnection> {
+        let connection = rows::open(file, rusqlite::OpenFlags::default(), pragmas, STATEMENT_CACHE)?;
         let (requests, incoming) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || serve(connection, incoming, checkpoints))
-            .map_err(StoreError::Thread)?;
+            .map_err(DbError::Thread)?;
         Ok(WriteConnection { requests })
     }
 
-    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> StoreResult<T> {
+    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> DbResult<T> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(request(reply)).map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)
+        self.requests.send(request(reply)).map_err(|_| DbError::Closed)?;
+        answer.await.map_err(|_| DbError::Closed)
     }
 
     /// Runs statements in order, stopping at the first that fails; returns the rows of all.
     #[cfg(test)]
-    async fn run(&self, statements: Vec<Statement>) -> StoreResult<Result<Vec<AnyRow>, Failed>> {
+    async fn run(&self, statements: Vec<Statement>) -> DbResult<Result<Vec<Row>, Failed>> {
         self.ask(|reply| Request::Run { statements, in_batch: false, reply }).await
     }
 
     /// Runs statements in order in the open transaction (a batch), stopping at the first that
     /// fails; returns the rows of all. With no transaction open, none runs.
-    pub(super) async fn run_in_batch(&self, statements: Vec<Statement>) -> StoreResult<Result<Vec<AnyRow>, Failed>> {
+    pub(crate) async fn run_in_batch(&self, statements: Vec<Statement>) -> DbResult<Result<Vec<Row>, Failed>> {
         self.ask(|reply| Request::Run { statements, in_batch: true, reply }).await
     }
 
     /// Runs statements without arguments (transaction control) and fails with their error.
-    pub(super) async fn execute(&self, sql: &'static str) -> StoreResult<()> {
+    pub(crate) async fn execute(&self, sql: &'static str) -> DbResult<()> {
         let statements = sql.split(';').map(str::trim).filter(|s| !s.is_empty()).map(Statement::new).collect();
         let ran = self.ask(|reply| Request::Run { statements, in_batch: false, reply }).await?;
         ran.map(drop).map_err(|failed| failed.error)
@@ -101,7 +101,7 @@ impl WriteConnection {
 
     /// Sends statements to run in the open transaction before anything sent later, without
     /// waiting for them; a failure is logged.
-    pub(super) fn send_in_batch(&self, statements: Vec<Statement>) {
+    pub(crate) fn send_in_batch(&self, statements: Vec<Statement>) {
         let (reply, _) = oneshot::channel();
         if self.requests.send(Request::Run { statements, in_batch: true, reply }).is_err() {
             tracing::warn!("the SQLite write thread is gone");
@@ -111,12 +111,12 @@ impl WriteConnection {
     /// Runs programs back to back in the open transaction (or one begun first, if `begin`),
     /// each as if in a savepoint of its own, so a program whose statement fails is undone
     /// alone; then commits.
-    pub(super) async fn run_batch(&self, programs: Vec<Vec<Statement>>, begin: bool) -> StoreResult<ProgramsDone> {
+    pub(crate) async fn run_batch(&self, programs: Vec<Vec<Statement>>, begin: bool) -> DbResult<ProgramsDone> {
         self.ask(|reply| Request::Batch { programs, begin, reply }).await
     }
 
     /// Closes the connection once the requests sent before have run.
-    pub(super) async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let _ = self.ask(|reply| Request::Close { reply }).await;
     }
 }
@@ -156,7 +156,7 @@ fn serve(connection: rusqlite::Connection, requests: mpsc::Receiver<Request>, mu
     }
 }
 
-fn run(connection: &rusqlite::Connection, statements: &[Statement]) -> Result<Vec<AnyRow>, Failed> {
+fn run(connection: &rusqlite::Connection, statements: &[Statement]) -> Result<Vec<Row>, Failed> {
     let mut rows = Vec::new();
     for (index, statement) in statements.iter().enumerate() {
         run_statement(connection, statement, &mut rows).map_err(|error| Failed { index, error })?;
@@ -165,12 +165,12 @@ fn run(connection: &rusqlite::Connection, statements: &[Statement]) -> Result<Ve
 }
 
 /// The error of a write that found its batch's transaction gone.
-fn lost_transaction() -> StoreError {
-    StoreError::Commit("the write batch's transaction was rolled back by the database".into())
+fn lost_transaction() -> DbError {
+    DbError::Commit("the write batch's transaction was rolled back by the database".into())
 }
 
 fn run_batch(connection: &rusqlite::Connection, programs: &[Vec<Statement>], begin: bool) -> ProgramsDone {
-    let sql = |text: &str| connection.execute_batch(text).map_err(StoreError::Sqlite);
+    let sql = |text: &str| connection.execute_batch(text).map_err(DbError::Sqlite);
     if !begin && connection.is_autocommit() {
         return Err(lost_transaction());
     }
@@ -182,7 +182,7 @@ fn run_batch(connection: &rusqlite::Connection, programs: &[Vec<Statement>], beg
                 tracing::error!("the write connection was in a transaction no batch owns; rolling it back");
                 sql("ROLLBACK; BEGIN IMMEDIATE")?;
             }
-            other => other.map_err(StoreError::Sqlite)?,
+            other => other.map_err(DbError::Sqlite)?,
         }
     }
     let committed = run_programs(connection, programs).and_then(|outcomes| sql("COMMIT").map(|()| outcomes));
@@ -195,14 +195,14 @@ fn run_batch(connection: &rusqlite::Connection, programs: &[Vec<Statement>], beg
 }
 
 fn run_programs(connection: &rusqlite::Connection, programs: &[Vec<Statement>]) -> ProgramsDone {
-    let sql = |text: &str| connection.execute_batch(text).map_err(StoreError::Sqlite);
-    let run = |program: &Vec<Statement>| -> StoreResult<Vec<AnyRow>> {
+    let sql = |text: &str| connection.execute_batch(text).map_err(DbError::Sqlite);
+    let run = |program: &Vec<Statement>| -> DbResult<Vec<Row>> {
         let mut rows = Vec::new();
         program.iter().try_for_each(|statement| run_statement(connection, statement, &mut rows))?;
         Ok(rows)
     };
     sql("SAVEPOINT programs")?;
-    let together: StoreResult<Vec<Vec<AnyRow>>> = programs.iter().map(run).collect();
+    let together: DbResult<Vec<Vec<Row>>> = programs.iter().map(run).collect();
     if let Ok(rows) = together {
         sql("RELEASE programs")?;
         return Ok(rows.into_iter().map(Ok).collect());
@@ -223,7 +223,6 @@ fn run_programs(connection: &rusqlite::Connection, programs: &[Vec<Statement>]) 
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Row;
 
     use super::*;
 
@@ -236,7 +235,7 @@ mod tests {
 
     async fn values(writer: &WriteConnection) -> Vec<i64> {
         let rows = writer.run(vec![Statement::new("SELECT x FROM t ORDER BY x")]).await.unwrap().unwrap();
-        rows.iter().map(|r| r.try_get(0).unwrap()).collect()
+        rows.iter().map(|r| r.get(0).unwrap()).collect()
     }
 
     fn insert(x: i64) -> Statement {
@@ -244,12 +243,12 @@ mod tests {
     }
 
     /// Each program's outcome in words: `ok` or the error's variant.
-    fn outcomes(done: &[StoreResult<Vec<AnyRow>>]) -> Vec<&'static str> {
+    fn outcomes(done: &[DbResult<Vec<Row>>]) -> Vec<&'static str> {
         done.iter()
             .map(|outcome| match outcome {
                 Ok(_) => "ok",
-                Err(StoreError::Sqlite(_)) => "sqlite",
-                Err(StoreError::CheckFailed) => "check",
+                Err(DbError::Sqlite(_)) => "sqlite",
+                Err(DbError::CheckFailed) => "check",
                 Err(_) => "other",
             })
             .collect()
@@ -272,12 +271,12 @@ mod tests {
             .unwrap();
         assert_eq!(rows.len(), 3, "the RETURNING row, then the two selected");
         let first = &rows[1];
-        assert_eq!(first.try_get::<i64, _>("i").unwrap(), 7);
-        assert_eq!(first.try_get::<String, _>("s").unwrap(), "text");
-        assert_eq!(first.try_get::<f64, _>("r").unwrap(), 1.5);
-        assert_eq!(first.try_get::<i64, _>(3).unwrap(), 1, "a bool is stored as 1");
-        assert_eq!(rows[2].try_get::<Option<String>, _>("s").unwrap(), None);
-        assert!(rows[2].try_get::<String, _>("s").is_err(), "NULL is not a string");
+        assert_eq!(first.get::<i64>("i").unwrap(), 7);
+        assert_eq!(first.get::<String>("s").unwrap(), "text");
+        assert_eq!(first.get::<f64>("r").unwrap(), 1.5);
+        assert_eq!(first.get::<i64>(3).unwrap(), 1, "a bool is stored as 1");
+        assert_eq!(rows[2].get::<Option<String>>("s").unwrap(), None);
+        assert!(rows[2].get::<String>("s").is_err(), "NULL is not a string");
         let failed = writer
             .run(vec![Statement::new("INSERT INTO t (i) VALUES (1)"), Statement::new("INSERT INTO nowhere VALUES (1)")])
             .await

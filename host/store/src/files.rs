@@ -1,27 +1,24 @@
 //! The file store's metadata (the bytes are kept under the data dir, named by their SHA-256).
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
-
-use super::{Statement, StoreResult, Tx};
+use crate::{Reader, Row, Statement, StoreResult, Tx};
 use voronka_model::file::StoredFile;
 use voronka_model::item::ItemRef;
 use voronka_model::time::{Micros, to_rfc3339};
 
 const COLUMNS: &str = "id, sha256, size, name, content_type, type_key, item_id, created_by, created_at";
 
-fn file_from_row(row: &AnyRow) -> StoreResult<StoredFile> {
-    let type_key: Option<String> = row.try_get("type_key")?;
-    let item_id: Option<i64> = row.try_get("item_id")?;
+fn file_from_row(row: &Row) -> StoreResult<StoredFile> {
+    let type_key: Option<String> = row.get("type_key")?;
+    let item_id: Option<i64> = row.get("item_id")?;
     Ok(StoredFile {
-        id: row.try_get("id")?,
-        sha256: row.try_get("sha256")?,
-        size: row.try_get("size")?,
-        name: row.try_get("name")?,
-        content_type: row.try_get("content_type")?,
+        id: row.get("id")?,
+        sha256: row.get("sha256")?,
+        size: row.get("size")?,
+        name: row.get("name")?,
+        content_type: row.get("content_type")?,
         item: type_key.zip(item_id).map(|(type_key, id)| ItemRef { type_key, id }),
-        created_by: row.try_get("created_by")?,
-        created_at: to_rfc3339(row.try_get("created_at")?),
+        created_by: row.get("created_by")?,
+        created_at: to_rfc3339(row.get("created_at")?),
     })
 }
 
@@ -43,13 +40,13 @@ pub async fn insert(tx: &mut Tx, file: &StoredFile, now: Micros) -> StoreResult<
             .bind(now),
         )
         .await?;
-    Ok(rows.first().map(|r| r.try_get("id")).transpose()?.unwrap_or_default())
+    Ok(rows.first().map(|r| r.get("id")).transpose()?.unwrap_or_default())
 }
 
 /// One file's metadata.
-pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredFile>> {
+pub async fn get(pool: &Reader, id: i64) -> StoreResult<Option<StoredFile>> {
     let sql = format!("SELECT {COLUMNS} FROM files WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    let row = pool.fetch_optional(Statement::new(sql).bind(id)).await?;
     row.as_ref().map(file_from_row).transpose()
 }
 
@@ -61,9 +58,9 @@ pub async fn get_in(tx: &mut Tx, id: i64) -> StoreResult<Option<StoredFile>> {
 }
 
 /// The files attached to an item, oldest first.
-pub async fn of_item(pool: &AnyPool, item: &ItemRef) -> StoreResult<Vec<StoredFile>> {
+pub async fn of_item(pool: &Reader, item: &ItemRef) -> StoreResult<Vec<StoredFile>> {
     let sql = format!("SELECT {COLUMNS} FROM files WHERE type_key = $1 AND item_id = $2 ORDER BY id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&item.type_key).bind(item.id).fetch_all(pool).await?;
+    let rows = pool.fetch_all(Statement::new(sql).bind(&item.type_key).bind(item.id)).await?;
     rows.iter().map(file_from_row).collect()
 }
 

@@ -2,31 +2,28 @@
 
 use std::collections::HashMap;
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
-
-use super::{Statement, StoreResult, Tx};
+use crate::{Reader, Row, Statement, StoreResult, Tx};
 use voronka_model::access::{Access, Permission, Principal};
 use voronka_model::people::{Department, Role, User};
 use voronka_model::time::{now_micros, to_rfc3339};
 
 const USER_COLUMNS: &str = "id, name, email, department_id, active, is_admin, created_at";
 
-fn user_from_row(row: &AnyRow, roles: Vec<String>) -> StoreResult<User> {
+fn user_from_row(row: &Row, roles: Vec<String>) -> StoreResult<User> {
     Ok(User {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        department: row.try_get("department_id")?,
-        active: row.try_get::<i64, _>("active")? != 0,
-        admin: row.try_get::<i64, _>("is_admin")? != 0,
+        id: row.get("id")?,
+        name: row.get("name")?,
+        email: row.get("email")?,
+        department: row.get("department_id")?,
+        active: row.get::<i64>("active")? != 0,
+        admin: row.get::<i64>("is_admin")? != 0,
         roles,
-        created_at: to_rfc3339(row.try_get("created_at")?),
+        created_at: to_rfc3339(row.get("created_at")?),
     })
 }
 
 /// Role keys of each listed user.
-async fn role_keys(pool: &AnyPool, user_ids: &[i64]) -> StoreResult<HashMap<i64, Vec<String>>> {
+async fn role_keys(pool: &Reader, user_ids: &[i64]) -> StoreResult<HashMap<i64, Vec<String>>> {
     let mut map: HashMap<i64, Vec<String>> = HashMap::new();
     if user_ids.is_empty() {
         return Ok(map);
@@ -36,25 +33,25 @@ async fn role_keys(pool: &AnyPool, user_ids: &[i64]) -> StoreResult<HashMap<i64,
         "SELECT ur.user_id, r.key FROM user_roles ur JOIN roles r ON r.id = ur.role_id
          WHERE ur.user_id IN ({list}) ORDER BY r.key"
     );
-    for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await? {
-        map.entry(row.try_get("user_id")?).or_default().push(row.try_get("key")?);
+    for row in pool.fetch_all(Statement::new(sql)).await? {
+        map.entry(row.get("user_id")?).or_default().push(row.get("key")?);
     }
     Ok(map)
 }
 
 /// Lists users by id, after `after`, at most `limit`.
-pub async fn list_users(pool: &AnyPool, after: i64, limit: i64) -> StoreResult<Vec<User>> {
+pub async fn list_users(pool: &Reader, after: i64, limit: i64) -> StoreResult<Vec<User>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT CAST($2 AS BIGINT)");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(pool).await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+    let rows = pool.fetch_all(Statement::new(sql).bind(after).bind(limit)).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect::<Result<_, _>>()?;
     let mut roles = role_keys(pool, &ids).await?;
-    rows.iter().map(|r| user_from_row(r, roles.remove(&r.try_get("id")?).unwrap_or_default())).collect()
+    rows.iter().map(|r| user_from_row(r, roles.remove(&r.get("id")?).unwrap_or_default())).collect()
 }
 
 /// A user by id.
-pub async fn get_user(pool: &AnyPool, id: i64) -> StoreResult<Option<User>> {
+pub async fn get_user(pool: &Reader, id: i64) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await? else {
+    let Some(row) = pool.fetch_optional(Statement::new(sql).bind(id)).await? else {
         return Ok(None);
     };
     let mut roles = role_keys(pool, &[id]).await?;
@@ -70,7 +67,7 @@ pub async fn email_taken(tx: &mut Tx, email: &str, except: i64) -> StoreResult<b
                 .bind(except),
         )
         .await?
-        .try_get(0)?;
+        .get(0)?;
     Ok(n > 0)
 }
 
@@ -101,7 +98,7 @@ pub async fn insert_user(tx: &mut Tx, user: &NewUser<'_>) -> StoreResult<i64> {
             .bind(now_micros()),
         )
         .await?
-        .try_get(0)?)
+        .get(0)?)
 }
 
 /// Updates a user's editable columns.
@@ -135,7 +132,7 @@ pub async fn set_user_roles(tx: &mut Tx, user_id: i64, role_ids: &[i64]) -> Stor
 
 /// Finds the id of the first (lowest id) system administrator.
 pub async fn first_admin(tx: &mut Tx) -> StoreResult<Option<i64>> {
-    Ok(tx.fetch_one(Statement::new("SELECT MIN(id) FROM users WHERE is_admin = 1")).await?.try_get(0)?)
+    Ok(tx.fetch_one(Statement::new("SELECT MIN(id) FROM users WHERE is_admin = 1")).await?.get(0)?)
 }
 
 /// Stores a token hash for a user.
@@ -152,30 +149,34 @@ pub async fn insert_token(tx: &mut Tx, user_id: i64, hash: &str, name: &str) -> 
             .bind(now_micros()),
         )
         .await?
-        .try_get(0)?)
+        .get(0)?)
 }
 
 /// The active principal a token hash belongs to, with its roles' grants.
-pub async fn principal_by_token(pool: &AnyPool, hash: &str) -> StoreResult<Option<Principal>> {
-    let row = sqlx::query(
-        "SELECT u.id, u.is_admin FROM api_tokens t JOIN users u ON u.id = t.user_id
+pub async fn principal_by_token(pool: &Reader, hash: &str) -> StoreResult<Option<Principal>> {
+    let row = pool
+        .fetch_optional(
+            Statement::new(
+                "SELECT u.id, u.is_admin FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND u.active = 1",
-    )
-    .bind(hash)
-    .fetch_optional(pool)
-    .await?;
+            )
+            .bind(hash),
+        )
+        .await?;
     let Some(row) = row else { return Ok(None) };
-    let user_id: i64 = row.try_get("id")?;
-    let rows = sqlx::query(
-        "SELECT ur.role_id, p.type_key, p.funnel_key, p.access FROM user_roles ur
+    let user_id: i64 = row.get("id")?;
+    let rows = pool
+        .fetch_all(
+            Statement::new(
+                "SELECT ur.role_id, p.type_key, p.funnel_key, p.access FROM user_roles ur
          JOIN role_permissions p ON p.role_id = ur.role_id WHERE ur.user_id = $1 ORDER BY ur.role_id",
-    )
-    .bind(user_id)
-    .fetch_all(pool)
-    .await?;
+            )
+            .bind(user_id),
+        )
+        .await?;
     let mut roles: Vec<(i64, Vec<Permission>)> = Vec::new();
     for row in rows {
-        let role_id: i64 = row.try_get("role_id")?;
+        let role_id: i64 = row.get("role_id")?;
         let permission = permission_from_row(&row)?;
         match roles.last_mut() {
             Some((id, grants)) if *id == role_id => grants.push(permission),
@@ -184,31 +185,32 @@ pub async fn principal_by_token(pool: &AnyPool, hash: &str) -> StoreResult<Optio
     }
     Ok(Some(Principal {
         user_id,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        is_admin: row.get::<i64>("is_admin")? != 0,
         roles: roles.into_iter().map(|(_, g)| g).collect(),
     }))
 }
 
-fn permission_from_row(row: &AnyRow) -> StoreResult<Permission> {
-    let funnel: String = row.try_get("funnel_key")?;
-    let access: String = row.try_get("access")?;
+fn permission_from_row(row: &Row) -> StoreResult<Permission> {
+    let funnel: String = row.get("funnel_key")?;
+    let access: String = row.get("access")?;
     Ok(Permission {
-        type_key: row.try_get("type_key")?,
+        type_key: row.get("type_key")?,
         funnel: (!funnel.is_empty()).then_some(funnel),
         access: Access::parse(&access).unwrap_or(Access::None),
     })
 }
 
 /// All departments by id.
-pub async fn list_departments(pool: &AnyPool) -> StoreResult<Vec<Department>> {
-    let rows = sqlx::query("SELECT id, name, parent_id, head_id FROM departments ORDER BY id").fetch_all(pool).await?;
+pub async fn list_departments(pool: &Reader) -> StoreResult<Vec<Department>> {
+    let rows =
+        pool.fetch_all(Statement::new("SELECT id, name, parent_id, head_id FROM departments ORDER BY id")).await?;
     rows.iter()
         .map(|r| {
             Ok(Department {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                parent: r.try_get("parent_id")?,
-                head: r.try_get("head_id")?,
+                id: r.get("id")?,
+                name: r.get("name")?,
+                parent: r.get("parent_id")?,
+                head: r.get("head_id")?,
             })
         })
         .collect()
@@ -227,7 +229,7 @@ pub async fn insert_department(tx: &mut Tx, name: &str, parent: Option<i64>, hea
             .bind(now_micros()),
         )
         .await?
-        .try_get(0)?)
+        .get(0)?)
 }
 
 /// Updates a department.
@@ -244,23 +246,24 @@ pub async fn update_department(tx: &mut Tx, department: &Department) -> StoreRes
 }
 
 /// All roles with their permissions.
-pub async fn list_roles(pool: &AnyPool) -> StoreResult<Vec<Role>> {
-    let rows = sqlx::query("SELECT id, key, title FROM roles ORDER BY key").fetch_all(pool).await?;
-    let grants =
-        sqlx::query("SELECT role_id, type_key, funnel_key, access FROM role_permissions ORDER BY type_key, funnel_key")
-            .fetch_all(pool)
-            .await?;
+pub async fn list_roles(pool: &Reader) -> StoreResult<Vec<Role>> {
+    let rows = pool.fetch_all(Statement::new("SELECT id, key, title FROM roles ORDER BY key")).await?;
+    let grants = pool
+        .fetch_all(Statement::new(
+            "SELECT role_id, type_key, funnel_key, access FROM role_permissions ORDER BY type_key, funnel_key",
+        ))
+        .await?;
     let mut by_role: HashMap<i64, Vec<Permission>> = HashMap::new();
     for row in &grants {
-        by_role.entry(row.try_get("role_id")?).or_default().push(permission_from_row(row)?);
+        by_role.entry(row.get("role_id")?).or_default().push(permission_from_row(row)?);
     }
     rows.iter()
         .map(|r| {
-            let id: i64 = r.try_get("id")?;
+            let id: i64 = r.get("id")?;
             Ok(Role {
                 id,
-                key: r.try_get("key")?,
-                title: r.try_get("title")?,
+                key: r.get("key")?,
+                title: r.get("title")?,
                 permissions: by_role.remove(&id).unwrap_or_default(),
             })
         })
@@ -275,7 +278,7 @@ pub async fn insert_role(tx: &mut Tx, key: &str, title: &str, permissions: &[Per
     .bind(key)
     .bind(title)
     .bind(now_micros());
-    let id: Option<i64> = tx.write_returning(statement).await?.first().map(|row| row.try_get(0)).transpose()?;
+    let id: Option<i64> = tx.write_returning(statement).await?.first().map(|row| row.get(0)).transpose()?;
     let Some(id) = id else { return Ok(None) };
     replace_permissions(tx, id, permissions).await?;
     Ok(Some(id))
@@ -311,7 +314,7 @@ pub async fn role_ids(tx: &mut Tx, keys: &[String]) -> StoreResult<Result<Vec<i6
         let id: Option<i64> = tx
             .fetch_optional(Statement::new("SELECT id FROM roles WHERE key = $1").bind(key))
             .await?
-            .map(|row| row.try_get(0))
+            .map(|row| row.get(0))
             .transpose()?;
         match id {
             Some(id) => ids.push(id),
@@ -327,7 +330,7 @@ pub async fn exists(tx: &mut Tx, table: PeopleTable, id: i64) -> StoreResult<boo
         PeopleTable::Users => "SELECT COUNT(*) FROM users WHERE id = $1",
         PeopleTable::Departments => "SELECT COUNT(*) FROM departments WHERE id = $1",
     };
-    let n: i64 = tx.fetch_one(Statement::new(sql).bind(id)).await?.try_get(0)?;
+    let n: i64 = tx.fetch_one(Statement::new(sql).bind(id)).await?.get(0)?;
     Ok(n > 0)
 }
 
@@ -341,12 +344,14 @@ pub enum PeopleTable {
 }
 
 /// The active users holding the role `key`, by id.
-pub async fn users_with_role(pool: &AnyPool, key: &str) -> StoreResult<Vec<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id
+pub async fn users_with_role(pool: &Reader, key: &str) -> StoreResult<Vec<i64>> {
+    Ok(pool
+        .scalars(
+            Statement::new(
+                "SELECT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id
          WHERE r.key = $1 AND u.active = 1 ORDER BY u.id",
-    )
-    .bind(key)
-    .fetch_all(pool)
-    .await?)
+            )
+            .bind(key),
+        )
+        .await?)
 }

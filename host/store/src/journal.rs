@@ -1,14 +1,12 @@
 //! Stage history and timeline entries of items.
 
-use sqlx::{AnyPool, Row};
-
-use super::{Statement, StoreError, StoreResult, Tx, parse_json};
+use crate::{Reader, Statement, StoreError, StoreResult, Tx, parse_json};
 use voronka_model::actor::Actor;
 use voronka_model::item::{HistoryEntry, StagePoint, TimelineEntry, TimelineKind};
 use voronka_model::time::{Micros, to_rfc3339};
 
 /// The record of a stage or funnel change.
-pub(crate) fn move_statement(item_id: i64, from: &StagePoint, to: &StagePoint, actor: &Actor, at: Micros) -> Statement {
+pub fn move_statement(item_id: i64, from: &StagePoint, to: &StagePoint, actor: &Actor, at: Micros) -> Statement {
     Statement::new(
         "INSERT INTO stage_history (item_id, from_funnel, from_stage, to_funnel, to_stage, actor, at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -23,24 +21,26 @@ pub(crate) fn move_statement(item_id: i64, from: &StagePoint, to: &StagePoint, a
 }
 
 /// History of an item, oldest first, after entry `after`, at most `limit + 1` entries.
-pub async fn history(pool: &AnyPool, item_id: i64, after: i64, limit: i64) -> StoreResult<Vec<HistoryEntry>> {
-    let rows = sqlx::query(
-        "SELECT id, from_funnel, from_stage, to_funnel, to_stage, actor, at FROM stage_history
+pub async fn history(pool: &Reader, item_id: i64, after: i64, limit: i64) -> StoreResult<Vec<HistoryEntry>> {
+    let rows = pool
+        .fetch_all(
+            Statement::new(
+                "SELECT id, from_funnel, from_stage, to_funnel, to_stage, actor, at FROM stage_history
          WHERE item_id = $1 AND id > $2 ORDER BY id LIMIT CAST($3 AS BIGINT)",
-    )
-    .bind(item_id)
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
+            )
+            .bind(item_id)
+            .bind(after)
+            .bind(limit + 1),
+        )
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(HistoryEntry {
-                id: r.try_get("id")?,
-                from: StagePoint { funnel: r.try_get("from_funnel")?, stage: r.try_get("from_stage")? },
-                to: StagePoint { funnel: r.try_get("to_funnel")?, stage: r.try_get("to_stage")? },
-                actor: Actor::from_json_str(&r.try_get::<String, _>("actor")?),
-                at: to_rfc3339(r.try_get("at")?),
+                id: r.get("id")?,
+                from: StagePoint { funnel: r.get("from_funnel")?, stage: r.get("from_stage")? },
+                to: StagePoint { funnel: r.get("to_funnel")?, stage: r.get("to_stage")? },
+                actor: Actor::from_json_str(&r.get::<String>("actor")?),
+                at: to_rfc3339(r.get("at")?),
             })
         })
         .collect()
@@ -64,7 +64,7 @@ pub struct NewEntry<'a> {
 }
 
 /// The statement adding `entry`.
-pub(crate) fn entry_statement(entry: &NewEntry<'_>, returning_id: bool) -> Statement {
+pub fn entry_statement(entry: &NewEntry<'_>, returning_id: bool) -> Statement {
     let kind = match entry.kind {
         TimelineKind::Comment => "comment",
         TimelineKind::System => "system",
@@ -88,31 +88,25 @@ const INSERT_ENTRY_RETURNING_ID: &str =
 pub async fn add_entry(tx: &mut Tx, entry: &NewEntry<'_>) -> StoreResult<i64> {
     let rows = tx.write_returning(entry_statement(entry, true)).await?;
     match rows.first() {
-        Some(row) => Ok(row.try_get(0)?),
+        Some(row) => Ok(row.get(0)?),
         None => Err(StoreError::Corrupt { table: "timeline", message: "insert returned no id".into() }),
     }
 }
 
 /// Timeline of an item, newest first, before entry `before`, at most `limit + 1` entries.
-pub async fn timeline(pool: &AnyPool, item_id: i64, before: i64, limit: i64) -> StoreResult<Vec<TimelineEntry>> {
-    let rows = sqlx::query(
-        "SELECT id, kind, text, data, actor, at FROM timeline WHERE item_id = $1 AND id < $2 ORDER BY id DESC LIMIT CAST($3 AS BIGINT)",
-    )
-    .bind(item_id)
-    .bind(before)
-    .bind(limit + 1)
-    .fetch_all(pool)
+pub async fn timeline(pool: &Reader, item_id: i64, before: i64, limit: i64) -> StoreResult<Vec<TimelineEntry>> {
+    let rows = pool.fetch_all(Statement::new("SELECT id, kind, text, data, actor, at FROM timeline WHERE item_id = $1 AND id < $2 ORDER BY id DESC LIMIT CAST($3 AS BIGINT)",).bind(item_id) .bind(before) .bind(limit + 1))
     .await?;
     rows.iter()
         .map(|r| {
-            let kind: String = r.try_get("kind")?;
+            let kind: String = r.get("kind")?;
             Ok(TimelineEntry {
-                id: r.try_get("id")?,
+                id: r.get("id")?,
                 kind: if kind == "comment" { TimelineKind::Comment } else { TimelineKind::System },
-                text: r.try_get("text")?,
-                data: parse_json("timeline", &r.try_get::<String, _>("data")?)?,
-                actor: Actor::from_json_str(&r.try_get::<String, _>("actor")?),
-                at: to_rfc3339(r.try_get("at")?),
+                text: r.get("text")?,
+                data: parse_json("timeline", &r.get::<String>("data")?)?,
+                actor: Actor::from_json_str(&r.get::<String>("actor")?),
+                at: to_rfc3339(r.get("at")?),
             })
         })
         .collect()

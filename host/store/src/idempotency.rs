@@ -1,9 +1,7 @@
 //! Idempotency keys: the first response to a POST with an `Idempotency-Key` is kept and
 //! replayed for repeats of the same key by the same user.
 
-use sqlx::Row;
-
-use super::{Statement, Store, StoreError, StoreResult};
+use crate::{Statement, Store, StoreError, StoreResult};
 use voronka_model::time::now_micros;
 
 /// What the store knows about a key.
@@ -29,7 +27,7 @@ pub enum KeyState {
 
 /// Reserves `key` for `user_id`, or reports what is already recorded.
 pub async fn reserve(store: &Store, user_id: i64, key: &str, fingerprint: &str) -> StoreResult<KeyState> {
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin();
     let inserted = tx
         .write_returning(
             Statement::new(
@@ -52,8 +50,8 @@ pub async fn reserve(store: &Store, user_id: i64, key: &str, fingerprint: &str) 
         let Some(row) = tx.fetch_optional(select).await? else {
             return Err(StoreError::Corrupt { table: "idempotency_keys", message: format!("key {key} vanished") });
         };
-        let fingerprint: String = row.try_get("fingerprint")?;
-        match (row.try_get::<Option<i64>, _>("status")?, row.try_get::<Option<String>, _>("body")?) {
+        let fingerprint: String = row.get("fingerprint")?;
+        match (row.get::<Option<i64>>("status")?, row.get::<Option<String>>("body")?) {
             (Some(status), Some(body)) => KeyState::Done { fingerprint, status: status as u16, body },
             _ => KeyState::InProgress { fingerprint },
         }
@@ -64,7 +62,7 @@ pub async fn reserve(store: &Store, user_id: i64, key: &str, fingerprint: &str) 
 
 /// Records the response of a reserved key.
 pub async fn complete(store: &Store, user_id: i64, key: &str, status: u16, body: &str) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin();
     tx.defer(
         Statement::new("UPDATE idempotency_keys SET status = $1, body = $2 WHERE user_id = $3 AND key = $4")
             .bind(i64::from(status))
@@ -78,7 +76,7 @@ pub async fn complete(store: &Store, user_id: i64, key: &str, status: u16, body:
 
 /// Releases a reserved key whose request failed on the server's side, so it can be retried.
 pub async fn release(store: &Store, user_id: i64, key: &str) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin();
     tx.defer(
         Statement::new("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status IS NULL")
             .bind(user_id)

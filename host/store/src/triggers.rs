@@ -1,9 +1,6 @@
 //! Triggers: rules on a stage that move items there when a matching event happens.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
-
-use super::{Statement, StoreResult, Tx, parse_json};
+use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::time::{now_micros, to_rfc3339};
 
 /// A stored trigger.
@@ -37,27 +34,27 @@ pub struct StoredTrigger {
 
 const COLUMNS: &str = "id, type_key, funnel_key, stage_key, kind, config, allow_backwards, condition, secret, plugin, since_event, created_at";
 
-fn trigger_from_row(row: &AnyRow) -> StoreResult<StoredTrigger> {
+fn trigger_from_row(row: &Row) -> StoreResult<StoredTrigger> {
     Ok(StoredTrigger {
-        id: row.try_get("id")?,
-        type_key: row.try_get("type_key")?,
-        funnel: row.try_get("funnel_key")?,
-        stage: row.try_get("stage_key")?,
-        kind: row.try_get("kind")?,
-        config: parse_json("triggers", &row.try_get::<String, _>("config")?)?,
-        allow_backwards: row.try_get::<i64, _>("allow_backwards")? != 0,
-        condition: row.try_get("condition")?,
-        secret: row.try_get("secret")?,
-        plugin: row.try_get("plugin")?,
-        since_event: row.try_get("since_event")?,
-        created_at: to_rfc3339(row.try_get("created_at")?),
+        id: row.get("id")?,
+        type_key: row.get("type_key")?,
+        funnel: row.get("funnel_key")?,
+        stage: row.get("stage_key")?,
+        kind: row.get("kind")?,
+        config: parse_json("triggers", &row.get::<String>("config")?)?,
+        allow_backwards: row.get::<i64>("allow_backwards")? != 0,
+        condition: row.get("condition")?,
+        secret: row.get("secret")?,
+        plugin: row.get("plugin")?,
+        since_event: row.get("since_event")?,
+        created_at: to_rfc3339(row.get("created_at")?),
     })
 }
 
 /// Every trigger (the dispatcher matches events against all of them: there are few).
-pub async fn all(pool: &AnyPool) -> StoreResult<Vec<StoredTrigger>> {
+pub async fn all(pool: &Reader) -> StoreResult<Vec<StoredTrigger>> {
     let sql = format!("SELECT {COLUMNS} FROM triggers ORDER BY id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    let rows = pool.fetch_all(Statement::new(sql)).await?;
     rows.iter().map(trigger_from_row).collect()
 }
 
@@ -65,32 +62,32 @@ pub async fn all(pool: &AnyPool) -> StoreResult<Vec<StoredTrigger>> {
 pub const ANY_TRIGGER: &str = "SELECT 1 FROM triggers";
 
 /// The triggers of a stage, oldest first.
-pub async fn on_stage(pool: &AnyPool, type_key: &str, funnel: &str, stage: &str) -> StoreResult<Vec<StoredTrigger>> {
+pub async fn on_stage(pool: &Reader, type_key: &str, funnel: &str, stage: &str) -> StoreResult<Vec<StoredTrigger>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM triggers WHERE type_key = $1 AND funnel_key = $2 AND stage_key = $3 ORDER BY id"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(type_key).bind(funnel).bind(stage).fetch_all(pool).await?;
+    let rows = pool.fetch_all(Statement::new(sql).bind(type_key).bind(funnel).bind(stage)).await?;
     rows.iter().map(trigger_from_row).collect()
 }
 
 /// One trigger.
-pub async fn get(pool: &AnyPool, id: i64) -> StoreResult<Option<StoredTrigger>> {
+pub async fn get(pool: &Reader, id: i64) -> StoreResult<Option<StoredTrigger>> {
     let sql = format!("SELECT {COLUMNS} FROM triggers WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+    let row = pool.fetch_optional(Statement::new(sql).bind(id)).await?;
     row.as_ref().map(trigger_from_row).transpose()
 }
 
 /// The webhook trigger with this secret.
-pub async fn by_secret(pool: &AnyPool, secret: &str) -> StoreResult<Option<StoredTrigger>> {
+pub async fn by_secret(pool: &Reader, secret: &str) -> StoreResult<Option<StoredTrigger>> {
     let sql = format!("SELECT {COLUMNS} FROM triggers WHERE secret = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secret).fetch_optional(pool).await?;
+    let row = pool.fetch_optional(Statement::new(sql).bind(secret)).await?;
     row.as_ref().map(trigger_from_row).transpose()
 }
 
 /// Inserts a trigger, reacting to events after the last one now, and returns its id and that
 /// event's id.
 pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<(i64, i64)> {
-    super::lock_id_order(tx).await?;
+    tx.order_ids().await?;
     let insert = Statement::new(
         "INSERT INTO triggers (kind, config, allow_backwards, condition, secret, plugin, type_key, funnel_key, stage_key, created_at, since_event)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT COALESCE(MAX(id), 0) FROM events)) RETURNING id, since_event",
@@ -101,7 +98,7 @@ pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<(i64, i
         .bind(&trigger.stage)
         .bind(now_micros());
     let row = tx.fetch_one(insert).await?;
-    Ok((row.try_get("id")?, row.try_get("since_event")?))
+    Ok((row.get("id")?, row.get("since_event")?))
 }
 
 /// Binds a trigger's settings to `$1..$6` (kind, config, backwards, condition, secret,
@@ -122,7 +119,7 @@ pub async fn update(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<()> {
         "UPDATE triggers SET kind = $1, config = $2, allow_backwards = $3, condition = $4, secret = $5, plugin = $6
          WHERE id = $7",
     );
-    tx.execute(bind_settings(update, trigger).bind(trigger.id)).await
+    Ok(tx.execute(bind_settings(update, trigger).bind(trigger.id)).await?)
 }
 
 /// Deletes a trigger.
@@ -133,8 +130,5 @@ pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
 
 /// How many triggers run a plugin.
 pub async fn count_using(tx: &mut Tx, plugin: &str) -> StoreResult<i64> {
-    Ok(tx
-        .fetch_one(Statement::new("SELECT COUNT(*) FROM triggers WHERE plugin = $1").bind(plugin))
-        .await?
-        .try_get(0)?)
+    Ok(tx.fetch_one(Statement::new("SELECT COUNT(*) FROM triggers WHERE plugin = $1").bind(plugin)).await?.get(0)?)
 }

@@ -1,9 +1,6 @@
 //! The durable job queue of robot runs, and the positions of the readers of the event stream.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
-
-use super::{Dialect, Statement, StoreResult, Tx};
+use crate::{Reader, Row, Statement, StoreResult, Tx};
 use voronka_model::time::Micros;
 
 /// A queued robot run.
@@ -36,19 +33,19 @@ pub struct Job {
 const COLUMNS: &str =
     "id, robot_id, schedule_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, attempts";
 
-fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
+fn job_from_row(row: &Row) -> StoreResult<Job> {
     Ok(Job {
-        id: row.try_get("id")?,
-        robot_id: row.try_get("robot_id")?,
-        schedule_id: row.try_get("schedule_id")?,
-        item_id: row.try_get("item_id")?,
-        type_key: row.try_get("type_key")?,
-        funnel: row.try_get("funnel_key")?,
-        stage: row.try_get("stage_key")?,
-        event_id: row.try_get("event_id")?,
-        actor: row.try_get("actor")?,
-        depth: row.try_get("depth")?,
-        attempts: row.try_get("attempts")?,
+        id: row.get("id")?,
+        robot_id: row.get("robot_id")?,
+        schedule_id: row.get("schedule_id")?,
+        item_id: row.get("item_id")?,
+        type_key: row.get("type_key")?,
+        funnel: row.get("funnel_key")?,
+        stage: row.get("stage_key")?,
+        event_id: row.get("event_id")?,
+        actor: row.get("actor")?,
+        depth: row.get("depth")?,
+        attempts: row.get("attempts")?,
     })
 }
 
@@ -82,7 +79,7 @@ pub struct NewJob<'a> {
 /// The statement queuing `job`, to send in the transaction of the change that caused it. A job
 /// waiting for its predecessor finds it as the latest job queued for the same event of the item
 /// (the statements of one transaction run in order, and no one else queues jobs for its event).
-pub(crate) fn enqueue(job: &NewJob<'_>, now: Micros) -> Statement {
+pub fn enqueue(job: &NewJob<'_>, now: Micros) -> Statement {
     let event = match job.event_id {
         Some(_) => "$6",
         None => "(SELECT MAX(e.id) FROM events e WHERE e.item_id = $6)",
@@ -112,7 +109,7 @@ pub(crate) fn enqueue(job: &NewJob<'_>, now: Micros) -> Statement {
 
 /// The statement cancelling an item's pending robot runs except those for `keep` (funnel,
 /// stage): the item left their stage.
-pub(crate) fn cancel_pending(item_id: i64, keep: Option<(&str, &str)>, now: Micros) -> Statement {
+pub fn cancel_pending(item_id: i64, keep: Option<(&str, &str)>, now: Micros) -> Statement {
     let (funnel, stage) = keep.unwrap_or(("", ""));
     Statement::new(
         "UPDATE jobs SET status = 'cancelled', finished_at = $1
@@ -126,13 +123,7 @@ pub(crate) fn cancel_pending(item_id: i64, keep: Option<(&str, &str)>, now: Micr
 
 /// The statement moving an item's pending runs of one robot in `stage` (funnel, stage) to
 /// `due`, or cancelling them when `due` is `None`.
-pub(crate) fn retime_pending(
-    item_id: i64,
-    robot_id: i64,
-    stage: (&str, &str),
-    due: Option<Micros>,
-    now: Micros,
-) -> Statement {
+pub fn retime_pending(item_id: i64, robot_id: i64, stage: (&str, &str), due: Option<Micros>, now: Micros) -> Statement {
     let (funnel, stage) = stage;
     let sql = match due {
         Some(_) => {
@@ -150,7 +141,7 @@ pub(crate) fn retime_pending(
 /// Each part walks its index in order and stops at `limit`, however long the queue.
 /// PostgreSQL workers skip rows other hosts hold.
 pub async fn claim(tx: Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<Job>> {
-    let lock = if tx.dialect() == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let lock = tx.dialect().skip_locked();
     let sql = format!(
         "UPDATE jobs SET status = 'running', lease_until = $1, attempts = attempts + 1
          WHERE id IN (
@@ -213,7 +204,7 @@ pub async fn finish(tx: &mut Tx, job: &Job, status: &str, error: Option<&str>, n
     .bind(now)
     .bind(job.id)
     .bind(job.attempts);
-    tx.write_checked(update, Vec::new()).await
+    Ok(tx.write_checked(update, Vec::new()).await?)
 }
 
 /// Puts a running job back in the queue for a later attempt (false, or `CheckFailed` at
@@ -227,22 +218,22 @@ pub async fn retry(tx: &mut Tx, job: &Job, due_at: Micros, error: &str) -> Store
     .bind(error)
     .bind(job.id)
     .bind(job.attempts);
-    tx.write_checked(update, Vec::new()).await
+    Ok(tx.write_checked(update, Vec::new()).await?)
 }
 
 /// The earliest due time of a pending job, to sleep until it.
-pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
+pub async fn next_due(pool: &Reader) -> StoreResult<Option<Micros>> {
     // Jobs waiting for an earlier robot are not due until it finishes (which wakes the
     // workers); a running job's lease end is when another worker may take it over.
-    let due: Option<Micros> = sqlx::query_scalar(
-        "SELECT MIN(due_at) FROM jobs j WHERE j.status = 'pending'
+    let due: Option<Micros> = pool
+        .scalar(Statement::new(
+            "SELECT MIN(due_at) FROM jobs j WHERE j.status = 'pending'
            AND (j.after_job IS NULL OR EXISTS (
                SELECT 1 FROM jobs p WHERE p.id = j.after_job AND p.status IN ('done', 'failed', 'cancelled')))",
-    )
-    .fetch_one(pool)
-    .await?;
+        ))
+        .await?;
     let lease: Option<Micros> =
-        sqlx::query_scalar("SELECT MIN(lease_until) FROM jobs WHERE status = 'running'").fetch_one(pool).await?;
+        pool.scalar(Statement::new("SELECT MIN(lease_until) FROM jobs WHERE status = 'running'")).await?;
     Ok(match (due, lease) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -250,28 +241,24 @@ pub async fn next_due(pool: &AnyPool) -> StoreResult<Option<Micros>> {
 }
 
 /// Counts jobs by status (for tests and monitoring).
-pub async fn count(pool: &AnyPool, status: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = $1").bind(status).fetch_one(pool).await?)
+pub async fn count(pool: &Reader, status: &str) -> StoreResult<i64> {
+    Ok(pool.scalar(Statement::new("SELECT COUNT(*) FROM jobs WHERE status = $1").bind(status)).await?)
 }
 
 /// A reader's position, locked for this transaction on PostgreSQL so one host
 /// dispatches at a time.
 pub async fn cursor(tx: &mut Tx, name: &str) -> StoreResult<i64> {
-    let sql = if tx.dialect() == Dialect::Postgres {
-        "SELECT position FROM cursors WHERE name = $1 FOR UPDATE"
-    } else {
-        "SELECT position FROM cursors WHERE name = $1"
-    };
+    let sql = format!("SELECT position FROM cursors WHERE name = $1 {}", tx.dialect().for_update());
     match tx.fetch_optional(Statement::new(sql).bind(name)).await? {
-        Some(row) => Ok(row.try_get(0)?),
+        Some(row) => Ok(row.get(0)?),
         None => Ok(0),
     }
 }
 
 /// A reader's position, read outside a transaction.
-pub async fn position(pool: &sqlx::AnyPool, name: &str) -> StoreResult<i64> {
+pub async fn position(pool: &Reader, name: &str) -> StoreResult<i64> {
     let row: Option<i64> =
-        sqlx::query_scalar("SELECT position FROM cursors WHERE name = $1").bind(name).fetch_optional(pool).await?;
+        pool.scalar_optional(Statement::new("SELECT position FROM cursors WHERE name = $1").bind(name)).await?;
     Ok(row.unwrap_or(0))
 }
 
@@ -290,13 +277,13 @@ pub async fn advance_cursor(tx: &mut Tx, name: &str, from: i64, to: i64) -> Stor
         .bind(to)
         .bind(name)
         .bind(from);
-    tx.write_checked(update, Vec::new()).await
+    Ok(tx.write_checked(update, Vec::new()).await?)
 }
 
 /// Moves a reader's position (cursor `name`) past every event unless `watched` (a query)
 /// finds a row: with nothing watched, no event is owed to anyone. Checked in the statement
 /// itself, so an event committed after something became watched is never passed over.
-pub(crate) fn pass_over_unwatched(tx: &mut Tx, name: &str, watched: &'static str) {
+pub fn pass_over_unwatched(tx: &mut Tx, name: &str, watched: &'static str) {
     tx.defer(
         Statement::new(format!(
             "UPDATE cursors SET position = (SELECT COALESCE(MAX(id), 0) FROM events)
@@ -341,23 +328,23 @@ pub async fn events_after(tx: &mut Tx, after: i64, limit: i64) -> StoreResult<Ve
     rows.iter()
         .map(|r| {
             Ok(EventRow {
-                id: r.try_get("id")?,
-                kind: super::outbox::parse_kind(&r.try_get::<String, _>("kind")?)?,
-                type_key: r.try_get("type_key")?,
-                item_id: r.try_get("item_id")?,
-                actor: r.try_get("actor")?,
-                depth: r.try_get("depth")?,
-                payload: r.try_get("payload")?,
-                at: r.try_get("at")?,
+                id: r.get("id")?,
+                kind: super::outbox::parse_kind(&r.get::<String>("kind")?)?,
+                type_key: r.get("type_key")?,
+                item_id: r.get("item_id")?,
+                actor: r.get("actor")?,
+                depth: r.get("depth")?,
+                payload: r.get("payload")?,
+                at: r.get("at")?,
             })
         })
         .collect()
 }
 
 /// Queues `n` robot runs of one item (robots 1 to `n`), due at once: for tests.
-#[cfg(test)]
-pub(crate) async fn queue_for_test(store: &super::Store, n: i64) {
-    let mut tx = store.begin().await.expect("begin");
+#[cfg(any(test, feature = "test-support"))]
+pub async fn queue_for_test(store: &super::Store, n: i64) {
+    let mut tx = store.begin();
     for robot_id in 1..=n {
         let job = NewJob {
             robot_id,
@@ -380,15 +367,16 @@ pub(crate) async fn queue_for_test(store: &super::Store, n: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, scratch};
+    use crate::{Store, scratch};
 
     async fn leases(store: &Store) -> Vec<(i64, String, Option<i64>)> {
-        let rows = sqlx::query("SELECT id, status, lease_until FROM jobs ORDER BY id")
-            .fetch_all(store.reader())
+        let rows = store
+            .reader()
+            .fetch_all(Statement::new("SELECT id, status, lease_until FROM jobs ORDER BY id"))
             .await
             .expect("select");
         rows.iter()
-            .map(|r| (r.get::<i64, _>("id"), r.get::<String, _>("status"), r.get::<Option<i64>, _>("lease_until")))
+            .map(|r| (r.get("id").expect("id"), r.get("status").expect("status"), r.get("lease_until").expect("lease")))
             .collect()
     }
 
@@ -396,20 +384,20 @@ mod tests {
     async fn renew_extends_only_the_claims_running_jobs() {
         let (_dir, store) = scratch().await;
         queue_for_test(&store, 3).await;
-        let claimed = claim(store.begin().await.expect("begin"), 10, 1_000, 2).await.expect("claim");
+        let claimed = claim(store.begin(), 10, 1_000, 2).await.expect("claim");
         assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![1, 2]);
         let ours: Vec<(i64, i64)> = claimed.iter().map(|j| (j.id, j.attempts)).chain([(3, 1)]).collect();
         // The third is claimed by someone else (its first attempt, under their lease).
-        let other = claim(store.begin().await.expect("begin"), 20, 1_000, 2).await.expect("claim");
+        let other = claim(store.begin(), 20, 1_000, 2).await.expect("claim");
         assert_eq!(other.iter().map(|j| j.id).collect::<Vec<_>>(), vec![3]);
         // The first finishes; renewing the claim (which names every job, the third under an
         // attempt not its own) extends the second only.
-        let mut tx = store.begin().await.expect("begin");
+        let mut tx = store.begin();
         assert!(finish(&mut tx, &claimed[0], "done", None, 30).await.expect("finish"));
         tx.commit().await.expect("commit");
         let mut mismatched = ours.clone();
         mismatched[2].1 = 2;
-        let renewed = renew(store.begin().await.expect("begin"), &mismatched, 5_000).await.expect("renew");
+        let renewed = renew(store.begin(), &mismatched, 5_000).await.expect("renew");
         assert_eq!(renewed, 1);
         assert_eq!(
             leases(&store).await,
@@ -417,13 +405,13 @@ mod tests {
         );
         // Before the renewed lease ends only the other claim's expired job is taken over; after
         // it, the second is too, as a new attempt.
-        let taken = claim(store.begin().await.expect("begin"), 4_999, 9_000, 8).await.expect("claim");
+        let taken = claim(store.begin(), 4_999, 9_000, 8).await.expect("claim");
         assert_eq!(taken.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), vec![(3, 2)]);
-        let taken = claim(store.begin().await.expect("begin"), 5_001, 9_000, 8).await.expect("claim");
+        let taken = claim(store.begin(), 5_001, 9_000, 8).await.expect("claim");
         assert_eq!(taken.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), vec![(2, 2)]);
         // The old claim's attempt is over: renewing it changes nothing.
-        assert_eq!(renew(store.begin().await.expect("begin"), &ours, 20_000).await.expect("renew"), 0);
-        assert_eq!(renew(store.begin().await.expect("begin"), &[], 20_000).await.expect("renew"), 0);
+        assert_eq!(renew(store.begin(), &ours, 20_000).await.expect("renew"), 0);
+        assert_eq!(renew(store.begin(), &[], 20_000).await.expect("renew"), 0);
         store.close().await;
     }
 }
