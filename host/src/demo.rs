@@ -5,7 +5,6 @@
 use serde_json::{Map, Value, json};
 
 use crate::service::catalog::{FunnelPatch, NewField, NewFunnel, NewType};
-use crate::service::items::{MoveRequest, NewItem};
 use crate::service::people::{DepartmentRequest, NewUserRequest, RoleRequest};
 use crate::service::{Caller, Service, ServiceResult};
 use voronka_model::access::{Access, Permission};
@@ -13,6 +12,7 @@ use voronka_model::actor::Actor;
 use voronka_model::field::FieldKind;
 use voronka_model::funnel::{Semantics, Stage};
 use voronka_model::item::ItemRef;
+use voronka_model::item::{MoveRequest, NewItem};
 use voronka_model::money::Money;
 
 fn stages(list: &[(&str, &str, Semantics)]) -> Vec<Stage> {

@@ -10,6 +10,5 @@ pub mod api;
 pub mod automation;
 pub mod cli;
 pub mod demo;
-pub mod runtime;
 pub mod server;
 pub mod service;

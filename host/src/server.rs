@@ -55,7 +55,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let store = open_store(&config.database).await?;
     let cache = config.cache_dir.clone().unwrap_or_else(|| config.data_dir.join("cache"));
-    let runtime = crate::runtime::registry::Runtime::new(Some(cache)).context("starting the plugin runtime")?;
+    let runtime = voronka_runtime::Runtime::new(Some(cache)).context("starting the plugin runtime")?;
     let service = Arc::new(Service::new(store.clone(), Arc::new(runtime), config.data_dir.clone()));
     let admin = service.bootstrap_admin(config.admin_token.as_deref()).await.context("creating the administrator")?;
     if let Some(token) = &admin.generated_token {

@@ -632,7 +632,7 @@ async fn an_event_wait_looks_past_other_changes(backend: Backend) {
 both!(an_event_wait_looks_past_other_changes);
 
 /// The step component built from plugins/testing/bp-step-doubler.
-const BP_STEP_DOUBLER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bp_step_doubler.wasm"));
+const BP_STEP_DOUBLER: &[u8] = voronka_builtins::test::BP_STEP_DOUBLER;
 
 /// A Wasm plugin step: its variables merge in, its branch becomes the step's variable, its
 /// write lands on the item.

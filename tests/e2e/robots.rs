@@ -7,7 +7,7 @@ use crate::both;
 use crate::harness::{Backend, Reply, Server};
 
 /// The sandbox-test component built from plugins/testing/hostile.
-const HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
+const HOSTILE: &[u8] = voronka_builtins::test::HOSTILE;
 
 fn rhai_manifest(name: &str, version: &str, capabilities: &[&str]) -> Value {
     json!({"name": name, "version": version, "kind": "rhai", "world": "robot", "capabilities": capabilities})
@@ -417,7 +417,7 @@ async fn robot_chains_are_bounded(backend: Backend) {
 both!(robot_chains_are_bounded);
 
 /// The Rust example robot, built from examples/rust-robot.
-const SET_DEADLINE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/set_deadline.wasm"));
+const SET_DEADLINE: &[u8] = voronka_builtins::test::SET_DEADLINE;
 /// The Rhai example robot.
 const VIP_FLAG: &str = include_str!("../../examples/rhai/vip-flag.rhai");
 
@@ -744,7 +744,7 @@ async fn a_failing_condition_is_reported_with_the_plugin_version(backend: Backen
 both!(a_failing_condition_is_reported_with_the_plugin_version);
 
 /// The built-in `add-comment` component, uploaded again under another name to be swapped.
-const ADD_COMMENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/add_comment.wasm"));
+const ADD_COMMENT: &[u8] = voronka_builtins::ADD_COMMENT;
 
 /// A Wasm plugin swapped while items keep moving into its stage: no run fails, every item gets
 /// its comment once, from the version that was the latest when its run started: the first

@@ -8,7 +8,7 @@ use crate::both;
 use crate::harness::{Backend, Server};
 
 /// The trigger component built from plugins/testing/keyword-trigger.
-const KEYWORD_TRIGGER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/keyword_trigger.wasm"));
+const KEYWORD_TRIGGER: &[u8] = voronka_builtins::test::KEYWORD_TRIGGER;
 
 fn triggers(stage: &str) -> String {
     format!("/api/v1/types/deal/funnels/default/stages/{stage}/triggers")

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::{Map, Value};
+
 use super::actor::Actor;
 use super::money::Money;
 
@@ -105,4 +107,79 @@ pub struct TimelineEntry {
     pub actor: Actor,
     /// When.
     pub at: String,
+}
+
+/// `POST /items/{type}` body.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewItem {
+    /// Title.
+    pub title: String,
+    /// Funnel key (default funnel when absent).
+    pub funnel: Option<String>,
+    /// Stage key (first stage when absent).
+    pub stage: Option<String>,
+    /// Amount (types with amounts): `{"value":"150000.00","currency":"RUB"}`.
+    #[schema(value_type = Option<Money>)]
+    pub amount: Option<Value>,
+    /// Responsible user id.
+    pub responsible: Option<i64>,
+    /// Contact item id.
+    pub contact: Option<i64>,
+    /// Company item id.
+    pub company: Option<i64>,
+    /// Parent items.
+    #[serde(default)]
+    pub parents: Vec<ItemRef>,
+    /// Custom field values.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+/// `PATCH /items/{type}/{id}` body: present keys change, `null` clears.
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemPatch {
+    /// New title.
+    pub title: Option<String>,
+    /// New amount; `null` clears.
+    #[serde(default, with = "::serde_with::rust::double_option")]
+    #[schema(value_type = Option<Money>)]
+    pub amount: Option<Option<Value>>,
+    /// New responsible; `null` clears.
+    #[serde(default, with = "::serde_with::rust::double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub responsible: Option<Option<i64>>,
+    /// New contact; `null` clears.
+    #[serde(default, with = "::serde_with::rust::double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub contact: Option<Option<i64>>,
+    /// New company; `null` clears.
+    #[serde(default, with = "::serde_with::rust::double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub company: Option<Option<i64>>,
+    /// Replaces the parent links.
+    pub parents: Option<Vec<ItemRef>>,
+    /// Field values to set; `null` clears a field.
+    #[schema(value_type = Object)]
+    pub fields: Option<Map<String, Value>>,
+    /// Refused: stages change through `/move`.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub stage: Option<Value>,
+    /// Refused: funnels change through `/move`.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub funnel: Option<Value>,
+}
+
+/// `POST /items/{type}/{id}/move` body.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    /// Target stage.
+    pub stage: String,
+    /// Target funnel (the current one when absent).
+    pub funnel: Option<String>,
 }

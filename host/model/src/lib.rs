@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod actor;
+pub mod assignee;
 pub mod capability;
 pub mod entity_type;
 pub mod event;

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::Value;
+
 use super::actor::Actor;
 use super::item::ItemRef;
 
@@ -101,6 +103,74 @@ pub const MAX_TITLE: usize = 500;
 pub const MAX_TEXT: usize = 20_000;
 /// Most checklist entries, links, auditors or tags of one task.
 pub const MAX_LIST: usize = 100;
+
+/// `POST /tasks` body (and the `tasks.create` host call's input).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRequest {
+    /// Title, 1 to 500 characters.
+    pub title: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Who does it: a user id, or an assignee (`{"user": id}`, `{"role": key}`,
+    /// `{"relation": "responsible" | "department-head"}` of the first linked item). Default: the
+    /// caller.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub responsible: Option<Value>,
+    /// Deadline, RFC 3339.
+    #[serde(default)]
+    pub deadline: Option<String>,
+    /// Deadline as seconds from now (instead of `deadline`).
+    #[serde(default)]
+    pub deadline_in_s: Option<i64>,
+    /// Items it is about.
+    #[serde(default)]
+    pub links: Vec<ItemRef>,
+    /// Users who follow it.
+    #[serde(default)]
+    pub auditors: Vec<i64>,
+    /// Checklist.
+    #[serde(default)]
+    pub checklist: Vec<ChecklistEntry>,
+    /// Completion needs a result text.
+    #[serde(default)]
+    pub require_result: bool,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// `PATCH /tasks/{id}` body: present keys change; `deadline: null` removes the deadline.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatch {
+    /// Title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Responsible (as in creation).
+    #[schema(value_type = Option<Object>)]
+    pub responsible: Option<Value>,
+    /// Deadline (RFC 3339) or `null`.
+    #[serde(default, with = "::serde_with::rust::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub deadline: Option<Option<Value>>,
+    /// `new`, `in_progress` or `deferred` (completion has its own call; a completed task
+    /// set back to another status is reopened).
+    pub status: Option<TaskStatus>,
+    /// Links.
+    pub links: Option<Vec<ItemRef>>,
+    /// Auditors.
+    pub auditors: Option<Vec<i64>>,
+    /// Checklist.
+    pub checklist: Option<Vec<ChecklistEntry>>,
+    /// Completion needs a result text.
+    pub require_result: Option<bool>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,9 +12,9 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, IfMatch, etag};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
 use crate::service::Caller;
-use crate::service::items::{ItemPatch, MoveRequest, NewItem};
 use crate::service::list::ItemPage;
 use voronka_model::item::{HistoryEntry, Item, TimelineEntry};
+use voronka_model::item::{ItemPatch, MoveRequest, NewItem};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

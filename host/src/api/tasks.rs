@@ -11,10 +11,11 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
 use crate::service::Caller;
-use crate::service::tasks::{TaskPatch, TaskQuery, TaskRequest};
+use crate::service::tasks::TaskQuery;
 use voronka_model::FieldError;
 use voronka_model::item::ItemRef;
 use voronka_model::task::{Task, TaskStatus};
+use voronka_model::task::{TaskPatch, TaskRequest};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -14,20 +14,20 @@ use voronka_model::plugin::World;
 use serde_json::{Value, json};
 
 use super::Shutdown;
-use crate::runtime::host_api::{HostCalls, Write, apply_writes};
-use crate::runtime::registry::Loaded;
-use crate::runtime::wasm::StepContext;
-use crate::service::assignees::Assignee;
-use crate::service::items::ItemPatch;
 use crate::service::notifications::NewNotification;
-use crate::service::tasks::TaskRequest;
+use crate::service::plugin_host::{apply_writes, host_calls};
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use voronka_model::actor::Actor;
+use voronka_model::assignee::Assignee;
+use voronka_model::item::ItemPatch;
 use voronka_model::item::{Item, ItemRef};
 use voronka_model::process::{
     ApprovalMode, Assignment, Instance, InstanceStatus, Op, Outcome, Program, StepKind, Thread, Wait, WriteTo,
 };
+use voronka_model::task::TaskRequest;
 use voronka_model::time::{Micros, now_micros, parse_rfc3339};
+use voronka_runtime::host::Write;
+use voronka_runtime::world::{BpStep, StepContext, StepOutcome};
 use voronka_store::Tx;
 use voronka_store::processes as repo;
 
@@ -301,7 +301,6 @@ impl Run<'_> {
                 let holds = self
                     .service
                     .runtime()
-                    .rhai
                     .process_condition(&when, &vars, &self.item)
                     .map_err(|e| ServiceError::invalid("when", e))?;
                 self.log(tx, &id, if holds { "Condition true" } else { "Condition false" }, json!({}));
@@ -668,24 +667,20 @@ async fn run_plugin(
         Err(ServiceError::NotFound(m)) => return Ok(Err(m)),
         Err(e) => return Err(e),
     };
-    let host = HostCalls::new(service.clone(), plugin, resolved.version.capabilities.clone(), caller.clone());
+    let host = host_calls(service, plugin, resolved.version.capabilities.clone(), caller.clone());
     let ctx = StepContext {
         item: item.clone(),
         config: config.to_string(),
         variables: Value::Object(variables.clone()).to_string(),
     };
     let limits = resolved.version.limits;
-    let runtime = service.runtime();
-    let result = match resolved.loaded.as_ref() {
-        Loaded::Wasm(prepared) => runtime.wasm.run_bp_step(prepared, host, &limits, ctx).await,
-        Loaded::Rhai(ast) => runtime.rhai.run_bp_step(ast.clone(), host, &limits, ctx).await,
-    };
-    let (variables, branch, host) = match result {
-        Ok(done) => done,
-        Err(failure) => {
-            return Ok(Err(format!("{plugin} {} ({}): {failure}", resolved.version.version, failure.kind())));
-        }
-    };
+    let (StepOutcome { variables, branch }, host) =
+        match service.runtime().call::<BpStep>(&resolved.loaded, host, &limits, ctx).await {
+            Ok(done) => done,
+            Err(failure) => {
+                return Ok(Err(format!("{plugin} {} ({}): {failure}", resolved.version.version, failure.kind())));
+            }
+        };
     Ok(match serde_json::from_str::<Value>(&variables) {
         Ok(Value::Object(map)) => Ok((map, branch, host.writes().to_vec())),
         Ok(Value::Null) => Ok((serde_json::Map::new(), branch, host.writes().to_vec())),

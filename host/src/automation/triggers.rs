@@ -13,15 +13,15 @@ use voronka_model::plugin::World;
 use serde_json::{Value, json};
 
 use super::{MAX_CHAIN_DEPTH, Shutdown};
-use crate::runtime::host_api::HostCalls;
-use crate::runtime::registry::Loaded;
 use crate::service::items::TimelineNote;
+use crate::service::plugin_host::host_calls;
 use crate::service::triggers::trigger_actor;
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use voronka_model::actor::Actor;
 use voronka_model::capability::Capability;
 use voronka_model::item::{Item, ItemRef, TimelineKind};
 use voronka_model::trigger::TriggerRule;
+use voronka_runtime::world::{Trigger, TriggerInput};
 use voronka_store::catalog::Catalog;
 use voronka_store::jobs;
 use voronka_store::outbox::{self, StoredEvent};
@@ -470,18 +470,13 @@ async fn ask_plugin(
     let capabilities: Vec<Capability> =
         resolved.version.capabilities.iter().copied().filter(|c| *c == Capability::ItemsRead).collect();
     let caller = Caller::automation(trigger_actor(trigger), event.depth as u32 + 1);
-    let host = HostCalls::new(service.clone(), plugin, capabilities, caller);
+    let host = host_calls(service, plugin, capabilities, caller);
     let mut event_json = serde_json::to_value(event).unwrap_or(Value::Null);
     event_json["item"] = serde_json::to_value(item).unwrap_or(Value::Null);
-    let (event_text, config_text) = (event_json.to_string(), config.to_string());
+    let input = TriggerInput { event: event_json.to_string(), config: config.to_string() };
     let limits = resolved.version.limits;
-    let runtime = service.runtime();
-    let verdict = match resolved.loaded.as_ref() {
-        Loaded::Wasm(prepared) => runtime.wasm.run_trigger(prepared, host, &limits, event_text, config_text).await,
-        Loaded::Rhai(ast) => runtime.rhai.run_trigger(ast.clone(), host, &limits, event_text, config_text).await,
-    };
-    match verdict {
-        Ok(matched) => Ok(matched),
+    match service.runtime().call::<Trigger>(&resolved.loaded, host, &limits, input).await {
+        Ok((matched, _)) => Ok(matched),
         Err(failure) => {
             let text = format!("{} ({}): {failure}", resolved.version.version, failure.kind());
             plan.notes.push(failure_note(trigger, item, plugin, &text));

@@ -8,15 +8,15 @@ use voronka_model::plugin::World;
 use serde_json::json;
 
 use super::Shutdown;
-use crate::runtime::host_api::{HostCalls, after_commit, apply_writes};
-use crate::runtime::registry::Loaded;
-use crate::runtime::wasm::RobotContext;
 use crate::service::items::TimelineNote;
+use crate::service::plugin_host::{after_commit, apply_writes, host_calls};
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use voronka_model::actor::Actor;
 use voronka_model::item::{Item, ItemRef, TimelineKind};
 use voronka_model::limits::Failure;
 use voronka_model::time::{Micros, now_micros};
+use voronka_runtime::host::HostCalls;
+use voronka_runtime::world::{Robot, RobotContext};
 use voronka_store::jobs::{self, Job};
 use voronka_store::{Store, Tx};
 
@@ -345,7 +345,7 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
         return Ok(Outcome::Ended { status: "cancelled", note: "the item left the stage" });
     }
     if let Some(condition) = &robot.condition {
-        match service.runtime().rhai.condition(condition, &item) {
+        match service.runtime().condition(condition, &item) {
             Ok(true) => {}
             Ok(false) => return Ok(Outcome::Ended { status: "done", note: "condition is false" }),
             Err(message) => {
@@ -372,15 +372,11 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
     };
     let version = resolved.version.version.clone();
     let caller = Caller::automation(robot.actor(format!("{}@{}", robot.plugin, version)), job.depth as u32 + 1);
-    let host = HostCalls::new(service.clone(), &robot.plugin, resolved.version.capabilities.clone(), caller.clone());
+    let host = host_calls(service, &robot.plugin, resolved.version.capabilities.clone(), caller.clone());
     let ctx =
         RobotContext { item, stage: job.stage.clone(), config: robot.config.to_string(), actor: job.actor.clone() };
     let limits = resolved.version.limits;
-    let runtime = service.runtime();
-    let result = match resolved.loaded.as_ref() {
-        Loaded::Wasm(prepared) => runtime.wasm.run_robot(prepared, host, &limits, ctx).await,
-        Loaded::Rhai(ast) => runtime.rhai.run_robot(ast.clone(), host, &limits, ctx).await,
-    };
+    let result = service.runtime().call::<Robot>(&resolved.loaded, host, &limits, ctx).await;
     Ok(match result {
         Ok((message, host)) => {
             let note = message.map(|m| m.chars().take(2000).collect::<String>());
@@ -550,7 +546,7 @@ mod tests {
     #[tokio::test]
     async fn jobs_of_a_stopped_task_are_retried_then_failed() {
         let (dir, store) = queued(2).await;
-        let runtime = Arc::new(crate::runtime::registry::Runtime::new(None).expect("runtime"));
+        let runtime = Arc::new(voronka_runtime::Runtime::new(None).expect("runtime"));
         let service = Arc::new(Service::new(store.clone(), runtime, dir.path().to_path_buf()));
         let claimed = jobs::claim(store.begin(), now_micros(), now_micros() + LEASE, 8).await.expect("claim");
         // The first had finished before the task stopped; the second is put back for later.
@@ -581,7 +577,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_that_stopped_its_host_every_time_fails() {
         let (dir, store) = queued(2).await;
-        let runtime = Arc::new(crate::runtime::registry::Runtime::new(None).expect("runtime"));
+        let runtime = Arc::new(voronka_runtime::Runtime::new(None).expect("runtime"));
         let service = Arc::new(Service::new(store.clone(), runtime, dir.path().to_path_buf()));
         let mut tx = store.begin();
         tx.execute(

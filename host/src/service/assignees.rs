@@ -2,55 +2,9 @@
 //! item (its responsible, or the head of the responsible's department — the case's "head of
 //! sales"). Tasks, robots and business-process steps all resolve assignees here.
 
-use serde::{Deserialize, Serialize};
-
 use super::{Service, ServiceError, ServiceResult};
+use voronka_model::assignee::{Assignee, Relation};
 use voronka_model::item::Item;
-
-/// A person related to an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Relation {
-    /// The item's responsible user.
-    Responsible,
-    /// The head of the responsible's department (or of the department above, when the
-    /// responsible heads their own).
-    DepartmentHead,
-}
-
-/// An assignee as configured: `{"user": 5}`, `{"role": "production"}` or
-/// `{"relation": "responsible" | "department-head"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum Assignee {
-    /// A named user.
-    User {
-        /// User id.
-        user: i64,
-    },
-    /// Every active holder of a role (for one task: the least busy of them).
-    Role {
-        /// Role key.
-        role: String,
-    },
-    /// A person related to the item.
-    Relation {
-        /// Which relation.
-        relation: Relation,
-    },
-}
-
-impl Assignee {
-    /// Reads an assignee from JSON, naming `field` when it is not one.
-    pub fn from_json(field: &str, value: &serde_json::Value) -> ServiceResult<Assignee> {
-        serde_json::from_value(value.clone()).map_err(|_| {
-            ServiceError::invalid(
-                field,
-                "expected {\"user\": id}, {\"role\": key} or {\"relation\": \"responsible\" | \"department-head\"}",
-            )
-        })
-    }
-}
 
 impl Service {
     /// The active users an assignee names, for `item` (needed by relations). Fails with a
@@ -124,26 +78,5 @@ impl Service {
             }
         }
         Ok(None)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn assignee_shapes() {
-        assert_eq!(Assignee::from_json("a", &json!({"user": 3})).ok(), Some(Assignee::User { user: 3 }));
-        assert_eq!(
-            Assignee::from_json("a", &json!({"role": "production"})).ok(),
-            Some(Assignee::Role { role: "production".into() })
-        );
-        assert_eq!(
-            Assignee::from_json("a", &json!({"relation": "department-head"})).ok(),
-            Some(Assignee::Relation { relation: Relation::DepartmentHead })
-        );
-        assert!(Assignee::from_json("a", &json!({"relation": "boss"})).is_err());
-        assert!(Assignee::from_json("a", &json!(5)).is_err());
     }
 }

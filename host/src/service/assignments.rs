@@ -5,12 +5,12 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::items::ItemPatch;
 use super::notifications::NewNotification;
 use super::{Caller, Service, ServiceError, ServiceResult};
 use voronka_model::FieldError;
 use voronka_model::actor::Actor;
 use voronka_model::field::{FieldDef, FieldKind, Reference};
+use voronka_model::item::ItemPatch;
 use voronka_model::process::{Assignment, FormField, StepKind, WriteTo, is_rows};
 use voronka_model::time::now_micros;
 use voronka_store::processes as repo;

@@ -3,7 +3,6 @@
 //! Every change runs in one transaction that also writes stage history, a timeline entry and a
 //! domain event to the outbox.
 
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Caller, Service, ServiceError, ServiceResult};
@@ -13,7 +12,9 @@ use voronka_model::entity_type::TypeSchema;
 use voronka_model::event::EventKind;
 use voronka_model::field::Reference;
 use voronka_model::file::StoredFile;
-use voronka_model::item::{HistoryEntry, Item, ItemRef, StagePoint, TimelineEntry, TimelineKind};
+use voronka_model::item::{
+    HistoryEntry, Item, ItemPatch, ItemRef, MoveRequest, NewItem, StagePoint, TimelineEntry, TimelineKind,
+};
 use voronka_model::money::Money;
 use voronka_model::time::{now_micros, to_rfc3339};
 use voronka_store::StoreError;
@@ -29,90 +30,6 @@ const MAX_TITLE: usize = 500;
 const MAX_PARENTS: usize = 100;
 /// Attempts of a change that lost an optimistic-concurrency race before giving up.
 pub(super) const WRITE_ATTEMPTS: usize = 5;
-
-/// `POST /items/{type}` body.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewItem {
-    /// Title.
-    pub title: String,
-    /// Funnel key (default funnel when absent).
-    pub funnel: Option<String>,
-    /// Stage key (first stage when absent).
-    pub stage: Option<String>,
-    /// Amount (types with amounts): `{"value":"150000.00","currency":"RUB"}`.
-    #[schema(value_type = Option<Money>)]
-    pub amount: Option<Value>,
-    /// Responsible user id.
-    pub responsible: Option<i64>,
-    /// Contact item id.
-    pub contact: Option<i64>,
-    /// Company item id.
-    pub company: Option<i64>,
-    /// Parent items.
-    #[serde(default)]
-    pub parents: Vec<ItemRef>,
-    /// Custom field values.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub fields: Map<String, Value>,
-}
-
-/// `PATCH /items/{type}/{id}` body: present keys change, `null` clears.
-#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ItemPatch {
-    /// New title.
-    pub title: Option<String>,
-    /// New amount; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Money>)]
-    pub amount: Option<Option<Value>>,
-    /// New responsible; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>)]
-    pub responsible: Option<Option<i64>>,
-    /// New contact; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>)]
-    pub contact: Option<Option<i64>>,
-    /// New company; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>)]
-    pub company: Option<Option<i64>>,
-    /// Replaces the parent links.
-    pub parents: Option<Vec<ItemRef>>,
-    /// Field values to set; `null` clears a field.
-    #[schema(value_type = Object)]
-    pub fields: Option<Map<String, Value>>,
-    /// Refused: stages change through `/move`.
-    #[serde(default)]
-    #[schema(ignore)]
-    pub stage: Option<Value>,
-    /// Refused: funnels change through `/move`.
-    #[serde(default)]
-    #[schema(ignore)]
-    pub funnel: Option<Value>,
-}
-
-/// Distinguishes an absent key (`None`) from an explicit `null` (`Some(None)`).
-fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// `POST /items/{type}/{id}/move` body.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MoveRequest {
-    /// Target stage.
-    pub stage: String,
-    /// Target funnel (the current one when absent).
-    pub funnel: Option<String>,
-}
 
 /// Collects validation problems and references to check in the database.
 #[derive(Default)]

@@ -23,6 +23,7 @@ pub(crate) mod defaults {
 pub mod assignees;
 pub mod assignments;
 pub mod auth;
+pub mod builtins;
 pub mod catalog;
 pub mod events;
 pub mod files;
@@ -30,6 +31,7 @@ pub mod items;
 pub mod list;
 pub mod notifications;
 pub mod people;
+pub mod plugin_host;
 pub mod plugins;
 pub mod processes;
 pub mod robot_queue;
@@ -83,6 +85,12 @@ impl From<voronka_store::DbError> for ServiceError {
     }
 }
 
+impl From<FieldError> for ServiceError {
+    fn from(e: FieldError) -> Self {
+        ServiceError::Validation(vec![e])
+    }
+}
+
 impl ServiceError {
     /// The error in words, with every field of a validation error.
     pub fn describe(&self) -> String {
@@ -133,7 +141,7 @@ impl Caller {
 /// reloaded whenever the configuration generation moves.
 pub struct Service {
     store: Store,
-    runtime: Arc<crate::runtime::registry::Runtime>,
+    runtime: Arc<voronka_runtime::Runtime>,
     signals: crate::automation::Signals,
     catalog: RwLock<Option<(i64, Arc<Catalog>)>>,
     principals: Mutex<HashMap<String, (i64, Arc<Principal>)>>,
@@ -169,7 +177,7 @@ struct Caches {
 
 impl Service {
     /// Wraps a migrated store, the plugin runtimes and the data folder.
-    pub fn new(store: Store, runtime: Arc<crate::runtime::registry::Runtime>, data_dir: std::path::PathBuf) -> Service {
+    pub fn new(store: Store, runtime: Arc<voronka_runtime::Runtime>, data_dir: std::path::PathBuf) -> Service {
         Service {
             data_dir,
             caches: Caches::default(),

@@ -8,11 +8,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
-use crate::runtime::registry::Loaded;
 use voronka_model::capability::Capability;
 use voronka_model::limits::Limits;
 use voronka_model::plugin::{PluginKind, World};
 use voronka_model::{FieldError, is_valid_key};
+use voronka_runtime::Loaded;
 use voronka_store::plugins::{self as repo, PluginVersion};
 
 /// The `manifest` part of an upload.
@@ -49,7 +49,7 @@ pub struct ResolvedPlugin {
 
 /// Loads a stored version for its world: compiled once, then from memory.
 async fn load(
-    runtime: &crate::runtime::registry::Runtime,
+    runtime: &voronka_runtime::Runtime,
     reader: voronka_store::Reader,
     version: &PluginVersion,
 ) -> Result<Arc<Loaded>, String> {
@@ -181,10 +181,10 @@ impl Service {
     /// Installs the built-in robots of this build unless their version is stored already.
     /// They are compiled at first use, so a start does not wait for the compiler.
     pub async fn install_builtins(&self) -> ServiceResult<()> {
-        for (name, module) in crate::runtime::builtin::BUILTINS {
+        for (name, module) in voronka_builtins::ROBOTS {
             let stored = repo::versions(self.store.reader(), name).await?;
             let sha256 = hex::encode(Sha256::digest(module));
-            match stored.iter().find(|v| v.version == crate::runtime::builtin::BUILTIN_VERSION) {
+            match stored.iter().find(|v| v.version == super::builtins::BUILTIN_VERSION) {
                 Some(v) if v.sha256 != sha256 => {
                     tracing::warn!(
                         plugin = name,
@@ -193,7 +193,7 @@ impl Service {
                 }
                 Some(_) => {}
                 None => {
-                    let manifest = crate::runtime::builtin::manifest(name);
+                    let manifest = super::builtins::manifest(name);
                     let version = PluginVersion {
                         name: manifest.name,
                         version: manifest.version,
@@ -314,7 +314,7 @@ impl Service {
     }
 
     /// The runtimes.
-    pub fn runtime(&self) -> &Arc<crate::runtime::registry::Runtime> {
+    pub fn runtime(&self) -> &Arc<voronka_runtime::Runtime> {
         &self.runtime
     }
 }

@@ -53,8 +53,8 @@ const MAX_PROCESS_DEPTH: u32 = crate::automation::MAX_CHAIN_DEPTH as u32;
 impl Service {
     /// Compiles template steps, checking expressions with the shared Rhai engine.
     pub fn compile_template(&self, steps: &[Value]) -> ServiceResult<Program> {
-        let rhai = &self.runtime().rhai;
-        voronka_model::process::compile(steps, &|e| rhai.check_expression(e)).map_err(ServiceError::Validation)
+        let runtime = self.runtime();
+        voronka_model::process::compile(steps, &|e| runtime.check_expression(e)).map_err(ServiceError::Validation)
     }
 
     /// Stores a template, as version 1 or as the next version of its key.

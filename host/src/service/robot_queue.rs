@@ -259,7 +259,7 @@ mod tests {
             .expect("delivery");
         }
         tx.commit().await.expect("commit");
-        let runtime = Arc::new(crate::runtime::registry::Runtime::new(None).expect("runtime"));
+        let runtime = Arc::new(voronka_runtime::Runtime::new(None).expect("runtime"));
         let service = Service::new(store.clone(), runtime, dir.path().to_path_buf());
         assert_eq!(service.resume_interrupted_work().await.expect("resume"), (1, 1, 1));
         let leases = |table: &'static str| {

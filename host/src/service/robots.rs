@@ -78,18 +78,9 @@ pub struct RobotPatch {
     pub order: Option<i64>,
 }
 
-/// Longest condition, in bytes.
-pub const MAX_CONDITION: usize = 4096;
-
-/// Checks a condition: a Rhai expression of at most [`MAX_CONDITION`] bytes.
-pub(super) fn check_condition(rhai: &crate::runtime::rhai::RhaiRuntime, condition: &str) -> Result<(), FieldError> {
-    if condition.len() > MAX_CONDITION {
-        return Err(FieldError::new("condition", format!("a condition is at most {MAX_CONDITION} bytes")));
-    }
-    rhai.engine()
-        .compile_expression(condition)
-        .map(|_| ())
-        .map_err(|e| FieldError::new("condition", format!("not a Rhai expression: {e}")))
+/// Checks a condition: a Rhai expression of at most 4 KiB.
+pub(super) fn check_condition(runtime: &voronka_runtime::Runtime, condition: &str) -> Result<(), FieldError> {
+    runtime.check_expression(condition).map_err(|e| FieldError::new("condition", e))
 }
 
 impl Service {
@@ -124,7 +115,7 @@ impl Service {
             errors.push(e);
         }
         if let Some(condition) = &robot.condition
-            && let Err(e) = check_condition(&self.runtime.rhai, condition)
+            && let Err(e) = check_condition(&self.runtime, condition)
         {
             errors.push(e);
         }

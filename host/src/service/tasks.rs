@@ -4,94 +4,21 @@
 //! `task.updated`, `task.completed`; `task.overdue` comes from the deadline watch) and the people
 //! concerned are notified.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::assignees::Assignee;
 use super::notifications::NewNotification;
 use super::{Caller, Service, ServiceError, ServiceResult};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
+use voronka_model::assignee::Assignee;
 use voronka_model::event::EventKind;
 use voronka_model::item::{Item, ItemRef};
 use voronka_model::task::{ChecklistEntry, MAX_LIST, MAX_TEXT, MAX_TITLE, Task, TaskStatus};
+use voronka_model::task::{TaskPatch, TaskRequest};
 use voronka_model::time::{Micros, now_micros, parse_rfc3339, to_rfc3339};
 use voronka_store::Tx;
 use voronka_store::outbox::{self, NewEvent};
 use voronka_store::tasks::{self as repo, TaskFilter, TaskRow};
-
-/// `POST /tasks` body (and the `tasks.create` host call's input).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TaskRequest {
-    /// Title, 1 to 500 characters.
-    pub title: String,
-    /// Description.
-    #[serde(default)]
-    pub description: String,
-    /// Who does it: a user id, or an assignee (`{"user": id}`, `{"role": key}`,
-    /// `{"relation": "responsible" | "department-head"}` of the first linked item). Default: the
-    /// caller.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub responsible: Option<Value>,
-    /// Deadline, RFC 3339.
-    #[serde(default)]
-    pub deadline: Option<String>,
-    /// Deadline as seconds from now (instead of `deadline`).
-    #[serde(default)]
-    pub deadline_in_s: Option<i64>,
-    /// Items it is about.
-    #[serde(default)]
-    pub links: Vec<ItemRef>,
-    /// Users who follow it.
-    #[serde(default)]
-    pub auditors: Vec<i64>,
-    /// Checklist.
-    #[serde(default)]
-    pub checklist: Vec<ChecklistEntry>,
-    /// Completion needs a result text.
-    #[serde(default)]
-    pub require_result: bool,
-    /// Tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-}
-
-/// `PATCH /tasks/{id}` body: present keys change; `deadline: null` removes the deadline.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TaskPatch {
-    /// Title.
-    pub title: Option<String>,
-    /// Description.
-    pub description: Option<String>,
-    /// Responsible (as in creation).
-    #[schema(value_type = Option<Object>)]
-    pub responsible: Option<Value>,
-    /// Deadline (RFC 3339) or `null`.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub deadline: Option<Value>,
-    /// `new`, `in_progress` or `deferred` (completion has its own call; a completed task
-    /// set back to another status is reopened).
-    pub status: Option<TaskStatus>,
-    /// Links.
-    pub links: Option<Vec<ItemRef>>,
-    /// Auditors.
-    pub auditors: Option<Vec<i64>>,
-    /// Checklist.
-    pub checklist: Option<Vec<ChecklistEntry>>,
-    /// Completion needs a result text.
-    pub require_result: Option<bool>,
-    /// Tags.
-    pub tags: Option<Vec<String>>,
-}
-
-/// Keeps an explicit `null` as `Some(Value::Null)` (absent stays `None`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
 
 /// `GET /tasks` filters.
 #[derive(Debug, Clone, Default)]
@@ -373,8 +300,8 @@ impl Service {
         let mut deadline = repo::deadline_of(&old);
         if let Some(value) = &patch.deadline {
             deadline = match value {
-                Value::Null => None,
-                Value::String(text) => checks.deadline(Some(text), None, now),
+                None => None,
+                Some(Value::String(text)) => checks.deadline(Some(text), None, now),
                 _ => {
                     checks.error("deadline", "expected an RFC 3339 time or null");
                     None

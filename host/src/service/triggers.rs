@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use voronka_model::plugin::World;
 
-use super::items::MoveRequest;
 use super::{Caller, Service, ServiceError, ServiceResult};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::actor::Actor;
 use voronka_model::entity_type::TypeSchema;
 use voronka_model::item::Item;
+use voronka_model::item::MoveRequest;
 use voronka_model::trigger::{TriggerRule, is_builtin_field};
 use voronka_store::Tx;
 use voronka_store::triggers::{self as repo, StoredTrigger};
@@ -292,7 +292,7 @@ impl Service {
             TriggerRule::ResponsibleChanged { .. } | TriggerRule::TaskCompleted { .. } | TriggerRule::Webhook => {}
         }
         if let Some(condition) = &trigger.condition
-            && let Err(e) = super::robots::check_condition(&self.runtime.rhai, condition)
+            && let Err(e) = super::robots::check_condition(&self.runtime, condition)
         {
             errors.push(e);
         }
@@ -331,7 +331,7 @@ impl Service {
             _ => {}
         }
         if let Some(condition) = &trigger.condition {
-            match self.runtime.rhai.condition(condition, item) {
+            match self.runtime.condition(condition, item) {
                 Ok(true) => {}
                 Ok(false) => return Some("the condition is false".into()),
                 Err(e) => return Some(e),

@@ -1,23 +1,37 @@
 //! The host API that plugins call: implemented once here, bound twice (WIT for Wasm in
-//! [`super::wasm`], plain functions for Rhai in [`super::rhai`]).
+//! `wasm::bindings`, plain functions for Rhai in `rhai::functions`).
 //!
-//! Reads go to the database at once. Writes are buffered and applied by the job worker in one
-//! transaction together with the job's completion, so a plugin that fails leaves nothing
-//! half-written. Items a plugin creates get provisional negative ids, usable in its later calls.
+//! Reads go to the domain at once, through [`Domain`]. Writes are buffered ([`Write`]) and
+//! applied by the caller of the plugin in one transaction together with what the call
+//! concluded, so a plugin that fails leaves nothing half-written. Items a plugin creates get
+//! provisional negative ids, usable in its later calls.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::service::items::{ItemPatch, MoveRequest, NewItem, TimelineNote};
-use crate::service::notifications::NewNotification;
-use crate::service::tasks::TaskRequest;
-use crate::service::{Caller, Service, ServiceError, ServiceResult};
 use voronka_model::capability::Capability;
-use voronka_model::item::{Item, ItemRef};
+use voronka_model::item::{Item, ItemRef, MoveRequest, NewItem};
+use voronka_model::task::TaskRequest;
 use voronka_model::time::now_micros;
-use voronka_store::Tx;
+
+/// A future a [`Domain`] answers with.
+pub type DomainFuture<'a, T> = Pin<Box<dyn Future<Output = HostResult<T>> + Send + 'a>>;
+
+/// What the runtime asks of the domain while a plugin runs: the reads of the host API, on
+/// behalf of the caller the plugin acts for (the core implements it over its use cases, with
+/// their access checks).
+pub trait Domain: Send + Sync {
+    /// An item, `None` when it does not exist.
+    fn get_item<'a>(&'a self, type_key: &'a str, id: i64) -> DomainFuture<'a, Option<Item>>;
+    /// Items of a type matching list filters as the REST API takes them (`limit` among them).
+    fn find_items<'a>(&'a self, type_key: &'a str, filters: Vec<(String, String)>) -> DomainFuture<'a, Vec<Item>>;
+    /// A value the plugin keeps under `key`.
+    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> DomainFuture<'a, Option<String>>;
+}
 
 /// Every host function, as `interface.function` in WIT naming. Both bindings must provide
 /// exactly these (a test compares them with the WIT file and the Rhai engine).
@@ -49,33 +63,14 @@ pub struct HostError {
 }
 
 impl HostError {
-    fn new(code: &str, message: impl Into<String>) -> HostError {
+    /// An error of `code` (see [`HostError::code`]).
+    pub fn new(code: &str, message: impl Into<String>) -> HostError {
         HostError { code: code.to_string(), message: message.into() }
     }
 
     /// The error of a call the plugin was not granted.
     pub fn denied(capability: Capability) -> HostError {
         HostError::new("denied", format!("the plugin lacks the `{}` capability", capability.as_str()))
-    }
-}
-
-impl From<ServiceError> for HostError {
-    fn from(e: ServiceError) -> HostError {
-        match e {
-            ServiceError::NotFound(m) => HostError::new("not-found", m),
-            ServiceError::Validation(errors) => HostError::new(
-                "invalid",
-                errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "),
-            ),
-            ServiceError::Forbidden(m) => HostError::new("denied", m),
-            ServiceError::Conflict(m) => HostError::new("conflict", m),
-            ServiceError::TooLarge(m) => HostError::new("invalid", m),
-            e @ ServiceError::PreconditionFailed { .. } => HostError::new("conflict", e.to_string()),
-            ServiceError::Store(e) => {
-                tracing::error!(error = %e, "storage failure in a host call");
-                HostError::new("internal", "the host failed to read its storage")
-            }
-        }
     }
 }
 
@@ -182,10 +177,9 @@ const MAX_WRITES: usize = 1_000;
 
 /// One plugin call's access to the host.
 pub struct HostCalls {
-    service: Arc<Service>,
+    domain: Arc<dyn Domain>,
     plugin: String,
     capabilities: Vec<Capability>,
-    caller: Caller,
     writes: Vec<Write>,
     kv_overlay: HashMap<String, Option<String>>,
     next_provisional: i64,
@@ -194,13 +188,13 @@ pub struct HostCalls {
 }
 
 impl HostCalls {
-    /// Host access for one call of `plugin` with its granted capabilities, acting as `caller`.
-    pub fn new(service: Arc<Service>, plugin: &str, capabilities: Vec<Capability>, caller: Caller) -> HostCalls {
+    /// Host access for one call of `plugin` with its granted capabilities, reading through
+    /// `domain`.
+    pub fn new(domain: Arc<dyn Domain>, plugin: &str, capabilities: Vec<Capability>) -> HostCalls {
         HostCalls {
-            service,
+            domain,
             plugin: plugin.to_string(),
             capabilities,
-            caller,
             writes: Vec::new(),
             kv_overlay: HashMap::new(),
             next_provisional: -1,
@@ -246,11 +240,7 @@ impl HostCalls {
     pub async fn items_get(&mut self, type_key: &str, id: i64) -> HostResult<Option<Item>> {
         self.check(Capability::ItemsRead)?;
         self.read_stored = true;
-        match self.service.get_item(&self.caller, type_key, id).await {
-            Ok(item) => Ok(Some(item)),
-            Err(ServiceError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.domain.get_item(type_key, id).await
     }
 
     /// `items.find`.
@@ -265,7 +255,7 @@ impl HostCalls {
         let mut params: Vec<(String, String)> =
             filters.into_iter().filter(|(k, _)| k != "limit" && k != "cursor").collect();
         params.push(("limit".into(), limit.clamp(1, 500).to_string()));
-        Ok(self.service.list_items(&self.caller, type_key, &params).await?.items)
+        self.domain.find_items(type_key, params).await
     }
 
     /// `items.create`: `input` is a JSON object shaped like `POST /items/{type}`.
@@ -319,9 +309,7 @@ impl HostCalls {
         if let Some(value) = self.kv_overlay.get(key) {
             return Ok(value.clone());
         }
-        voronka_store::plugins::kv_get(self.service.store().reader(), &self.plugin, key)
-            .await
-            .map_err(|e| ServiceError::from(e).into())
+        self.domain.kv_get(&self.plugin, key).await
     }
 
     /// `kv.set`.
@@ -397,94 +385,4 @@ impl HostCalls {
         self.buffer(Write::CreateTask { input: Box::new(input) })?;
         Ok(provisional)
     }
-}
-
-/// Wakes the loops that watch what a call's writes created (deadlines of tasks, processes
-/// started); call after the writes committed.
-pub fn after_commit(service: &Service, writes: &[Write]) {
-    if writes.iter().any(|w| matches!(w, Write::CreateTask { .. })) {
-        service.signals().deadlines.notify_one();
-    }
-    if writes.iter().any(|w| matches!(w, Write::StartProcess { .. })) {
-        service.signals().processes.notify_one();
-    }
-}
-
-/// Applies buffered writes inside `tx` as `caller`, in order, mapping provisional ids.
-pub async fn apply_writes(
-    service: &Service,
-    tx: &mut Tx,
-    caller: &Caller,
-    plugin: &str,
-    writes: &[Write],
-) -> ServiceResult<()> {
-    let mut ids: HashMap<i64, i64> = HashMap::new();
-    let real = |ids: &HashMap<i64, i64>, id: i64| -> ServiceResult<i64> {
-        if id < 0 {
-            ids.get(&id).copied().ok_or_else(|| ServiceError::invalid("id", format!("no item was created as {id}")))
-        } else {
-            Ok(id)
-        }
-    };
-    for write in writes {
-        match write {
-            Write::Create { type_key, input, provisional } => {
-                let mut input = input.clone();
-                for parent in &mut input.parents {
-                    parent.id = real(&ids, parent.id)?;
-                }
-                let item = service.create_item_in(tx, caller, type_key, input).await?;
-                ids.insert(*provisional, item.id);
-            }
-            Write::UpdateFields { type_key, id, fields } => {
-                let patch = ItemPatch { fields: Some(fields.clone()), ..ItemPatch::default() };
-                service.update_item_in(tx, caller, type_key, real(&ids, *id)?, patch, None).await?;
-            }
-            Write::Move { type_key, id, request } => {
-                service.move_item_in(tx, caller, type_key, real(&ids, *id)?, request.clone(), None).await?;
-            }
-            Write::LinkParent { type_key, id, parent } => {
-                let id = real(&ids, *id)?;
-                let item = service.load_item_in(tx, caller, type_key, id).await?;
-                let mut parents = item.parents.clone();
-                let parent = ItemRef { type_key: parent.type_key.clone(), id: real(&ids, parent.id)? };
-                if !parents.contains(&parent) {
-                    parents.push(parent);
-                    let patch = ItemPatch { parents: Some(parents), ..ItemPatch::default() };
-                    service.update_item_in(tx, caller, type_key, id, patch, None).await?;
-                }
-            }
-            Write::TimelineEntry { type_key, id, text } => {
-                let kind = voronka_model::item::TimelineKind::System;
-                let item = ItemRef { type_key: type_key.clone(), id: real(&ids, *id)? };
-                let data = Value::Object(Map::new());
-                service.add_timeline_entry_in(tx, caller, &item, TimelineNote { kind, text, data: &data }).await?;
-            }
-            Write::CreateTask { input } => {
-                let mut input = input.as_ref().clone();
-                for link in &mut input.links {
-                    link.id = real(&ids, link.id)?;
-                }
-                service.create_task_in(tx, caller, input).await?;
-            }
-            Write::StartProcess { template, item, params } => {
-                let item = ItemRef { type_key: item.type_key.clone(), id: real(&ids, item.id)? };
-                let caller = Caller { depth: caller.depth + 1, ..caller.clone() };
-                service.start_process_in(tx, &caller, template, &item, params.clone(), None).await?;
-            }
-            Write::Notify { user, text, about } => {
-                let about = match about {
-                    Some(a) => Some(ItemRef { type_key: a.type_key.clone(), id: real(&ids, a.id)? }),
-                    None => None,
-                };
-                let data = serde_json::json!({ "plugin": plugin });
-                let new = NewNotification { user: *user, kind: "plugin", text: text.clone(), about, data };
-                service.notify_in(tx, caller, new).await?;
-            }
-            Write::Kv { key, value } => {
-                voronka_store::plugins::kv_put(tx, plugin, key, value.as_deref()).await?;
-            }
-        }
-    }
-    Ok(())
 }

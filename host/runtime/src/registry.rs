@@ -8,24 +8,32 @@ use std::sync::{Arc, RwLock};
 use rhai::AST;
 use tokio::sync::OnceCell;
 
-use super::rhai::RhaiRuntime;
-use super::wasm::{Prepared, WasmRuntime};
+use voronka_model::item::Item;
+use voronka_model::limits::{Failure, Limits};
 use voronka_model::plugin::{PluginKind, World};
+
+use crate::host::HostCalls;
+use crate::rhai::RhaiRuntime;
+use crate::wasm::{Prepared, WasmRuntime};
+use crate::world::PluginWorld;
 
 /// A plugin ready to run.
 pub enum Loaded {
-    /// A prepared component.
+    /// A prepared component (it knows its world).
     Wasm(Prepared),
-    /// A compiled script.
-    Rhai(Arc<AST>),
+    /// A compiled script, checked for the entry function of `world`.
+    Rhai {
+        /// The script.
+        ast: Arc<AST>,
+        /// The world it was checked for.
+        world: World,
+    },
 }
 
 /// Both runtimes and the loaded plugins.
 pub struct Runtime {
-    /// Wasm components.
-    pub wasm: Arc<WasmRuntime>,
-    /// Rhai scripts.
-    pub rhai: RhaiRuntime,
+    wasm: Arc<WasmRuntime>,
+    rhai: RhaiRuntime,
     cache_dir: Option<PathBuf>,
     /// One cell per (module SHA-256, world): the first caller compiles, the others wait for it.
     loaded: RwLock<HashMap<(String, World), Arc<LoadCell>>>,
@@ -94,7 +102,7 @@ impl Runtime {
         match kind {
             PluginKind::Rhai => {
                 let script = String::from_utf8(bytes).map_err(|_| "a Rhai script must be UTF-8 text".to_string())?;
-                Ok(Loaded::Rhai(Arc::new(self.rhai.compile(&script, world)?)))
+                Ok(Loaded::Rhai { ast: Arc::new(self.rhai.compile(&script, world)?), world })
             }
             PluginKind::Wasm => {
                 let wasm = self.wasm.clone();
@@ -121,6 +129,48 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// Calls a loaded plugin of world `W` with `input`, within `limits`, with `host` as its
+    /// access to the host; returns what it answered and the host calls (with their buffered
+    /// writes), or why it failed.
+    pub async fn call<W: PluginWorld>(
+        &self,
+        loaded: &Loaded,
+        host: HostCalls,
+        limits: &Limits,
+        input: W::Input,
+    ) -> Result<(W::Output, HostCalls), Failure> {
+        match loaded {
+            Loaded::Wasm(prepared) => self.wasm.call::<W>(prepared, host, limits, input).await,
+            Loaded::Rhai { ast, world } if *world == W::WORLD => {
+                self.rhai.call::<W>(ast.clone(), host, limits, input).await
+            }
+            Loaded::Rhai { world, .. } => {
+                Err(Failure::Host(format!("the plugin is a {world} plugin, not a {}", W::WORLD)))
+            }
+        }
+    }
+
+    /// Evaluates a condition, a Rhai expression over `item`.
+    pub fn condition(&self, expression: &str, item: &Item) -> Result<bool, String> {
+        self.rhai.condition(expression, item)
+    }
+
+    /// Evaluates a process condition, a Rhai expression over `vars` (the process variables)
+    /// and `item`.
+    pub fn process_condition(&self, expression: &str, vars: &serde_json::Value, item: &Item) -> Result<bool, String> {
+        self.rhai.process_condition(expression, vars, item)
+    }
+
+    /// Checks that a condition expression compiles.
+    pub fn check_expression(&self, expression: &str) -> Result<(), String> {
+        self.rhai.check_expression(expression)
+    }
+
+    /// `interface.function` of every host function the Rhai engine offers.
+    pub fn rhai_host_functions(&self) -> &[String] {
+        self.rhai.host_functions()
     }
 
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
@@ -203,7 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn compiled_code_is_cached_on_disk_for_the_next_start() {
-        const NOOP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/noop.wasm"));
+        const NOOP: &[u8] = voronka_builtins::test::NOOP;
         let dir = tempfile::tempdir().unwrap();
         let first = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
         first.load(PluginKind::Wasm, World::Robot, SHA, || async { Ok(NOOP.to_vec()) }).await.unwrap();

@@ -3,7 +3,7 @@
 //! with the SDK) and for a Rhai script.
 //!
 //! ```text
-//! cargo bench -p voronka --bench runtime
+//! cargo bench -p voronka-runtime --bench runtime
 //! ```
 //!
 //! Each case runs `BENCH_CALLS` calls (default 20,000) after a warm-up and prints the median,
@@ -14,19 +14,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
-use voronka::runtime::host_api::HostCalls;
-use voronka::runtime::registry::{Loaded, Runtime};
-use voronka::runtime::wasm::RobotContext;
-use voronka::service::{Caller, Service};
-use voronka_model::actor::Actor;
 use voronka_model::capability::Capability;
 use voronka_model::item::Item;
 use voronka_model::limits::Limits;
 use voronka_model::plugin::{PluginKind, World};
-use voronka_store::Store;
+use voronka_runtime::Runtime;
+use voronka_runtime::host::{Domain, DomainFuture, HostCalls};
+use voronka_runtime::world::{Robot, RobotContext};
 
-const TRIVIAL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/noop.wasm"));
+const TRIVIAL_WASM: &[u8] = voronka_builtins::test::NOOP;
 const TRIVIAL_RHAI: &str = "fn run(ctx) { () }";
 
 fn item() -> Item {
@@ -56,18 +52,32 @@ fn report(name: &str, mut samples: Vec<f64>) {
     );
 }
 
-/// The server's allocator (see `host/src/main.rs`), so the figures are the server's.
+/// The domain of a robot that reads nothing: the call's cost is the runtime's alone.
+struct NoReads;
+
+impl Domain for NoReads {
+    fn get_item<'a>(&'a self, _: &'a str, _: i64) -> DomainFuture<'a, Option<Item>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn find_items<'a>(&'a self, _: &'a str, _: Vec<(String, String)>) -> DomainFuture<'a, Vec<Item>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn kv_get<'a>(&'a self, _: &'a str, _: &'a str) -> DomainFuture<'a, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// The server's allocator (see the `voronka` binary's `main.rs`), so the figures are the server's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let calls: usize = std::env::var("BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let dir = tempfile::tempdir().context("temp dir")?;
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?;
-    store.migrate().await?;
-    let runtime = Arc::new(Runtime::new(None)?);
-    let service = Arc::new(Service::new(store, runtime.clone(), dir.path().to_path_buf()));
+    let runtime = Runtime::new(None)?;
+    let domain: Arc<dyn Domain> = Arc::new(NoReads);
     let limits = Limits { timeout_ms: 1_000, memory_mb: 64, fuel: Some(10_000_000) };
     let wasm =
         runtime.compile(PluginKind::Wasm, World::Robot, "", TRIVIAL_WASM.to_vec()).await.map_err(anyhow::Error::msg)?;
@@ -75,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         .compile(PluginKind::Rhai, World::Robot, "", TRIVIAL_RHAI.as_bytes().to_vec())
         .await
         .map_err(anyhow::Error::msg)?;
-    let js_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/js-robot/dist/robot.wasm");
+    let js_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/js-robot/dist/robot.wasm");
     let cases_wanted = std::env::var("BENCH_CASES").unwrap_or_else(|_| "wasm,rhai,js".into());
     let wanted = |case: &str| cases_wanted.split(',').any(|c| c.trim() == case);
     let js = match std::fs::read(js_path) {
@@ -88,7 +98,6 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
-    let caller = Caller::automation(Actor::System, 0);
     let ctx = RobotContext { item: item(), stage: "new".into(), config: "{}".into(), actor: "{}".into() };
     // The JavaScript example writes a field; its buffered write is never applied here.
     println!("| case | calls | median µs | p90 µs | p99 µs |");
@@ -106,12 +115,9 @@ async fn main() -> anyhow::Result<()> {
     for (name, loaded, calls) in cases {
         let mut samples = Vec::with_capacity(calls);
         for i in 0..calls + 1_000 {
-            let host = HostCalls::new(service.clone(), "bench", vec![Capability::ItemsWrite], caller.clone());
+            let host = HostCalls::new(domain.clone(), "bench", vec![Capability::ItemsWrite]);
             let started = Instant::now();
-            let result = match loaded {
-                Loaded::Wasm(prepared) => runtime.wasm.run_robot(prepared, host, &limits, ctx.clone()).await,
-                Loaded::Rhai(ast) => runtime.rhai.run_robot(ast.clone(), host, &limits, ctx.clone()).await,
-            };
+            let result = runtime.call::<Robot>(loaded, host, &limits, ctx.clone()).await;
             let elapsed = started.elapsed().as_secs_f64() * 1e6;
             result.map_err(|f| anyhow::anyhow!("{name}: {f}"))?;
             if i >= 1_000 {

@@ -40,7 +40,7 @@ const WASI_PLUGINS: [&str; 1] = ["hostile"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
+    let root = manifest_dir.ancestors().nth(2).expect("host/builtins/ has a grandparent").to_path_buf();
     for watched in ["plugins", "sdk", "wit", "examples/rust-robot"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
