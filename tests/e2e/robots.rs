@@ -490,7 +490,7 @@ both!(cli_pushes_and_lists_plugins);
 /// The JavaScript example robot, built by `npm run build` in examples/js-robot (scripts/test
 /// does it and sets VORONKA_REQUIRE_EXAMPLES=1, so a missing build fails instead of skipping).
 fn js_robot() -> Option<Vec<u8>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/js-robot/dist/robot.wasm");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/js-robot/dist/robot.wasm");
     match std::fs::read(path) {
         Ok(bytes) => Some(bytes),
         Err(_) if std::env::var("VORONKA_REQUIRE_EXAMPLES").as_deref() == Ok("1") => {

@@ -9,11 +9,10 @@ use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiPath;
+use super::extract::{ApiPath, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
-use crate::service::Caller;
-use crate::service::files::UploadInfo;
+use voronka_core::service::files::UploadInfo;
 use voronka_model::FieldError;
 use voronka_model::file::StoredFile;
 use voronka_model::item::ItemRef;
@@ -54,7 +53,7 @@ fn bad_multipart(e: impl std::fmt::Display) -> Problem {
     responses((status = 201, body = StoredFile), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn upload_file(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     mut form: Multipart,
 ) -> Result<(StatusCode, Json<StoredFile>), Problem> {
     let mut upload = None;
@@ -99,7 +98,7 @@ async fn upload_file(
     responses((status = 200, body = StoredFile), (status = 404, body = ProblemDocument)))]
 async fn get_file(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<StoredFile>, Problem> {
     Ok(Json(s.get_file(&caller, id).await?))
@@ -110,7 +109,7 @@ async fn get_file(
     responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ProblemDocument)))]
 async fn download_file(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, Problem> {
     let (file, bytes) = s.read_file(&caller, id).await?;
@@ -141,7 +140,7 @@ async fn download_file(
     responses((status = 200, body = ListOf<StoredFile>), (status = 404, body = ProblemDocument)))]
 async fn item_files(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((type_key, id)): ApiPath<(String, i64)>,
 ) -> Result<Json<ListOf<StoredFile>>, Problem> {
     Ok(Json(ListOf::new(s.item_files(&caller, &ItemRef { type_key, id }).await?, None)))

@@ -8,11 +8,10 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
-use crate::service::Caller;
-use crate::service::triggers::{Trigger, TriggerPatch, TriggerRequest, WebhookOutcome};
+use voronka_core::service::triggers::{Trigger, TriggerPatch, TriggerRequest, WebhookOutcome};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_triggers, create_trigger)).routes(routes!(update_trigger, delete_trigger))
@@ -40,7 +39,7 @@ fn base_url(headers: &HeaderMap) -> String {
     responses((status = 200, body = ListOf<Trigger>), (status = 404, body = ProblemDocument)))]
 async fn list_triggers(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     headers: HeaderMap,
     ApiPath((t, f, st)): ApiPath<StagePath>,
 ) -> Result<Json<ListOf<Trigger>>, Problem> {
@@ -56,7 +55,7 @@ async fn list_triggers(
     responses((status = 201, body = Trigger), (status = 422, body = ProblemDocument)))]
 async fn create_trigger(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     headers: HeaderMap,
     ApiPath((t, f, st)): ApiPath<StagePath>,
     ApiJson(body): ApiJson<TriggerRequest>,
@@ -71,7 +70,7 @@ async fn create_trigger(
     responses((status = 200, body = Trigger), (status = 422, body = ProblemDocument)))]
 async fn update_trigger(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     headers: HeaderMap,
     ApiPath((t, f, st, id)): ApiPath<TriggerPath>,
     ApiJson(body): ApiJson<TriggerPatch>,
@@ -86,7 +85,7 @@ async fn update_trigger(
     responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete_trigger(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((t, f, st, id)): ApiPath<TriggerPath>,
 ) -> Result<StatusCode, Problem> {
     s.delete_trigger(&caller, (&t, &f, &st), id).await?;

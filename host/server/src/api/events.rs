@@ -6,10 +6,9 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiQuery;
+use super::extract::{ApiQuery, Auth};
 use super::problem::Problem;
 use super::{AppState, ListOf, Page};
-use crate::service::Caller;
 use voronka_store::outbox::StoredEvent;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -32,7 +31,7 @@ struct EventQuery {
 #[utoipa::path(get, path = "/events", tag = "events", params(EventQuery), responses((status = 200, body = ListOf<StoredEvent>)))]
 async fn list_events(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<ListOf<StoredEvent>>, Problem> {
     let page = Page { cursor: q.cursor, limit: q.limit };

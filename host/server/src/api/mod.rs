@@ -32,14 +32,14 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::service::{Caller, Service};
 use problem::Problem;
+use voronka_core::service::{Caller, Service};
 
 /// Largest accepted request body, in bytes (plugin uploads: [`MAX_UPLOAD`]).
 pub const MAX_BODY: usize = 1024 * 1024;
 
 /// Largest plugin upload (module plus manifest and multipart framing).
-pub const MAX_UPLOAD: usize = crate::service::plugins::MAX_MODULE + 64 * 1024;
+pub const MAX_UPLOAD: usize = voronka_core::service::plugins::MAX_MODULE + 64 * 1024;
 
 /// Largest file upload (the file plus its other parts and multipart framing).
 pub const MAX_FILE_UPLOAD: usize = voronka_model::file::MAX_FILE as usize + 64 * 1024;
@@ -165,8 +165,8 @@ impl Page {
     /// Checked limit.
     pub fn limit(&self) -> Result<i64, Problem> {
         match self.limit {
-            None => Ok(crate::service::list::DEFAULT_LIMIT),
-            Some(n) if (1..=crate::service::list::MAX_LIMIT).contains(&n) => Ok(n),
+            None => Ok(voronka_core::service::list::DEFAULT_LIMIT),
+            Some(n) if (1..=voronka_core::service::list::MAX_LIMIT).contains(&n) => Ok(n),
             Some(_) => Err(Problem::validation(vec![voronka_model::FieldError::new(
                 "limit",
                 "limit is a whole number from 1 to 500",

@@ -6,11 +6,10 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
-use crate::service::Caller;
-use crate::service::robots::{RobotPatch, RobotRequest};
+use voronka_core::service::robots::{RobotPatch, RobotRequest};
 use voronka_store::robots::Robot;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -26,7 +25,7 @@ type RobotPath = (String, String, String, i64);
     responses((status = 200, body = ListOf<Robot>), (status = 404, body = ProblemDocument)))]
 async fn list_robots(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((t, f, st)): ApiPath<StagePath>,
 ) -> Result<Json<ListOf<Robot>>, Problem> {
     Ok(Json(ListOf::new(s.list_robots(&caller, &t, &f, &st).await?, None)))
@@ -38,7 +37,7 @@ async fn list_robots(
     responses((status = 201, body = Robot), (status = 422, body = ProblemDocument)))]
 async fn create_robot(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((t, f, st)): ApiPath<StagePath>,
     ApiJson(body): ApiJson<RobotRequest>,
 ) -> Result<(StatusCode, Json<Robot>), Problem> {
@@ -51,7 +50,7 @@ async fn create_robot(
     responses((status = 200, body = Robot), (status = 422, body = ProblemDocument)))]
 async fn update_robot(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((t, f, st, id)): ApiPath<RobotPath>,
     ApiJson(body): ApiJson<RobotPatch>,
 ) -> Result<Json<Robot>, Problem> {
@@ -64,7 +63,7 @@ async fn update_robot(
     responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete_robot(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((t, f, st, id)): ApiPath<RobotPath>,
 ) -> Result<StatusCode, Problem> {
     s.delete_robot(&caller, &t, &f, &st, id).await?;

@@ -8,11 +8,10 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, IfMatch, etag};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, IfMatch, etag};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::service::Caller;
-use crate::service::list::ItemPage;
+use voronka_core::service::list::ItemPage;
 use voronka_model::item::{HistoryEntry, Item, TimelineEntry};
 use voronka_model::item::{ItemPatch, MoveRequest, NewItem};
 
@@ -42,7 +41,7 @@ fn with_etag(status: StatusCode, item: Item) -> Response {
     responses((status = 200, body = ItemPage), (status = 422, body = ProblemDocument)))]
 async fn list_items(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
     ApiQuery(params): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<ItemPage>, Problem> {
@@ -54,7 +53,7 @@ async fn list_items(
     responses((status = 201, body = Item), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_item(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<NewItem>,
 ) -> Result<Response, Problem> {
@@ -66,7 +65,7 @@ async fn create_item(
     responses((status = 200, body = Item), (status = 404, body = ProblemDocument)))]
 async fn get_item(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
 ) -> Result<Response, Problem> {
     Ok(with_etag(StatusCode::OK, s.get_item(&caller, &key, id).await?))
@@ -77,7 +76,7 @@ async fn get_item(
     responses((status = 200, body = Item), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn update_item(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
     IfMatch(v): IfMatch,
     ApiJson(body): ApiJson<ItemPatch>,
@@ -90,7 +89,7 @@ async fn update_item(
     responses((status = 204), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn delete_item(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
     IfMatch(v): IfMatch,
 ) -> Result<StatusCode, Problem> {
@@ -103,7 +102,7 @@ async fn delete_item(
     responses((status = 200, body = Item), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn move_item(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
     IfMatch(v): IfMatch,
     ApiJson(body): ApiJson<MoveRequest>,
@@ -116,7 +115,7 @@ async fn move_item(
     responses((status = 200, body = ListOf<HistoryEntry>)))]
 async fn history(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<ListOf<HistoryEntry>>, Problem> {
@@ -129,7 +128,7 @@ async fn history(
     responses((status = 200, body = ListOf<TimelineEntry>)))]
 async fn timeline(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<ListOf<TimelineEntry>>, Problem> {
@@ -154,7 +153,7 @@ struct NewComment {
     responses((status = 201, body = TimelineEntry), (status = 422, body = ProblemDocument)))]
 async fn add_comment(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<NewComment>,
 ) -> Result<(StatusCode, Json<TimelineEntry>), Problem> {
@@ -166,7 +165,7 @@ async fn add_comment(
     responses((status = 200, body = ItemPage)))]
 async fn children(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
     ApiQuery(params): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<ItemPage>, Problem> {

@@ -6,10 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiPath, ApiQuery, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::service::Caller;
 use voronka_model::notification::Notification;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -37,7 +36,7 @@ struct InboxQuery {
     responses((status = 200, body = ListOf<Notification>)))]
 async fn list_notifications(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> Result<Json<ListOf<Notification>>, Problem> {
     let page = Page { cursor: q.cursor, limit: q.limit };
@@ -54,7 +53,7 @@ struct Count {
 
 /// How many of the caller's notifications are unread.
 #[utoipa::path(get, path = "/notifications/unread-count", tag = "notifications", responses((status = 200, body = Count)))]
-async fn unread_count(State(s): State<AppState>, caller: Caller) -> Result<Json<Count>, Problem> {
+async fn unread_count(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<Count>, Problem> {
     Ok(Json(Count { unread: s.unread_notifications(&caller).await? }))
 }
 
@@ -70,7 +69,7 @@ struct Marked {
     responses((status = 200, body = Marked), (status = 404, body = ProblemDocument)))]
 async fn mark_read(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Marked>, Problem> {
     Ok(Json(Marked { marked: s.mark_notifications_read(&caller, Some(id)).await? }))
@@ -78,6 +77,6 @@ async fn mark_read(
 
 /// Marks every notification of the caller read.
 #[utoipa::path(post, path = "/notifications/read-all", tag = "notifications", responses((status = 200, body = Marked)))]
-async fn mark_all_read(State(s): State<AppState>, caller: Caller) -> Result<Json<Marked>, Problem> {
+async fn mark_all_read(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<Marked>, Problem> {
     Ok(Json(Marked { marked: s.mark_notifications_read(&caller, None).await? }))
 }

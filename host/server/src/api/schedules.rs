@@ -6,11 +6,10 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
-use crate::service::Caller;
-use crate::service::schedules::{Schedule, SchedulePatch, ScheduleRequest};
+use voronka_core::service::schedules::{Schedule, SchedulePatch, ScheduleRequest};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_schedules, create_schedule)).routes(routes!(
@@ -22,7 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Every schedule.
 #[utoipa::path(get, path = "/schedules", tag = "schedules", responses((status = 200, body = ListOf<Schedule>)))]
-async fn list_schedules(State(s): State<AppState>, caller: Caller) -> Result<Json<ListOf<Schedule>>, Problem> {
+async fn list_schedules(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<ListOf<Schedule>>, Problem> {
     Ok(Json(ListOf::new(s.list_schedules(&caller).await?, None)))
 }
 
@@ -32,7 +31,7 @@ async fn list_schedules(State(s): State<AppState>, caller: Caller) -> Result<Jso
     responses((status = 201, body = Schedule), (status = 422, body = ProblemDocument)))]
 async fn create_schedule(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<ScheduleRequest>,
 ) -> Result<(StatusCode, Json<Schedule>), Problem> {
     Ok((StatusCode::CREATED, Json(s.create_schedule(&caller, body).await?)))
@@ -43,7 +42,7 @@ async fn create_schedule(
     responses((status = 200, body = Schedule), (status = 404, body = ProblemDocument)))]
 async fn get_schedule(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Schedule>, Problem> {
     Ok(Json(s.get_schedule(&caller, id).await?))
@@ -54,7 +53,7 @@ async fn get_schedule(
     responses((status = 200, body = Schedule), (status = 422, body = ProblemDocument)))]
 async fn update_schedule(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<SchedulePatch>,
 ) -> Result<Json<Schedule>, Problem> {
@@ -66,7 +65,7 @@ async fn update_schedule(
     responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete_schedule(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, Problem> {
     s.delete_schedule(&caller, id).await?;

@@ -6,11 +6,10 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiPath;
+use super::extract::{ApiPath, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
-use crate::service::Caller;
-use crate::service::plugins::{MAX_MODULE, Manifest};
+use voronka_core::service::plugins::{MAX_MODULE, Manifest};
 use voronka_model::FieldError;
 use voronka_store::plugins::PluginVersion;
 
@@ -43,7 +42,7 @@ fn invalid(field: &str, message: impl Into<String>) -> Problem {
     responses((status = 201, body = PluginVersion), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn upload_plugin(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     mut form: Multipart,
 ) -> Result<(StatusCode, Json<PluginVersion>), Problem> {
     let mut manifest: Option<Manifest> = None;
@@ -85,7 +84,7 @@ async fn upload_plugin(
 
 /// Every stored plugin version.
 #[utoipa::path(get, path = "/plugins", tag = "plugins", responses((status = 200, body = ListOf<PluginVersion>)))]
-async fn list_plugins(State(s): State<AppState>, _caller: Caller) -> Result<Json<ListOf<PluginVersion>>, Problem> {
+async fn list_plugins(State(s): State<AppState>, _: Auth) -> Result<Json<ListOf<PluginVersion>>, Problem> {
     Ok(Json(ListOf::new(s.list_plugins().await?, None)))
 }
 
@@ -94,7 +93,7 @@ async fn list_plugins(State(s): State<AppState>, _caller: Caller) -> Result<Json
     responses((status = 200, body = ListOf<PluginVersion>), (status = 404, body = ProblemDocument)))]
 async fn plugin_versions(
     State(s): State<AppState>,
-    _caller: Caller,
+    _: Auth,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ListOf<PluginVersion>>, Problem> {
     Ok(Json(ListOf::new(s.plugin_versions(&name).await?, None)))
@@ -105,7 +104,7 @@ async fn plugin_versions(
     responses((status = 204), (status = 409, body = ProblemDocument)))]
 async fn delete_plugin(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, Problem> {
     s.delete_plugin(&caller, &name).await?;

@@ -7,11 +7,10 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::service::Caller;
-use crate::service::tasks::TaskQuery;
+use voronka_core::service::tasks::TaskQuery;
 use voronka_model::FieldError;
 use voronka_model::item::ItemRef;
 use voronka_model::task::{Task, TaskStatus};
@@ -84,7 +83,7 @@ impl TaskListQuery {
     responses((status = 200, body = ListOf<Task>), (status = 422, body = ProblemDocument)))]
 async fn list_tasks(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiQuery(q): ApiQuery<TaskListQuery>,
 ) -> Result<Json<ListOf<Task>>, Problem> {
     let page = Page { cursor: q.cursor.clone(), limit: q.limit };
@@ -97,7 +96,7 @@ async fn list_tasks(
     responses((status = 201, body = Task), (status = 422, body = ProblemDocument)))]
 async fn create_task(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<TaskRequest>,
 ) -> Result<(StatusCode, Json<Task>), Problem> {
     Ok((StatusCode::CREATED, Json(s.create_task(&caller, body).await?)))
@@ -106,7 +105,11 @@ async fn create_task(
 /// One task.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
     responses((status = 200, body = Task), (status = 404, body = ProblemDocument)))]
-async fn get_task(State(s): State<AppState>, caller: Caller, ApiPath(id): ApiPath<i64>) -> Result<Json<Task>, Problem> {
+async fn get_task(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Task>, Problem> {
     Ok(Json(s.get_task(&caller, id).await?))
 }
 
@@ -115,7 +118,7 @@ async fn get_task(State(s): State<AppState>, caller: Caller, ApiPath(id): ApiPat
     responses((status = 200, body = Task), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn update_task(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<TaskPatch>,
 ) -> Result<Json<Task>, Problem> {
@@ -136,7 +139,7 @@ struct CompleteRequest {
     responses((status = 200, body = Task), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn complete_task(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<Task>, Problem> {

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
-use crate::service::Caller;
+use voronka_core::service::Caller;
 
 /// A JSON body; malformed JSON, wrong shapes, a wrong content type or an oversized body become
 /// problem documents that say what is wrong.
@@ -79,11 +79,15 @@ fn field_of(message: &str) -> String {
     message.split(':').next().unwrap_or("body").trim().to_string()
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+/// The caller the request's token authenticated (see `api::auth`).
+pub struct Auth(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| Problem::unauthorized("a bearer token is required"))
+        let caller = parts.extensions.get::<Caller>().cloned();
+        caller.map(Auth).ok_or_else(|| Problem::unauthorized("a bearer token is required"))
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::service::Service;
+use voronka_core::service::Service;
 use voronka_store::Store;
 
 /// Settings of `voronka serve`.
@@ -81,8 +81,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(address = %local, database = %redact(&config.database), "voronka is serving");
     println!("listening on http://{local}");
-    let (stop_automation, automation_stopped) = crate::automation::shutdown_channel();
-    let tasks = crate::automation::start(service.clone(), AUTOMATION_WORKERS, automation_stopped);
+    let (stop_automation, automation_stopped) = voronka_core::automation::shutdown_channel();
+    let tasks = voronka_core::automation::start(service.clone(), AUTOMATION_WORKERS, automation_stopped);
     axum::serve(listener, crate::api::router(service))
         .with_graceful_shutdown(shutdown)
         .await

@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::service::ServiceError;
+use voronka_core::service::ServiceError;
 use voronka_model::FieldError;
 
 /// Media type of problem documents.

@@ -798,7 +798,7 @@ pub struct TimelineNote<'a> {
 }
 
 /// Trims a page fetched with one extra row and returns the cursor of the next page.
-pub(crate) fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Option<i64> {
+pub fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Option<i64> {
     if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(id)

@@ -7,11 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::service::Caller;
-use crate::service::people::{DepartmentRequest, NewUserRequest, RoleRequest, UserPatch};
+use voronka_core::service::people::{DepartmentRequest, NewUserRequest, RoleRequest, UserPatch};
 use voronka_model::people::{Department, Role, User};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -30,12 +29,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/users", tag = "people", params(Page), responses((status = 200, body = ListOf<User>)))]
 async fn list_users(
     State(s): State<AppState>,
-    _caller: Caller,
+    _: Auth,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<ListOf<User>>, Problem> {
     let limit = page.limit()?;
     let mut users = s.list_users(page.after()?, limit).await?;
-    let next = crate::service::items::page_cursor(&mut users, limit, |u| u.id);
+    let next = voronka_core::service::items::page_cursor(&mut users, limit, |u| u.id);
     Ok(Json(ListOf::new(users, next)))
 }
 
@@ -44,7 +43,7 @@ async fn list_users(
     responses((status = 201, body = User), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_user(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<NewUserRequest>,
 ) -> Result<(StatusCode, Json<User>), Problem> {
     Ok((StatusCode::CREATED, Json(s.create_user(&caller, body).await?)))
@@ -52,11 +51,7 @@ async fn create_user(
 
 /// One user.
 #[utoipa::path(get, path = "/users/{id}", tag = "people", params(("id" = i64, Path)), responses((status = 200, body = User), (status = 404, body = ProblemDocument)))]
-async fn get_user(
-    State(s): State<AppState>,
-    _caller: Caller,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<Json<User>, Problem> {
+async fn get_user(State(s): State<AppState>, _: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<User>, Problem> {
     Ok(Json(s.get_user(id).await?))
 }
 
@@ -65,7 +60,7 @@ async fn get_user(
     responses((status = 200, body = User), (status = 422, body = ProblemDocument)))]
 async fn update_user(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<UserPatch>,
 ) -> Result<Json<User>, Problem> {
@@ -95,7 +90,7 @@ struct IssuedToken {
     responses((status = 201, body = IssuedToken), (status = 403, body = ProblemDocument)))]
 async fn create_token(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<IssuedToken>), Problem> {
@@ -112,7 +107,7 @@ async fn create_token(
 
 /// Departments.
 #[utoipa::path(get, path = "/departments", tag = "people", responses((status = 200, body = ListOf<Department>)))]
-async fn list_departments(State(s): State<AppState>, _caller: Caller) -> Result<Json<ListOf<Department>>, Problem> {
+async fn list_departments(State(s): State<AppState>, _: Auth) -> Result<Json<ListOf<Department>>, Problem> {
     Ok(Json(ListOf::new(s.list_departments().await?, None)))
 }
 
@@ -121,7 +116,7 @@ async fn list_departments(State(s): State<AppState>, _caller: Caller) -> Result<
     responses((status = 201, body = Department), (status = 422, body = ProblemDocument)))]
 async fn create_department(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<DepartmentRequest>,
 ) -> Result<(StatusCode, Json<Department>), Problem> {
     Ok((StatusCode::CREATED, Json(s.create_department(&caller, body).await?)))
@@ -132,7 +127,7 @@ async fn create_department(
     responses((status = 200, body = Department), (status = 422, body = ProblemDocument)))]
 async fn update_department(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DepartmentRequest>,
 ) -> Result<Json<Department>, Problem> {
@@ -141,7 +136,7 @@ async fn update_department(
 
 /// Roles with their permissions.
 #[utoipa::path(get, path = "/roles", tag = "people", responses((status = 200, body = ListOf<Role>)))]
-async fn list_roles(State(s): State<AppState>, _caller: Caller) -> Result<Json<ListOf<Role>>, Problem> {
+async fn list_roles(State(s): State<AppState>, _: Auth) -> Result<Json<ListOf<Role>>, Problem> {
     Ok(Json(ListOf::new(s.list_roles().await?, None)))
 }
 
@@ -150,7 +145,7 @@ async fn list_roles(State(s): State<AppState>, _caller: Caller) -> Result<Json<L
     responses((status = 201, body = Role), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_role(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<RoleRequest>,
 ) -> Result<(StatusCode, Json<Role>), Problem> {
     Ok((StatusCode::CREATED, Json(s.create_role(&caller, body).await?)))
@@ -161,7 +156,7 @@ async fn create_role(
     responses((status = 200, body = Role), (status = 422, body = ProblemDocument)))]
 async fn update_role(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<RoleRequest>,
 ) -> Result<Json<Role>, Problem> {
@@ -170,6 +165,6 @@ async fn update_role(
 
 /// The signed-in user.
 #[utoipa::path(get, path = "/me", tag = "people", responses((status = 200, body = User)))]
-async fn me(State(s): State<AppState>, caller: Caller) -> Result<Json<User>, Problem> {
+async fn me(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<User>, Problem> {
     Ok(Json(s.get_user(caller.principal.user_id).await?))
 }

@@ -9,12 +9,11 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::service::Caller;
-use crate::service::assignments::CompleteAssignment;
-use crate::service::processes::{StartRequest, TemplateRequest};
+use voronka_core::service::assignments::CompleteAssignment;
+use voronka_core::service::processes::{StartRequest, TemplateRequest};
 use voronka_model::FieldError;
 use voronka_model::item::ItemRef;
 use voronka_model::process::{Assignment, Instance, InstanceStatus};
@@ -34,7 +33,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The latest version of every template of a type the caller may write.
 #[utoipa::path(get, path = "/processes/templates", tag = "processes", responses((status = 200, body = ListOf<StoredTemplate>)))]
-async fn list_templates(State(s): State<AppState>, caller: Caller) -> Result<Json<ListOf<StoredTemplate>>, Problem> {
+async fn list_templates(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<Json<ListOf<StoredTemplate>>, Problem> {
     Ok(Json(ListOf::new(s.list_templates(&caller).await?, None)))
 }
 
@@ -44,7 +46,7 @@ async fn list_templates(State(s): State<AppState>, caller: Caller) -> Result<Jso
     responses((status = 201, body = StoredTemplate), (status = 422, body = ProblemDocument)))]
 async fn save_template(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<TemplateRequest>,
 ) -> Result<(StatusCode, Json<StoredTemplate>), Problem> {
     Ok((StatusCode::CREATED, Json(s.save_template(&caller, body).await?)))
@@ -63,7 +65,7 @@ struct VersionQuery {
     responses((status = 200, body = StoredTemplate), (status = 404, body = ProblemDocument)))]
 async fn get_template(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> Result<Json<StoredTemplate>, Problem> {
@@ -92,7 +94,7 @@ struct ProcessQuery {
     responses((status = 200, body = ListOf<Instance>), (status = 422, body = ProblemDocument)))]
 async fn list_processes(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiQuery(q): ApiQuery<ProcessQuery>,
 ) -> Result<Json<ListOf<Instance>>, Problem> {
     let item = match (q.item_type, q.item_id) {
@@ -121,7 +123,7 @@ async fn list_processes(
     responses((status = 201, body = Instance), (status = 422, body = ProblemDocument)))]
 async fn start_process(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<StartRequest>,
 ) -> Result<(StatusCode, Json<Instance>), Problem> {
     Ok((StatusCode::CREATED, Json(s.start_process(&caller, body).await?)))
@@ -143,7 +145,7 @@ struct ProcessView {
     responses((status = 200, body = ProcessView), (status = 404, body = ProblemDocument)))]
 async fn get_process(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<ProcessView>, Problem> {
     let (instance, log) = s.get_process(&caller, id).await?;
@@ -155,7 +157,7 @@ async fn get_process(
     responses((status = 200, body = Instance), (status = 409, body = ProblemDocument)))]
 async fn terminate_process(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Instance>, Problem> {
     Ok(Json(s.terminate_process(&caller, id).await?))
@@ -178,7 +180,7 @@ struct AssignmentQuery {
     responses((status = 200, body = ListOf<Assignment>)))]
 async fn list_assignments(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiQuery(q): ApiQuery<AssignmentQuery>,
 ) -> Result<Json<ListOf<Assignment>>, Problem> {
     let page = Page { cursor: q.cursor, limit: q.limit };
@@ -193,7 +195,7 @@ async fn list_assignments(
     responses((status = 200, body = Assignment), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn complete_assignment(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<CompleteAssignment>,
 ) -> Result<Json<Assignment>, Problem> {
@@ -214,7 +216,7 @@ struct DelegateRequest {
     responses((status = 200, body = Assignment), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn delegate_assignment(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DelegateRequest>,
 ) -> Result<Json<Assignment>, Problem> {

@@ -6,11 +6,10 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
-use crate::service::Caller;
-use crate::service::catalog::{FunnelPatch, NewField, NewFunnel, NewType, TypePatch};
+use voronka_core::service::catalog::{FunnelPatch, NewField, NewFunnel, NewType, TypePatch};
 use voronka_model::entity_type::TypeSchema;
 use voronka_model::field::FieldDef;
 use voronka_model::funnel::Funnel;
@@ -26,7 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Entity types the caller can see.
 #[utoipa::path(get, path = "/types", tag = "types", responses((status = 200, body = ListOf<TypeSchema>)))]
-async fn list_types(State(s): State<AppState>, caller: Caller) -> Result<Json<ListOf<TypeSchema>>, Problem> {
+async fn list_types(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<ListOf<TypeSchema>>, Problem> {
     Ok(Json(ListOf::new(s.list_types(&caller).await?, None)))
 }
 
@@ -35,7 +34,7 @@ async fn list_types(State(s): State<AppState>, caller: Caller) -> Result<Json<Li
     responses((status = 201, body = TypeSchema), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_type(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<NewType>,
 ) -> Result<(StatusCode, Json<TypeSchema>), Problem> {
     Ok((StatusCode::CREATED, Json(s.create_type(&caller, body).await?)))
@@ -46,7 +45,7 @@ async fn create_type(
     responses((status = 200, body = TypeSchema), (status = 404, body = ProblemDocument)))]
 async fn get_type(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<TypeSchema>, Problem> {
     Ok(Json(s.get_type(&caller, &key).await?))
@@ -57,7 +56,7 @@ async fn get_type(
     responses((status = 200, body = TypeSchema), (status = 422, body = ProblemDocument)))]
 async fn update_type(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<TypePatch>,
 ) -> Result<Json<TypeSchema>, Problem> {
@@ -69,7 +68,7 @@ async fn update_type(
     responses((status = 200, body = ListOf<FieldDef>)))]
 async fn list_fields(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<ListOf<FieldDef>>, Problem> {
     Ok(Json(ListOf::new(s.get_type(&caller, &key).await?.fields, None)))
@@ -80,7 +79,7 @@ async fn list_fields(
     responses((status = 201, body = FieldDef), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_field(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<NewField>,
 ) -> Result<(StatusCode, Json<FieldDef>), Problem> {
@@ -92,7 +91,7 @@ async fn create_field(
     responses((status = 200, body = ListOf<Funnel>)))]
 async fn list_funnels(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<ListOf<Funnel>>, Problem> {
     Ok(Json(ListOf::new(s.get_type(&caller, &key).await?.funnels, None)))
@@ -103,7 +102,7 @@ async fn list_funnels(
     responses((status = 201, body = Funnel), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_funnel(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<NewFunnel>,
 ) -> Result<(StatusCode, Json<Funnel>), Problem> {
@@ -115,7 +114,7 @@ async fn create_funnel(
     responses((status = 200, body = Funnel), (status = 404, body = ProblemDocument)))]
 async fn get_funnel(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, funnel)): ApiPath<(String, String)>,
 ) -> Result<Json<Funnel>, Problem> {
     Ok(Json(s.get_funnel(&caller, &key, &funnel).await?))
@@ -126,7 +125,7 @@ async fn get_funnel(
     request_body = FunnelPatch, responses((status = 200, body = Funnel), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn update_funnel(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((key, funnel)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<FunnelPatch>,
 ) -> Result<Json<Funnel>, Problem> {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::problem::{PROBLEM_JSON, Problem};
-use crate::service::Caller;
+use voronka_core::service::Caller;
 use voronka_store::idempotency::{self, KeyState};
 
 /// Header carrying the key.
@@ -49,7 +49,7 @@ pub async fn layer(State(service): State<AppState>, request: Request, next: Next
     let fingerprint = hex::encode(hasher.finalize());
     let user = caller.principal.user_id;
     match idempotency::reserve(service.store(), user, &key, &fingerprint).await {
-        Err(e) => return Problem::from(crate::service::ServiceError::from(e)).into_response(),
+        Err(e) => return Problem::from(voronka_core::service::ServiceError::from(e)).into_response(),
         Ok(KeyState::Done { fingerprint: f, .. } | KeyState::InProgress { fingerprint: f }) if f != fingerprint => {
             return Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

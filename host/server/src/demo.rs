@@ -4,9 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::service::catalog::{FunnelPatch, NewField, NewFunnel, NewType};
-use crate::service::people::{DepartmentRequest, NewUserRequest, RoleRequest};
-use crate::service::{Caller, Service, ServiceResult};
+use voronka_core::service::catalog::{FunnelPatch, NewField, NewFunnel, NewType};
+use voronka_core::service::people::{DepartmentRequest, NewUserRequest, RoleRequest};
+use voronka_core::service::{Caller, Service, ServiceResult};
 use voronka_model::access::{Access, Permission};
 use voronka_model::actor::Actor;
 use voronka_model::field::FieldKind;

@@ -6,11 +6,10 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use crate::service::Caller;
-use crate::service::webhooks::{Webhook, WebhookPatch, WebhookRequest};
+use voronka_core::service::webhooks::{Webhook, WebhookPatch, WebhookRequest};
 use voronka_store::webhooks::Delivery;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -23,7 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Every subscription.
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks", responses((status = 200, body = ListOf<Webhook>)))]
-async fn list_webhooks(State(s): State<AppState>, caller: Caller) -> Result<Json<ListOf<Webhook>>, Problem> {
+async fn list_webhooks(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<ListOf<Webhook>>, Problem> {
     Ok(Json(ListOf::new(s.list_webhooks(&caller).await?, None)))
 }
 
@@ -34,7 +33,7 @@ async fn list_webhooks(State(s): State<AppState>, caller: Caller) -> Result<Json
     responses((status = 201, body = Webhook), (status = 422, body = ProblemDocument)))]
 async fn create_webhook(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<WebhookRequest>,
 ) -> Result<(StatusCode, Json<Webhook>), Problem> {
     Ok((StatusCode::CREATED, Json(s.create_webhook(&caller, body).await?)))
@@ -45,7 +44,7 @@ async fn create_webhook(
     responses((status = 200, body = Webhook), (status = 404, body = ProblemDocument)))]
 async fn get_webhook(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Webhook>, Problem> {
     Ok(Json(s.get_webhook(&caller, id).await?))
@@ -56,7 +55,7 @@ async fn get_webhook(
     responses((status = 200, body = Webhook), (status = 422, body = ProblemDocument)))]
 async fn update_webhook(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<WebhookPatch>,
 ) -> Result<Json<Webhook>, Problem> {
@@ -68,7 +67,7 @@ async fn update_webhook(
     responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete_webhook(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, Problem> {
     s.delete_webhook(&caller, id).await?;
@@ -80,7 +79,7 @@ async fn delete_webhook(
     responses((status = 200, body = ListOf<Delivery>), (status = 404, body = ProblemDocument)))]
 async fn list_deliveries(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<ListOf<Delivery>>, Problem> {
@@ -95,7 +94,7 @@ async fn list_deliveries(
     responses((status = 202), (status = 409, body = ProblemDocument)))]
 async fn redeliver(
     State(s): State<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     ApiPath((id, delivery)): ApiPath<(i64, i64)>,
 ) -> Result<StatusCode, Problem> {
     s.redeliver(&caller, id, delivery).await?;
