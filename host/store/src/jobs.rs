@@ -1,5 +1,6 @@
 //! The durable job queue of robot runs, and the positions of the readers of the event stream.
 
+use crate::lease::LeaseQueue;
 use crate::{Reader, Row, Statement, StoreResult, Tx};
 use voronka_model::time::Micros;
 
@@ -136,58 +137,24 @@ pub fn retime_pending(item_id: i64, robot_id: i64, stage: (&str, &str), due: Opt
     Statement::new(sql).bind(due.unwrap_or(now)).bind(item_id).bind(robot_id).bind(funnel).bind(stage)
 }
 
+/// The queue of robot runs: a pending job is due at `due_at` once the job it waits for (if
+/// any) ended; a running one is held by its worker.
+pub const QUEUE: LeaseQueue = LeaseQueue {
+    table: "jobs",
+    waiting: "q.status = 'pending' AND (q.after_job IS NULL OR EXISTS (
+        SELECT 1 FROM jobs p WHERE p.id = q.after_job AND p.status IN ('done', 'failed', 'cancelled')))",
+    due: "q.due_at",
+    order: "q.due_at, q.id",
+    held: "status = 'running'",
+    takeover: "1 = 1",
+    on_claim: ", status = 'running', attempts = attempts + 1",
+};
+
 /// Claims up to `limit` due pending jobs, and up to `limit` running ones whose lease expired
 /// (after a crash), marking them running until `lease_until`, and commits `tx` with the claim.
-/// Each part walks its index in order and stops at `limit`, however long the queue.
-/// PostgreSQL workers skip rows other hosts hold.
 pub async fn claim(tx: Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<Job>> {
-    let lock = tx.dialect().skip_locked();
-    let sql = format!(
-        "UPDATE jobs SET status = 'running', lease_until = $1, attempts = attempts + 1
-         WHERE id IN (
-             SELECT id FROM jobs j
-             WHERE j.status = 'pending' AND j.due_at <= $2
-               AND (j.after_job IS NULL OR EXISTS (
-                   SELECT 1 FROM jobs p WHERE p.id = j.after_job AND p.status IN ('done', 'failed', 'cancelled')))
-             ORDER BY j.due_at, j.id LIMIT CAST($3 AS BIGINT) {lock})
-            OR id IN (
-             SELECT id FROM jobs j WHERE j.status = 'running' AND j.lease_until < $2 ORDER BY j.id LIMIT CAST($3 AS BIGINT) {lock})
-         RETURNING {COLUMNS}"
-    );
-    let rows = tx.commit_returning(Statement::new(sql).bind(lease_until).bind(now).bind(limit)).await?;
-    let mut jobs = rows.iter().map(job_from_row).collect::<StoreResult<Vec<_>>>()?;
-    jobs.sort_by_key(|j| j.id);
-    Ok(jobs)
-}
-
-/// Extends to `until` the lease of the claimed jobs (`(id, attempts)`: the claim's own
-/// attempt, as [`finish`] checks it) that are still running under that claim, and commits;
-/// returns how many it extended. Jobs finished, put back, or taken over by another worker
-/// meanwhile are left alone.
-pub async fn renew(tx: Tx, claimed: &[(i64, i64)], until: Micros) -> StoreResult<usize> {
-    if claimed.is_empty() {
-        return Ok(0);
-    }
-    let ids = claimed.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>().join(",");
-    let attempts = claimed.iter().map(|(id, n)| format!("(id = {id} AND attempts = {n})")).collect::<Vec<_>>();
-    let sql = format!(
-        "UPDATE jobs SET lease_until = $1 WHERE status = 'running' AND id IN ({ids}) AND ({}) RETURNING id",
-        attempts.join(" OR ")
-    );
-    let rows = tx.commit_returning(Statement::new(sql).bind(until).transient()).await?;
-    Ok(rows.len())
-}
-
-/// Ends the leases of every running job, so workers take them over at once; returns how many.
-/// For a host that is the database's only one (SQLite) as it starts: the jobs still running
-/// were cut short by its last stop, and none of their writes were stored.
-pub async fn end_leases(tx: &mut Tx) -> StoreResult<usize> {
-    let rows = tx
-        .write_returning(Statement::new(
-            "UPDATE jobs SET lease_until = 0 WHERE status = 'running' AND lease_until > 0 RETURNING id",
-        ))
-        .await?;
-    Ok(rows.len())
+    let rows = QUEUE.claim_and_commit(tx, now, lease_until, limit, COLUMNS).await?;
+    rows.iter().map(job_from_row).collect()
 }
 
 /// Finishes a running job this worker still holds (same attempt); false when another worker
@@ -219,25 +186,6 @@ pub async fn retry(tx: &mut Tx, job: &Job, due_at: Micros, error: &str) -> Store
     .bind(job.id)
     .bind(job.attempts);
     Ok(tx.write_checked(update, Vec::new()).await?)
-}
-
-/// The earliest due time of a pending job, to sleep until it.
-pub async fn next_due(pool: &Reader) -> StoreResult<Option<Micros>> {
-    // Jobs waiting for an earlier robot are not due until it finishes (which wakes the
-    // workers); a running job's lease end is when another worker may take it over.
-    let due: Option<Micros> = pool
-        .scalar(Statement::new(
-            "SELECT MIN(due_at) FROM jobs j WHERE j.status = 'pending'
-           AND (j.after_job IS NULL OR EXISTS (
-               SELECT 1 FROM jobs p WHERE p.id = j.after_job AND p.status IN ('done', 'failed', 'cancelled')))",
-        ))
-        .await?;
-    let lease: Option<Micros> =
-        pool.scalar(Statement::new("SELECT MIN(lease_until) FROM jobs WHERE status = 'running'")).await?;
-    Ok(match (due, lease) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
 }
 
 /// Counts jobs by status (for tests and monitoring).
@@ -397,7 +345,7 @@ mod tests {
         tx.commit().await.expect("commit");
         let mut mismatched = ours.clone();
         mismatched[2].1 = 2;
-        let renewed = renew(store.begin(), &mismatched, 5_000).await.expect("renew");
+        let renewed = QUEUE.renew(store.begin(), &mismatched, 5_000).await.expect("renew");
         assert_eq!(renewed, 1);
         assert_eq!(
             leases(&store).await,
@@ -410,8 +358,8 @@ mod tests {
         let taken = claim(store.begin(), 5_001, 9_000, 8).await.expect("claim");
         assert_eq!(taken.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), vec![(2, 2)]);
         // The old claim's attempt is over: renewing it changes nothing.
-        assert_eq!(renew(store.begin(), &ours, 20_000).await.expect("renew"), 0);
-        assert_eq!(renew(store.begin(), &[], 20_000).await.expect("renew"), 0);
+        assert_eq!(QUEUE.renew(store.begin(), &ours, 20_000).await.expect("renew"), 0);
+        assert_eq!(QUEUE.renew(store.begin(), &[], 20_000).await.expect("renew"), 0);
         store.close().await;
     }
 }

@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod items;
 pub mod jobs;
 pub mod journal;
+pub mod lease;
 pub mod notifications;
 pub mod outbox;
 pub mod people;

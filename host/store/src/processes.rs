@@ -1,5 +1,6 @@
 //! Business processes: templates (versioned), instances, their log and their assignments.
 
+use crate::lease::LeaseQueue;
 use crate::{Fetch, Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::actor::Actor;
 use voronka_model::item::ItemRef;
@@ -179,44 +180,24 @@ pub async fn instances(
     rows.iter().map(instance_from_row).collect()
 }
 
-/// Leases up to `limit` running instances that are runnable or whose wake time came, until
-/// `lease`; returns their ids. PostgreSQL hosts skip the ones another host holds.
+/// The queue of process advances: a running instance is due now when runnable, else at its
+/// wake time; one being advanced is held, and taken over (its advance cut short) only while
+/// it still has something to do.
+pub const QUEUE: LeaseQueue = LeaseQueue {
+    table: "process_instances",
+    waiting: "q.status = 'running' AND q.lease_until IS NULL AND (q.runnable = 1 OR q.wake_at IS NOT NULL)",
+    due: "CASE WHEN q.runnable = 1 THEN {now} ELSE q.wake_at END",
+    order: "q.id",
+    held: "status = 'running' AND lease_until IS NOT NULL",
+    takeover: "(q.runnable = 1 OR q.wake_at <= {now})",
+    on_claim: "",
+};
+
+/// Leases up to `limit` instances that are runnable or whose wake time came, and up to `limit`
+/// whose advance's lease ran out, until `lease`; returns their ids.
 pub async fn claim(tx: &mut Tx, now: Micros, lease: Micros, limit: i64) -> StoreResult<Vec<i64>> {
-    let lock = tx.dialect().skip_locked();
-    let sql = format!(
-        "UPDATE process_instances SET lease_until = $2 WHERE id IN (
-             SELECT id FROM process_instances WHERE status = 'running' AND (runnable = 1 OR wake_at <= $1)
-                 AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT CAST($3 AS BIGINT) {lock})
-         RETURNING id"
-    );
-    let rows = tx.write_returning(Statement::new(sql).bind(now).bind(lease).bind(limit)).await?;
+    let rows = QUEUE.claim(tx, now, lease, limit, "id").await?;
     rows.iter().map(|r| Ok(r.get("id")?)).collect()
-}
-
-/// Ends every advance's lease, so the engine takes the instances up at once; returns how
-/// many. For a host that is the database's only one (SQLite) as it starts: an instance still
-/// leased was being advanced when its last stop cut the advance short.
-pub async fn end_leases(tx: &mut Tx) -> StoreResult<usize> {
-    let rows = tx
-        .write_returning(Statement::new(
-            "UPDATE process_instances SET lease_until = NULL WHERE lease_until IS NOT NULL RETURNING id",
-        ))
-        .await?;
-    Ok(rows.len())
-}
-
-/// The earliest time an instance needs the engine: now when one is runnable, its timer, or
-/// the end of another advance's lease.
-pub async fn next_wake(pool: &Reader, now: Micros) -> StoreResult<Option<Micros>> {
-    Ok(pool
-        .scalar(
-            Statement::new(
-                "SELECT MIN(CASE WHEN lease_until > $1 THEN lease_until WHEN runnable = 1 THEN $1 ELSE wake_at END)
-         FROM process_instances WHERE status = 'running' AND (runnable = 1 OR wake_at IS NOT NULL)",
-            )
-            .bind(now),
-        )
-        .await?)
 }
 
 /// Saves an instance advanced by the engine if its version is still `instance.version - 1`;

@@ -1,5 +1,6 @@
 //! Outgoing webhooks: subscriptions and their deliveries (a durable queue, like robot jobs).
 
+use crate::lease::LeaseQueue;
 use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::time::{Micros, to_rfc3339};
 use voronka_model::webhook::WebhookFilter;
@@ -186,33 +187,23 @@ pub struct ClaimedDelivery {
     pub log: Vec<serde_json::Value>,
 }
 
-/// Ends the lease of every delivery being sent, so the sender takes them over at once (a new
-/// attempt); returns how many. For a host that is the database's only one (SQLite) as it
-/// starts: a delivery still being sent was cut short by its last stop.
-pub async fn end_leases(tx: &mut Tx) -> StoreResult<usize> {
-    let rows = tx
-        .write_returning(Statement::new(
-            "UPDATE webhook_deliveries SET lease_until = 0 WHERE status = 'sending' AND lease_until > 0 RETURNING id",
-        ))
-        .await?;
-    Ok(rows.len())
-}
+/// The queue of deliveries: a pending one is due at `next_at`; one being sent is held by its
+/// sender.
+pub const QUEUE: LeaseQueue = LeaseQueue {
+    table: "webhook_deliveries",
+    waiting: "q.status = 'pending'",
+    due: "q.next_at",
+    order: "q.next_at, q.id",
+    held: "status = 'sending'",
+    takeover: "1 = 1",
+    on_claim: ", status = 'sending', attempts = attempts + 1",
+};
 
 /// Claims up to `limit` due deliveries, and those whose sender's lease expired (a crash),
 /// marking them `sending` until `lease_until`. PostgreSQL senders skip rows other hosts hold.
 pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
-    let lock = tx.dialect().skip_locked();
-    let sql = format!(
-        "UPDATE webhook_deliveries SET status = 'sending', lease_until = $1, attempts = attempts + 1
-         WHERE id IN (
-             SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= $2 ORDER BY next_at, id LIMIT CAST($3 AS BIGINT) {lock})
-            OR id IN (
-             SELECT id FROM webhook_deliveries WHERE status = 'sending' AND lease_until < $2 ORDER BY id LIMIT CAST($3 AS BIGINT) {lock})
-         RETURNING id, webhook_id, event_id, attempts, log"
-    );
-    let rows = tx.write_returning(Statement::new(sql).bind(lease_until).bind(now).bind(limit)).await?;
-    let mut claimed = rows
-        .iter()
+    let rows = QUEUE.claim(tx, now, lease_until, limit, "id, webhook_id, event_id, attempts, log").await?;
+    rows.iter()
         .map(|r| {
             Ok(ClaimedDelivery {
                 id: r.get("id")?,
@@ -222,9 +213,7 @@ pub async fn claim(tx: &mut Tx, now: Micros, lease_until: Micros, limit: i64) ->
                 log: parse_json("webhook_deliveries", &r.get::<String>("log")?)?,
             })
         })
-        .collect::<StoreResult<Vec<_>>>()?;
-    claimed.sort_by_key(|d| d.id);
-    Ok(claimed)
+        .collect()
 }
 
 /// The outcome of one attempt.
@@ -288,15 +277,4 @@ pub async fn deliveries(pool: &Reader, webhook_id: i64, before: Option<i64>, lim
     let rows =
         pool.fetch_all(Statement::new(sql).bind(webhook_id).bind(before.unwrap_or(i64::MAX)).bind(limit + 1)).await?;
     rows.iter().map(delivery_from_row).collect()
-}
-
-/// The earliest due time of a pending delivery, to sleep until it.
-pub async fn next_due(pool: &Reader) -> StoreResult<Option<Micros>> {
-    // A sending delivery's lease end is when another sender may take it over.
-    Ok(pool
-        .scalar(Statement::new(
-            "SELECT MIN(CASE WHEN status = 'pending' THEN next_at ELSE lease_until END) FROM webhook_deliveries
-         WHERE status IN ('pending', 'sending')",
-        ))
-        .await?)
 }

@@ -53,7 +53,7 @@ pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "advancing processes failed; retrying"),
         }
-        let sleep = match repo::next_wake(service.store().reader(), now_micros()).await {
+        let sleep = match repo::QUEUE.next_due(service.store().reader(), now_micros()).await {
             Ok(Some(at)) => super::sleep_until(at, idle),
             Ok(None) => idle,
             Err(_) => IDLE_POLL,

@@ -134,7 +134,7 @@ pub async fn run_sender(service: Arc<Service>, mut shutdown: Shutdown) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed; retrying"),
         }
-        let sleep = match repo::next_due(service.store().reader()).await {
+        let sleep = match repo::QUEUE.next_due(service.store().reader(), now_micros()).await {
             Ok(Some(due)) => super::sleep_until(due, idle),
             Ok(None) => idle,
             Err(_) => IDLE_POLL,

@@ -49,7 +49,7 @@ pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
             Ok(_) => {}
             Err(e) => tracing::error!(worker, error = %e, "claiming jobs failed; retrying"),
         }
-        let sleep = match jobs::next_due(service.store().reader()).await {
+        let sleep = match jobs::QUEUE.next_due(service.store().reader(), now_micros()).await {
             Ok(Some(due)) => super::sleep_until(due, idle),
             Ok(None) => idle,
             Err(_) => IDLE_POLL,
@@ -150,7 +150,7 @@ impl LeaseKeeper {
             loop {
                 tokio::time::sleep(every).await;
                 let until = now_micros() + lease;
-                let renewed = jobs::renew(store.begin(), &claimed, until).await;
+                let renewed = jobs::QUEUE.renew(store.begin(), &claimed, until).await;
                 match renewed {
                     Ok(0) => return,
                     Ok(_) => {}
