@@ -81,13 +81,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(address = %local, database = %redact(&config.database), "voronka is serving");
     println!("listening on http://{local}");
-    let (stop_automation, automation_stopped) = voronka_core::automation::shutdown_channel();
-    let tasks = voronka_core::automation::start(service.clone(), AUTOMATION_WORKERS, automation_stopped);
+    let stop_automation = tokio_util::sync::CancellationToken::new();
+    let tasks = voronka_core::automation::start(service.clone(), AUTOMATION_WORKERS, stop_automation.clone());
     axum::serve(listener, crate::api::router(service))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
-    stop_automation.fire();
+    stop_automation.cancel();
     for task in tasks {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "an automation task ended abnormally");

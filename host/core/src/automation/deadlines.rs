@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Shutdown;
-use crate::service::Service;
+use tokio_util::sync::CancellationToken;
+
+use super::background::{self, Next};
+use crate::service::{Service, ServiceResult};
 use voronka_model::time::now_micros;
 use voronka_store::tasks as repo;
 
@@ -17,32 +19,18 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const BATCH: i64 = 200;
 
 /// Runs until shutdown.
-pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
-    let idle = super::idle_poll(&service, IDLE_POLL);
-    while !shutdown.is_fired() {
-        // Listening before looking: a deadline set while this looks still wakes it.
-        let changed = service.signals().deadlines.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let sleep = match repo::next_deadline(service.store().reader()).await {
-            Ok(Some(due)) if due <= now_micros() => match service.mark_overdue_tasks(BATCH).await {
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, "marking overdue tasks failed; retrying");
-                    IDLE_POLL
-                }
-            },
-            Ok(Some(due)) => super::sleep_until(due, idle),
-            Ok(None) => idle,
-            Err(e) => {
-                tracing::error!(error = %e, "reading task deadlines failed; retrying");
-                IDLE_POLL
-            }
-        };
-        tokio::select! {
-            _ = changed => {}
-            _ = tokio::time::sleep(sleep) => {}
-            _ = shutdown.fired() => {}
+pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
+    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
+    background::run("marking overdue tasks", &service.signals().deadlines, timing, shutdown, || pass(&service)).await
+}
+
+/// Marks the tasks past their deadline, or names when the next deadline comes.
+async fn pass(service: &Service) -> ServiceResult<Next> {
+    match repo::next_deadline(service.store().reader()).await? {
+        Some(due) if due <= now_micros() => {
+            service.mark_overdue_tasks(BATCH).await?;
+            Ok(Next::Again)
         }
+        due => Ok(Next::Wait(due)),
     }
 }

@@ -2,6 +2,7 @@
 //! [`crate::service::robot_queue`]), the trigger dispatcher turns events into moves, and timers,
 //! webhooks and processes follow. All survive restarts: their state is in the database.
 
+pub mod background;
 pub mod deadlines;
 pub mod processes;
 pub mod schedules;
@@ -12,7 +13,8 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use voronka_model::event::EventKind;
 
 use crate::service::Service;
@@ -52,21 +54,17 @@ impl Signals {
     }
 }
 
-/// How long a background loop with nothing to do sleeps before looking at the database again.
-/// On SQLite this host is the only writer and wakes its loops itself, so the look is only a
-/// safety net and idle hosts stay idle however many timers wait; on PostgreSQL other hosts'
-/// events and jobs are seen only by looking, every `shared`.
-pub fn idle_poll(service: &Service, shared: Duration) -> Duration {
-    match service.store().dialect() {
+/// How a background loop sleeps: with nothing to do, it looks at the database again after
+/// the idle poll. On SQLite this host is the only writer and wakes its loops itself, so the
+/// look is only a safety net and idle hosts stay idle however many timers wait; on PostgreSQL
+/// other hosts' events and jobs are seen only by looking, every `shared`. A failed pass is
+/// tried again after `retry`.
+pub fn timing(service: &Service, shared: Duration, retry: Duration) -> background::Timing {
+    let idle = match service.store().dialect() {
         voronka_store::Dialect::Sqlite => Duration::from_secs(30),
         voronka_store::Dialect::Postgres => shared,
-    }
-}
-
-/// How long to sleep for work next due at `due` (microseconds): until then, at least 1 ms, at
-/// most `idle`.
-pub fn sleep_until(due: voronka_model::time::Micros, idle: Duration) -> Duration {
-    Duration::from_micros((due - voronka_model::time::now_micros()).clamp(1_000, idle.as_micros() as i64) as u64)
+    };
+    background::Timing { idle, retry }
 }
 
 /// Where an event of `kind` puts its item: `Some(Some((funnel, stage)))` for the place it
@@ -91,9 +89,9 @@ pub(crate) fn field_time(fields: &serde_json::Map<String, serde_json::Value>, ke
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
 }
 
-/// Starts the trigger dispatcher, the webhook fan-out and sender, the
-/// scheduler, the deadline watch, the process engine and `workers` job workers; they stop when `shutdown` fires.
-pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
+/// Starts the trigger dispatcher, the webhook fan-out and sender, the scheduler, the deadline
+/// watch, the process engine and `workers` job workers; they stop when `shutdown` is cancelled.
+pub fn start(service: Arc<Service>, workers: usize, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(triggers::run(service.clone(), shutdown.clone())),
         tokio::spawn(webhooks::run_fan_out(service.clone(), shutdown.clone())),
@@ -103,44 +101,8 @@ pub fn start(service: Arc<Service>, workers: usize, shutdown: Shutdown) -> Vec<t
         tokio::spawn(processes::run(service.clone(), shutdown.clone())),
         tokio::spawn(processes::run_event_wakes(service.clone(), shutdown.clone())),
     ];
-    for n in 0..workers {
-        tasks.push(tokio::spawn(worker::run(service.clone(), n, shutdown.clone())));
+    for _ in 0..workers {
+        tasks.push(tokio::spawn(worker::run(service.clone(), shutdown.clone())));
     }
     tasks
-}
-
-/// A cloneable stop signal for background loops; fires once and every clone sees it.
-#[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-/// The sending side of [`Shutdown`].
-pub struct ShutdownTrigger(watch::Sender<bool>);
-
-/// A new stop signal.
-pub fn shutdown_channel() -> (ShutdownTrigger, Shutdown) {
-    let (tx, rx) = watch::channel(false);
-    (ShutdownTrigger(tx), Shutdown(rx))
-}
-
-impl ShutdownTrigger {
-    /// Fires the signal.
-    pub fn fire(&self) {
-        let _ = self.0.send(true);
-    }
-}
-
-impl Shutdown {
-    /// Whether it fired.
-    pub fn is_fired(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Resolves when it fires.
-    pub async fn fired(&mut self) {
-        while !*self.0.borrow() {
-            if self.0.changed().await.is_err() {
-                return;
-            }
-        }
-    }
 }

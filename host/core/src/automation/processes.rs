@@ -7,13 +7,16 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use voronka_model::event::EventKind;
 use voronka_model::plugin::World;
 
 use serde_json::{Value, json};
 
-use super::Shutdown;
+use tokio_util::sync::CancellationToken;
+
+use super::background::{self, Next as Pass};
 use crate::service::notifications::NewNotification;
 use crate::service::plugin_host::{apply_writes, host_calls};
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
@@ -42,28 +45,17 @@ const LEASE: Micros = 300_000_000;
 const MAX_OPS: usize = 10_000;
 
 /// Runs until shutdown.
-pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
-    let idle = super::idle_poll(&service, IDLE_POLL);
-    while !shutdown.is_fired() {
-        let woken = service.signals().processes.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        match advance_due(&service).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "advancing processes failed; retrying"),
-        }
-        let sleep = match repo::QUEUE.next_due(service.store().reader(), now_micros()).await {
-            Ok(Some(at)) => super::sleep_until(at, idle),
-            Ok(None) => idle,
-            Err(_) => IDLE_POLL,
-        };
-        tokio::select! {
-            _ = woken => {}
-            _ = tokio::time::sleep(sleep) => {}
-            _ = shutdown.fired() => {}
-        }
+pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
+    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
+    background::run("advancing processes", &service.signals().processes, timing, shutdown, || pass(&service)).await
+}
+
+/// Advances the due instances, or names when the next is due.
+async fn pass(service: &Arc<Service>) -> ServiceResult<Pass> {
+    if advance_due(service).await? > 0 {
+        return Ok(Pass::Again);
     }
+    Ok(Pass::Wait(repo::QUEUE.next_due(service.store().reader(), now_micros()).await?))
 }
 
 /// Leases the instances due and advances each; returns how many.
@@ -703,45 +695,29 @@ fn event_matches(payload: &Value, field: Option<&str>, stage: Option<&str>) -> b
 /// Wakes the processes that wait for an event of an item when such events are committed.
 /// Each host reads the event stream from where it stood at start; at start every waiting
 /// process is woken once, so events committed while no host watched are not missed.
-pub async fn run_event_wakes(service: Arc<Service>, mut shutdown: Shutdown) {
-    let idle = super::idle_poll(&service, IDLE_POLL);
-    let mut position = loop {
-        let started = async {
+pub async fn run_event_wakes(service: Arc<Service>, shutdown: CancellationToken) {
+    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
+    // Where this host stands in the event stream; `NOT_STARTED` until the first pass takes the
+    // stream's end, with every waiting process woken once.
+    const NOT_STARTED: i64 = i64::MIN;
+    let position = AtomicI64::new(NOT_STARTED);
+    let wakes = &service.signals().process_events;
+    background::run("waking processes for events", wakes, timing, shutdown, || async {
+        let from = position.load(Ordering::Acquire);
+        if from == NOT_STARTED {
             let last = repo::last_event(service.store().reader()).await?;
             let mut tx = service.store().begin();
             repo::wake_all_event_waiters(&mut tx).await?;
             tx.commit().await?;
-            Ok::<_, ServiceError>(last)
-        };
-        match started.await {
-            Ok(last) => break last,
-            Err(e) => tracing::error!(error = %e, "reading the event stream for waiting processes failed; retrying"),
+            position.store(last, Ordering::Release);
+            service.signals().processes.notify_one();
+            return Ok(Pass::Again);
         }
-        tokio::select! {
-            _ = tokio::time::sleep(IDLE_POLL) => {}
-            _ = shutdown.fired() => return,
-        }
-    };
-    service.signals().processes.notify_one();
-    while !shutdown.is_fired() {
-        let committed = service.signals().process_events.notified();
-        tokio::pin!(committed);
-        committed.as_mut().enable();
-        match wake_for_events(&service, position).await {
-            Ok((last, more)) => {
-                position = last;
-                if more {
-                    continue;
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "waking processes for events failed; retrying"),
-        }
-        tokio::select! {
-            _ = committed => {}
-            _ = tokio::time::sleep(idle) => {}
-            _ = shutdown.fired() => {}
-        }
-    }
+        let (last, more) = wake_for_events(&service, from).await?;
+        position.store(last, Ordering::Release);
+        Ok(if more { Pass::Again } else { Pass::Wait(None) })
+    })
+    .await
 }
 
 /// Wakes the waiting processes of the items of the events after `position`; returns the new

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Shutdown;
+use tokio_util::sync::CancellationToken;
+
+use super::background::{self, Next};
 use crate::service::schedules::next_firing;
 use crate::service::{Service, ServiceResult};
 use voronka_model::actor::Actor;
@@ -20,28 +22,17 @@ pub const MAX_ITEMS_PER_FIRING: i64 = 10_000;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Runs until shutdown, sleeping until the next firing.
-pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
-    let idle = super::idle_poll(&service, IDLE_POLL);
-    while !shutdown.is_fired() {
-        let changed = service.signals().schedules.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        match fire_due(&service).await {
-            Ok(0) => {}
-            Ok(_) => service.signals().jobs.notify_waiters(),
-            Err(e) => tracing::error!(error = %e, "firing schedules failed; retrying"),
-        }
-        let sleep = match repo::next_due(service.store().reader()).await {
-            Ok(Some(due)) => super::sleep_until(due, idle),
-            Ok(None) => idle,
-            Err(_) => IDLE_POLL,
-        };
-        tokio::select! {
-            _ = changed => {}
-            _ = tokio::time::sleep(sleep) => {}
-            _ = shutdown.fired() => {}
-        }
+pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
+    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
+    background::run("firing schedules", &service.signals().schedules, timing, shutdown, || pass(&service)).await
+}
+
+/// Fires the due schedules and names when the next one is due.
+async fn pass(service: &Service) -> ServiceResult<Next> {
+    if fire_due(service).await? > 0 {
+        service.signals().jobs.notify_waiters();
     }
+    Ok(Next::Wait(repo::next_due(service.store().reader()).await?))
 }
 
 /// Fires every due schedule; returns how many runs it queued.

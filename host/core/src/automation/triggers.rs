@@ -12,7 +12,10 @@ use voronka_model::plugin::World;
 
 use serde_json::{Value, json};
 
-use super::{MAX_CHAIN_DEPTH, Shutdown};
+use tokio_util::sync::CancellationToken;
+
+use super::MAX_CHAIN_DEPTH;
+use super::background::{self, Next};
 use crate::service::items::TimelineNote;
 use crate::service::plugin_host::host_calls;
 use crate::service::triggers::trigger_actor;
@@ -56,34 +59,21 @@ pub enum Pass {
 }
 
 /// Runs until shutdown.
-pub async fn run(service: Arc<Service>, mut shutdown: Shutdown) {
-    let idle = super::idle_poll(&service, IDLE_POLL);
-    let mut stuck = Stuck::default();
-    while !shutdown.is_fired() {
-        let pause = match dispatch_batch(&service, &mut stuck).await {
-            Ok(Pass::More) => continue,
-            Ok(Pass::CaughtUp) => idle,
+pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
+    let timing = super::timing(&service, IDLE_POLL, RETRY_PAUSE);
+    let stuck = tokio::sync::Mutex::new(Stuck::default());
+    let events = &service.signals().trigger_events;
+    background::run("applying triggers", events, timing, shutdown, || async {
+        Ok(match dispatch_batch(&service, &mut *stuck.lock().await).await? {
+            Pass::More => Next::Again,
+            Pass::CaughtUp => Next::Wait(None),
             // With no trigger, the events of a busy host are passed over a few times a second,
             // not at every commit.
-            Ok(Pass::NoTriggers) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(NO_TRIGGERS_PAUSE) => {}
-                    _ = shutdown.fired() => {}
-                }
-                idle
-            }
-            Ok(Pass::Stopped) => RETRY_PAUSE,
-            Err(e) => {
-                tracing::error!(error = %e, "applying triggers failed; retrying");
-                RETRY_PAUSE
-            }
-        };
-        tokio::select! {
-            _ = service.signals().trigger_events.notified() => {}
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.fired() => {}
-        }
-    }
+            Pass::NoTriggers => Next::Rest(NO_TRIGGERS_PAUSE),
+            Pass::Stopped => Next::Retry(RETRY_PAUSE),
+        })
+    })
+    .await
 }
 
 /// A trigger with its parsed rule.

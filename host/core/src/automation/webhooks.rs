@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::Shutdown;
+use tokio_util::sync::CancellationToken;
+
+use super::background::{self, Next};
 use crate::service::{Service, ServiceResult};
 use voronka_model::time::{Micros, now_micros};
 use voronka_model::webhook::{backoff_seconds, place_in, signature, subscribed};
@@ -34,32 +36,23 @@ const UNSUBSCRIBED_PAUSE: Duration = Duration::from_millis(250);
 const MAX_ERROR: usize = 500;
 
 /// Runs the fan-out until shutdown.
-pub async fn run_fan_out(service: Arc<Service>, mut shutdown: Shutdown) {
-    let idle = super::idle_poll(&service, IDLE_POLL);
-    while !shutdown.is_fired() {
-        match fan_out_batch(&service).await {
-            Ok(Some((events, deliveries))) => {
+pub async fn run_fan_out(service: Arc<Service>, shutdown: CancellationToken) {
+    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
+    let events = &service.signals().webhook_events;
+    background::run("queueing webhook deliveries", events, timing, shutdown, || async {
+        Ok(match fan_out_batch(&service).await? {
+            Some((events, deliveries)) => {
                 if deliveries > 0 {
                     service.signals().deliveries.notify_one();
                 }
-                if events as i64 == BATCH {
-                    continue;
-                }
+                if events as i64 == BATCH { Next::Again } else { Next::Wait(None) }
             }
             // With nothing subscribed, the events of a busy host are passed over a few times a
             // second, not at every commit.
-            Ok(None) => tokio::select! {
-                _ = tokio::time::sleep(UNSUBSCRIBED_PAUSE) => {}
-                _ = shutdown.fired() => {}
-            },
-            Err(e) => tracing::error!(error = %e, "queueing webhook deliveries failed; retrying"),
-        }
-        tokio::select! {
-            _ = service.signals().webhook_events.notified() => {}
-            _ = tokio::time::sleep(idle) => {}
-            _ = shutdown.fired() => {}
-        }
-    }
+            None => Next::Rest(UNSUBSCRIBED_PAUSE),
+        })
+    })
+    .await
 }
 
 /// Queues the deliveries of one batch of events; returns how many events it read and deliveries
@@ -114,7 +107,7 @@ pub async fn fan_out_batch(service: &Service) -> ServiceResult<Option<(usize, us
 }
 
 /// Runs a sender until shutdown.
-pub async fn run_sender(service: Arc<Service>, mut shutdown: Shutdown) {
+pub async fn run_sender(service: Arc<Service>, shutdown: CancellationToken) {
     let client = match reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -127,24 +120,15 @@ pub async fn run_sender(service: Arc<Service>, mut shutdown: Shutdown) {
             return;
         }
     };
-    let idle = super::idle_poll(&service, IDLE_POLL);
-    while !shutdown.is_fired() {
-        match send_once(&service, &client).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed; retrying"),
+    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
+    let deliveries = &service.signals().deliveries;
+    background::run("sending webhook deliveries", deliveries, timing, shutdown, || async {
+        if send_once(&service, &client).await? > 0 {
+            return Ok(Next::Again);
         }
-        let sleep = match repo::QUEUE.next_due(service.store().reader(), now_micros()).await {
-            Ok(Some(due)) => super::sleep_until(due, idle),
-            Ok(None) => idle,
-            Err(_) => IDLE_POLL,
-        };
-        tokio::select! {
-            _ = service.signals().deliveries.notified() => {}
-            _ = tokio::time::sleep(sleep) => {}
-            _ = shutdown.fired() => {}
-        }
-    }
+        Ok(Next::Wait(repo::QUEUE.next_due(service.store().reader(), now_micros()).await?))
+    })
+    .await
 }
 
 /// Claims due deliveries and makes one attempt at each; returns how many.

@@ -7,7 +7,9 @@ use voronka_model::plugin::World;
 
 use serde_json::json;
 
-use super::Shutdown;
+use tokio_util::sync::CancellationToken;
+
+use super::background::{self, Next};
 use crate::service::items::TimelineNote;
 use crate::service::plugin_host::{after_commit, apply_writes, host_calls};
 use crate::service::{Caller, Service, ServiceError, ServiceResult};
@@ -37,29 +39,17 @@ const MAX_ATTEMPTS: i64 = 5;
 
 /// Runs until shutdown. Sleeps until the next job is due (delayed robots run on time), until
 /// new jobs are queued, or for the idle poll.
-pub async fn run(service: Arc<Service>, worker: usize, mut shutdown: Shutdown) {
-    let idle = super::idle_poll(&service, IDLE_POLL);
-    while !shutdown.is_fired() {
-        // Listening before looking: jobs queued while this worker looks still wake it.
-        let queued = service.signals().jobs.notified();
-        tokio::pin!(queued);
-        queued.as_mut().enable();
-        match work_once(&service).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(worker, error = %e, "claiming jobs failed; retrying"),
-        }
-        let sleep = match jobs::QUEUE.next_due(service.store().reader(), now_micros()).await {
-            Ok(Some(due)) => super::sleep_until(due, idle),
-            Ok(None) => idle,
-            Err(_) => IDLE_POLL,
-        };
-        tokio::select! {
-            _ = queued => {}
-            _ = tokio::time::sleep(sleep) => {}
-            _ = shutdown.fired() => {}
-        }
+pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
+    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
+    background::run("running robots", &service.signals().jobs, timing, shutdown, || pass(&service)).await
+}
+
+/// Runs a batch of due jobs, or names when the next is due.
+async fn pass(service: &Arc<Service>) -> ServiceResult<Next> {
+    if work_once(service).await? > 0 {
+        return Ok(Next::Again);
     }
+    Ok(Next::Wait(jobs::QUEUE.next_due(service.store().reader(), now_micros()).await?))
 }
 
 /// Claims and runs one batch of due jobs; returns how many ran. Jobs of different items run
