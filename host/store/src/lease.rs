@@ -67,9 +67,7 @@ impl LeaseQueue {
         returning: &str,
     ) -> StoreResult<Vec<Row>> {
         let statement = self.claim_statement(tx.dialect(), now, until, limit, returning);
-        let mut rows = tx.write_returning(statement).await?;
-        sort_by_id(&mut rows);
-        Ok(rows)
+        Ok(by_id(tx.write_returning(statement).await?))
     }
 
     /// Claims in a transaction of its own and commits it with the claim; answers the claimed
@@ -83,9 +81,7 @@ impl LeaseQueue {
         returning: &str,
     ) -> StoreResult<Vec<Row>> {
         let statement = self.claim_statement(tx.dialect(), now, until, limit, returning);
-        let mut rows = tx.commit_returning(statement).await?;
-        sort_by_id(&mut rows);
-        Ok(rows)
+        Ok(by_id(tx.commit_returning(statement).await?))
     }
 
     /// Extends to `until` the lease of the claimed rows (`(id, attempts)`: a claim is known by
@@ -128,10 +124,11 @@ impl LeaseQueue {
     }
 }
 
-/// Orders claimed rows by id (a row without one, which the claim statements never answer,
+/// Claimed rows in order of id (a row without one, which the claim statements never answer,
 /// last).
-fn sort_by_id(rows: &mut [Row]) {
+fn by_id(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort_by_cached_key(|row| row.get::<i64>("id").unwrap_or(i64::MAX));
+    rows
 }
 
 #[cfg(test)]
