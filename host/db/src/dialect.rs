@@ -40,6 +40,15 @@ impl Dialect {
         }
     }
 
+    /// What ends a `SELECT` joining `table` to others, to lock only `table`'s rows (PostgreSQL
+    /// refuses to lock the nullable side of an outer join).
+    pub fn for_update_of(self, table: &str) -> String {
+        match self {
+            Dialect::Sqlite => String::new(),
+            Dialect::Postgres => format!("FOR UPDATE OF {table}"),
+        }
+    }
+
     /// The case-insensitive `LIKE` (SQLite's `LIKE` ignores ASCII case already).
     pub fn like_any_case(self) -> &'static str {
         match self {

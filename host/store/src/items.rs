@@ -240,6 +240,14 @@ pub async fn get_in(tx: &mut Tx, type_key: &str, id: i64) -> StoreResult<Option<
     item_from_rows(&tx.fetch_all(item_with_parents(type_key, id)).await?)
 }
 
+/// The same, locking the item's row until `tx` ends, for a change that must not lose a race to
+/// another writer (see `Tx::hold_turn`).
+pub async fn get_for_change(tx: &mut Tx, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
+    let lock = tx.dialect().for_update_of("items");
+    let statement = Statement::new(format!("{ITEM_WITH_PARENTS} {lock}")).bind(id).bind(type_key);
+    item_from_rows(&tx.fetch_all(statement).await?)
+}
+
 /// Parent links of each listed item.
 async fn parents_of(conn: &mut impl Fetch, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<ItemRef>>> {
     let mut map: HashMap<i64, Vec<ItemRef>> = HashMap::new();

@@ -28,8 +28,12 @@ use voronka_store::{Tx, journal};
 const MAX_TITLE: usize = 500;
 /// Most parent links of one item.
 const MAX_PARENTS: usize = 100;
-/// Attempts of a change that lost an optimistic-concurrency race before giving up.
-pub(super) const WRITE_ATTEMPTS: usize = 5;
+
+/// The error of a version-checked write whose item another writer changed since it was read:
+/// nothing of the transaction is stored, and [`Service::write`] runs the use case once more.
+pub(super) fn lost_race() -> ServiceError {
+    ServiceError::Store(StoreError::Db(voronka_store::DbError::CheckFailed))
+}
 
 /// Collects validation problems and references to check in the database.
 #[derive(Default)]
@@ -233,21 +237,24 @@ impl Service {
         Err(ServiceError::Forbidden(format!("{} access to `{type_key}` items{place} is required", need.as_str())))
     }
 
-    /// Runs a change in a transaction and commits it. A change that read its item outside the
-    /// writer's turn learns at commit when another writer changed the item first; it then runs
-    /// again holding the turn from the start, so it reads what it will write over.
-    async fn retrying<T, F, Fut>(&self, mut change: F) -> ServiceResult<T>
+    /// The one write path of a use case: runs `change` in a transaction and commits it. A
+    /// change reads the item it changes off the writer's turn and its write checks the version
+    /// it read; when another writer changed the item first (a version check failed, in the
+    /// change or at commit), nothing of it was stored, and it runs once more holding the
+    /// writer's turn from the start, reading the item locked ([`Service::load_for_change`]),
+    /// so the second attempt cannot lose the race.
+    pub(super) async fn write<T, F, Fut>(&self, mut change: F) -> ServiceResult<T>
     where
         F: FnMut(Tx) -> Fut,
         Fut: std::future::Future<Output = ServiceResult<(Tx, T)>>,
     {
-        for attempt in 0..WRITE_ATTEMPTS {
+        for attempt in 0..2 {
             let mut tx = self.store.begin();
             if attempt > 0 {
                 tx.hold_turn().await?;
             }
             let (tx, value) = match change(tx).await {
-                Err(ServiceError::Store(StoreError::Db(voronka_store::DbError::CheckFailed))) => continue,
+                Err(ServiceError::Store(e)) if e.is_check_failed() => continue,
                 other => other?,
             };
             match tx.commit().await {
@@ -259,16 +266,19 @@ impl Service {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ServiceError::Conflict("the item is changing too often; try again".into()))
+        Err(ServiceError::Conflict("the item kept changing while it was being changed; try again".into()))
     }
 
     /// Creates an item.
     pub async fn create_item(&self, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
-        let mut tx = self.store.begin();
-        let item = self.create_item_in(&mut tx, caller, type_key, input).await?;
-        tx.commit().await?;
-        self.committed();
-        Ok(item)
+        self.write(|mut tx| {
+            let input = input.clone();
+            async move {
+                let item = self.create_item_in(&mut tx, caller, type_key, input).await?;
+                Ok((tx, item))
+            }
+        })
+        .await
     }
 
     /// Creates an item inside `tx`.
@@ -407,14 +417,15 @@ impl Service {
         need: Access,
     ) -> ServiceResult<Item> {
         // A copy the transaction holds, or, while it has not written yet, a read from the read
-        // pool, off the writer's turn; the write checks the version it read.
+        // pool, off the writer's turn; the write checks the version it read. A transaction that
+        // holds its turn reads the item locked until it commits.
         let item = if let Some(item) = voronka_store::items::lent(tx, type_key, id) {
             Some(item.clone())
         } else if tx.is_fresh() {
             let mut conn = self.store.key_reader().await?;
             repo::get(&mut conn, type_key, id).await?
         } else {
-            repo::get_in(tx, type_key, id).await?
+            repo::get_for_change(tx, type_key, id).await?
         };
         let item = match item {
             Some(item) if caller.principal.access(type_key, item.funnel.as_deref()) >= Access::Read => item,
@@ -443,7 +454,7 @@ impl Service {
         patch: ItemPatch,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
-        self.retrying(|mut tx| {
+        self.write(|mut tx| {
             let patch = patch.clone();
             async move {
                 let item = self.update_item_in(&mut tx, caller, type_key, id, patch, if_match).await?;
@@ -467,85 +478,82 @@ impl Service {
         if patch.stage.is_some() || patch.funnel.is_some() {
             return Err(ServiceError::invalid("stage", "stages and funnels change through POST .../move"));
         }
-        for _ in 0..WRITE_ATTEMPTS {
-            let old = self.load_for_change(tx, caller, type_key, id, if_match, Access::Write).await?;
-            let mut new = old.clone();
-            let mut check = Check {
-                kept_files: old.fields.values().filter_map(|v| v.get("id").and_then(Value::as_i64)).collect(),
-                ..Check::default()
-            };
-            if let Some(title) = &patch.title {
-                check.title(title);
-                new.title = title.trim().to_string();
-            }
-            if let Some(amount) = &patch.amount {
-                new.amount = check.amount(&schema, amount);
-            }
-            if let Some(v) = patch.responsible {
-                new.responsible = v;
-            }
-            if let Some(v) = patch.contact {
-                new.contact = v;
-            }
-            if let Some(v) = patch.company {
-                new.company = v;
-            }
-            check.links(
-                patch.responsible.flatten().filter(|v| Some(*v) != old.responsible),
-                patch.contact.flatten().filter(|v| Some(*v) != old.contact),
-                patch.company.flatten().filter(|v| Some(*v) != old.company),
-            );
-            if let Some(parents) = &patch.parents {
-                check.parents(&schema, parents, Some(id));
-                new.parents = parents.clone();
-            }
-            if let Some(values) = &patch.fields {
-                check.fields(&schema, values, &mut new.fields, false);
-            }
-            let this = ItemRef { type_key: type_key.to_string(), id };
-            let files = check.finish(tx, caller, Some(&this)).await?;
-            voronka_store::files::attach(tx, &files, &this);
-            let changes = diff(&old, &new);
-            if changes.is_empty() {
-                return Ok(old);
-            }
-            let now = now_micros();
-            let parents = patch.parents.as_deref().filter(|p| *p != old.parents.as_slice());
-            let names: Vec<&str> = changes.iter().filter_map(|c| c["field"].as_str()).collect();
-            let text = format!("Changed {}", names.join(", "));
-            let data = json!({ "changes": changes });
-            let entry = NewEntry {
-                item_id: id,
-                kind: TimelineKind::System,
-                text: &text,
-                data: &data,
-                actor: &caller.actor,
-                at: now,
-            };
-            let event = NewEvent {
-                kind: EventKind::ItemUpdated,
-                type_key: Some(type_key),
-                item_id: Some(id),
-                actor: &caller.actor,
-                depth: caller.depth,
-                payload: data.clone(),
-            };
-            outbox::prepare(tx).await?;
-            let mut then = vec![journal::entry_statement(&entry, false), outbox::event_statement(&event, now)];
-            then.extend(self.retime_relative(&new, &names, now).await?);
-            if !repo::update(tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now, then).await? {
-                continue;
-            }
-            new.version = old.version + 1;
-            new.updated_by = caller.actor.user_id();
-            new.updated_at = to_rfc3339(now);
-            if parents.is_none() {
-                // (New parents are stored in id order; this copy keeps the caller's order.)
-                voronka_store::items::lend(tx, new.clone());
-            }
-            return Ok(new);
+        let old = self.load_for_change(tx, caller, type_key, id, if_match, Access::Write).await?;
+        let mut new = old.clone();
+        let mut check = Check {
+            kept_files: old.fields.values().filter_map(|v| v.get("id").and_then(Value::as_i64)).collect(),
+            ..Check::default()
+        };
+        if let Some(title) = &patch.title {
+            check.title(title);
+            new.title = title.trim().to_string();
         }
-        Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
+        if let Some(amount) = &patch.amount {
+            new.amount = check.amount(&schema, amount);
+        }
+        if let Some(v) = patch.responsible {
+            new.responsible = v;
+        }
+        if let Some(v) = patch.contact {
+            new.contact = v;
+        }
+        if let Some(v) = patch.company {
+            new.company = v;
+        }
+        check.links(
+            patch.responsible.flatten().filter(|v| Some(*v) != old.responsible),
+            patch.contact.flatten().filter(|v| Some(*v) != old.contact),
+            patch.company.flatten().filter(|v| Some(*v) != old.company),
+        );
+        if let Some(parents) = &patch.parents {
+            check.parents(&schema, parents, Some(id));
+            new.parents = parents.clone();
+        }
+        if let Some(values) = &patch.fields {
+            check.fields(&schema, values, &mut new.fields, false);
+        }
+        let this = ItemRef { type_key: type_key.to_string(), id };
+        let files = check.finish(tx, caller, Some(&this)).await?;
+        voronka_store::files::attach(tx, &files, &this);
+        let changes = diff(&old, &new);
+        if changes.is_empty() {
+            return Ok(old);
+        }
+        let now = now_micros();
+        let parents = patch.parents.as_deref().filter(|p| *p != old.parents.as_slice());
+        let names: Vec<&str> = changes.iter().filter_map(|c| c["field"].as_str()).collect();
+        let text = format!("Changed {}", names.join(", "));
+        let data = json!({ "changes": changes });
+        let entry = NewEntry {
+            item_id: id,
+            kind: TimelineKind::System,
+            text: &text,
+            data: &data,
+            actor: &caller.actor,
+            at: now,
+        };
+        let event = NewEvent {
+            kind: EventKind::ItemUpdated,
+            type_key: Some(type_key),
+            item_id: Some(id),
+            actor: &caller.actor,
+            depth: caller.depth,
+            payload: data.clone(),
+        };
+        outbox::prepare(tx).await?;
+        let mut then = vec![journal::entry_statement(&entry, false), outbox::event_statement(&event, now)];
+        then.extend(self.retime_relative(&new, &names, now).await?);
+        if !repo::update(tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now, then).await? {
+            return Err(lost_race());
+        }
+        new.version = old.version + 1;
+        new.updated_by = caller.actor.user_id();
+        new.updated_at = to_rfc3339(now);
+        if parents.is_none() {
+            // (New parents are stored in id order; this copy keeps the caller's order.)
+            voronka_store::items::lend(tx, new.clone());
+        }
+        Ok(new)
     }
 
     /// Moves an item to another stage, in its funnel or another one of its type.
@@ -557,7 +565,7 @@ impl Service {
         request: MoveRequest,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
-        self.retrying(|mut tx| {
+        self.write(|mut tx| {
             let request = request.clone();
             async move {
                 let item = self.move_item_in(&mut tx, caller, type_key, id, request, if_match).await?;
@@ -581,13 +589,11 @@ impl Service {
         if !schema.def.has_stages {
             return Err(ServiceError::invalid("stage", format!("type `{type_key}` has no stages")));
         }
-        for _ in 0..WRITE_ATTEMPTS {
-            let old = self.load_for_change(tx, caller, type_key, id, if_match, Access::Write).await?;
-            if let Some(moved) = self.move_loaded_in(tx, caller, &schema, old, &request).await? {
-                return Ok(moved);
-            }
+        let old = self.load_for_change(tx, caller, type_key, id, if_match, Access::Write).await?;
+        match self.move_loaded_in(tx, caller, &schema, old, &request).await? {
+            Some(moved) => Ok(moved),
+            None => Err(lost_race()),
         }
-        Err(ServiceError::Conflict(format!("item {id} is changing too often; try again")))
     }
 
     /// Moves an item already read (`old`, whose version the write checks) as `request` says;

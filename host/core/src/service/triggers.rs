@@ -388,23 +388,19 @@ impl Service {
         let schema = catalog
             .get(&trigger.type_key)
             .ok_or_else(|| ServiceError::NotFound(format!("no entity type `{}`", trigger.type_key)))?;
-        for _ in 0..super::items::WRITE_ATTEMPTS {
-            let item = self.get_item(&system, &trigger.type_key, item_id).await?;
-            if let Some(reason) = self.trigger_blocked(schema, &item, &trigger) {
-                return Ok(WebhookOutcome::of(&item, false, Some(reason)));
+        let (system, trigger) = (&system, &trigger);
+        self.write(|mut tx| async move {
+            let item = self.load_item_in(&mut tx, system, &trigger.type_key, item_id).await?;
+            if let Some(reason) = self.trigger_blocked(schema, &item, trigger) {
+                return Ok((tx, WebhookOutcome::of(&item, false, Some(reason))));
             }
-            let mut tx = self.store.begin();
-            match self.move_by_trigger_in(&mut tx, &item, &trigger, 1).await {
-                Ok(moved) => {
-                    tx.commit().await?;
-                    self.committed();
-                    return Ok(WebhookOutcome::of(&moved, true, None));
-                }
-                Err(ServiceError::PreconditionFailed { .. }) => continue,
-                Err(e) => return Err(e),
+            match self.move_by_trigger_in(&mut tx, &item, trigger, 1).await {
+                Ok(moved) => Ok((tx, WebhookOutcome::of(&moved, true, None))),
+                Err(ServiceError::PreconditionFailed { .. }) => Err(super::items::lost_race()),
+                Err(e) => Err(e),
             }
-        }
-        Err(ServiceError::Conflict(format!("item {item_id} is changing too often; try again")))
+        })
+        .await
     }
 }
 
