@@ -15,7 +15,8 @@ pub const ROBOTS: [(&str, &[u8]); 6] = [
     ("start-process", include_bytes!(concat!(env!("OUT_DIR"), "/start_process.wasm"))),
 ];
 
-/// The `add-comment` robot.
+/// The `add-comment` robot's component (adds a timeline entry rendered from `config.text`);
+/// tests upload it again under other names.
 pub const ADD_COMMENT: &[u8] = ROBOTS[2].1;
 
 /// Plugins for tests and benchmarks.

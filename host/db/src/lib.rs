@@ -59,9 +59,9 @@ pub enum DbError {
     /// The SQLite file's folder could not be created.
     #[error("cannot create the database folder {path}: {source}")]
     CreateDir {
-        /// The folder.
+        /// The folder of the SQLite file named by the database URL.
         path: String,
-        /// The cause.
+        /// The file system's error.
         source: std::io::Error,
     },
     /// Another host has the SQLite database open (one host per SQLite database).
@@ -72,9 +72,9 @@ pub enum DbError {
     /// The lock file beside the SQLite database could not be opened or locked.
     #[error("cannot lock {path}: {source}")]
     HostLock {
-        /// The lock file.
+        /// Path of the lock file: the database file's path plus `-host.lock`.
         path: String,
-        /// The cause.
+        /// The file system's error.
         source: std::io::Error,
     },
     /// A call through sqlx (PostgreSQL, SQLite's read pool, migrations' connection) failed.
@@ -84,7 +84,7 @@ pub enum DbError {
     /// read connection) failed.
     #[error("database: {0}")]
     Sqlite(rusqlite::Error),
-    /// Migrations failed.
+    /// Running this dialect's migrations (`migrations/sqlite` or `migrations/postgres`) failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A thread of the SQLite write path could not be started.
@@ -108,7 +108,7 @@ pub enum DbError {
     Decode {
         /// The column, by name or `#position`.
         column: String,
-        /// What is wrong.
+        /// `expected <type>, found <kind of value>`, or `no such column`.
         message: String,
     },
 }
@@ -313,7 +313,7 @@ impl Database {
         Ok(())
     }
 
-    /// The database product.
+    /// Which database this is (SQLite or PostgreSQL), for SQL that differs between them.
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }

@@ -18,9 +18,9 @@ pub enum Value {
     Int(i64),
     /// A floating-point number.
     Real(f64),
-    /// Text.
+    /// UTF-8 text (also readable as its bytes).
     Text(String),
-    /// Bytes.
+    /// Raw bytes (SQLite `BLOB`, PostgreSQL `BYTEA`).
     Blob(Vec<u8>),
 }
 
@@ -105,7 +105,7 @@ impl Value {
 pub trait ColumnIndex: Copy {
     /// The column's position in `row`.
     fn position(self, row: &Row) -> DbResult<usize>;
-    /// The column, for errors.
+    /// The column as errors name it: its name, or `#<position>`.
     fn name(self) -> String;
     /// The error of a column the row lacks.
     fn missing(self) -> DbError {
@@ -135,7 +135,7 @@ impl ColumnIndex for usize {
 
 /// A Rust type a column's value reads into; the error names what was expected.
 pub trait FromValue: Sized {
-    /// Reads `value`.
+    /// Converts `value`, or answers what was expected instead, e.g. `an integer`.
     fn from_value(value: &Value) -> Result<Self, &'static str>;
 }
 

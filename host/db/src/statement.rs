@@ -129,7 +129,7 @@ impl Statement {
         self.changing_one_row
     }
 
-    /// The text.
+    /// The SQL text, with `$1`, `$2`, ... for the arguments.
     pub(crate) fn sql(&self) -> &str {
         &self.sql
     }

@@ -84,7 +84,7 @@ impl Tx {
         self.extensions.iter().find(|(t, _)| *t == id).and_then(|(_, value)| value.downcast_ref::<T>())
     }
 
-    /// The database product.
+    /// Which database the transaction runs on, for SQL that differs between them.
     pub fn dialect(&self) -> Dialect {
         match self.inner {
             Inner::Pooled { .. } => Dialect::Postgres,
@@ -209,7 +209,7 @@ impl Tx {
     /// deferred once `checked` has returned a row. Returns whether `checked` returned a row.
     ///
     /// On SQLite, before the transaction has taken its turn, nothing is sent: `checked` is
-    /// queued as a check ([`Statement::changing_one_row`]), the answer is `true`, and a failed
+    /// queued as a check (it must change exactly one row), the answer is `true`, and a failed
     /// check surfaces later as [`DbError::CheckFailed`] (from a later statement or the
     /// commit), after which the whole use case should run again.
     pub async fn write_checked(&mut self, checked: Statement, then: Vec<Statement>) -> DbResult<bool> {

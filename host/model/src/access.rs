@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub enum Access {
     /// No access: items are invisible.
     None,
-    /// Read items.
+    /// See items, their history and timeline, and comment on them.
     Read,
     /// Read, create, change, move items.
     Write,
@@ -17,7 +17,7 @@ pub enum Access {
 }
 
 impl Access {
-    /// The stored name.
+    /// The name in role grants and the API: `none`, `read`, `write` or `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Access::None => "none",
@@ -43,13 +43,13 @@ impl Access {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Permission {
-    /// Entity type key.
+    /// Key of the entity type the grant applies to, e.g. `deal`.
     #[serde(rename = "type")]
     pub type_key: String,
     /// Funnel key; absent means every funnel of the type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funnel: Option<String>,
-    /// Granted level.
+    /// Access to the type's items (in `funnel` only, when given).
     pub access: Access,
 }
 

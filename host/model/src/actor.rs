@@ -36,7 +36,7 @@ pub enum Actor {
     Process {
         /// The process instance's id.
         id: i64,
-        /// The template key.
+        /// Key of the process template it runs.
         name: String,
     },
     /// The host itself (start-up, demo data, migrations).
@@ -52,7 +52,7 @@ impl Actor {
         }
     }
 
-    /// Serialises for storage.
+    /// The actor as the JSON text stored in history, timeline, event, task and process rows.
     pub fn to_json_string(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{\"kind\":\"system\"}".to_string())
     }

@@ -22,19 +22,19 @@ pub enum Relation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Assignee {
-    /// A named user.
+    /// One particular user: `{"user": 5}`.
     User {
-        /// User id.
+        /// Id of an active user.
         user: i64,
     },
     /// Every active holder of a role (for one task: the least busy of them).
     Role {
-        /// Role key.
+        /// Key of the role, e.g. `production`.
         role: String,
     },
     /// A person related to the item.
     Relation {
-        /// Which relation.
+        /// `responsible` or `department-head`, of the item the work is about.
         relation: Relation,
     },
 }

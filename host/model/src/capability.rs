@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One capability.
+/// A group of host calls a plugin may make, granted by the administrator at install; named
+/// as in the manifest (`items:read`, `kv`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Capability {
     /// Read items (`items.get`, `items.find`).

@@ -14,7 +14,7 @@ pub const BUILTIN_TYPES: [&str; 4] = ["deal", "contact", "company", "invoice"];
 pub struct EntityType {
     /// Unique key, e.g. `production`.
     pub key: String,
-    /// Display title.
+    /// Display title, 1 to 200 characters.
     pub title: String,
     /// Built-in types cannot be removed.
     pub builtin: bool,
@@ -31,7 +31,7 @@ pub struct EntityType {
 /// A type with its fields and funnels: everything needed to validate a write.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TypeSchema {
-    /// The type.
+    /// The type's own settings (key, title, flags, parents), inlined into this object.
     #[serde(flatten)]
     pub def: EntityType,
     /// Custom fields in display order.

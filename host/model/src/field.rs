@@ -27,7 +27,7 @@ pub enum FieldKind {
     Bool,
     /// One of the field's `options`.
     Enum,
-    /// A user id.
+    /// The id of an existing user, e.g. `5`.
     User,
     /// An item id of the field's `target` type.
     ItemLink,
@@ -49,9 +49,9 @@ impl FieldKind {
 pub struct FieldDef {
     /// Key, unique in the type.
     pub key: String,
-    /// Display title.
+    /// Display title, 1 to 200 characters.
     pub title: String,
-    /// Value kind.
+    /// Kind of value the field holds; decides how values are checked and normalised.
     pub kind: FieldKind,
     /// A value must be present on create and can never be cleared.
     pub required: bool,
@@ -68,15 +68,15 @@ pub struct FieldDef {
 /// Something a value points at that must exist; checked against the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {
-    /// A user id.
+    /// A user, by id.
     User(i64),
     /// A file of the file store.
     File(i64),
     /// An item of a type.
     Item {
-        /// Expected type key.
+        /// The type the item must be of (the field's `target`).
         type_key: String,
-        /// Item id.
+        /// The id of the item the value names.
         id: i64,
     },
 }

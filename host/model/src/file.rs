@@ -11,17 +11,18 @@ pub struct StoredFile {
     pub id: i64,
     /// SHA-256 of the bytes, hex: the name they are stored under.
     pub sha256: String,
-    /// Size in bytes.
+    /// Size in bytes, at most 25 MiB.
     pub size: i64,
     /// The name to save it as (made safe: no folders, no control characters).
     pub name: String,
     /// Media type it is served with.
     pub content_type: String,
-    /// The item it is attached to.
+    /// The item it is attached to; `null` while unattached (then only its uploader and
+    /// administrators may read it).
     pub item: Option<ItemRef>,
     /// The user who uploaded it.
     pub created_by: i64,
-    /// When (RFC 3339).
+    /// Upload time (RFC 3339).
     pub created_at: String,
 }
 

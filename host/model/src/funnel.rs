@@ -8,7 +8,7 @@ use super::{FieldError, is_valid_key};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Semantics {
-    /// Work in progress.
+    /// The item is still being worked on; these stages come before success and failure ones.
     Process,
     /// Closed as a success.
     Success,
@@ -22,7 +22,7 @@ pub enum Semantics {
 pub struct Stage {
     /// Key, unique in the funnel.
     pub key: String,
-    /// Display title.
+    /// Display title; must not be blank.
     pub title: String,
     /// Process, success or failure.
     #[serde(default = "default_semantics")]
@@ -38,12 +38,12 @@ fn default_semantics() -> Semantics {
 pub struct Funnel {
     /// Key, unique in the type.
     pub key: String,
-    /// Display title.
+    /// Display title, 1 to 200 characters.
     pub title: String,
     /// Items created without a funnel land in the default one.
     #[serde(rename = "default")]
     pub is_default: bool,
-    /// Stages in order.
+    /// Stages in order, 1 to 100: process stages first, then success and failure stages.
     pub stages: Vec<Stage>,
 }
 

@@ -11,10 +11,10 @@ use super::money::Money;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRef {
-    /// Type key.
+    /// Key of the item's entity type, e.g. `deal`.
     #[serde(rename = "type")]
     pub type_key: String,
-    /// Item id.
+    /// The item's id (ids are unique across all types).
     pub id: i64,
 }
 
@@ -23,46 +23,46 @@ pub struct ItemRef {
 pub struct Item {
     /// Id, unique across types.
     pub id: i64,
-    /// Type key.
+    /// Key of the item's entity type, e.g. `deal`; fixed at creation.
     #[serde(rename = "type")]
     pub type_key: String,
     /// Funnel key (types with stages).
     pub funnel: Option<String>,
     /// Stage key (types with stages).
     pub stage: Option<String>,
-    /// Title.
+    /// Title, 1 to 500 characters.
     pub title: String,
     /// Amount (types with amounts).
     pub amount: Option<Money>,
-    /// Responsible user id.
+    /// Id of the user responsible for the item; `null` when nobody is.
     pub responsible: Option<i64>,
     /// Linked contact item id.
     pub contact: Option<i64>,
     /// Linked company item id.
     pub company: Option<i64>,
-    /// Parent items.
+    /// Items this one is linked under (at most 100), of the types its type allows as parents.
     pub parents: Vec<ItemRef>,
     /// Custom field values by key.
     #[schema(value_type = Object)]
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// Optimistic-concurrency version, also sent as the ETag.
     pub version: i64,
-    /// Creator's user id.
+    /// Id of the user who created it; `null` when automation or the host did.
     pub created_by: Option<i64>,
-    /// Creation time.
+    /// Creation time (RFC 3339, UTC).
     pub created_at: String,
-    /// Last writer's user id.
+    /// Id of the user who changed it last; `null` when automation or the host did.
     pub updated_by: Option<i64>,
-    /// Last change time.
+    /// Time of the last change or move (RFC 3339, UTC).
     pub updated_at: String,
 }
 
 /// A place in a funnel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StagePoint {
-    /// Funnel key.
+    /// Key of the funnel, e.g. `sales`.
     pub funnel: Option<String>,
-    /// Stage key.
+    /// Key of the stage in that funnel, e.g. `measuring`.
     pub stage: Option<String>,
 }
 
@@ -73,11 +73,11 @@ pub struct HistoryEntry {
     pub id: i64,
     /// Where the item was.
     pub from: StagePoint,
-    /// Where it went.
+    /// Where the item was moved to.
     pub to: StagePoint,
-    /// Who moved it.
+    /// Who moved it: a user, or the robot, trigger, schedule or process that did.
     pub actor: Actor,
-    /// When.
+    /// When it moved (RFC 3339, UTC).
     pub at: String,
 }
 
@@ -94,18 +94,18 @@ pub enum TimelineKind {
 /// A comment or system entry on an item's timeline.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
-    /// Entry id.
+    /// Entry id, increasing with time (also the cursor).
     pub id: i64,
-    /// Comment or system.
+    /// `comment` when a user wrote it, `system` when the host or automation did.
     pub kind: TimelineKind,
-    /// Text.
+    /// The comment (1 to 20,000 characters), or what happened, e.g. `Created`.
     pub text: String,
     /// Structured details of a system entry.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
-    /// Author.
+    /// Who wrote it: a user, or the robot, trigger, schedule, process or host that did.
     pub actor: Actor,
-    /// When.
+    /// When it was written (RFC 3339, UTC).
     pub at: String,
 }
 
@@ -113,7 +113,7 @@ pub struct TimelineEntry {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
-    /// Title.
+    /// Title, 1 to 500 characters (surrounding spaces are trimmed).
     pub title: String,
     /// Funnel key (default funnel when absent).
     pub funnel: Option<String>,
@@ -122,16 +122,16 @@ pub struct NewItem {
     /// Amount (types with amounts): `{"value":"150000.00","currency":"RUB"}`.
     #[schema(value_type = Option<Money>)]
     pub amount: Option<Value>,
-    /// Responsible user id.
+    /// Id of the user responsible for the item; must exist.
     pub responsible: Option<i64>,
-    /// Contact item id.
+    /// Id of a `contact` item to link.
     pub contact: Option<i64>,
-    /// Company item id.
+    /// Id of a `company` item to link.
     pub company: Option<i64>,
-    /// Parent items.
+    /// Parent items, at most 100, of the types this type allows as parents.
     #[serde(default)]
     pub parents: Vec<ItemRef>,
-    /// Custom field values.
+    /// Custom field values by field key; every required field must be given.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
@@ -141,7 +141,7 @@ pub struct NewItem {
 #[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemPatch {
-    /// New title.
+    /// New title, 1 to 500 characters.
     pub title: Option<String>,
     /// New amount; `null` clears.
     #[serde(default, with = "::serde_with::rust::double_option")]
@@ -178,7 +178,7 @@ pub struct ItemPatch {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
-    /// Target stage.
+    /// Key of the stage to move to, in the target funnel.
     pub stage: String,
     /// Target funnel (the current one when absent).
     pub funnel: Option<String>,

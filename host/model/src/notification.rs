@@ -7,14 +7,14 @@ use super::item::ItemRef;
 /// A notification as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Notification {
-    /// Id.
+    /// Notification id; `POST /notifications/{id}/read` marks it read.
     pub id: i64,
     /// The user whose inbox it is in.
     pub user: i64,
     /// What it is about: `task-assigned`, `task-completed`, `task-overdue`, `assignment`,
     /// `approval-outcome`, `plugin`, `process`.
     pub kind: String,
-    /// The message.
+    /// The message, 1 to 2,000 characters.
     pub text: String,
     /// The item it is about.
     pub about: Option<ItemRef>,
@@ -23,7 +23,7 @@ pub struct Notification {
     pub data: serde_json::Value,
     /// When it was written (RFC 3339).
     pub created_at: String,
-    /// When the user read it.
+    /// When the user read it (RFC 3339); `null` while unread.
     pub read_at: Option<String>,
 }
 

@@ -27,9 +27,9 @@ pub enum ApprovalMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
-    /// Approved.
+    /// The approvers approved: the step's variable becomes `approved`.
     Approved,
-    /// Rejected.
+    /// The approvers rejected: the step's variable becomes `rejected`.
     Rejected,
 }
 
@@ -59,12 +59,12 @@ pub enum WriteTo {
 pub struct FormField {
     /// Key of the answer.
     pub key: String,
-    /// Label.
+    /// Label shown to the person answering; empty when not given.
     #[serde(default)]
     pub title: String,
     /// A field kind (`string`, `number`, `money`, `date`, `file`, `enum`, ...) or `rows`.
     pub kind: String,
-    /// Must be answered.
+    /// An answer other than `null` must be given; a `rows` field needs at least one row.
     #[serde(default)]
     pub required: bool,
     /// Options of an `enum`.
@@ -81,12 +81,13 @@ pub struct FormField {
 pub enum StepKind {
     /// Creates a task linked to the item; waits for its completion when `wait`.
     Task {
-        /// Title.
+        /// Title of the task created, 1 to 500 characters.
         title: String,
-        /// Description.
+        /// Description of the task, at most 20,000 characters; empty by default.
         #[serde(default)]
         description: String,
-        /// Who does it.
+        /// The task's responsible, as `POST /tasks` takes it: a user id or an assignee, resolved
+        /// against the item.
         assignee: Value,
         /// Wait for completion (default true).
         #[serde(default = "yes")]
@@ -97,7 +98,7 @@ pub enum StepKind {
         /// Completion needs a result.
         #[serde(default)]
         require_result: bool,
-        /// Tags.
+        /// Tags of the task created (a `task-completed` trigger can match one).
         #[serde(default)]
         tags: Vec<String>,
     },
@@ -105,7 +106,7 @@ pub enum StepKind {
     Approval {
         /// Who decides (each assignee may name several people).
         assignees: Vec<Value>,
-        /// How decisions combine.
+        /// How decisions combine: `all` (the default), `any` or `vote`.
         #[serde(default)]
         mode: ApprovalMode,
         /// For `vote`: the share of approvals needed, in percent.
@@ -117,36 +118,36 @@ pub enum StepKind {
         /// The outcome when the deadline passes.
         #[serde(default)]
         default: Option<Outcome>,
-        /// What the approvers see.
+        /// Title of the approvers' assignments; `Approve: <item title>` when absent.
         #[serde(default)]
         title: Option<String>,
     },
     /// Asks one person to fill in a form; answers go to item fields or variables.
     RequestInfo {
-        /// Who answers.
+        /// Who answers: an assignee resolved against the item; of several people, the least busy.
         assignee: Value,
-        /// The form.
+        /// The fields to fill in, at least one; keys unique, `rows` not nested.
         form: Vec<FormField>,
         /// Where the answers go.
         #[serde(default)]
         write_to: WriteTo,
-        /// What the person sees.
+        /// Title of the assignment; `Fill in: <item title>` when absent.
         #[serde(default)]
         title: Option<String>,
     },
-    /// Sets item fields.
+    /// Sets custom fields of the item, as a `PATCH` of `fields` would (`null` clears one).
     SetFields {
         /// Values by field key.
         fields: Map<String, Value>,
     },
     /// Takes `then` when the Rhai expression `when` (over `vars` and `item`) is true, else `else`.
     Condition {
-        /// The expression.
+        /// Rhai expression over `vars` and `item`, checked when the template is saved.
         when: String,
-        /// Steps when true.
+        /// Steps run when `when` is true; none by default.
         #[serde(default)]
         then: Vec<Value>,
-        /// Steps when false.
+        /// Steps run when `when` is false (`else` in JSON); none by default.
         #[serde(default, rename = "else")]
         otherwise: Vec<Value>,
     },
@@ -157,10 +158,10 @@ pub enum StepKind {
     },
     /// Waits for a duration, until a time, or until a date field's time (plus an offset).
     Wait {
-        /// Seconds.
+        /// Seconds to wait, 1 to ten years.
         #[serde(default)]
         duration_s: Option<i64>,
-        /// RFC 3339 time.
+        /// A time to wait until (RFC 3339).
         #[serde(default)]
         until: Option<String>,
         /// A date or datetime field of the item.
@@ -180,16 +181,17 @@ pub enum StepKind {
         #[serde(default)]
         stage: Option<String>,
     },
-    /// Notifies people.
+    /// Sends a notification about the item to everyone `to` names.
     Notify {
-        /// Who.
+        /// Who is notified: an assignee (`{"user": id}`, `{"role": key}` for every active holder,
+        /// or `{"relation": ..}`), resolved against the item.
         to: Value,
-        /// The message.
+        /// The message, 1 to 2,000 characters.
         text: String,
     },
     /// Starts another process on the same item; waits for it when `wait`.
     StartProcess {
-        /// Template key.
+        /// Key of the template to start, in its latest version; it must run on the same type.
         template: String,
         /// Wait for it to end (default false).
         #[serde(default)]
@@ -200,7 +202,7 @@ pub enum StepKind {
     },
     /// Runs a plugin of world `bp-step`; its variables merge into the process's.
     Plugin {
-        /// Plugin name.
+        /// Name of an installed plugin of world `bp-step`.
         plugin: String,
         /// `latest` or a semver requirement.
         #[serde(default = "latest")]
@@ -224,7 +226,7 @@ fn latest() -> String {
 pub struct Step {
     /// Id, also the name of its variable.
     pub id: String,
-    /// What it does.
+    /// What it does: its `kind` and that kind's settings.
     pub kind: StepKind,
 }
 
@@ -235,7 +237,7 @@ pub enum Op {
     Run(usize),
     /// Evaluates condition `steps[i]`: on to the next op when true, to `otherwise` when false.
     Branch {
-        /// The condition step.
+        /// Index in `steps` of the condition step.
         step: usize,
         /// Where the `else` steps start.
         otherwise: usize,
@@ -244,16 +246,16 @@ pub enum Op {
     Jump(usize),
     /// Splits the thread into one per branch start; they meet at `join`.
     Fork {
-        /// The parallel step.
+        /// Index in `steps` of the parallel step.
         step: usize,
         /// Where each branch starts.
         starts: Vec<usize>,
-        /// The join op.
+        /// Index of the `Join` op where the branches meet.
         join: usize,
     },
     /// Ends a branch at its join.
     EndBranch {
-        /// The join op.
+        /// Index of the `Join` op the branch arrives at.
         join: usize,
     },
     /// Where the branches of a parallel step meet; the last to arrive goes on.
@@ -504,7 +506,7 @@ pub fn is_rows(field: &FormField) -> bool {
 pub enum Wait {
     /// A task's completion.
     Task {
-        /// Task id.
+        /// Id of the task to complete; the wait also ends if the task is gone.
         task: i64,
     },
     /// The assignments of an approval or request step to resolve it (or its deadline).
@@ -514,17 +516,17 @@ pub enum Wait {
     },
     /// A time (microseconds).
     Timer {
-        /// When.
+        /// When the wait ends, in microseconds since the Unix epoch.
         at: i64,
     },
     /// A child process's end.
     Child {
-        /// Its instance id.
+        /// Id of the child process instance.
         instance: i64,
     },
     /// An event of the item after a position of the event stream.
     Event {
-        /// Event kind.
+        /// Event kind to wait for, e.g. `item.stage_changed`.
         kind: String,
         /// A field that must have changed (`item.updated`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -542,7 +544,7 @@ pub enum Wait {
 pub struct Thread {
     /// Id, unique in the instance.
     pub id: u32,
-    /// Its op.
+    /// Index of the op it stands at in the compiled template.
     pub pc: usize,
     /// What it waits for; runnable when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -552,7 +554,7 @@ pub struct Thread {
 /// Where an instance stands: its threads and the branches arrived at each join.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct State {
-    /// Live threads.
+    /// Threads not yet at the end; none left once the process has completed.
     pub threads: Vec<Thread>,
     /// Branches arrived, by join op.
     #[serde(default)]
@@ -601,7 +603,7 @@ pub enum InstanceStatus {
 }
 
 impl InstanceStatus {
-    /// The stored name.
+    /// The name in the database and the API: `running`, `completed`, `terminated` or `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             InstanceStatus::Running => "running",
@@ -626,34 +628,34 @@ impl InstanceStatus {
 /// A process instance as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Instance {
-    /// Id.
+    /// Instance id, as in `/processes/{id}`.
     pub id: i64,
-    /// Template key.
+    /// Key of the template it runs.
     pub template: String,
     /// The template version it runs (fixed at start).
     pub template_version: i64,
     /// The item it runs on.
     pub item: super::item::ItemRef,
-    /// The process that started it.
+    /// Id of the process whose `start-process` step started it; `null` when none did.
     pub parent: Option<i64>,
-    /// Status.
+    /// `running`, then `completed` when every thread ends, `terminated` by a person, or `failed`.
     pub status: InstanceStatus,
     /// Variables (parameters, step outcomes, answers).
     #[schema(value_type = Object)]
     pub variables: Map<String, Value>,
     /// The steps its threads stand at.
     pub current_steps: Vec<String>,
-    /// Threads and joins.
+    /// Engine state: where each thread stands and what it waits for.
     pub state: State,
-    /// Why it failed.
+    /// Why it failed (`step <id>: <reason>` when a step did); `null` unless `failed`.
     pub error: Option<String>,
-    /// Who started it.
+    /// Who started it: a user, or the robot, schedule or parent process that did.
     pub started_by: super::actor::Actor,
     /// Started (RFC 3339).
     pub created_at: String,
     /// Last changed (RFC 3339).
     pub updated_at: String,
-    /// Ended (RFC 3339).
+    /// When it ended (RFC 3339); `null` while running.
     pub finished_at: Option<String>,
     /// Version, raised by every change.
     pub version: i64,
@@ -662,37 +664,38 @@ pub struct Instance {
 /// An assignment: a person's part in an approval or a request for information.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Assignment {
-    /// Id.
+    /// Assignment id, as in `/assignments/{id}/complete`.
     pub id: i64,
-    /// The process instance.
+    /// Id of the process instance it belongs to.
     pub process: i64,
-    /// The step.
+    /// Id of the approval or request-info step it is part of.
     pub step: String,
     /// `approval` or `request-info`.
     pub kind: String,
-    /// Who is to act.
+    /// Id of the user who is to act (another one after a delegation).
     pub user: i64,
     /// `open`, `done`, `cancelled`.
     pub status: String,
-    /// What it asks.
+    /// What it asks, as shown to the person; by default `Approve: <item title>` or
+    /// `Fill in: <item title>`.
     pub title: String,
     /// The form to fill in (request-info).
     #[schema(value_type = Vec<Object>)]
     pub form: Vec<FormField>,
-    /// The item concerned.
+    /// The item the process runs on.
     pub item: super::item::ItemRef,
     /// `approve` / `reject` for approvals.
     pub decision: Option<String>,
-    /// Comment.
+    /// The person's comment on completion, at most 20,000 characters; `null` when none.
     pub comment: Option<String>,
     /// Answers to the form.
     #[schema(value_type = Option<Object>)]
     pub answers: Option<Value>,
-    /// Deadline (RFC 3339).
+    /// Deadline (RFC 3339), from the approval step's `deadline_s`; `null` when none.
     pub due_at: Option<String>,
     /// Created (RFC 3339).
     pub created_at: String,
-    /// Completed (RFC 3339).
+    /// When it was done or cancelled (RFC 3339); `null` while open.
     pub completed_at: Option<String>,
 }
 

@@ -12,13 +12,13 @@ use super::item::ItemRef;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
-    /// Not started.
+    /// Not started yet: every task is created in this status.
     New,
-    /// Being worked on.
+    /// Being worked on; set with `PATCH /tasks/{id}`.
     InProgress,
     /// Done (only through completion, which checks the result).
     Completed,
-    /// Put off.
+    /// Put off for now; still open, and overdue once its deadline passes.
     Deferred,
 }
 
@@ -49,7 +49,7 @@ impl TaskStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistEntry {
-    /// What to check.
+    /// What is to be done, 1 to 1,000 characters.
     pub text: String,
     /// Whether it is done.
     #[serde(default)]
@@ -59,13 +59,13 @@ pub struct ChecklistEntry {
 /// A task as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Task {
-    /// Id.
+    /// Task id, as in `/tasks/{id}`.
     pub id: i64,
-    /// Title.
+    /// Title, 1 to 500 characters.
     pub title: String,
-    /// Description.
+    /// Description, at most 20,000 characters; empty when none.
     pub description: String,
-    /// Status.
+    /// Where it stands; it becomes `completed` only through `POST /tasks/{id}/complete`.
     pub status: TaskStatus,
     /// The user who does it.
     pub responsible: i64,
@@ -73,15 +73,15 @@ pub struct Task {
     pub creator: Actor,
     /// Users who follow it.
     pub auditors: Vec<i64>,
-    /// Deadline (RFC 3339).
+    /// Deadline (RFC 3339); `null` when none.
     pub deadline: Option<String>,
     /// Past its deadline and not completed.
     pub overdue: bool,
     /// Completion needs a result text.
     pub require_result: bool,
-    /// The result given on completion.
+    /// The result given on completion; `null` until completed (reopening clears it).
     pub result: Option<String>,
-    /// Checklist.
+    /// Checklist entries in order, at most 100.
     pub checklist: Vec<ChecklistEntry>,
     /// Tags (the "task completed" trigger can match one).
     pub tags: Vec<String>,
@@ -91,7 +91,7 @@ pub struct Task {
     pub created_at: String,
     /// Last changed (RFC 3339).
     pub updated_at: String,
-    /// Completed (RFC 3339).
+    /// When it was completed (RFC 3339); `null` unless completed.
     pub completed_at: Option<String>,
     /// Version, raised by every change.
     pub version: i64,
@@ -110,7 +110,7 @@ pub const MAX_LIST: usize = 100;
 pub struct TaskRequest {
     /// Title, 1 to 500 characters.
     pub title: String,
-    /// Description.
+    /// Description, at most 20,000 characters; empty by default.
     #[serde(default)]
     pub description: String,
     /// Who does it: a user id, or an assignee (`{"user": id}`, `{"role": key}`,
@@ -131,13 +131,13 @@ pub struct TaskRequest {
     /// Users who follow it.
     #[serde(default)]
     pub auditors: Vec<i64>,
-    /// Checklist.
+    /// Checklist entries in order, at most 100.
     #[serde(default)]
     pub checklist: Vec<ChecklistEntry>,
     /// Completion needs a result text.
     #[serde(default)]
     pub require_result: bool,
-    /// Tags.
+    /// Tags, at most 100 of 1 to 64 characters; a `task-completed` trigger can match one.
     #[serde(default)]
     pub tags: Vec<String>,
 }
@@ -146,9 +146,9 @@ pub struct TaskRequest {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
-    /// Title.
+    /// New title, 1 to 500 characters.
     pub title: Option<String>,
-    /// Description.
+    /// New description, at most 20,000 characters.
     pub description: Option<String>,
     /// Responsible (as in creation).
     #[schema(value_type = Option<Object>)]
@@ -160,15 +160,15 @@ pub struct TaskPatch {
     /// `new`, `in_progress` or `deferred` (completion has its own call; a completed task
     /// set back to another status is reopened).
     pub status: Option<TaskStatus>,
-    /// Links.
+    /// Replaces the linked items (at most 100).
     pub links: Option<Vec<ItemRef>>,
-    /// Auditors.
+    /// Replaces the auditors' user ids (at most 100); the creator or an administrator only.
     pub auditors: Option<Vec<i64>>,
-    /// Checklist.
+    /// Replaces the checklist (at most 100 entries).
     pub checklist: Option<Vec<ChecklistEntry>>,
     /// Completion needs a result text.
     pub require_result: Option<bool>,
-    /// Tags.
+    /// Replaces the tags (at most 100, each 1 to 64 characters).
     pub tags: Option<Vec<String>>,
 }
 

@@ -14,7 +14,7 @@ pub enum TriggerRule {
     /// A field changed (`{"field": "paid", "to": true}`; `to` optional). Custom fields by key;
     /// `title`, `amount`, `contact`, `company` and `parents` by name.
     FieldChanged {
-        /// The field.
+        /// A custom field key, or `title`, `amount`, `contact`, `company` or `parents`.
         field: String,
         /// The new value required, if any.
         to: Option<Value>,
@@ -46,7 +46,7 @@ pub enum TriggerRule {
     Webhook,
     /// A plugin of world `trigger` decides (`{"plugin": .., "version": .., "config": ..}`).
     Plugin {
-        /// Plugin name.
+        /// Name of an installed plugin of world `trigger`.
         plugin: String,
         /// `latest` or a semver requirement.
         version: String,

@@ -58,7 +58,7 @@ pub const HOST_FUNCTIONS: [&str; 15] = [
 pub struct HostError {
     /// `denied`, `invalid`, `not-found`, `unavailable`, `internal`.
     pub code: String,
-    /// In words.
+    /// What went wrong, in words.
     pub message: String,
 }
 
@@ -80,13 +80,13 @@ pub type HostResult<T> = Result<T, HostError>;
 /// Log levels of `log.write`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
-    /// Debug.
+    /// Detail for debugging: written at the host log's `debug` level.
     Debug,
-    /// Info.
+    /// Written at the host log's `info` level.
     Info,
-    /// Warning.
+    /// Written at the host log's `warn` level.
     Warn,
-    /// Error.
+    /// Written at the host log's `error` level.
     Error,
 }
 
@@ -95,47 +95,47 @@ pub enum LogLevel {
 pub enum Write {
     /// `items.create`.
     Create {
-        /// Type.
+        /// Key of the type to create an item of.
         type_key: String,
-        /// Input.
+        /// The item, as `POST /items/{type}` takes it; parents may name provisional ids.
         input: NewItem,
         /// Provisional id handed to the plugin.
         provisional: i64,
     },
     /// `items.update-fields`.
     UpdateFields {
-        /// Type.
+        /// The item's type key.
         type_key: String,
-        /// Item.
+        /// The item's id, or a provisional id from an `items.create` of the same call.
         id: i64,
-        /// Values.
+        /// Field values by key; `null` clears a field.
         fields: Map<String, Value>,
     },
     /// `items.move-to-stage`.
     Move {
-        /// Type.
+        /// The item's type key.
         type_key: String,
-        /// Item.
+        /// The item's id, or a provisional id from an `items.create` of the same call.
         id: i64,
-        /// Target.
+        /// The stage to move to, and the funnel (the current one when absent).
         request: MoveRequest,
     },
     /// `items.link-parent`.
     LinkParent {
-        /// Type.
+        /// The child item's type key.
         type_key: String,
-        /// Item.
+        /// The child item's id, or a provisional id from an `items.create` of the same call.
         id: i64,
-        /// Parent.
+        /// The parent to add (nothing changes if it is linked already); its id may be provisional.
         parent: ItemRef,
     },
     /// `timeline.add-entry`.
     TimelineEntry {
-        /// Type.
+        /// The item's type key.
         type_key: String,
-        /// Item.
+        /// The item's id, or a provisional id from an `items.create` of the same call.
         id: i64,
-        /// Text.
+        /// The entry's text, written as a `system` entry.
         text: String,
     },
     /// `tasks.create`.
@@ -145,27 +145,27 @@ pub enum Write {
     },
     /// `processes.start`.
     StartProcess {
-        /// Template key.
+        /// Key of the process template to start, in its latest version.
         template: String,
         /// The item (may be one created by the same call).
         item: ItemRef,
-        /// Parameters.
+        /// The process's initial variables.
         params: Map<String, Value>,
     },
     /// `notify.send`.
     Notify {
-        /// Recipient.
+        /// Id of the user to notify; nothing is written for an inactive user.
         user: i64,
-        /// Message.
+        /// The message, trimmed, 1 to 2,000 characters.
         text: String,
         /// The item it is about.
         about: Option<ItemRef>,
     },
     /// `kv.set` / `kv.delete` (`None`).
     Kv {
-        /// Key.
+        /// Key in the plugin's own key-value store (`kv.set` takes 1 to 255 bytes).
         key: String,
-        /// Value.
+        /// The value to store (at most 64 KiB), or `None` to delete the key.
         value: Option<String>,
     },
 }

@@ -23,7 +23,7 @@ pub enum Loaded {
     Wasm(Prepared),
     /// A compiled script, checked for the entry function of `world`.
     Rhai {
-        /// The script.
+        /// The compiled script, shared by every call of the module.
         ast: Arc<AST>,
         /// The world it was checked for.
         world: World,

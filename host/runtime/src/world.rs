@@ -15,7 +15,7 @@ use crate::wasm::bindings::{self, to_wit_item, types};
 /// A world: its name, what a call takes and answers, and how both cross into a Wasm
 /// component's export and a Rhai script's function.
 pub trait PluginWorld: Send + Sync + 'static {
-    /// The world.
+    /// The world this type runs; a loaded plugin of another world is refused as a host failure.
     const WORLD: World;
     /// The export (Wasm) and function (Rhai) the host calls.
     const EXPORT: &'static str;
@@ -62,7 +62,7 @@ pub struct Robot;
 pub struct RobotContext {
     /// The item as it stood when the job started.
     pub item: Item,
-    /// The stage entered.
+    /// Key of the stage entered; empty for a schedule's run whose scope names no stage.
     pub stage: String,
     /// The binding's config (JSON).
     pub config: String,

@@ -18,9 +18,9 @@ pub enum KeyState {
     Done {
         /// Fingerprint of the first request.
         fingerprint: String,
-        /// Its status code.
+        /// HTTP status code of the recorded response.
         status: u16,
-        /// Its body.
+        /// Body of the recorded response, replayed as is.
         body: String,
     },
 }

@@ -13,21 +13,21 @@ const COLUMNS: &str = "id, type_key, funnel_key, stage_key, title, amount_value,
 /// The columns of an item row that a write sets.
 #[derive(Debug, Clone)]
 pub struct ItemWrite {
-    /// Funnel key.
+    /// Funnel key; `None` for types without stages.
     pub funnel: Option<String>,
-    /// Stage key.
+    /// Stage key in that funnel; `None` for types without stages.
     pub stage: Option<String>,
-    /// Title.
+    /// Title, already checked and trimmed by the caller.
     pub title: String,
-    /// Amount.
+    /// Amount, stored as decimal text and currency code; `None` when not set.
     pub amount: Option<Money>,
-    /// Responsible user.
+    /// Id of the responsible user, if any.
     pub responsible: Option<i64>,
-    /// Contact item.
+    /// Id of the linked `contact` item, if any.
     pub contact: Option<i64>,
-    /// Company item.
+    /// Id of the linked `company` item, if any.
     pub company: Option<i64>,
-    /// Custom field values.
+    /// Validated custom field values by key, stored as one JSON object.
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -282,11 +282,11 @@ pub async fn type_of(tx: &mut Tx, id: i64) -> StoreResult<Option<String>> {
 /// A value bound into a dynamically built query.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {
-    /// Integer.
+    /// A 64-bit integer: ids, times in microseconds, booleans as 0 or 1.
     Int(i64),
-    /// Float.
+    /// A floating-point number, compared with numeric field values.
     Real(f64),
-    /// Text.
+    /// Text: keys, field values, RFC 3339 times, `LIKE` patterns.
     Text(String),
 }
 
@@ -302,18 +302,18 @@ pub struct Condition {
 /// Columns a list can be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortColumn {
-    /// Creation order.
+    /// By id, which is creation order.
     Id,
-    /// Creation time.
+    /// By creation time, then id.
     CreatedAt,
-    /// Last change.
+    /// By time of the last change or move, then id.
     UpdatedAt,
-    /// Title.
+    /// By title as the database compares text, then id.
     Title,
 }
 
 impl SortColumn {
-    /// Column name.
+    /// The `items` column sorted by.
     pub fn column(self) -> &'static str {
         match self {
             SortColumn::Id => "id",
@@ -338,13 +338,13 @@ pub enum After {
 pub struct ListQuery {
     /// Conditions, joined with AND (the type condition included).
     pub conditions: Vec<Condition>,
-    /// Sort column.
+    /// Column to sort by; rows with equal values are ordered by id.
     pub sort: SortColumn,
-    /// Descending order.
+    /// Largest first (a `-` before the API's `sort` value).
     pub descending: bool,
     /// Resume after this row.
     pub after: Option<After>,
-    /// Page size.
+    /// Most items on the page (1 to 500); one more row is read to tell whether more follow.
     pub limit: i64,
 }
 

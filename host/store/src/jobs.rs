@@ -7,19 +7,19 @@ use voronka_model::time::Micros;
 /// A queued robot run.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// Id.
+    /// Job id; of jobs due at the same time, the lower id is claimed first.
     pub id: i64,
     /// The robot binding (0 for a schedule's run).
     pub robot_id: i64,
     /// The schedule whose run this is.
     pub schedule_id: Option<i64>,
-    /// The item.
+    /// Id of the item the robot runs on.
     pub item_id: i64,
     /// The item's type.
     pub type_key: String,
-    /// The funnel entered.
+    /// Key of the funnel entered; empty for a schedule's run whose scope names no stage.
     pub funnel: String,
-    /// The stage entered.
+    /// Key of the stage entered; empty for a schedule's run whose scope names no stage.
     pub stage: String,
     /// The event that made the item enter.
     pub event_id: i64,
@@ -56,20 +56,20 @@ pub struct NewJob<'a> {
     pub robot_id: i64,
     /// The schedule whose run this is.
     pub schedule_id: Option<i64>,
-    /// Item.
+    /// Id of the item to run on.
     pub item_id: i64,
-    /// Type.
+    /// The item's type key.
     pub type_key: &'a str,
-    /// Funnel entered.
+    /// Key of the funnel entered (empty for a schedule's run over no particular stage).
     pub funnel: &'a str,
-    /// Stage entered.
+    /// Key of the stage entered (empty for a schedule's run over no particular stage).
     pub stage: &'a str,
     /// The event that made the item enter; `None`: the item's latest event, the one the same
     /// transaction has just recorded.
     pub event_id: Option<i64>,
-    /// Actor (JSON).
+    /// Who made the item enter, as the actor's JSON text.
     pub actor: &'a str,
-    /// Chain depth.
+    /// Automation steps in a row behind the change that queued it (0: a person's change).
     pub depth: i64,
     /// Runs only after the job queued just before it for the same event has finished.
     pub after_previous: bool,
@@ -160,7 +160,7 @@ pub async fn claim(tx: Tx, now: Micros, lease_until: Micros, limit: i64) -> Stor
 /// Finishes a running job this worker still holds (same attempt); false when another worker
 /// took it over after the lease expired, in which case the caller must roll back. (On SQLite,
 /// before the transaction's turn, the answer is `true` and a takeover shows as
-/// [`super::StoreError::CheckFailed`] at commit: see [`Tx::write_checked`].)
+/// [`crate::DbError::CheckFailed`] at commit: see [`Tx::write_checked`].)
 pub async fn finish(tx: &mut Tx, job: &Job, status: &str, error: Option<&str>, now: Micros) -> StoreResult<bool> {
     let update = Statement::new(
         "UPDATE jobs SET status = $1, last_error = $2, finished_at = $3, lease_until = NULL
@@ -217,7 +217,7 @@ pub fn set_cursor(tx: &mut Tx, name: &str, position: i64) {
 }
 
 /// Moves a reader's position from `from` to `to`, checking that it is still at `from` (another
-/// host may have moved it). False, or [`super::StoreError::CheckFailed`] at commit on SQLite
+/// host may have moved it). False, or [`crate::DbError::CheckFailed`] at commit on SQLite
 /// before the transaction's turn, when it was not: see [`Tx::write_checked`]. Needs no answer
 /// from the database, so the transaction can stay a program.
 pub async fn advance_cursor(tx: &mut Tx, name: &str, from: i64, to: i64) -> StoreResult<bool> {
@@ -244,21 +244,21 @@ pub fn pass_over_unwatched(tx: &mut Tx, name: &str, watched: &'static str) {
 /// A stored event as the readers of the stream need it.
 #[derive(Debug, Clone)]
 pub struct EventRow {
-    /// Id.
+    /// Position in the stream; ids commit in order, so a reader's cursor never skips one.
     pub id: i64,
-    /// Kind.
+    /// What happened, e.g. `item.stage_changed`.
     pub kind: voronka_model::event::EventKind,
-    /// Type.
+    /// Type key of the item concerned; `None` for an event about no item (a task's).
     pub type_key: Option<String>,
-    /// Item.
+    /// Id of the item concerned; `None` for an event about no item (a task's).
     pub item_id: Option<i64>,
-    /// Actor (JSON).
+    /// Who made the change, as the actor's JSON text.
     pub actor: String,
-    /// Chain depth.
+    /// How many automation steps led to it (0 for a person's change).
     pub depth: i64,
-    /// Payload (JSON).
+    /// Details by kind, as JSON text.
     pub payload: String,
-    /// Time.
+    /// When it was recorded, in microseconds since the Unix epoch.
     pub at: Micros,
 }
 

@@ -49,17 +49,17 @@ pub async fn history(pool: &Reader, item_id: i64, after: i64, limit: i64) -> Sto
 /// A timeline entry to write.
 #[derive(Debug, Clone, Copy)]
 pub struct NewEntry<'a> {
-    /// The item.
+    /// Id of the item whose timeline the entry joins.
     pub item_id: i64,
     /// Comment or system entry.
     pub kind: TimelineKind,
-    /// Text.
+    /// The comment, or what happened in words (e.g. `Created`).
     pub text: &'a str,
-    /// Details.
+    /// Structured details (JSON, `{}` when none), e.g. the changes of an update.
     pub data: &'a serde_json::Value,
-    /// Who wrote it.
+    /// Who wrote it: a user, or the automation or host that did.
     pub actor: &'a Actor,
-    /// When.
+    /// When, in microseconds since the Unix epoch.
     pub at: Micros,
 }
 

@@ -14,7 +14,7 @@ use voronka_model::time::Micros;
 /// A table worked under leases: its rows have `id` and `lease_until` (microseconds) columns.
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseQueue {
-    /// The table.
+    /// Name of the table, e.g. `jobs`.
     pub table: &'static str,
     /// A row waiting for its time.
     pub waiting: &'static str,

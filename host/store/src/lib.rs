@@ -41,15 +41,15 @@ pub enum StoreError {
     File {
         /// The file or folder.
         path: String,
-        /// The cause.
+        /// The file system's error.
         source: std::io::Error,
     },
     /// A stored row could not be read back.
     #[error("corrupt row in {table}: {message}")]
     Corrupt {
-        /// Table name.
+        /// The table the row is in, e.g. `events`.
         table: &'static str,
-        /// What is wrong.
+        /// What could not be read: a JSON error, an unknown name, ...
         message: String,
     },
 }
@@ -83,7 +83,7 @@ impl Store {
         Ok(self.database.migrate().await?)
     }
 
-    /// The database product.
+    /// Which database the store runs on (SQLite or PostgreSQL).
     pub fn dialect(&self) -> Dialect {
         self.database.dialect()
     }

@@ -9,13 +9,13 @@ use voronka_model::time::{Micros, to_rfc3339};
 /// A domain event to record.
 #[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
-    /// Kind.
+    /// What happened, e.g. `item.stage_changed`.
     pub kind: EventKind,
-    /// Type of the item concerned.
+    /// Type key of the item concerned; `None` for an event about no item (a task's).
     pub type_key: Option<&'a str>,
-    /// Item concerned.
+    /// Id of the item concerned; `None` for an event about no item (a task's).
     pub item_id: Option<i64>,
-    /// Who caused it.
+    /// Who made the change: a user, or the automation or host that did.
     pub actor: &'a Actor,
     /// Automation chain depth of the change.
     pub depth: u32,
@@ -23,24 +23,25 @@ pub struct NewEvent<'a> {
     pub payload: serde_json::Value,
 }
 
-/// A recorded event.
+/// An event of the stream, as `GET /events` and webhook deliveries show it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct StoredEvent {
     /// Position in the stream.
     pub id: i64,
     /// Kind, e.g. `item.stage_changed`.
     pub kind: EventKind,
-    /// Item type.
+    /// Type key of the item concerned; `null` when the event is about no item (task events).
     #[serde(rename = "type")]
     pub type_key: Option<String>,
-    /// Item id.
+    /// Id of the item concerned; `null` when the event is about no item (task events).
     pub item_id: Option<i64>,
-    /// Who caused it.
+    /// Who made the change: a user, or the robot, trigger, schedule, process or host that did.
     pub actor: Actor,
-    /// Details.
+    /// Details by kind: `item` (created, deleted), `changes` (updated), `from` and `to` (moves),
+    /// `task`, `notification`, ...
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
-    /// When.
+    /// When it was recorded (RFC 3339, UTC).
     pub at: String,
     /// How many automation steps led to it (0 for a person's change).
     pub depth: i64,

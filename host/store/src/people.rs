@@ -73,13 +73,13 @@ pub async fn email_taken(tx: &mut Tx, email: &str, except: i64) -> StoreResult<b
 
 /// New user's data.
 pub struct NewUser<'a> {
-    /// Name.
+    /// Display name, already checked (1 to 200 characters) and trimmed.
     pub name: &'a str,
-    /// E-mail.
+    /// E-mail address; the caller checks it is unique regardless of case ([`email_taken`]).
     pub email: &'a str,
-    /// Department id.
+    /// Id of an existing department, if any.
     pub department: Option<i64>,
-    /// System administrator.
+    /// Whether the user is a system administrator.
     pub admin: bool,
 }
 
@@ -232,7 +232,7 @@ pub async fn insert_department(tx: &mut Tx, name: &str, parent: Option<i64>, hea
         .get(0)?)
 }
 
-/// Updates a department.
+/// Writes a department's name, parent and head.
 pub async fn update_department(tx: &mut Tx, department: &Department) -> StoreResult<()> {
     tx.execute(
         Statement::new("UPDATE departments SET name = $1, parent_id = $2, head_id = $3 WHERE id = $4")

@@ -15,23 +15,23 @@ fn parse_world(name: &str) -> StoreResult<World> {
 /// A stored plugin version, without its bytes.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PluginVersion {
-    /// Name.
+    /// Plugin name (lower-case letters, digits, `-`, `_`), shared by all its versions.
     pub name: String,
-    /// Semantic version.
+    /// Semantic version, e.g. `1.0.1`; a name and version are uploaded once.
     pub version: String,
     /// `wasm` or `rhai`.
     pub kind: PluginKind,
     /// The world it implements.
     pub world: World,
-    /// Granted capabilities.
+    /// Capabilities granted at upload; a host call needing another fails as `denied`.
     pub capabilities: Vec<Capability>,
-    /// Limits.
+    /// Time, memory and fuel limits of each call.
     pub limits: Limits,
     /// SHA-256 of the module, hex.
     pub sha256: String,
     /// Installed by the host itself.
     pub builtin: bool,
-    /// Upload time.
+    /// Upload time (RFC 3339).
     pub created_at: String,
 }
 

@@ -10,19 +10,19 @@ use voronka_model::time::{Micros, to_rfc3339};
 /// A stored template version.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct StoredTemplate {
-    /// Key.
+    /// Template key (lower-case letters, digits, `-`, `_`); saving it again adds a version.
     pub key: String,
     /// Version, from 1.
     pub version: i64,
     /// Entity type it runs on.
     #[serde(rename = "type")]
     pub type_key: String,
-    /// Title.
+    /// Display title; the key when none was given.
     pub title: String,
     /// The steps as given.
     #[schema(value_type = Vec<Object>)]
     pub steps: serde_json::Value,
-    /// Created (RFC 3339).
+    /// When this version was saved (RFC 3339).
     pub created_at: String,
 }
 
@@ -147,7 +147,7 @@ pub async fn lock_instance(tx: &mut Tx, id: i64) -> StoreResult<Option<i64>> {
     Ok(row.map(|r| r.get("depth")).transpose()?)
 }
 
-/// One instance.
+/// An instance by id, if it exists.
 pub async fn instance(conn: &mut impl Fetch, id: i64) -> StoreResult<Option<Instance>> {
     let sql = format!("SELECT {INSTANCE_COLUMNS} FROM process_instances WHERE id = $1");
     let row = conn.fetch_first(Statement::new(sql).bind(id)).await?;
@@ -434,7 +434,7 @@ pub async fn insert_assignment(tx: &mut Tx, a: &Assignment, due_at: Option<Micro
     Ok(rows.first().map(|r| r.get("id")).transpose()?.unwrap_or_default())
 }
 
-/// One assignment.
+/// An assignment by id, if it exists.
 pub async fn assignment(conn: &mut impl Fetch, id: i64) -> StoreResult<Option<Assignment>> {
     let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE id = $1");
     let row = conn.fetch_first(Statement::new(sql).bind(id)).await?;

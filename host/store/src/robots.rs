@@ -37,16 +37,16 @@ pub struct RelativeTo {
 /// A robot bound to a stage.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Robot {
-    /// Id.
+    /// Robot id, as in `.../robots/{id}` and in the `robot` actor of the changes it makes.
     pub id: i64,
-    /// Entity type.
+    /// Key of the entity type whose stage it is bound to.
     #[serde(rename = "type")]
     pub type_key: String,
-    /// Funnel.
+    /// Key of the funnel of that stage.
     pub funnel: String,
-    /// Stage.
+    /// Key of the stage; the robot runs when an item enters it.
     pub stage: String,
-    /// Plugin name.
+    /// Name of the plugin it runs, of world `robot` (a built-in one such as `set-field`, or uploaded).
     pub plugin: String,
     /// Version requirement: `latest` or a semver requirement.
     pub version: String,
@@ -59,11 +59,11 @@ pub struct Robot {
     pub delay_s: i64,
     /// Instead of a delay, run at a time given by a date field of the item.
     pub relative_to: Option<RelativeTo>,
-    /// Sequencing.
+    /// `after-previous`: waits for the robot before it to finish; `parallel`: runs alongside.
     pub mode: RobotMode,
-    /// Position among the stage's robots.
+    /// Position among the stage's robots, which are listed and queued lowest first (ties by id).
     pub order: i64,
-    /// When it was bound.
+    /// When it was bound (RFC 3339).
     pub created_at: String,
 }
 
@@ -112,7 +112,7 @@ pub async fn bound_plugins(pool: &Reader) -> StoreResult<Vec<(String, String)>> 
     rows.iter().map(|r| Ok((r.get("plugin")?, r.get("version_req")?))).collect()
 }
 
-/// One robot.
+/// A robot by id, if it exists.
 pub async fn get(pool: &Reader, id: i64) -> StoreResult<Option<Robot>> {
     let sql = format!("SELECT {COLUMNS} FROM robots WHERE id = $1");
     let row = pool.fetch_optional(Statement::new(sql).bind(id)).await?;

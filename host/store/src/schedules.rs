@@ -3,20 +3,20 @@
 use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::time::{Micros, to_rfc3339};
 
-/// A stored schedule.
+/// A schedule as stored: a robot plugin run on a cron timetable over the items of a scope.
 #[derive(Debug, Clone)]
 pub struct StoredSchedule {
-    /// Id.
+    /// Schedule id, as in `/schedules/{id}` and in the `schedule` actor of its runs.
     pub id: i64,
     /// What it is for, in words.
     pub title: String,
-    /// Cron expression.
+    /// Cron expression: `min hour day month weekday`, or with seconds first (and a year last).
     pub cron: String,
     /// IANA time zone of the expression.
     pub timezone: String,
     /// Robot plugin to run for each item.
     pub plugin: String,
-    /// Version requirement.
+    /// Plugin version requirement: `latest` or a semver requirement.
     pub version: String,
     /// Config handed to the plugin.
     pub config: serde_json::Value,
@@ -31,7 +31,7 @@ pub struct StoredSchedule {
     /// The next firing, in microseconds (none for a paused schedule or an expression that
     /// never fires again).
     pub next_at: Option<Micros>,
-    /// The last firing.
+    /// The last firing, in microseconds since the Unix epoch; `None` before the first.
     pub last_run_at: Option<Micros>,
     /// When it was created (RFC 3339).
     pub created_at: String,
@@ -65,7 +65,7 @@ pub async fn all(pool: &Reader) -> StoreResult<Vec<StoredSchedule>> {
     rows.iter().map(schedule_from_row).collect()
 }
 
-/// One schedule.
+/// A schedule by id, if it exists.
 pub async fn get(pool: &Reader, id: i64) -> StoreResult<Option<StoredSchedule>> {
     let sql = format!("SELECT {COLUMNS} FROM schedules WHERE id = $1");
     let row = pool.fetch_optional(Statement::new(sql).bind(id)).await?;

@@ -16,12 +16,12 @@ const COLUMNS: &str = "id, title, description, responsible_id, creator, status, 
 pub struct TaskRow<'a> {
     /// The task (its `id` and `version` are ignored on insert).
     pub task: &'a Task,
-    /// Deadline in microseconds.
+    /// Deadline in microseconds since the Unix epoch; `None` for none.
     pub deadline: Option<Micros>,
     /// Its deadline is to be watched anew (a new task, a new deadline, a reopened task): the
     /// overdue mark is cleared. Otherwise the mark stays as the deadline watch left it.
     pub rewatch: bool,
-    /// Completion time.
+    /// Completion time in microseconds since the Unix epoch; `None` unless completed.
     pub completed_at: Option<Micros>,
 }
 
@@ -85,7 +85,7 @@ async fn assemble(conn: &mut impl Fetch, rows: &[Row], now: Micros) -> StoreResu
         .collect()
 }
 
-/// One task.
+/// A task by id with its links and auditors, if it exists; `now` decides whether it is overdue.
 pub async fn get(conn: &mut impl Fetch, id: i64, now: Micros) -> StoreResult<Option<Task>> {
     let rows = conn.fetch(Statement::new(format!("SELECT {COLUMNS} FROM tasks WHERE id = $1")).bind(id)).await?;
     Ok(assemble(conn, &rows, now).await?.pop())

@@ -3,14 +3,14 @@
 use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::time::{now_micros, to_rfc3339};
 
-/// A stored trigger.
+/// A trigger as stored, secret included: a rule that moves items into its stage.
 #[derive(Debug, Clone)]
 pub struct StoredTrigger {
-    /// Id.
+    /// Trigger id, as in `.../triggers/{id}` and in the `trigger` actor of the moves it makes.
     pub id: i64,
-    /// Entity type.
+    /// Key of the entity type whose items it moves.
     pub type_key: String,
-    /// Funnel.
+    /// Key of the funnel of the stage items move to.
     pub funnel: String,
     /// The stage items move to.
     pub stage: String,
@@ -70,7 +70,7 @@ pub async fn on_stage(pool: &Reader, type_key: &str, funnel: &str, stage: &str) 
     rows.iter().map(trigger_from_row).collect()
 }
 
-/// One trigger.
+/// A trigger by id, if it exists.
 pub async fn get(pool: &Reader, id: i64) -> StoreResult<Option<StoredTrigger>> {
     let sql = format!("SELECT {COLUMNS} FROM triggers WHERE id = $1");
     let row = pool.fetch_optional(Statement::new(sql).bind(id)).await?;
@@ -122,7 +122,7 @@ pub async fn update(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<()> {
     Ok(tx.execute(bind_settings(update, trigger).bind(trigger.id)).await?)
 }
 
-/// Deletes a trigger.
+/// Deletes a trigger by id; nothing happens when there is none.
 pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
     tx.execute(Statement::new("DELETE FROM triggers WHERE id = $1").bind(id)).await?;
     Ok(())

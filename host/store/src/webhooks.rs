@@ -5,10 +5,10 @@ use crate::{Reader, Row, Statement, StoreResult, Tx, parse_json};
 use voronka_model::time::{Micros, to_rfc3339};
 use voronka_model::webhook::WebhookFilter;
 
-/// A subscription.
+/// A webhook subscription as stored, secret included.
 #[derive(Debug, Clone)]
 pub struct StoredWebhook {
-    /// Id.
+    /// Subscription id, as in `/webhooks/{id}`.
     pub id: i64,
     /// Target URL.
     pub url: String,
@@ -61,7 +61,7 @@ pub async fn any_active(pool: &Reader) -> StoreResult<bool> {
 /// Finds a row while a subscription is active (see [`super::jobs::pass_over_unwatched`]).
 pub const ANY_ACTIVE: &str = "SELECT 1 FROM webhooks WHERE active = 1";
 
-/// One subscription.
+/// A subscription by id, if it exists.
 pub async fn get(pool: &Reader, id: i64) -> StoreResult<Option<StoredWebhook>> {
     let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1");
     let row = pool.fetch_optional(Statement::new(sql).bind(id)).await?;
@@ -82,7 +82,7 @@ pub async fn insert(tx: &mut Tx, webhook: &StoredWebhook, now: Micros) -> StoreR
     Ok(tx.fetch_one(statement).await?.get(0)?)
 }
 
-/// Updates a subscription.
+/// Writes a subscription's URL, events, filter, secret and active flag.
 pub async fn update(tx: &mut Tx, webhook: &StoredWebhook) -> StoreResult<()> {
     tx.execute(
         Statement::new(
@@ -113,28 +113,28 @@ fn json_text<T: serde::Serialize>(value: &T) -> String {
 /// A delivery of one event to one subscription, with its attempts.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Delivery {
-    /// Id.
+    /// Delivery id, sent in the `X-Voronka-Delivery` header of each attempt.
     pub id: i64,
-    /// The subscription.
+    /// Id of the subscription it is for.
     pub webhook: i64,
-    /// The event delivered.
+    /// Id of the event delivered, as in `GET /events`.
     pub event: i64,
     /// `pending` (waiting for its next attempt), `delivered` or `failed` (gave up).
     pub status: String,
-    /// Attempts so far.
+    /// Attempts so far; given up after 16 (a redelivery starts again from 0).
     pub attempts: i64,
     /// HTTP status of the last attempt, if the target answered.
     pub last_status: Option<i64>,
-    /// What went wrong last.
+    /// What went wrong in the last attempt; `null` if it succeeded or none was made yet.
     pub last_error: Option<String>,
     /// Every attempt: `{"at", "status", "error", "ms"}`.
     #[schema(value_type = Vec<Object>)]
     pub log: Vec<serde_json::Value>,
-    /// When the next attempt is due (pending deliveries).
+    /// When the next attempt is due (RFC 3339); `null` unless `pending`.
     pub next_at: Option<String>,
-    /// When it was queued.
+    /// When it was queued (RFC 3339).
     pub created_at: String,
-    /// When it was delivered or given up.
+    /// When it was delivered or given up (RFC 3339); `null` while `pending`.
     pub finished_at: Option<String>,
 }
 
@@ -175,11 +175,11 @@ pub fn enqueue(tx: &mut Tx, webhook_id: i64, event_id: i64, now: Micros) {
 /// A delivery claimed for an attempt, with what it needs to send.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
-    /// Id.
+    /// Delivery id, sent as the `X-Voronka-Delivery` header.
     pub id: i64,
-    /// The subscription.
+    /// Id of the subscription to send to.
     pub webhook_id: i64,
-    /// The event.
+    /// Id of the event to send.
     pub event_id: i64,
     /// Attempts including this one.
     pub attempts: i64,
@@ -222,13 +222,13 @@ pub struct Attempt<'a> {
     pub status: &'a str,
     /// HTTP status, if the target answered.
     pub http_status: Option<i64>,
-    /// What went wrong.
+    /// What went wrong, in words (the target's answer or the connection error); `None` if delivered.
     pub error: Option<&'a str>,
     /// The attempt as a log entry.
     pub entry: serde_json::Value,
     /// The next attempt's time (pending).
     pub next_at: Micros,
-    /// Now.
+    /// When the attempt ended, in microseconds since the Unix epoch (`finished_at` unless pending).
     pub now: Micros,
 }
 

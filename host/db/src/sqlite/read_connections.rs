@@ -73,7 +73,8 @@ impl ReadConnections {
     }
 }
 
-/// A read connection taken from [`ReadConnections`]; it goes back when dropped.
+/// A read connection of the SQLite database, used on the caller's thread; it goes back to its pool
+/// when dropped.
 pub struct ReadConnection {
     connection: Option<rusqlite::Connection>,
     home: Arc<ReadConnections>,

@@ -35,7 +35,8 @@ const STATEMENT_CACHE: usize = 512;
 pub(crate) struct Failed {
     /// Index of the failed statement in its request.
     pub(crate) index: usize,
-    /// The error.
+    /// Why: SQLite's error, `CheckFailed` when a version-checked write changed no row, or
+    /// `Commit` when SQLite had already rolled the batch's transaction back.
     pub(crate) error: DbError,
 }
 
