@@ -112,6 +112,13 @@ impl LeaseQueue {
         Ok(tx.write_returning(Statement::new(sql)).await?.len())
     }
 
+    /// How many rows are being worked or are due at `now`: none when the queue is settled.
+    pub async fn busy(&self, reader: &Reader, now: Micros) -> StoreResult<i64> {
+        let LeaseQueue { table, waiting, due, held, .. } = *self;
+        let sql = format!("SELECT COUNT(*) FROM {table} q WHERE ({held}) OR (({waiting}) AND {due} <= {{now}})");
+        Ok(reader.scalar(Statement::new(sql.replace("{now}", "$1")).bind(now)).await?)
+    }
+
     /// The earliest time a row needs a worker: when a waiting row is due, or when a held row's
     /// lease runs out (or, once it has, when it is due), to sleep until then.
     pub async fn next_due(&self, reader: &Reader, now: Micros) -> StoreResult<Option<Micros>> {
@@ -170,7 +177,10 @@ mod tests {
     async fn claims_take_due_rows_in_order_then_rows_whose_lease_ran_out() {
         let (_dir, store) = queue().await;
         let claim = |now, until, limit| QUEUE.claim_and_commit(store.begin(), now, until, limit, "id, attempts");
+        assert_eq!(QUEUE.busy(store.reader(), 25).await.expect("busy"), 2, "rows 1 and 2 are due");
         assert_eq!(ids(claim(25, 100, 10).await.expect("claim")), [1, 2], "only rows due by 25");
+        assert_eq!(QUEUE.busy(store.reader(), 25).await.expect("busy"), 2, "and now held");
+        assert_eq!(QUEUE.busy(store.reader(), 5).await.expect("busy"), 2, "held rows are busy whatever the time");
         assert_eq!(ids(claim(35, 100, 1).await.expect("claim")), [3], "at most the limit, earliest first");
         assert_eq!(QUEUE.next_due(store.reader(), 35).await.expect("due"), Some(40), "row 4 is next");
         assert_eq!(ids(claim(50, 200, 10).await.expect("claim")), [4]);
