@@ -1,7 +1,8 @@
 //! Voronka's use cases and its automation. The use cases ([`service`]) are one function per
-//! thing a caller can do: each checks access, validates, and makes its change in one
-//! transaction together with history, timeline and outbox events, whether a person, a robot,
-//! a trigger or a process asked. The automation ([`automation`]) runs in the background over
+//! thing a caller can do, grouped by aggregate over one shared context ([`service::Core`]):
+//! each checks access, validates, and makes its change in one transaction together with
+//! history, timeline and outbox events, whether a person, a robot, a trigger or a process
+//! asked. The automation ([`automation`]) runs in the background over
 //! the same use cases: job workers running robots, the trigger dispatcher, schedules, task
 //! deadlines, webhooks and the business-process engine.
 //!

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use voronka_core::service::catalog::{FunnelPatch, NewField, NewFunnel, NewType};
 use voronka_core::service::people::{DepartmentRequest, NewUserRequest, RoleRequest};
-use voronka_core::service::{Caller, Service, ServiceResult};
+use voronka_core::service::{Caller, Core, ServiceResult};
 use voronka_model::access::{Access, Permission};
 use voronka_model::actor::Actor;
 use voronka_model::field::FieldKind;
@@ -40,15 +40,15 @@ fn fields(value: Value) -> Map<String, Value> {
 }
 
 /// Seeds the demo company unless the sales funnel already exists.
-pub async fn seed(service: &Service) -> ServiceResult<()> {
+pub async fn seed(core: &Core) -> ServiceResult<()> {
     let admin = Caller::automation(Actor::System, 0);
-    let deal = service.get_type(&admin, "deal").await?;
+    let deal = core.types().get(&admin, "deal").await?;
     if deal.funnel("sales").is_some() {
         tracing::info!("demo data already present");
         return Ok(());
     }
     use Semantics::{Failure, Process, Success};
-    service
+    core.types()
         .create_funnel(
             &admin,
             "deal",
@@ -71,7 +71,7 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
             },
         )
         .await?;
-    service
+    core.types()
         .create_funnel(
             &admin,
             "deal",
@@ -100,10 +100,10 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
         field("installer_booking", "Installer booking", FieldKind::Booking),
         field("defects", "Defects to fix", FieldKind::Text),
     ] {
-        service.create_field(&admin, "deal", f).await?;
+        core.types().create_field(&admin, "deal", f).await?;
     }
-    service
-        .create_type(
+    core.types()
+        .create(
             &admin,
             NewType {
                 key: "production".into(),
@@ -124,7 +124,7 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
             },
         )
         .await?;
-    service
+    core.types()
         .update_funnel(
             &admin,
             "production",
@@ -140,7 +140,7 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
         },
         field("deadline", "Deadline", FieldKind::Date),
     ] {
-        service.create_field(&admin, "production", f).await?;
+        core.types().create_field(&admin, "production", f).await?;
     }
 
     for (key, title, permissions) in [
@@ -168,7 +168,7 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
         ),
         ("production", "Production", vec![grant("production", None, Access::Write), grant("deal", None, Access::Read)]),
     ] {
-        service
+        core.people()
             .create_role(&admin, RoleRequest { key: Some(key.into()), title: Some(title.into()), permissions })
             .await?;
     }
@@ -189,12 +189,14 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
             vec![("Sergey Popov", "sergey@demo.voronka")],
         ),
     ] {
-        let d = service
+        let d = core
+            .people()
             .create_department(&admin, DepartmentRequest { name: Some(department.into()), parent: None, head: None })
             .await?;
         let mut ids = Vec::new();
         for (name, email) in std::iter::once(head).chain(staff) {
-            let user = service
+            let user = core
+                .people()
                 .create_user(
                     &admin,
                     NewUserRequest {
@@ -208,15 +210,16 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
                 .await?;
             ids.push(user.id);
         }
-        service
+        core.people()
             .update_department(&admin, d.id, DepartmentRequest { name: None, parent: None, head: ids.first().copied() })
             .await?;
         people.push(ids);
     }
     let (anna, dmitry) = (people[0][1], people[0][2]);
 
-    let contact = service
-        .create_item(
+    let contact = core
+        .items()
+        .create(
             &admin,
             "contact",
             NewItem { title: "Ivan Ivanov".into(), responsible: Some(anna), ..Default::default() },
@@ -236,8 +239,9 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
         ),
     ];
     for (title, amount, responsible, stage, values) in deals {
-        let item = service
-            .create_item(
+        let item = core
+            .items()
+            .create(
                 &admin,
                 "deal",
                 NewItem {
@@ -252,11 +256,13 @@ pub async fn seed(service: &Service) -> ServiceResult<()> {
             )
             .await?;
         if stage != "new" {
-            service.move_item(&admin, "deal", item.id, MoveRequest { stage: stage.into(), funnel: None }, None).await?;
+            core.items()
+                .move_to(&admin, "deal", item.id, MoveRequest { stage: stage.into(), funnel: None }, None)
+                .await?;
         }
         if stage == "production" {
-            service
-                .create_item(
+            core.items()
+                .create(
                     &admin,
                     "production",
                     NewItem {

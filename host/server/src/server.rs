@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use voronka_core::service::Service;
+use voronka_core::service::Core;
 use voronka_store::Store;
 
 /// Settings of `voronka serve`.
@@ -56,23 +56,24 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let store = open_store(&config.database).await?;
     let cache = config.cache_dir.clone().unwrap_or_else(|| config.data_dir.join("cache"));
     let runtime = voronka_runtime::Runtime::new(Some(cache)).context("starting the plugin runtime")?;
-    let service = Arc::new(Service::new(store.clone(), Arc::new(runtime), config.data_dir.clone()));
-    let admin = service.bootstrap_admin(config.admin_token.as_deref()).await.context("creating the administrator")?;
+    let core = Arc::new(Core::new(store.clone(), Arc::new(runtime), config.data_dir.clone()));
+    let admin =
+        core.people().bootstrap_admin(config.admin_token.as_deref()).await.context("creating the administrator")?;
     if let Some(token) = &admin.generated_token {
         let path = config.data_dir.join("admin-token");
         write_secret(&path, token).with_context(|| format!("writing {}", path.display()))?;
         println!("Administrator token (shown once, also written to {}):\n{token}", path.display());
     }
-    service.install_builtins().await.context("installing the built-in robots")?;
-    service.warm_bound_plugins().await.context("loading the plugins robots are bound to")?;
-    service.clear_staging().await.context("clearing unfinished uploads")?;
+    core.plugins().install_builtins().await.context("installing the built-in robots")?;
+    core.plugins().warm_bound().await.context("loading the plugins robots are bound to")?;
+    core.files().clear_staging().await.context("clearing unfinished uploads")?;
     let (runs, processes, deliveries) =
-        service.resume_interrupted_work().await.context("resuming work the last stop cut short")?;
+        core.resume_interrupted_work().await.context("resuming work the last stop cut short")?;
     if runs + processes + deliveries > 0 {
         tracing::info!(runs, processes, deliveries, "work cut short by the last stop is taken up again");
     }
     if config.demo {
-        crate::demo::seed(&service).await.context("seeding demo data")?;
+        crate::demo::seed(&core).await.context("seeding demo data")?;
     }
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -82,11 +83,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(address = %local, database = %redact(&config.database), "voronka is serving");
     println!("listening on http://{local}");
     let stop_automation = tokio_util::sync::CancellationToken::new();
-    let tasks = voronka_core::automation::start(service.clone(), AUTOMATION_WORKERS, stop_automation.clone());
-    axum::serve(listener, crate::api::router(service))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    let tasks = voronka_core::automation::start(core.clone(), AUTOMATION_WORKERS, stop_automation.clone());
+    axum::serve(listener, crate::api::router(core)).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
     stop_automation.cancel();
     for task in tasks {
         if let Err(e) = task.await {

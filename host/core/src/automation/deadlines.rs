@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::background::{self, Next};
-use crate::service::{Service, ServiceResult};
+use crate::service::{Core, ServiceResult};
 use voronka_model::time::now_micros;
 use voronka_store::tasks as repo;
 
@@ -19,16 +19,16 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const BATCH: i64 = 200;
 
 /// Runs until shutdown.
-pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
-    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
-    background::run("marking overdue tasks", &service.signals().deadlines, timing, shutdown, || pass(&service)).await
+pub async fn run(core: Arc<Core>, shutdown: CancellationToken) {
+    let timing = super::timing(&core, IDLE_POLL, IDLE_POLL);
+    background::run("marking overdue tasks", &core.signals().deadlines, timing, shutdown, || pass(&core)).await
 }
 
 /// Marks the tasks past their deadline, or names when the next deadline comes.
-async fn pass(service: &Service) -> ServiceResult<Next> {
-    match repo::next_deadline(service.store().reader()).await? {
+async fn pass(core: &Core) -> ServiceResult<Next> {
+    match repo::next_deadline(core.store().reader()).await? {
         Some(due) if due <= now_micros() => {
-            service.mark_overdue_tasks(BATCH).await?;
+            core.tasks().mark_overdue(BATCH).await?;
             Ok(Next::Again)
         }
         due => Ok(Next::Wait(due)),

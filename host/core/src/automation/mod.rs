@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use voronka_model::event::EventKind;
 
-use crate::service::Service;
+use crate::service::Core;
 
 /// How many automation steps may chain (a robot moves an item, whose new stage runs robots,
 /// ...) before the chain is stopped with a timeline error.
@@ -59,8 +59,8 @@ impl Signals {
 /// look is only a safety net and idle hosts stay idle however many timers wait; on PostgreSQL
 /// other hosts' events and jobs are seen only by looking, every `shared`. A failed pass is
 /// tried again after `retry`.
-pub fn timing(service: &Service, shared: Duration, retry: Duration) -> background::Timing {
-    let idle = match service.store().dialect() {
+pub fn timing(core: &Core, shared: Duration, retry: Duration) -> background::Timing {
+    let idle = match core.store().dialect() {
         voronka_store::Dialect::Sqlite => Duration::from_secs(30),
         voronka_store::Dialect::Postgres => shared,
     };
@@ -91,18 +91,18 @@ pub(crate) fn field_time(fields: &serde_json::Map<String, serde_json::Value>, ke
 
 /// Starts the trigger dispatcher, the webhook fan-out and sender, the scheduler, the deadline
 /// watch, the process engine and `workers` job workers; they stop when `shutdown` is cancelled.
-pub fn start(service: Arc<Service>, workers: usize, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn start(core: Arc<Core>, workers: usize, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
-        tokio::spawn(triggers::run(service.clone(), shutdown.clone())),
-        tokio::spawn(webhooks::run_fan_out(service.clone(), shutdown.clone())),
-        tokio::spawn(webhooks::run_sender(service.clone(), shutdown.clone())),
-        tokio::spawn(schedules::run(service.clone(), shutdown.clone())),
-        tokio::spawn(deadlines::run(service.clone(), shutdown.clone())),
-        tokio::spawn(processes::run(service.clone(), shutdown.clone())),
-        tokio::spawn(processes::run_event_wakes(service.clone(), shutdown.clone())),
+        tokio::spawn(triggers::run(core.clone(), shutdown.clone())),
+        tokio::spawn(webhooks::run_fan_out(core.clone(), shutdown.clone())),
+        tokio::spawn(webhooks::run_sender(core.clone(), shutdown.clone())),
+        tokio::spawn(schedules::run(core.clone(), shutdown.clone())),
+        tokio::spawn(deadlines::run(core.clone(), shutdown.clone())),
+        tokio::spawn(processes::run(core.clone(), shutdown.clone())),
+        tokio::spawn(processes::run_event_wakes(core.clone(), shutdown.clone())),
     ];
     for _ in 0..workers {
-        tasks.push(tokio::spawn(worker::run(service.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(worker::run(core.clone(), shutdown.clone())));
     }
     tasks
 }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::background::{self, Next as Pass};
 use crate::service::notifications::NewNotification;
 use crate::service::plugin_host::{apply_writes, host_calls};
-use crate::service::{Caller, Service, ServiceError, ServiceResult};
+use crate::service::{Caller, Core, ServiceError, ServiceResult};
 use voronka_model::actor::Actor;
 use voronka_model::assignee::Assignee;
 use voronka_model::item::ItemPatch;
@@ -45,27 +45,27 @@ const LEASE: Micros = 300_000_000;
 const MAX_OPS: usize = 10_000;
 
 /// Runs until shutdown.
-pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
-    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
-    background::run("advancing processes", &service.signals().processes, timing, shutdown, || pass(&service)).await
+pub async fn run(core: Arc<Core>, shutdown: CancellationToken) {
+    let timing = super::timing(&core, IDLE_POLL, IDLE_POLL);
+    background::run("advancing processes", &core.signals().processes, timing, shutdown, || pass(&core)).await
 }
 
 /// Advances the due instances, or names when the next is due.
-async fn pass(service: &Arc<Service>) -> ServiceResult<Pass> {
-    if advance_due(service).await? > 0 {
+async fn pass(core: &Arc<Core>) -> ServiceResult<Pass> {
+    if advance_due(core).await? > 0 {
         return Ok(Pass::Again);
     }
-    Ok(Pass::Wait(repo::QUEUE.next_due(service.store().reader(), now_micros()).await?))
+    Ok(Pass::Wait(repo::QUEUE.next_due(core.store().reader(), now_micros()).await?))
 }
 
 /// Leases the instances due and advances each; returns how many.
-pub async fn advance_due(service: &Arc<Service>) -> ServiceResult<usize> {
+pub async fn advance_due(core: &Arc<Core>) -> ServiceResult<usize> {
     let now = now_micros();
-    let mut tx = service.store().begin();
+    let mut tx = core.store().begin();
     let ids = repo::claim(&mut tx, now, now + LEASE, CLAIM).await?;
     tx.commit().await?;
     for id in &ids {
-        if let Err(e) = advance(service, *id).await {
+        if let Err(e) = advance(core, *id).await {
             tracing::error!(process = id, error = %e, "a process could not be advanced; it is retried after its lease");
         }
     }
@@ -88,7 +88,7 @@ enum Next {
 
 /// One advance of one instance.
 struct Run<'a> {
-    service: &'a Arc<Service>,
+    core: &'a Arc<Core>,
     program: Arc<Program>,
     instance: Instance,
     item: Item,
@@ -106,51 +106,42 @@ struct Run<'a> {
 const ATTEMPTS: usize = 3;
 
 /// Advances an instance as far as it goes and saves it; a failing step fails it.
-pub async fn advance(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
+pub async fn advance(core: &Arc<Core>, id: i64) -> ServiceResult<()> {
     for _ in 1..ATTEMPTS {
-        match advance_once(service, id).await {
+        match advance_once(core, id).await {
             Err(ServiceError::Store(voronka_store::StoreError::Db(voronka_store::DbError::CheckFailed))) => continue,
             other => return other,
         }
     }
-    advance_once(service, id).await
+    advance_once(core, id).await
 }
 
-async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
+async fn advance_once(core: &Arc<Core>, id: i64) -> ServiceResult<()> {
     // Plugin steps run first, outside the transaction; the advance consumes their results.
     let plugins = {
-        let (instance, program) = service.instance_program(id).await?;
-        run_plugins(service, &instance, &program).await?
+        let (instance, program) = core.processes().instance_program(id).await?;
+        run_plugins(core, &instance, &program).await?
     };
-    let mut tx = service.store().begin();
+    let mut tx = core.store().begin();
     // The lock first: what is read below is what the save will write over.
     let Some(depth) = repo::lock_instance(&mut tx, id).await? else { return Ok(()) };
-    let (instance, program) = service.instance_program(id).await?;
+    let (instance, program) = core.processes().instance_program(id).await?;
     if instance.status != InstanceStatus::Running {
         return Ok(());
     }
     let actor = Actor::Process { id, name: instance.template.clone() };
     let caller = Caller::automation(actor, u32::try_from(depth + 1).unwrap_or(u32::MAX));
-    let item = match service.load_item_in(&mut tx, &caller, &instance.item.type_key, instance.item.id).await {
+    let item = match core.items().load_in(&mut tx, &caller, &instance.item.type_key, instance.item.id).await {
         Ok(item) => item,
         Err(ServiceError::NotFound(_)) => {
             drop(tx);
-            return fail(service, instance, None, "its item was deleted").await;
+            return fail(core, instance, None, "its item was deleted").await;
         }
         Err(e) => return Err(e),
     };
     let loaded = instance.clone();
-    let mut run = Run {
-        service,
-        program,
-        instance,
-        item,
-        caller,
-        now: now_micros(),
-        created_tasks: false,
-        plugins,
-        parked: false,
-    };
+    let mut run =
+        Run { core, program, instance, item, caller, now: now_micros(), created_tasks: false, plugins, parked: false };
     match run.go(&mut tx).await {
         Ok(()) => {}
         Err((step, ServiceError::Store(e))) => {
@@ -160,7 +151,7 @@ async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
         Err((step, e)) => {
             drop(tx);
             // Nothing of this advance is kept: the instance fails as it stood before it.
-            return fail(service, loaded, step.as_deref(), &e.describe()).await;
+            return fail(core, loaded, step.as_deref(), &e.describe()).await;
         }
     }
     let mut instance = run.instance;
@@ -179,16 +170,16 @@ async fn advance_once(service: &Arc<Service>, id: i64) -> ServiceResult<()> {
         repo::wake(&mut tx, parent);
     }
     tx.commit().await?;
-    service.committed();
-    service.signals().processes.notify_one();
+    core.committed();
+    core.signals().processes.notify_one();
     if run.created_tasks {
-        service.signals().deadlines.notify_one();
+        core.signals().deadlines.notify_one();
     }
     Ok(())
 }
 
 /// Ends an instance as failed, with the reason in its log; a parent waiting for it goes on.
-async fn fail(service: &Service, mut instance: Instance, step: Option<&str>, reason: &str) -> ServiceResult<()> {
+async fn fail(core: &Core, mut instance: Instance, step: Option<&str>, reason: &str) -> ServiceResult<()> {
     let now = now_micros();
     tracing::warn!(process = instance.id, step, reason, "a process failed");
     instance.status = InstanceStatus::Failed;
@@ -197,7 +188,7 @@ async fn fail(service: &Service, mut instance: Instance, step: Option<&str>, rea
         None => reason.to_string(),
     });
     instance.version += 1;
-    let mut tx = service.store().begin();
+    let mut tx = core.store().begin();
     if !repo::save(&mut tx, &instance, None, false, now).await? {
         return Ok(());
     }
@@ -207,7 +198,7 @@ async fn fail(service: &Service, mut instance: Instance, step: Option<&str>, rea
         repo::wake(&mut tx, parent);
     }
     tx.commit().await?;
-    service.signals().processes.notify_one();
+    core.signals().processes.notify_one();
     Ok(())
 }
 
@@ -291,7 +282,7 @@ impl Run<'_> {
                 };
                 let vars = Value::Object(self.instance.variables.clone());
                 let holds = self
-                    .service
+                    .core
                     .runtime()
                     .process_condition(&when, &vars, &self.item)
                     .map_err(|e| ServiceError::invalid("when", e))?;
@@ -347,7 +338,7 @@ impl Run<'_> {
                     require_result: *require_result,
                     tags: tags.clone(),
                 };
-                let task = self.service.create_task_in(tx, &self.caller, request).await?;
+                let task = self.core.tasks().create_in(tx, &self.caller, request).await?;
                 self.created_tasks = true;
                 self.instance.variables.insert(id.to_string(), json!({ "task": task.id }));
                 self.log(
@@ -368,7 +359,7 @@ impl Run<'_> {
                 for (i, value) in assignees.iter().enumerate() {
                     let field = format!("assignees[{i}]");
                     let assignee = Assignee::from_json(&field, value)?;
-                    users.extend(self.service.resolve_assignee(&field, &assignee, Some(&self.item)).await?);
+                    users.extend(self.core.people().resolve_assignee(&field, &assignee, Some(&self.item)).await?);
                 }
                 let until = deadline_s.map(|s| self.now + s * 1_000_000);
                 let title = title.clone().unwrap_or_else(|| format!("Approve: {}", self.item.title));
@@ -379,7 +370,7 @@ impl Run<'_> {
             }
             StepKind::RequestInfo { assignee, form, title, .. } => {
                 let assignee = Assignee::from_json("assignee", assignee)?;
-                let user = self.service.resolve_one_assignee("assignee", &assignee, Some(&self.item)).await?;
+                let user = self.core.people().resolve_one_assignee("assignee", &assignee, Some(&self.item)).await?;
                 let title = title.clone().unwrap_or_else(|| format!("Fill in: {}", self.item.title));
                 self.assign(tx, id, "request-info", user, &title, form.clone(), None).await?;
                 Next::Wait(Wait::Assignments { until: None })
@@ -387,8 +378,9 @@ impl Run<'_> {
             StepKind::SetFields { fields } => {
                 let patch = ItemPatch { fields: Some(fields.clone()), ..ItemPatch::default() };
                 self.item = self
-                    .service
-                    .update_item_in(tx, &self.caller, &self.item.type_key, self.item.id, patch, None)
+                    .core
+                    .items()
+                    .update_in(tx, &self.caller, &self.item.type_key, self.item.id, patch, None)
                     .await?;
                 self.log(tx, id, "Fields set", json!({ "fields": fields }));
                 Next::Goto(pc + 1)
@@ -418,7 +410,7 @@ impl Run<'_> {
             }
             StepKind::Notify { to, text } => {
                 let assignee = Assignee::from_json("to", to)?;
-                for user in self.service.resolve_assignee("to", &assignee, Some(&self.item)).await? {
+                for user in self.core.people().resolve_assignee("to", &assignee, Some(&self.item)).await? {
                     let note = NewNotification {
                         user,
                         kind: "process",
@@ -426,15 +418,16 @@ impl Run<'_> {
                         about: Some(item_ref.clone()),
                         data: json!({ "process": self.instance.id, "step": id }),
                     };
-                    self.service.notify_in(tx, &self.caller, note).await?;
+                    self.core.notifications().notify_in(tx, &self.caller, note).await?;
                 }
                 Next::Goto(pc + 1)
             }
             StepKind::StartProcess { template, wait, params } => {
                 let child_caller = Caller { depth: self.caller.depth + 1, ..self.caller.clone() };
                 let child = self
-                    .service
-                    .start_process_in(tx, &child_caller, template, &item_ref, params.clone(), Some(self.instance.id))
+                    .core
+                    .processes()
+                    .start_in(tx, &child_caller, template, &item_ref, params.clone(), Some(self.instance.id))
                     .await?;
                 self.log(tx, id, &format!("Process {} started", child.id), json!({ "process": child.id }));
                 self.instance.variables.insert(id.to_string(), json!({ "process": child.id }));
@@ -448,7 +441,7 @@ impl Run<'_> {
                 }
                 let plugin = run.plugin;
                 let (variables, branch, writes) = run.result.map_err(|why| ServiceError::invalid("plugin", why))?;
-                apply_writes(self.service, tx, &self.caller, &plugin, &writes).await?;
+                apply_writes(self.core, tx, &self.caller, &plugin, &writes).await?;
                 self.created_tasks |= writes.iter().any(|w| matches!(w, Write::CreateTask { .. }));
                 for (key, value) in variables {
                     self.instance.variables.insert(key, value);
@@ -500,7 +493,7 @@ impl Run<'_> {
             about: Some(assignment.item.clone()),
             data: json!({ "assignment": assignment.id, "process": self.instance.id, "step": step }),
         };
-        self.service.notify_in(tx, &self.caller, note).await?;
+        self.core.notifications().notify_in(tx, &self.caller, note).await?;
         self.log(tx, step, &format!("Assigned to user {user}"), json!({ "assignment": assignment.id, "kind": kind }));
         Ok(())
     }
@@ -537,7 +530,7 @@ impl Run<'_> {
             }
             return Ok(true);
         }
-        let Wait::Assignments { until } = wait else { return self.service.wait_is_over(tx, wait).await };
+        let Wait::Assignments { until } = wait else { return self.core.processes().wait_is_over(tx, wait).await };
         let Some(step) = self.program.step_of(thread.pc).cloned() else { return Ok(true) };
         let assignments: Vec<Assignment> = repo::assignments_of_step(tx, self.instance.id, &step.id)
             .await?
@@ -569,7 +562,7 @@ impl Run<'_> {
                         about: Some(ItemRef { type_key: self.item.type_key.clone(), id: self.item.id }),
                         data: json!({ "process": self.instance.id, "step": step.id, "outcome": outcome.as_str() }),
                     };
-                    self.service.notify_in(tx, &self.caller, note).await?;
+                    self.core.notifications().notify_in(tx, &self.caller, note).await?;
                 }
                 Ok(true)
             }
@@ -585,7 +578,7 @@ impl Run<'_> {
                 self.instance.variables.insert(step.id.clone(), Value::String("answered".into()));
                 // The answers may have changed the item's fields.
                 if *write_to == WriteTo::Fields {
-                    self.item = self.service.load_item_in(tx, &self.caller, &self.item.type_key, self.item.id).await?;
+                    self.item = self.core.items().load_in(tx, &self.caller, &self.item.type_key, self.item.id).await?;
                 }
                 Ok(true)
             }
@@ -610,7 +603,7 @@ type PluginOutcome = (serde_json::Map<String, Value>, Option<String>, Vec<Write>
 
 /// Runs the plugin steps the runnable threads of an instance stand at, keyed by (thread, op).
 async fn run_plugins(
-    service: &Arc<Service>,
+    core: &Arc<Core>,
     instance: &Instance,
     program: &Program,
 ) -> ServiceResult<HashMap<(u32, usize), PluginRun>> {
@@ -632,14 +625,14 @@ async fn run_plugins(
     if at_plugin.is_empty() {
         return Ok(runs);
     }
-    let mut conn = service.store().key_reader().await?;
+    let mut conn = core.store().key_reader().await?;
     let item = voronka_store::items::get(&mut conn, &instance.item.type_key, instance.item.id).await?;
     drop(conn);
     let Some(item) = item else { return Ok(runs) };
     let caller = Caller::automation(Actor::Process { id: instance.id, name: instance.template.clone() }, 1);
     for (thread, pc, kind) in at_plugin {
         let StepKind::Plugin { plugin, version, config } = kind else { continue };
-        let result = run_plugin(service, &caller, &item, &instance.variables, (&plugin, &version, &config)).await?;
+        let result = run_plugin(core, &caller, &item, &instance.variables, (&plugin, &version, &config)).await?;
         let ran_with = (item.version, instance.variables.clone());
         runs.insert((thread, pc), PluginRun { plugin, item_version: ran_with.0, variables: ran_with.1, result });
     }
@@ -648,18 +641,18 @@ async fn run_plugins(
 
 /// Runs one plugin step; a plugin's own failure is `Ok(Err(why))`.
 async fn run_plugin(
-    service: &Arc<Service>,
+    core: &Arc<Core>,
     caller: &Caller,
     item: &Item,
     variables: &serde_json::Map<String, Value>,
     (plugin, version, config): (&str, &str, &Value),
 ) -> ServiceResult<Result<PluginOutcome, String>> {
-    let resolved = match service.resolve_plugin(plugin, version, World::BpStep).await {
+    let resolved = match core.plugins().resolve(plugin, version, World::BpStep).await {
         Ok(r) => r,
         Err(ServiceError::NotFound(m)) => return Ok(Err(m)),
         Err(e) => return Err(e),
     };
-    let host = host_calls(service, plugin, resolved.version.capabilities.clone(), caller.clone());
+    let host = host_calls(core, plugin, resolved.version.capabilities.clone(), caller.clone());
     let ctx = StepContext {
         item: item.clone(),
         config: config.to_string(),
@@ -667,7 +660,7 @@ async fn run_plugin(
     };
     let limits = resolved.version.limits;
     let (StepOutcome { variables, branch }, host) =
-        match service.runtime().call::<BpStep>(&resolved.loaded, host, &limits, ctx).await {
+        match core.runtime().call::<BpStep>(&resolved.loaded, host, &limits, ctx).await {
             Ok(done) => done,
             Err(failure) => {
                 return Ok(Err(format!("{plugin} {} ({}): {failure}", resolved.version.version, failure.kind())));
@@ -695,25 +688,25 @@ fn event_matches(payload: &Value, field: Option<&str>, stage: Option<&str>) -> b
 /// Wakes the processes that wait for an event of an item when such events are committed.
 /// Each host reads the event stream from where it stood at start; at start every waiting
 /// process is woken once, so events committed while no host watched are not missed.
-pub async fn run_event_wakes(service: Arc<Service>, shutdown: CancellationToken) {
-    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
+pub async fn run_event_wakes(core: Arc<Core>, shutdown: CancellationToken) {
+    let timing = super::timing(&core, IDLE_POLL, IDLE_POLL);
     // Where this host stands in the event stream; `NOT_STARTED` until the first pass takes the
     // stream's end, with every waiting process woken once.
     const NOT_STARTED: i64 = i64::MIN;
     let position = AtomicI64::new(NOT_STARTED);
-    let wakes = &service.signals().process_events;
+    let wakes = &core.signals().process_events;
     background::run("waking processes for events", wakes, timing, shutdown, || async {
         let from = position.load(Ordering::Acquire);
         if from == NOT_STARTED {
-            let last = repo::last_event(service.store().reader()).await?;
-            let mut tx = service.store().begin();
+            let last = repo::last_event(core.store().reader()).await?;
+            let mut tx = core.store().begin();
             repo::wake_all_event_waiters(&mut tx).await?;
             tx.commit().await?;
             position.store(last, Ordering::Release);
-            service.signals().processes.notify_one();
+            core.signals().processes.notify_one();
             return Ok(Pass::Again);
         }
-        let (last, more) = wake_for_events(&service, from).await?;
+        let (last, more) = wake_for_events(&core, from).await?;
         position.store(last, Ordering::Release);
         Ok(if more { Pass::Again } else { Pass::Wait(None) })
     })
@@ -722,9 +715,9 @@ pub async fn run_event_wakes(service: Arc<Service>, shutdown: CancellationToken)
 
 /// Wakes the waiting processes of the items of the events after `position`; returns the new
 /// position and whether more events may wait.
-async fn wake_for_events(service: &Service, position: i64) -> ServiceResult<(i64, bool)> {
+async fn wake_for_events(core: &Core, position: i64) -> ServiceResult<(i64, bool)> {
     const BATCH: i64 = 500;
-    let reader = service.store().reader();
+    let reader = core.store().reader();
     // The stream's end is read before the waiters are. A process waits for the events after the
     // stream's end at its start, and events are ordered behind that start (the event-order
     // lock), so when no process waits yet, none waits for the events up to here: they are
@@ -748,11 +741,11 @@ async fn wake_for_events(service: &Service, position: i64) -> ServiceResult<(i64
             }
         }
         if !items.is_empty() {
-            let mut tx = service.store().begin();
+            let mut tx = core.store().begin();
             let woken = repo::wake_event_waiters(&mut tx, &items).await?;
             tx.commit().await?;
             if woken > 0 {
-                service.signals().processes.notify_one();
+                core.signals().processes.notify_one();
             }
         }
     }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::background::{self, Next};
 use crate::service::schedules::next_firing;
-use crate::service::{Service, ServiceResult};
+use crate::service::{Core, ServiceResult};
 use voronka_model::actor::Actor;
 use voronka_model::time::now_micros;
 use voronka_store::jobs::{self, NewJob};
@@ -22,23 +22,23 @@ pub const MAX_ITEMS_PER_FIRING: i64 = 10_000;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Runs until shutdown, sleeping until the next firing.
-pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
-    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
-    background::run("firing schedules", &service.signals().schedules, timing, shutdown, || pass(&service)).await
+pub async fn run(core: Arc<Core>, shutdown: CancellationToken) {
+    let timing = super::timing(&core, IDLE_POLL, IDLE_POLL);
+    background::run("firing schedules", &core.signals().schedules, timing, shutdown, || pass(&core)).await
 }
 
 /// Fires the due schedules and names when the next one is due.
-async fn pass(service: &Service) -> ServiceResult<Next> {
-    if fire_due(service).await? > 0 {
-        service.signals().jobs.notify_waiters();
+async fn pass(core: &Core) -> ServiceResult<Next> {
+    if fire_due(core).await? > 0 {
+        core.signals().jobs.notify_waiters();
     }
-    Ok(Next::Wait(repo::next_due(service.store().reader()).await?))
+    Ok(Next::Wait(repo::next_due(core.store().reader()).await?))
 }
 
 /// Fires every due schedule; returns how many runs it queued.
-pub async fn fire_due(service: &Service) -> ServiceResult<usize> {
+pub async fn fire_due(core: &Core) -> ServiceResult<usize> {
     let now = now_micros();
-    let mut tx = service.store().begin();
+    let mut tx = core.store().begin();
     let due = repo::due(&mut tx, now).await?;
     if due.is_empty() {
         return Ok(0);

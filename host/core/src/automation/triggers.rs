@@ -19,7 +19,7 @@ use super::background::{self, Next};
 use crate::service::items::TimelineNote;
 use crate::service::plugin_host::host_calls;
 use crate::service::triggers::trigger_actor;
-use crate::service::{Caller, Service, ServiceError, ServiceResult};
+use crate::service::{Caller, Core, ServiceError, ServiceResult};
 use voronka_model::actor::Actor;
 use voronka_model::capability::Capability;
 use voronka_model::item::{Item, ItemRef, TimelineKind};
@@ -59,12 +59,12 @@ pub enum Pass {
 }
 
 /// Runs until shutdown.
-pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
-    let timing = super::timing(&service, IDLE_POLL, RETRY_PAUSE);
+pub async fn run(core: Arc<Core>, shutdown: CancellationToken) {
+    let timing = super::timing(&core, IDLE_POLL, RETRY_PAUSE);
     let stuck = tokio::sync::Mutex::new(Stuck::default());
-    let events = &service.signals().trigger_events;
+    let events = &core.signals().trigger_events;
     background::run("applying triggers", events, timing, shutdown, || async {
-        Ok(match dispatch_batch(&service, &mut *stuck.lock().await).await? {
+        Ok(match dispatch_batch(&core, &mut *stuck.lock().await).await? {
             Pass::More => Next::Again,
             Pass::CaughtUp => Next::Wait(None),
             // With no trigger, the events of a busy host are passed over a few times a second,
@@ -122,11 +122,11 @@ const PLUGIN_EVENTS: [EventKind; 4] =
     [EventKind::ItemCreated, EventKind::ItemUpdated, EventKind::ItemStageChanged, EventKind::ItemFunnelChanged];
 
 /// Applies the triggers to one batch of events.
-pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> ServiceResult<Pass> {
-    let reader = service.store().reader();
+pub async fn dispatch_batch(core: &Arc<Core>, stuck: &mut Stuck) -> ServiceResult<Pass> {
+    let reader = core.store().reader();
     let triggers = repo::all(reader).await?;
     if triggers.is_empty() {
-        let mut tx = service.store().begin();
+        let mut tx = core.store().begin();
         jobs::pass_over_unwatched(&mut tx, CURSOR, repo::ANY_TRIGGER);
         tx.commit().await?;
         return Ok(Pass::NoTriggers);
@@ -144,7 +144,7 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
         }
     }
     if !rules.is_empty() {
-        let catalog = service.catalog().await?;
+        let catalog = core.catalog().await?;
         // The items of the batch's events, read at once; an item a flushed plan moved is read
         // again when next needed.
         let ids: Vec<i64> = events.iter().filter_map(|e| e.item_id).collect::<HashSet<_>>().into_iter().collect();
@@ -156,20 +156,20 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
         let mut touched: HashSet<i64> = HashSet::new();
         for event in &events {
             if event.item_id.is_some_and(|id| touched.contains(&id)) || group.len() >= GROUP {
-                match flush(service, &mut position, std::mem::take(&mut group), stuck).await? {
+                match flush(core, &mut position, std::mem::take(&mut group), stuck).await? {
                     Pass::Stopped => return Ok(Pass::Stopped),
                     _ => items.forget(touched.drain()),
                 }
             }
-            let planned = plan(service, &catalog, &rules, event, &mut items).await;
+            let planned = plan(core, &catalog, &rules, event, &mut items).await;
             let planned = match planned {
                 Ok(p) if p.moves.iter().any(|(item, _)| touched.contains(&item.id)) => {
                     // It moves an item a waiting plan moves too: commit that first, then look again.
-                    match flush(service, &mut position, std::mem::take(&mut group), stuck).await? {
+                    match flush(core, &mut position, std::mem::take(&mut group), stuck).await? {
                         Pass::Stopped => return Ok(Pass::Stopped),
                         _ => items.forget(touched.drain()),
                     }
-                    plan(service, &catalog, &rules, event, &mut items).await
+                    plan(core, &catalog, &rules, event, &mut items).await
                 }
                 other => other,
             };
@@ -180,7 +180,7 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
                     group.push((event, p));
                 }
                 Err(e) => {
-                    if let Pass::Stopped = flush(service, &mut position, std::mem::take(&mut group), stuck).await? {
+                    if let Pass::Stopped = flush(core, &mut position, std::mem::take(&mut group), stuck).await? {
                         return Ok(Pass::Stopped);
                     }
                     items.forget(touched.drain());
@@ -191,12 +191,12 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
                 }
             }
         }
-        if let Pass::Stopped = flush(service, &mut position, group, stuck).await? {
+        if let Pass::Stopped = flush(core, &mut position, group, stuck).await? {
             return Ok(Pass::Stopped);
         }
     }
     if last > position {
-        let mut tx = service.store().begin();
+        let mut tx = core.store().begin();
         if !jobs::advance_cursor(&mut tx, CURSOR, position, last).await? {
             return Ok(Pass::Stopped);
         }
@@ -215,7 +215,7 @@ pub async fn dispatch_batch(service: &Arc<Service>, stuck: &mut Stuck) -> Servic
 /// keeps failing is found and, after [`EVENT_ATTEMPTS`], given up. `Stopped` when an event is to
 /// be looked at again.
 async fn flush(
-    service: &Service,
+    core: &Core,
     position: &mut i64,
     group: Vec<(&StoredEvent, Plan<'_>)>,
     stuck: &mut Stuck,
@@ -223,13 +223,13 @@ async fn flush(
     if group.is_empty() {
         return Ok(Pass::CaughtUp);
     }
-    if group.len() > 1 && matches!(apply(service, *position, &group).await, Ok(true)) {
+    if group.len() > 1 && matches!(apply(core, *position, &group).await, Ok(true)) {
         *position = group.last().map_or(*position, |(event, _)| event.id);
         return Ok(Pass::CaughtUp);
     }
     for one in group.chunks(1) {
         let event = one[0].0;
-        match apply(service, *position, one).await {
+        match apply(core, *position, one).await {
             Ok(true) => *position = event.id,
             Ok(false) | Err(_) if !stuck.failed(event.id) => return Ok(Pass::Stopped),
             outcome => tracing::error!(
@@ -244,9 +244,9 @@ async fn flush(
 
 /// Commits what events cause together with the position at the last of them. `false` when
 /// another host moved the position meanwhile or an item changed since it was read.
-async fn apply(service: &Service, position: i64, plans: &[(&StoredEvent, Plan<'_>)]) -> ServiceResult<bool> {
+async fn apply(core: &Core, position: i64, plans: &[(&StoredEvent, Plan<'_>)]) -> ServiceResult<bool> {
     let Some(last) = plans.last().map(|(event, _)| event.id) else { return Ok(true) };
-    let mut tx = service.store().begin();
+    let mut tx = core.store().begin();
     if !jobs::advance_cursor(&mut tx, CURSOR, position, last).await? {
         return Ok(false);
     }
@@ -254,13 +254,13 @@ async fn apply(service: &Service, position: i64, plans: &[(&StoredEvent, Plan<'_
         let system = Caller::automation(Actor::System, event.depth as u32 + 1);
         for (target, text, data) in &plan.notes {
             let note = TimelineNote { kind: TimelineKind::System, text, data };
-            match service.add_timeline_entry_in(&mut tx, &system, target, note).await {
+            match core.items().add_timeline_entry_in(&mut tx, &system, target, note).await {
                 Ok(_) | Err(ServiceError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
         for (item, trigger) in &plan.moves {
-            match service.move_by_trigger_in(&mut tx, item, trigger, event.depth as u32 + 1).await {
+            match core.triggers().move_item_in(&mut tx, item, trigger, event.depth as u32 + 1).await {
                 Ok(_) => {}
                 Err(ServiceError::PreconditionFailed { .. } | ServiceError::NotFound(_)) => return Ok(false),
                 Err(e) => return Err(e),
@@ -273,14 +273,14 @@ async fn apply(service: &Service, position: i64, plans: &[(&StoredEvent, Plan<'_
         Err(voronka_store::DbError::CheckFailed) => return Ok(false),
         Err(e) => return Err(e.into()),
     }
-    service.committed();
+    core.committed();
     Ok(true)
 }
 
 /// What `event` causes: for each item concerned, the trigger that wins (among triggers created
 /// before the event), or a note instead when the chain of automation is too long to go on.
 async fn plan<'r>(
-    service: &Arc<Service>,
+    core: &Arc<Core>,
     catalog: &Catalog,
     rules: &'r [Rule],
     event: &StoredEvent,
@@ -292,11 +292,11 @@ async fn plan<'r>(
         return Ok(plan);
     }
     if event.kind == EventKind::TaskCompleted {
-        plan_task_completed(service, catalog, &rules, event, &mut plan, items).await?;
+        plan_task_completed(core, catalog, &rules, event, &mut plan, items).await?;
     } else if let (Some(item_id), Some(type_key)) = (event.item_id, event.type_key.as_deref())
         && event.kind != EventKind::ItemDeleted
     {
-        plan_item_event(service, catalog, &rules, event, (type_key, item_id), &mut plan, items).await?;
+        plan_item_event(core, catalog, &rules, event, (type_key, item_id), &mut plan, items).await?;
     }
     if event.depth >= MAX_CHAIN_DEPTH {
         for (item, trigger) in std::mem::take(&mut plan.moves) {
@@ -314,7 +314,7 @@ async fn plan<'r>(
 /// The moves a completed task causes: each item it is linked to moves by the task-completed
 /// trigger of its funnel that wins.
 async fn plan_task_completed<'r>(
-    service: &Arc<Service>,
+    core: &Arc<Core>,
     catalog: &Catalog,
     rules: &[&'r Rule],
     event: &StoredEvent,
@@ -328,13 +328,13 @@ async fn plan_task_completed<'r>(
     }
     let links: Vec<ItemRef> = serde_json::from_value(task["links"].clone()).unwrap_or_default();
     for link in links {
-        let Some(item) = items.current(service, &link.type_key, link.id).await? else { continue };
+        let Some(item) = items.current(core, &link.type_key, link.id).await? else { continue };
         let (Some(schema), Some(funnel)) = (catalog.get(&item.type_key), item.funnel.as_deref()) else { continue };
         let matched = rules
             .iter()
             .filter(|r| r.trigger.type_key == item.type_key && r.trigger.funnel == funnel)
             .map(|r| &r.trigger);
-        if let Some(winner) = service.choose_trigger(schema, &item, matched) {
+        if let Some(winner) = core.triggers().choose(schema, &item, matched) {
             plan.moves.push((item, winner));
         }
     }
@@ -344,7 +344,7 @@ async fn plan_task_completed<'r>(
 /// The moves an event about an item causes: by the item's own triggers, and by those of the
 /// items linked to it when it entered a stage.
 async fn plan_item_event<'r>(
-    service: &Arc<Service>,
+    core: &Arc<Core>,
     catalog: &Catalog,
     rules: &[&'r Rule],
     event: &StoredEvent,
@@ -352,7 +352,7 @@ async fn plan_item_event<'r>(
     plan: &mut Plan<'r>,
     items: &mut Items,
 ) -> ServiceResult<()> {
-    let Some(item) = items.current(service, type_key, item_id).await? else { return Ok(()) };
+    let Some(item) = items.current(core, type_key, item_id).await? else { return Ok(()) };
     // Triggers on the item's own funnel.
     if let (Some(schema), Some(funnel)) = (catalog.get(type_key), item.funnel.as_deref()) {
         let mut matched = Vec::new();
@@ -366,7 +366,7 @@ async fn plan_item_event<'r>(
                     // A trigger never reacts to its own move.
                     let own = matches!(&event.actor, Actor::Trigger { id, .. } if *id == r.trigger.id);
                     let asked = (plugin.as_str(), version.as_str(), config);
-                    !own && ask_plugin(service, &r.trigger, asked, event, &item, plan).await?
+                    !own && ask_plugin(core, &r.trigger, asked, event, &item, plan).await?
                 }
                 _ => false,
             };
@@ -374,7 +374,7 @@ async fn plan_item_event<'r>(
                 matched.push(&r.trigger);
             }
         }
-        if let Some(winner) = service.choose_trigger(schema, &item, matched) {
+        if let Some(winner) = core.triggers().choose(schema, &item, matched) {
             plan.moves.push((item.clone(), winner));
         }
     }
@@ -384,11 +384,11 @@ async fn plan_item_event<'r>(
             rules.iter().copied().filter(|r| r.rule.matches_linked(type_key, &funnel, &stage)).collect();
         if !linked_rules.is_empty() {
             let mut linked = item.parents.clone();
-            linked.extend(voronka_store::items::children_of(service.store().reader(), item.id).await?);
+            linked.extend(voronka_store::items::children_of(core.store().reader(), item.id).await?);
             let mut seen = HashSet::new();
             linked.retain(|l| l.id != item.id && seen.insert(l.id));
             for link in linked {
-                let Some(other) = items.current(service, &link.type_key, link.id).await? else { continue };
+                let Some(other) = items.current(core, &link.type_key, link.id).await? else { continue };
                 let (Some(schema), Some(other_funnel)) = (catalog.get(&other.type_key), other.funnel.as_deref()) else {
                     continue;
                 };
@@ -396,7 +396,7 @@ async fn plan_item_event<'r>(
                     .iter()
                     .filter(|r| r.trigger.type_key == other.type_key && r.trigger.funnel == other_funnel)
                     .map(|r| &r.trigger);
-                if let Some(winner) = service.choose_trigger(schema, &other, matched) {
+                if let Some(winner) = core.triggers().choose(schema, &other, matched) {
                     plan.moves.push((other, winner));
                 }
             }
@@ -414,11 +414,11 @@ struct Items {
 
 impl Items {
     /// The item as it stands now; `None` when it is gone.
-    async fn current(&mut self, service: &Service, type_key: &str, id: i64) -> ServiceResult<Option<Item>> {
+    async fn current(&mut self, core: &Core, type_key: &str, id: i64) -> ServiceResult<Option<Item>> {
         if self.fetched.contains(&id) {
             return Ok(self.known.get(&id).filter(|i| i.type_key == type_key).cloned());
         }
-        let item = match service.get_item(&Caller::automation(Actor::System, 0), type_key, id).await {
+        let item = match core.items().get(&Caller::automation(Actor::System, 0), type_key, id).await {
             Ok(item) => Some(item),
             Err(ServiceError::NotFound(_)) => None,
             Err(e) => return Err(e),
@@ -442,14 +442,14 @@ impl Items {
 /// Asks a plugin trigger whether `event` matches. The plugin may read items (when granted) and
 /// nothing else; its failure counts as "no" and is noted on the item's timeline.
 async fn ask_plugin(
-    service: &Arc<Service>,
+    core: &Arc<Core>,
     trigger: &StoredTrigger,
     (plugin, version, config): (&str, &str, &Value),
     event: &StoredEvent,
     item: &Item,
     plan: &mut Plan<'_>,
 ) -> ServiceResult<bool> {
-    let resolved = match service.resolve_plugin(plugin, version, World::Trigger).await {
+    let resolved = match core.plugins().resolve(plugin, version, World::Trigger).await {
         Ok(r) => r,
         Err(ServiceError::NotFound(m)) => {
             plan.notes.push(failure_note(trigger, item, plugin, &m));
@@ -460,12 +460,12 @@ async fn ask_plugin(
     let capabilities: Vec<Capability> =
         resolved.version.capabilities.iter().copied().filter(|c| *c == Capability::ItemsRead).collect();
     let caller = Caller::automation(trigger_actor(trigger), event.depth as u32 + 1);
-    let host = host_calls(service, plugin, capabilities, caller);
+    let host = host_calls(core, plugin, capabilities, caller);
     let mut event_json = serde_json::to_value(event).unwrap_or(Value::Null);
     event_json["item"] = serde_json::to_value(item).unwrap_or(Value::Null);
     let input = TriggerInput { event: event_json.to_string(), config: config.to_string() };
     let limits = resolved.version.limits;
-    match service.runtime().call::<Trigger>(&resolved.loaded, host, &limits, input).await {
+    match core.runtime().call::<Trigger>(&resolved.loaded, host, &limits, input).await {
         Ok((matched, _)) => Ok(matched),
         Err(failure) => {
             let text = format!("{} ({}): {failure}", resolved.version.version, failure.kind());

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::background::{self, Next};
-use crate::service::{Service, ServiceResult};
+use crate::service::{Core, ServiceResult};
 use voronka_model::time::{Micros, now_micros};
 use voronka_model::webhook::{backoff_seconds, place_in, signature, subscribed};
 use voronka_store::jobs;
@@ -36,14 +36,14 @@ const UNSUBSCRIBED_PAUSE: Duration = Duration::from_millis(250);
 const MAX_ERROR: usize = 500;
 
 /// Runs the fan-out until shutdown.
-pub async fn run_fan_out(service: Arc<Service>, shutdown: CancellationToken) {
-    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
-    let events = &service.signals().webhook_events;
+pub async fn run_fan_out(core: Arc<Core>, shutdown: CancellationToken) {
+    let timing = super::timing(&core, IDLE_POLL, IDLE_POLL);
+    let events = &core.signals().webhook_events;
     background::run("queueing webhook deliveries", events, timing, shutdown, || async {
-        Ok(match fan_out_batch(&service).await? {
+        Ok(match fan_out_batch(&core).await? {
             Some((events, deliveries)) => {
                 if deliveries > 0 {
-                    service.signals().deliveries.notify_one();
+                    core.signals().deliveries.notify_one();
                 }
                 if events as i64 == BATCH { Next::Again } else { Next::Wait(None) }
             }
@@ -58,14 +58,14 @@ pub async fn run_fan_out(service: Arc<Service>, shutdown: CancellationToken) {
 /// Queues the deliveries of one batch of events; returns how many events it read and deliveries
 /// it queued, or `None` when no subscription is active and the events were passed over unread.
 /// A subscription gets the events from its creation on.
-pub async fn fan_out_batch(service: &Service) -> ServiceResult<Option<(usize, usize)>> {
-    if !repo::any_active(service.store().reader()).await? {
-        let mut tx = service.store().begin();
+pub async fn fan_out_batch(core: &Core) -> ServiceResult<Option<(usize, usize)>> {
+    if !repo::any_active(core.store().reader()).await? {
+        let mut tx = core.store().begin();
         jobs::pass_over_unwatched(&mut tx, CURSOR, repo::ANY_ACTIVE);
         tx.commit().await?;
         return Ok(None);
     }
-    let mut tx = service.store().begin();
+    let mut tx = core.store().begin();
     let position = jobs::cursor(&mut tx, CURSOR).await?;
     let events = jobs::events_after(&mut tx, position, BATCH).await?;
     let Some(last) = events.last().map(|e| e.id) else { return Ok(Some((0, 0))) };
@@ -107,7 +107,7 @@ pub async fn fan_out_batch(service: &Service) -> ServiceResult<Option<(usize, us
 }
 
 /// Runs a sender until shutdown.
-pub async fn run_sender(service: Arc<Service>, shutdown: CancellationToken) {
+pub async fn run_sender(core: Arc<Core>, shutdown: CancellationToken) {
     let client = match reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -120,27 +120,27 @@ pub async fn run_sender(service: Arc<Service>, shutdown: CancellationToken) {
             return;
         }
     };
-    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
-    let deliveries = &service.signals().deliveries;
+    let timing = super::timing(&core, IDLE_POLL, IDLE_POLL);
+    let deliveries = &core.signals().deliveries;
     background::run("sending webhook deliveries", deliveries, timing, shutdown, || async {
-        if send_once(&service, &client).await? > 0 {
+        if send_once(&core, &client).await? > 0 {
             return Ok(Next::Again);
         }
-        Ok(Next::Wait(repo::QUEUE.next_due(service.store().reader(), now_micros()).await?))
+        Ok(Next::Wait(repo::QUEUE.next_due(core.store().reader(), now_micros()).await?))
     })
     .await
 }
 
 /// Claims due deliveries and makes one attempt at each; returns how many.
-pub async fn send_once(service: &Service, client: &reqwest::Client) -> ServiceResult<usize> {
+pub async fn send_once(core: &Core, client: &reqwest::Client) -> ServiceResult<usize> {
     let now = now_micros();
     let lease = now + 2 * REQUEST_TIMEOUT.as_micros() as i64;
-    let mut tx = service.store().begin();
+    let mut tx = core.store().begin();
     let claimed = repo::claim(&mut tx, now, lease, CLAIM).await?;
     tx.commit().await?;
     let n = claimed.len();
     let attempts = claimed.iter().map(|d| async move {
-        if let Err(e) = attempt(service, client, d).await {
+        if let Err(e) = attempt(core, client, d).await {
             tracing::error!(delivery = d.id, error = %e, "a webhook attempt could not be recorded; it is retried after its lease");
         }
     });
@@ -149,8 +149,8 @@ pub async fn send_once(service: &Service, client: &reqwest::Client) -> ServiceRe
 }
 
 /// One attempt at a delivery, recorded with its outcome.
-async fn attempt(service: &Service, client: &reqwest::Client, delivery: &ClaimedDelivery) -> ServiceResult<()> {
-    let reader = service.store().reader();
+async fn attempt(core: &Core, client: &reqwest::Client, delivery: &ClaimedDelivery) -> ServiceResult<()> {
+    let reader = core.store().reader();
     let Some(hook) = repo::get(reader, delivery.webhook_id).await? else {
         // The subscription was deleted, and its deliveries with it.
         return Ok(());
@@ -166,7 +166,7 @@ async fn attempt(service: &Service, client: &reqwest::Client, delivery: &Claimed
         let error = refused.unwrap_or_default();
         let entry = json!({"at": voronka_model::time::to_rfc3339(now), "status": null, "error": error, "ms": 0});
         let outcome = Attempt { status: "failed", http_status: None, error: Some(error), entry, next_at: now, now };
-        return record(service, delivery, &outcome).await;
+        return record(core, delivery, &outcome).await;
     };
     let body = serde_json::to_vec(&event).unwrap_or_default();
     let started = Instant::now();
@@ -204,12 +204,12 @@ async fn attempt(service: &Service, client: &reqwest::Client, delivery: &Claimed
         next_at: now + backoff_seconds(delivery.attempts) * 1_000_000,
         now,
     };
-    record(service, delivery, &outcome).await
+    record(core, delivery, &outcome).await
 }
 
 /// Records an attempt, unless another sender took the delivery over meanwhile.
-async fn record(service: &Service, delivery: &ClaimedDelivery, outcome: &Attempt<'_>) -> ServiceResult<()> {
-    let mut tx = service.store().begin();
+async fn record(core: &Core, delivery: &ClaimedDelivery, outcome: &Attempt<'_>) -> ServiceResult<()> {
+    let mut tx = core.store().begin();
     if repo::record_attempt(&mut tx, delivery, outcome).await? {
         match tx.commit().await {
             Ok(()) | Err(voronka_store::DbError::CheckFailed) => {}

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::background::{self, Next};
 use crate::service::items::TimelineNote;
 use crate::service::plugin_host::{after_commit, apply_writes, host_calls};
-use crate::service::{Caller, Service, ServiceError, ServiceResult};
+use crate::service::{Caller, Core, ServiceError, ServiceResult};
 use voronka_model::actor::Actor;
 use voronka_model::item::{Item, ItemRef, TimelineKind};
 use voronka_model::limits::Failure;
@@ -39,37 +39,37 @@ const MAX_ATTEMPTS: i64 = 5;
 
 /// Runs until shutdown. Sleeps until the next job is due (delayed robots run on time), until
 /// new jobs are queued, or for the idle poll.
-pub async fn run(service: Arc<Service>, shutdown: CancellationToken) {
-    let timing = super::timing(&service, IDLE_POLL, IDLE_POLL);
-    background::run("running robots", &service.signals().jobs, timing, shutdown, || pass(&service)).await
+pub async fn run(core: Arc<Core>, shutdown: CancellationToken) {
+    let timing = super::timing(&core, IDLE_POLL, IDLE_POLL);
+    background::run("running robots", &core.signals().jobs, timing, shutdown, || pass(&core)).await
 }
 
 /// Runs a batch of due jobs, or names when the next is due.
-async fn pass(service: &Arc<Service>) -> ServiceResult<Next> {
-    if work_once(service).await? > 0 {
+async fn pass(core: &Arc<Core>) -> ServiceResult<Next> {
+    if work_once(core).await? > 0 {
         return Ok(Next::Again);
     }
-    Ok(Next::Wait(jobs::QUEUE.next_due(service.store().reader(), now_micros()).await?))
+    Ok(Next::Wait(jobs::QUEUE.next_due(core.store().reader(), now_micros()).await?))
 }
 
 /// Claims and runs one batch of due jobs; returns how many ran. Jobs of different items run
 /// concurrently (each waits for its commit, which a shared batch serves); the jobs of one item
 /// run one after another, in claim order, so they do not race for the same row. The items of a
 /// batch are read at once, and each job acts on its item as the job before it left it.
-pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
+pub async fn work_once(core: &Arc<Core>) -> ServiceResult<usize> {
     let now = now_micros();
     let lease = now + LEASE;
-    let claimed = jobs::claim(service.store().begin(), now, lease, CLAIM).await?;
+    let claimed = jobs::claim(core.store().begin(), now, lease, CLAIM).await?;
     let n = claimed.len();
     if n == 0 {
         return Ok(0);
     }
-    let _renewing = LeaseKeeper::start(service.store().clone(), claimed.iter().map(|j| (j.id, j.attempts)).collect());
+    let _renewing = LeaseKeeper::start(core.store().clone(), claimed.iter().map(|j| (j.id, j.attempts)).collect());
     // A job taken over more often than it may be tried stopped its host each time (an abort,
     // the memory of the machine): it fails for good instead of stopping the next one.
     let (exhausted, claimed): (Vec<Job>, Vec<Job>) = claimed.into_iter().partition(|j| j.attempts > MAX_ATTEMPTS);
     if !exhausted.is_empty() {
-        settle_stopped(service, &exhausted, "its host stopped during every attempt").await;
+        settle_stopped(core, &exhausted, "its host stopped during every attempt").await;
     }
     let mut by_item: Vec<(i64, Vec<Job>)> = Vec::new();
     for job in claimed {
@@ -79,22 +79,22 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
         }
     }
     let ids: Vec<i64> = by_item.iter().map(|(id, _)| *id).collect();
-    let mut items = voronka_store::items::get_many(service.store().reader(), &ids).await?;
+    let mut items = voronka_store::items::get_many(core.store().reader(), &ids).await?;
     // A task per item: a plugin that holds its thread (a Rhai script computing for its whole
     // time budget) holds up only its own item's jobs, the others moving to other threads.
     let runs = by_item.into_iter().map(|(id, jobs)| {
         let known = items.remove(&id).map_or(Known::Missing, |item| Known::Item(Box::new(item)));
         let jobs = Arc::new(jobs);
         let task = {
-            let (service, jobs) = (service.clone(), jobs.clone());
-            tokio::spawn(async move { run_item_jobs(&service, &jobs, known).await })
+            let (core, jobs) = (core.clone(), jobs.clone());
+            tokio::spawn(async move { run_item_jobs(&core, &jobs, known).await })
         };
         async move { (task.await, jobs) }
     });
     for (ended, jobs) in futures::future::join_all(runs).await {
         if let Err(e) = ended {
             tracing::error!(error = %e, "the jobs of an item stopped; they are put back for another attempt");
-            settle_stopped(service, &jobs, &e.to_string()).await;
+            settle_stopped(core, &jobs, &e.to_string()).await;
         }
     }
     Ok(n)
@@ -103,18 +103,18 @@ pub async fn work_once(service: &Arc<Service>) -> ServiceResult<usize> {
 /// Settles the jobs of an item whose task stopped (a fault of the host) as a transient
 /// failure: retried with backoff, failed for good at the last attempt, like any host fault.
 /// Jobs the task had finished are left as they are.
-async fn settle_stopped(service: &Arc<Service>, jobs: &[Job], reason: &str) {
+async fn settle_stopped(core: &Arc<Core>, jobs: &[Job], reason: &str) {
     let failure = Failure::Host(format!("the run stopped: {reason}"));
     for job in jobs {
         let settled = async {
-            let (plugin, version) = match Binding::of(service, job).await? {
+            let (plugin, version) = match Binding::of(core, job).await? {
                 Some(binding) => (binding.plugin, binding.version),
                 None => ("?".to_string(), "?".to_string()),
             };
-            let mut tx = service.store().begin();
-            if settle_failure(service, &mut tx, job, &plugin, &version, &failure).await? {
+            let mut tx = core.store().begin();
+            if settle_failure(core, &mut tx, job, &plugin, &version, &failure).await? {
                 commit_unless_taken(tx).await?;
-                service.committed();
+                core.committed();
             }
             ServiceResult::Ok(())
         };
@@ -161,16 +161,16 @@ impl Drop for LeaseKeeper {
 /// they can be (one commit instead of one per job), the rest one by one. Each plugin's writes
 /// stay atomic either way: jobs whose writes cannot all be stored together are rolled back
 /// and run again one by one (a run's only effects are its buffered writes).
-async fn run_item_jobs(service: &Arc<Service>, jobs: &[Job], mut known: Known) {
+async fn run_item_jobs(core: &Arc<Core>, jobs: &[Job], mut known: Known) {
     let mut done = 0;
     if jobs.len() > 1
         && let Known::Item(item) = &known
     {
-        done = run_together(service, jobs, item.as_ref().clone()).await;
+        done = run_together(core, jobs, item.as_ref().clone()).await;
         known = Known::Unread;
     }
     for job in &jobs[done..] {
-        known = match run_job(service, job, known).await {
+        known = match run_job(core, job, known).await {
             Ok(after) => after,
             Err(e) => {
                 tracing::error!(job = job.id, error = %e, "a job could not be completed; it will be retried after its lease");
@@ -184,10 +184,10 @@ async fn run_item_jobs(service: &Arc<Service>, jobs: &[Job], mut known: Known) {
 /// before it left it; returns how many are committed (the rest run one by one). A
 /// transaction is committed early once it holds its turn on the database (a write that
 /// needed an answer), so no plugin runs while it holds up other writers.
-async fn run_together(service: &Arc<Service>, jobs: &[Job], mut item: Item) -> usize {
+async fn run_together(core: &Arc<Core>, jobs: &[Job], mut item: Item) -> usize {
     let mut done = 0;
     while done < jobs.len() {
-        match run_segment(service, &jobs[done..], item).await {
+        match run_segment(core, &jobs[done..], item).await {
             Ok((n, Some(after))) if n > 0 => {
                 done += n;
                 item = after;
@@ -207,9 +207,9 @@ async fn run_together(service: &Arc<Service>, jobs: &[Job], mut item: Item) -> u
 /// read stored state after an earlier job of the transaction wrote saw the state without
 /// those writes: its job is left to the next transaction, which runs it again after the
 /// commit (as if the jobs had run one by one).
-async fn run_segment(service: &Arc<Service>, jobs: &[Job], item: Item) -> ServiceResult<(usize, Option<Item>)> {
+async fn run_segment(core: &Arc<Core>, jobs: &[Job], item: Item) -> ServiceResult<(usize, Option<Item>)> {
     let (type_key, id) = (item.type_key.clone(), item.id);
-    let mut tx = service.store().begin();
+    let mut tx = core.store().begin();
     voronka_store::items::lend(&mut tx, item);
     let mut ran: Vec<HostCalls> = Vec::new();
     let mut n = 0;
@@ -218,14 +218,14 @@ async fn run_segment(service: &Arc<Service>, jobs: &[Job], item: Item) -> Servic
         else {
             break;
         };
-        let outcome = decide(service, job, Some(item)).await?;
+        let outcome = decide(core, job, Some(item)).await?;
         if let Outcome::Ran(run) = &outcome
             && run.host.read_stored()
             && ran.iter().any(|earlier| !earlier.writes().is_empty())
         {
             break;
         }
-        if !record(service, &mut tx, job, &outcome).await? {
+        if !record(core, &mut tx, job, &outcome).await? {
             return Ok((0, None));
         }
         n += 1;
@@ -238,9 +238,9 @@ async fn run_segment(service: &Arc<Service>, jobs: &[Job], item: Item) -> Servic
     }
     let after = voronka_store::items::lent(&tx, &type_key, id).cloned();
     tx.commit().await?;
-    service.committed();
+    core.committed();
     for host in &ran {
-        after_commit(service, host.writes());
+        after_commit(core, host.writes());
     }
     Ok((n, after))
 }
@@ -275,8 +275,8 @@ struct Binding {
 
 impl Binding {
     /// The binding of a job, if it still exists.
-    async fn of(service: &Service, job: &Job) -> ServiceResult<Option<Binding>> {
-        let reader = service.store().reader();
+    async fn of(core: &Core, job: &Job) -> ServiceResult<Option<Binding>> {
+        let reader = core.store().reader();
         Ok(match job.schedule_id {
             Some(id) => voronka_store::schedules::get(reader, id).await?.map(|s| Binding {
                 plugin: s.plugin,
@@ -286,7 +286,7 @@ impl Binding {
                 id,
                 schedule: true,
             }),
-            None => service.robot_cached(job.robot_id).await?.map(|r| Binding {
+            None => core.robots().cached(job.robot_id).await?.map(|r| Binding {
                 plugin: r.plugin,
                 version: r.version,
                 config: r.config,
@@ -323,10 +323,10 @@ enum Outcome {
 }
 
 /// Runs a job's plugin on `item` (`None`: the item is gone) unless the job ends before that.
-async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> ServiceResult<Outcome> {
+async fn decide(core: &Arc<Core>, job: &Job, item: Option<Item>) -> ServiceResult<Outcome> {
     let gone = Outcome::Ended { status: "cancelled", note: "the robot or the item is gone" };
     let Some(item) = item else { return Ok(gone) };
-    let Some(robot) = Binding::of(service, job).await? else { return Ok(gone) };
+    let Some(robot) = Binding::of(core, job).await? else { return Ok(gone) };
     // A schedule's run over any stage has no stage to stay in.
     let stage_bound = !(robot.schedule && job.stage.is_empty());
     if stage_bound
@@ -335,12 +335,12 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
         return Ok(Outcome::Ended { status: "cancelled", note: "the item left the stage" });
     }
     if let Some(condition) = &robot.condition {
-        match service.runtime().condition(condition, &item) {
+        match core.runtime().condition(condition, &item) {
             Ok(true) => {}
             Ok(false) => return Ok(Outcome::Ended { status: "done", note: "condition is false" }),
             Err(message) => {
                 // Named on the timeline with the version that would have run.
-                let version = match service.matching_version(&robot.plugin, &robot.version, World::Robot).await {
+                let version = match core.plugins().matching_version(&robot.plugin, &robot.version, World::Robot).await {
                     Ok(matching) => matching.version,
                     Err(_) => robot.version,
                 };
@@ -349,7 +349,7 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
             }
         }
     }
-    let resolved = match service.resolve_plugin(&robot.plugin, &robot.version, World::Robot).await {
+    let resolved = match core.plugins().resolve(&robot.plugin, &robot.version, World::Robot).await {
         Ok(r) => r,
         Err(ServiceError::NotFound(message)) => {
             let failure = Failure::Plugin { code: "not-found".into(), message };
@@ -362,11 +362,11 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
     };
     let version = resolved.version.version.clone();
     let caller = Caller::automation(robot.actor(format!("{}@{}", robot.plugin, version)), job.depth as u32 + 1);
-    let host = host_calls(service, &robot.plugin, resolved.version.capabilities.clone(), caller.clone());
+    let host = host_calls(core, &robot.plugin, resolved.version.capabilities.clone(), caller.clone());
     let ctx =
         RobotContext { item, stage: job.stage.clone(), config: robot.config.to_string(), actor: job.actor.clone() };
     let limits = resolved.version.limits;
-    let result = service.runtime().call::<Robot>(&resolved.loaded, host, &limits, ctx).await;
+    let result = core.runtime().call::<Robot>(&resolved.loaded, host, &limits, ctx).await;
     Ok(match result {
         Ok((message, host)) => {
             let note = message.map(|m| m.chars().take(2000).collect::<String>());
@@ -378,52 +378,50 @@ async fn decide(service: &Arc<Service>, job: &Job, item: Option<Item>) -> Servic
 
 /// Writes what a job came to into `tx`: the plugin's writes and the job's end, or its retry
 /// or failure. False when another worker took the job over (roll back).
-async fn record(service: &Service, tx: &mut Tx, job: &Job, outcome: &Outcome) -> ServiceResult<bool> {
+async fn record(core: &Core, tx: &mut Tx, job: &Job, outcome: &Outcome) -> ServiceResult<bool> {
     let now = now_micros();
     match outcome {
         Outcome::Ended { status, note } => Ok(jobs::finish(tx, job, status, Some(note), now).await?),
         Outcome::Ran(run) => {
-            apply_writes(service, tx, &run.caller, &run.plugin, run.host.writes()).await?;
+            apply_writes(core, tx, &run.caller, &run.plugin, run.host.writes()).await?;
             Ok(jobs::finish(tx, job, "done", run.note.as_deref(), now).await?)
         }
-        Outcome::Failed { plugin, version, failure } => {
-            settle_failure(service, tx, job, plugin, version, failure).await
-        }
+        Outcome::Failed { plugin, version, failure } => settle_failure(core, tx, job, plugin, version, failure).await,
     }
 }
 
 /// Runs one job in its own transaction, given what is known of its item; returns what is
 /// known of the item afterwards.
-async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResult<Known> {
+async fn run_job(core: &Arc<Core>, job: &Job, known: Known) -> ServiceResult<Known> {
     let system = Caller::automation(Actor::System, job.depth as u32);
     let item = match known {
         Known::Item(item) if item.type_key == job.type_key => Some(*item),
         Known::Missing => None,
-        Known::Item(_) | Known::Unread => match service.get_item(&system, &job.type_key, job.item_id).await {
+        Known::Item(_) | Known::Unread => match core.items().get(&system, &job.type_key, job.item_id).await {
             Ok(item) => Some(item),
             Err(ServiceError::NotFound(_)) => None,
             Err(e) => return Err(e),
         },
     };
     let Some(item) = item else {
-        let mut tx = service.store().begin();
-        if record(service, &mut tx, job, &decide(service, job, None).await?).await? {
+        let mut tx = core.store().begin();
+        if record(core, &mut tx, job, &decide(core, job, None).await?).await? {
             commit_unless_taken(tx).await?;
         }
         return Ok(Known::Missing);
     };
     let (type_key, id) = (item.type_key.clone(), item.id);
-    let outcome = decide(service, job, Some(item.clone())).await?;
-    let mut tx = service.store().begin();
+    let outcome = decide(core, job, Some(item.clone())).await?;
+    let mut tx = core.store().begin();
     // The plugin acted on this copy: its writes check its version.
     voronka_store::items::lend(&mut tx, item);
-    let recorded = record(service, &mut tx, job, &outcome).await;
+    let recorded = record(core, &mut tx, job, &outcome).await;
     let Outcome::Ran(run) = &outcome else {
         // Nothing of the item changed unless a failure was noted on its timeline.
         let after = Known::lent(&tx, &type_key, id);
         if recorded? {
             commit_unless_taken(tx).await?;
-            service.committed();
+            core.committed();
         }
         return Ok(after);
     };
@@ -441,8 +439,8 @@ async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResu
     };
     let failure = match committed {
         Ok(after) => {
-            service.committed();
-            after_commit(service, run.host.writes());
+            core.committed();
+            after_commit(core, run.host.writes());
             return Ok(after);
         }
         // A host fault, or an item the robot read changed before its writes landed
@@ -450,10 +448,10 @@ async fn run_job(service: &Arc<Service>, job: &Job, known: Known) -> ServiceResu
         Err(ServiceError::Store(e)) => Failure::Host(e.to_string()),
         Err(e) => Failure::Plugin { code: "invalid-write".into(), message: e.describe() },
     };
-    let mut tx = service.store().begin();
-    if settle_failure(service, &mut tx, job, &run.plugin, &run.version, &failure).await? {
+    let mut tx = core.store().begin();
+    if settle_failure(core, &mut tx, job, &run.plugin, &run.version, &failure).await? {
         commit_unless_taken(tx).await?;
-        service.committed();
+        core.committed();
     }
     Ok(Known::Unread)
 }
@@ -472,7 +470,7 @@ async fn commit_unless_taken(tx: Tx) -> ServiceResult<()> {
 /// the item's timeline, with the kind and the version. False when another worker took the
 /// job over.
 async fn settle_failure(
-    service: &Service,
+    core: &Core,
     tx: &mut Tx,
     job: &Job,
     plugin: &str,
@@ -492,7 +490,8 @@ async fn settle_failure(
     let text = format!("{what} {plugin}@{version} failed ({}): {failure}", failure.kind());
     let data = json!({"robot": job.robot_id, "schedule": job.schedule_id, "plugin": plugin, "version": version,
         "kind": failure.kind(), "message": failure.to_string()});
-    match service
+    match core
+        .items()
         .add_timeline_entry_in(
             tx,
             &caller,
@@ -537,13 +536,13 @@ mod tests {
     async fn jobs_of_a_stopped_task_are_retried_then_failed() {
         let (dir, store) = queued(2).await;
         let runtime = Arc::new(voronka_runtime::Runtime::new(None).expect("runtime"));
-        let service = Arc::new(Service::new(store.clone(), runtime, dir.path().to_path_buf()));
+        let core = Arc::new(Core::new(store.clone(), runtime, dir.path().to_path_buf()));
         let claimed = jobs::claim(store.begin(), now_micros(), now_micros() + LEASE, 8).await.expect("claim");
         // The first had finished before the task stopped; the second is put back for later.
         let mut tx = store.begin();
         assert!(jobs::finish(&mut tx, &claimed[0], "done", None, now_micros()).await.expect("finish"));
         tx.commit().await.expect("commit");
-        settle_stopped(&service, &claimed, "panicked").await;
+        settle_stopped(&core, &claimed, "panicked").await;
         assert_eq!(statuses(&store).await, vec![("done".into(), 1), ("pending".into(), 1)]);
         // At its last attempt it fails for good.
         let mut last = claimed[1].clone();
@@ -557,7 +556,7 @@ mod tests {
         .await
         .expect("update");
         tx.commit().await.expect("commit");
-        settle_stopped(&service, &[last], "panicked").await;
+        settle_stopped(&core, &[last], "panicked").await;
         assert_eq!(statuses(&store).await, vec![("done".into(), 1), ("failed".into(), MAX_ATTEMPTS)]);
         store.close().await;
     }
@@ -568,7 +567,7 @@ mod tests {
     async fn a_job_that_stopped_its_host_every_time_fails() {
         let (dir, store) = queued(2).await;
         let runtime = Arc::new(voronka_runtime::Runtime::new(None).expect("runtime"));
-        let service = Arc::new(Service::new(store.clone(), runtime, dir.path().to_path_buf()));
+        let core = Arc::new(Core::new(store.clone(), runtime, dir.path().to_path_buf()));
         let mut tx = store.begin();
         tx.execute(
             voronka_store::Statement::new(
@@ -579,7 +578,7 @@ mod tests {
         .await
         .expect("update");
         tx.commit().await.expect("commit");
-        assert_eq!(work_once(&service).await.expect("work"), 2);
+        assert_eq!(work_once(&core).await.expect("work"), 2);
         // The other ran (its robot is gone, so it ends cancelled); the exhausted one failed.
         assert_eq!(statuses(&store).await, vec![("failed".into(), MAX_ATTEMPTS + 1), ("cancelled".into(), 1)]);
         store.close().await;

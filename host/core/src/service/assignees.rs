@@ -1,12 +1,14 @@
 //! Who does a piece of work: a named user, the holders of a role, or a person related to the
 //! item (its responsible, or the head of the responsible's department — the case's "head of
 //! sales"). Tasks, robots and business-process steps all resolve assignees here.
+//!
+//! Part of the [`super::People`] aggregate (`core.people()`).
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{People, ServiceError, ServiceResult};
 use voronka_model::assignee::{Assignee, Relation};
 use voronka_model::item::Item;
 
-impl Service {
+impl People<'_> {
     /// The active users an assignee names, for `item` (needed by relations). Fails with a
     /// validation error naming `field` when it names nobody.
     pub async fn resolve_assignee(
@@ -15,7 +17,7 @@ impl Service {
         assignee: &Assignee,
         item: Option<&Item>,
     ) -> ServiceResult<Vec<i64>> {
-        let reader = self.store.reader();
+        let reader = self.core.store.reader();
         let nobody = |why: String| ServiceError::invalid(field, why);
         match assignee {
             Assignee::User { user } => match voronka_store::people::get_user(reader, *user).await? {
@@ -54,7 +56,7 @@ impl Service {
         if let [one] = users.as_slice() {
             return Ok(*one);
         }
-        let mut conn = self.store.reader().clone();
+        let mut conn = self.core.store.reader().clone();
         voronka_store::tasks::least_busy(&mut conn, &users)
             .await?
             .ok_or_else(|| ServiceError::invalid(field, "nobody active to assign"))
@@ -63,7 +65,7 @@ impl Service {
     /// The head of `user`'s department; when `user` heads it, the head of the nearest
     /// department above with another head.
     async fn department_head_of(&self, user: i64) -> ServiceResult<Option<i64>> {
-        let reader = self.store.reader();
+        let reader = self.core.store.reader();
         let Some(department) = voronka_store::people::get_user(reader, user).await?.and_then(|u| u.department) else {
             return Ok(None);
         };

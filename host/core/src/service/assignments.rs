@@ -1,12 +1,14 @@
 //! Assignments: a person's part in a process — an approval to decide, a form to fill in. The
 //! answer is validated against the form (422 naming the field), recorded, written to the item's
 //! fields when the step says so, and the process is woken to go on, all in one transaction.
+//!
+//! The [`super::Assignments`] aggregate (`core.assignments()`).
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::notifications::NewNotification;
-use super::{Caller, Service, ServiceError, ServiceResult};
+use super::{Assignments, Caller, ServiceError, ServiceResult};
 use voronka_model::FieldError;
 use voronka_model::actor::Actor;
 use voronka_model::field::{FieldDef, FieldKind, Reference};
@@ -34,9 +36,9 @@ pub struct CompleteAssignment {
 /// Most rows of a repeatable form field.
 const MAX_ROWS: usize = 500;
 
-impl Service {
+impl Assignments<'_> {
     /// The caller's assignments (`status` `open` by default; `all` for every one).
-    pub async fn list_assignments(
+    pub async fn list(
         &self,
         caller: &Caller,
         status: Option<&str>,
@@ -51,13 +53,13 @@ impl Service {
             }
         };
         let mut rows =
-            repo::assignments_of_user(self.store.reader(), caller.principal.user_id, status, after, limit).await?;
-        let next = super::items::page_cursor(&mut rows, limit, |a| a.id);
+            repo::assignments_of_user(self.core.store.reader(), caller.principal.user_id, status, after, limit).await?;
+        let next = super::page_cursor(&mut rows, limit, |a| a.id);
         Ok((rows, next))
     }
 
-    async fn assignment_for(&self, caller: &Caller, id: i64) -> ServiceResult<Assignment> {
-        let mut conn = self.store.reader().clone();
+    async fn for_caller(&self, caller: &Caller, id: i64) -> ServiceResult<Assignment> {
+        let mut conn = self.core.store.reader().clone();
         match repo::assignment(&mut conn, id).await? {
             Some(a) if a.user == caller.principal.user_id || caller.principal.is_admin => Ok(a),
             _ => Err(ServiceError::NotFound(format!("no assignment {id}"))),
@@ -65,13 +67,8 @@ impl Service {
     }
 
     /// Completes one of the caller's open assignments.
-    pub async fn complete_assignment(
-        &self,
-        caller: &Caller,
-        id: i64,
-        input: CompleteAssignment,
-    ) -> ServiceResult<Assignment> {
-        let mut assignment = self.assignment_for(caller, id).await?;
+    pub async fn complete(&self, caller: &Caller, id: i64, input: CompleteAssignment) -> ServiceResult<Assignment> {
+        let mut assignment = self.for_caller(caller, id).await?;
         if assignment.user != caller.principal.user_id {
             return Err(ServiceError::Forbidden(format!("assignment {id} is another user's")));
         }
@@ -82,7 +79,7 @@ impl Service {
         if comment.as_ref().is_some_and(|c| c.chars().count() > 20_000) {
             return Err(ServiceError::invalid("comment", "at most 20,000 characters"));
         }
-        let (instance, program) = self.instance_program(assignment.process).await?;
+        let (instance, program) = self.core.processes().instance_program(assignment.process).await?;
         let step = program.steps.iter().find(|s| s.id == assignment.step).map(|s| s.kind.clone());
         let mut files = Vec::new();
         let mut write_fields = None;
@@ -108,7 +105,7 @@ impl Service {
         }
         assignment.comment = comment;
         let now = now_micros();
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         // The instance first, as every change of a process does (no deadlock, no lost wake-up).
         repo::lock_instance(&mut tx, instance.id).await?;
         if !repo::complete_assignment(&mut tx, &assignment, now).await? {
@@ -117,7 +114,10 @@ impl Service {
         let process = Caller::automation(Actor::Process { id: instance.id, name: instance.template.clone() }, 1);
         if let Some(fields) = write_fields {
             let patch = ItemPatch { fields: Some(fields), ..ItemPatch::default() };
-            self.update_item_in(&mut tx, &process, &assignment.item.type_key, assignment.item.id, patch, None).await?;
+            self.core
+                .items()
+                .update_in(&mut tx, &process, &assignment.item.type_key, assignment.item.id, patch, None)
+                .await?;
         }
         // Files answered are about the item: those who may read it may read them.
         voronka_store::files::attach(&mut tx, &files, &assignment.item);
@@ -137,8 +137,8 @@ impl Service {
         );
         repo::wake(&mut tx, instance.id);
         tx.commit().await?;
-        self.committed();
-        self.signals().processes.notify_one();
+        self.core.committed();
+        self.core.signals().processes.notify_one();
         assignment.status = "done".into();
         assignment.completed_at = Some(voronka_model::time::to_rfc3339(now));
         Ok(assignment)
@@ -146,17 +146,17 @@ impl Service {
 
     /// Hands one's open assignment (or, for an administrator, anyone's) to another active user,
     /// who is notified.
-    pub async fn delegate_assignment(&self, caller: &Caller, id: i64, to: i64) -> ServiceResult<Assignment> {
-        let mut assignment = self.assignment_for(caller, id).await?;
+    pub async fn delegate(&self, caller: &Caller, id: i64, to: i64) -> ServiceResult<Assignment> {
+        let mut assignment = self.for_caller(caller, id).await?;
         if assignment.status != "open" {
             return Err(ServiceError::Conflict(format!("assignment {id} is {}", assignment.status)));
         }
-        match voronka_store::people::get_user(self.store.reader(), to).await? {
+        match voronka_store::people::get_user(self.core.store.reader(), to).await? {
             Some(u) if u.active => {}
             _ => return Err(ServiceError::invalid("to", format!("no active user {to}"))),
         }
         let now = now_micros();
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         repo::lock_instance(&mut tx, assignment.process).await?;
         let step = repo::assignments_of_step(&mut tx, assignment.process, &assignment.step).await?;
         if step.iter().any(|a| a.user == to && a.status != "cancelled") {
@@ -174,9 +174,9 @@ impl Service {
             about: Some(assignment.item.clone()),
             data: json!({ "assignment": id, "process": assignment.process }),
         };
-        self.notify_in(&mut tx, caller, note).await?;
+        self.core.notifications().notify_in(&mut tx, caller, note).await?;
         tx.commit().await?;
-        self.committed();
+        self.core.committed();
         assignment.user = to;
         Ok(assignment)
     }
@@ -201,11 +201,11 @@ impl Service {
         for (path, reference) in refs {
             match reference {
                 Reference::User(id) => {
-                    if !voronka_store::people::get_user(self.store.reader(), id).await?.is_some_and(|u| u.active) {
+                    if !voronka_store::people::get_user(self.core.store.reader(), id).await?.is_some_and(|u| u.active) {
                         errors.push(FieldError::new(path, format!("no active user {id}")));
                     }
                 }
-                Reference::File(id) => match self.get_file(caller, id).await {
+                Reference::File(id) => match self.core.files().get(caller, id).await {
                     Ok(_) => files.push(id),
                     Err(_) => errors.push(FieldError::new(path, format!("no file {id}; upload it to /files first"))),
                 },

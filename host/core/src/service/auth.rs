@@ -1,11 +1,13 @@
 //! API tokens: generation, hashing, resolution to principals, and the first administrator.
+//!
+//! Part of the [`super::People`] aggregate (`core.people()`).
 
 use std::sync::Arc;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use super::{Caller, People, ServiceError, ServiceResult, require_admin};
 use voronka_model::access::Principal;
 use voronka_store::people::{self, NewUser, PeopleTable};
 
@@ -39,22 +41,22 @@ pub struct AdminBootstrap {
     pub generated_token: Option<String>,
 }
 
-impl Service {
+impl People<'_> {
     /// Resolves a bearer token to its principal (cached per configuration generation).
     pub async fn authenticate(&self, token: &str) -> ServiceResult<Option<Arc<Principal>>> {
         let hash = hash_token(token);
-        let generation = self.store.generation().await?;
-        if let Ok(cache) = self.principals.lock()
+        let generation = self.core.store.generation().await?;
+        if let Ok(cache) = self.core.principals.lock()
             && let Some((cached, principal)) = cache.get(&hash)
             && *cached == generation
         {
             return Ok(Some(principal.clone()));
         }
-        let Some(principal) = people::principal_by_token(self.store.reader(), &hash).await? else {
+        let Some(principal) = people::principal_by_token(self.core.store.reader(), &hash).await? else {
             return Ok(None);
         };
         let principal = Arc::new(principal);
-        if let Ok(mut cache) = self.principals.lock() {
+        if let Ok(mut cache) = self.core.principals.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
@@ -68,7 +70,7 @@ impl Service {
     /// given on later starts it is (re)attached to the first administrator, so the operator's
     /// configured token always works.
     pub async fn bootstrap_admin(&self, env_token: Option<&str>) -> ServiceResult<AdminBootstrap> {
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         let existing = people::first_admin(&mut tx).await?;
         let (user_id, generated_token) = match existing {
             Some(id) => {
@@ -91,7 +93,7 @@ impl Service {
                 (id, generated)
             }
         };
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(AdminBootstrap { user_id, generated_token })
     }
 
@@ -101,14 +103,14 @@ impl Service {
         if caller.principal.user_id != user_id {
             require_admin(caller)?;
         }
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         if !people::exists(&mut tx, PeopleTable::Users, user_id).await? {
             return Err(ServiceError::NotFound(format!("no user {user_id}")));
         }
         let token = generate_token();
         let name = if name.trim().is_empty() { "api" } else { name.trim() };
         let id = people::insert_token(&mut tx, user_id, &hash_token(&token), name).await?;
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok((id, token))
     }
 }

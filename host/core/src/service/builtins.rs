@@ -1,5 +1,7 @@
 //! The built-in robots (`voronka-builtins`) as this host installs them at start: their
 //! version and manifests.
+//!
+//! Part of the [`super::Plugins`] aggregate (`core.plugins()`).
 
 use crate::service::plugins::Manifest;
 use voronka_model::limits::Limits;

@@ -1,8 +1,10 @@
-//! Entity types, custom fields and funnels.
+//! Entity types, custom fields and funnels: the [`super::Types`] aggregate (`core.types()`). The
+//! catalog they make up is read through [`super::Core::catalog`], cached per configuration
+//! generation.
 
 use serde::Deserialize;
 
-use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use super::{Caller, ServiceError, ServiceResult, Types, require_admin};
 use voronka_model::access::Access;
 use voronka_model::entity_type::{BUILTIN_TYPES, EntityType, TypeSchema};
 use voronka_model::field::{FieldDef, FieldKind};
@@ -134,16 +136,16 @@ fn into_result(errors: Vec<FieldError>) -> ServiceResult<()> {
     if errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(errors)) }
 }
 
-impl Service {
+impl Types<'_> {
     /// Types the caller can see (any access in any funnel).
-    pub async fn list_types(&self, caller: &Caller) -> ServiceResult<Vec<TypeSchema>> {
-        let catalog = self.catalog().await?;
+    pub async fn list(&self, caller: &Caller) -> ServiceResult<Vec<TypeSchema>> {
+        let catalog = self.core.catalog().await?;
         Ok(catalog.values().filter(|s| caller.principal.best_access(&s.def.key) >= Access::Read).cloned().collect())
     }
 
     /// A type the caller can see, with fields and funnels.
-    pub async fn get_type(&self, caller: &Caller, key: &str) -> ServiceResult<TypeSchema> {
-        let catalog = self.catalog().await?;
+    pub async fn get(&self, caller: &Caller, key: &str) -> ServiceResult<TypeSchema> {
+        let catalog = self.core.catalog().await?;
         match catalog.get(key) {
             Some(s) if caller.principal.best_access(key) >= Access::Read => Ok(s.clone()),
             _ => Err(ServiceError::NotFound(format!("no entity type `{key}`"))),
@@ -151,9 +153,9 @@ impl Service {
     }
 
     /// Creates a custom type ("smart process") with its default funnel. Administrators only.
-    pub async fn create_type(&self, caller: &Caller, input: NewType) -> ServiceResult<TypeSchema> {
+    pub async fn create(&self, caller: &Caller, input: NewType) -> ServiceResult<TypeSchema> {
         require_admin(caller)?;
-        let catalog = self.catalog().await?;
+        let catalog = self.core.catalog().await?;
         let mut errors = Vec::new();
         if !is_valid_key(&input.key) {
             errors.push(FieldError::new(
@@ -181,7 +183,7 @@ impl Service {
             has_amount: input.has_amount,
             parents: input.parents,
         };
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         if BUILTIN_TYPES.contains(&def.key.as_str()) || !repo::insert_type(&mut tx, &def).await? {
             return Err(ServiceError::Conflict(format!("entity type `{}` already exists", def.key)));
         }
@@ -191,14 +193,14 @@ impl Service {
             repo::insert_funnel(&mut tx, &def.key, &funnel).await?;
             funnels.push(funnel);
         }
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(TypeSchema { def, fields: Vec::new(), funnels })
     }
 
     /// Changes a type's title or allowed parents. Needs `admin` access to the type.
-    pub async fn update_type(&self, caller: &Caller, key: &str, patch: TypePatch) -> ServiceResult<TypeSchema> {
-        let mut schema = self.type_for_admin(caller, key).await?;
-        let catalog = self.catalog().await?;
+    pub async fn update(&self, caller: &Caller, key: &str, patch: TypePatch) -> ServiceResult<TypeSchema> {
+        let mut schema = self.for_admin(caller, key).await?;
+        let catalog = self.core.catalog().await?;
         let mut errors = Vec::new();
         if let Some(title) = &patch.title {
             check_title(&mut errors, "title", title);
@@ -209,14 +211,14 @@ impl Service {
             schema.def.parents = parents;
         }
         into_result(errors)?;
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         repo::update_type(&mut tx, &schema.def).await?;
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(schema)
     }
 
-    async fn type_for_admin(&self, caller: &Caller, key: &str) -> ServiceResult<TypeSchema> {
-        let schema = self.get_type(caller, key).await?;
+    async fn for_admin(&self, caller: &Caller, key: &str) -> ServiceResult<TypeSchema> {
+        let schema = self.get(caller, key).await?;
         if caller.principal.access(key, None) < Access::Admin {
             return Err(ServiceError::Forbidden(format!("changing type `{key}` needs admin access to it")));
         }
@@ -225,8 +227,8 @@ impl Service {
 
     /// Adds a custom field. Needs `admin` access to the type.
     pub async fn create_field(&self, caller: &Caller, type_key: &str, input: NewField) -> ServiceResult<FieldDef> {
-        let schema = self.type_for_admin(caller, type_key).await?;
-        let catalog = self.catalog().await?;
+        let schema = self.for_admin(caller, type_key).await?;
+        let catalog = self.core.catalog().await?;
         let mut errors = Vec::new();
         if !is_valid_key(&input.key) {
             errors.push(FieldError::new(
@@ -274,17 +276,17 @@ impl Service {
             options: input.options,
             target: input.target,
         };
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         if !repo::insert_field(&mut tx, &schema.def.key, &field).await? {
             return Err(ServiceError::Conflict(format!("field `{}` already exists on `{type_key}`", field.key)));
         }
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(field)
     }
 
     /// Adds a funnel to a type with funnels. Needs `admin` access to the type.
     pub async fn create_funnel(&self, caller: &Caller, type_key: &str, input: NewFunnel) -> ServiceResult<Funnel> {
-        let schema = self.type_for_admin(caller, type_key).await?;
+        let schema = self.for_admin(caller, type_key).await?;
         if !schema.def.has_funnels {
             let why = if schema.def.has_stages { "has a single funnel" } else { "has no stages" };
             return Err(ServiceError::invalid("key", format!("type `{type_key}` {why}")));
@@ -307,20 +309,20 @@ impl Service {
             is_default: input.default,
             stages: input.stages,
         };
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         if !repo::insert_funnel(&mut tx, type_key, &funnel).await? {
             return Err(ServiceError::Conflict(format!("funnel `{}` already exists on `{type_key}`", funnel.key)));
         }
         if funnel.is_default {
             repo::update_funnel(&mut tx, type_key, &funnel).await?;
         }
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(funnel)
     }
 
     /// A funnel of a type the caller can see.
     pub async fn get_funnel(&self, caller: &Caller, type_key: &str, key: &str) -> ServiceResult<Funnel> {
-        let schema = self.get_type(caller, type_key).await?;
+        let schema = self.get(caller, type_key).await?;
         schema
             .funnel(key)
             .cloned()
@@ -335,7 +337,7 @@ impl Service {
         key: &str,
         patch: FunnelPatch,
     ) -> ServiceResult<Funnel> {
-        let schema = self.type_for_admin(caller, type_key).await?;
+        let schema = self.for_admin(caller, type_key).await?;
         let mut funnel = schema
             .funnel(key)
             .cloned()
@@ -361,7 +363,7 @@ impl Service {
             None => Vec::new(),
         };
         into_result(errors)?;
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         for stage in &removed {
             let n = repo::count_in_stage(&mut tx, type_key, key, &stage.key).await?;
             if n > 0 {
@@ -372,7 +374,32 @@ impl Service {
             }
         }
         repo::update_funnel(&mut tx, type_key, &funnel).await?;
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(funnel)
+    }
+
+    /// Checks that the stage exists and the caller has `need` access to the type in its funnel.
+    pub(super) async fn check_stage(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        funnel: &str,
+        stage: &str,
+        need: Access,
+    ) -> ServiceResult<()> {
+        let schema = self.get(caller, type_key).await?;
+        let funnel_def = schema
+            .funnel(funnel)
+            .ok_or_else(|| ServiceError::NotFound(format!("no funnel `{funnel}` in type `{type_key}`")))?;
+        if funnel_def.stage(stage).is_none() {
+            return Err(ServiceError::NotFound(format!("no stage `{stage}` in funnel `{funnel}`")));
+        }
+        if caller.principal.access(type_key, Some(funnel)) < need {
+            return Err(ServiceError::Forbidden(format!(
+                "{} access to `{type_key}` in funnel `{funnel}` is required",
+                need.as_str()
+            )));
+        }
+        Ok(())
     }
 }

@@ -2,6 +2,8 @@
 //! kept under `<data-dir>/files/<first two hex digits>/<sha256>` (the same bytes are kept once),
 //! with their metadata in the database. A file attached to an item is readable by whoever may
 //! read the item; an unattached one by its uploader and administrators.
+//!
+//! The [`super::Files`] aggregate (`core.files()`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::items::TimelineNote;
-use super::{Caller, Service, ServiceError, ServiceResult};
+use super::{Caller, Files, ServiceError, ServiceResult};
 use voronka_model::access::Access;
 use voronka_model::file::{MAX_FILE, StoredFile, content_type, safe_name};
 use voronka_model::item::{ItemRef, TimelineKind};
@@ -64,15 +66,15 @@ pub struct UploadInfo {
     pub attach: Option<ItemRef>,
 }
 
-impl Service {
+impl Files<'_> {
     /// The folder of the file store.
-    fn files_root(&self) -> PathBuf {
-        self.data_dir.join("files")
+    fn root(&self) -> PathBuf {
+        self.core.data_dir.join("files")
     }
 
     /// Removes staging files a stopped host left behind (call before serving).
     pub async fn clear_staging(&self) -> ServiceResult<()> {
-        let staging = self.files_root().join("staging");
+        let staging = self.root().join("staging");
         match tokio::fs::remove_dir_all(&staging).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -82,7 +84,7 @@ impl Service {
 
     /// Starts receiving an upload.
     pub async fn begin_upload(&self) -> ServiceResult<Upload> {
-        let staging = self.files_root().join("staging");
+        let staging = self.root().join("staging");
         tokio::fs::create_dir_all(&staging).await.map_err(io_error(&staging))?;
         let path = staging.join(format!("{}.part", super::auth::random_secret()));
         let file = tokio::fs::File::create(&path).await.map_err(io_error(&path))?;
@@ -99,8 +101,8 @@ impl Service {
     ) -> ServiceResult<StoredFile> {
         let user = caller.principal.user_id;
         if let Some(item) = &info.attach {
-            let found = self.get_item(caller, &item.type_key, item.id).await?;
-            self.require(caller, &found.type_key, found.funnel.as_deref(), Access::Write)?;
+            let found = self.core.items().get(caller, &item.type_key, item.id).await?;
+            self.core.require(caller, &found.type_key, found.funnel.as_deref(), Access::Write)?;
         }
         let name = safe_name(&info.name);
         let mut file = upload.file.take().ok_or_else(|| ServiceError::invalid("file", "the upload is closed"))?;
@@ -109,7 +111,7 @@ impl Service {
         drop(file);
         let sha256 = hex::encode(std::mem::take(&mut upload.hasher).finalize());
         let target = self.blob_path(&sha256);
-        let folder = target.parent().map(Path::to_path_buf).unwrap_or_else(|| self.files_root());
+        let folder = target.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root());
         tokio::fs::create_dir_all(&folder).await.map_err(io_error(&folder))?;
         // Same bytes, same name: the rename replaces them with themselves.
         tokio::fs::rename(&upload.path, &target).await.map_err(io_error(&target))?;
@@ -125,37 +127,39 @@ impl Service {
             created_by: user,
             created_at: to_rfc3339(now),
         };
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         stored.id = repo::insert(&mut tx, &stored, now).await?;
         if let Some(item) = &info.attach {
             let text = format!("File attached: {}", stored.name);
             let data = serde_json::json!({ "file": stored.id });
-            self.add_timeline_entry_in(
-                &mut tx,
-                caller,
-                item,
-                TimelineNote { kind: TimelineKind::System, text: &text, data: &data },
-            )
-            .await?;
+            self.core
+                .items()
+                .add_timeline_entry_in(
+                    &mut tx,
+                    caller,
+                    item,
+                    TimelineNote { kind: TimelineKind::System, text: &text, data: &data },
+                )
+                .await?;
         }
         tx.commit().await?;
         if info.attach.is_some() {
-            self.committed();
+            self.core.committed();
         }
         Ok(stored)
     }
 
     fn blob_path(&self, sha256: &str) -> PathBuf {
-        self.files_root().join(&sha256[..2.min(sha256.len())]).join(sha256)
+        self.root().join(&sha256[..2.min(sha256.len())]).join(sha256)
     }
 
     /// A file's metadata, when the caller may read it.
-    pub async fn get_file(&self, caller: &Caller, id: i64) -> ServiceResult<StoredFile> {
-        let file = repo::get(self.store.reader(), id).await?;
+    pub async fn get(&self, caller: &Caller, id: i64) -> ServiceResult<StoredFile> {
+        let file = repo::get(self.core.store.reader(), id).await?;
         let visible = match &file {
             None => false,
             Some(f) => match &f.item {
-                Some(item) => self.get_item(caller, &item.type_key, item.id).await.is_ok(),
+                Some(item) => self.core.items().get(caller, &item.type_key, item.id).await.is_ok(),
                 None => caller.principal.is_admin || f.created_by == caller.principal.user_id,
             },
         };
@@ -166,16 +170,16 @@ impl Service {
     }
 
     /// A file's metadata and bytes, when the caller may read it.
-    pub async fn read_file(&self, caller: &Caller, id: i64) -> ServiceResult<(StoredFile, Vec<u8>)> {
-        let file = self.get_file(caller, id).await?;
+    pub async fn read(&self, caller: &Caller, id: i64) -> ServiceResult<(StoredFile, Vec<u8>)> {
+        let file = self.get(caller, id).await?;
         let path = self.blob_path(&file.sha256);
         let bytes = tokio::fs::read(&path).await.map_err(io_error(&path))?;
         Ok((file, bytes))
     }
 
     /// The files attached to an item the caller may read.
-    pub async fn item_files(&self, caller: &Caller, item: &ItemRef) -> ServiceResult<Vec<StoredFile>> {
-        self.get_item(caller, &item.type_key, item.id).await?;
-        Ok(repo::of_item(self.store.reader(), item).await?)
+    pub async fn of_item(&self, caller: &Caller, item: &ItemRef) -> ServiceResult<Vec<StoredFile>> {
+        self.core.items().get(caller, &item.type_key, item.id).await?;
+        Ok(repo::of_item(self.core.store.reader(), item).await?)
     }
 }

@@ -1,11 +1,12 @@
-//! Items: create, read, change, move, delete; stage history, timeline and children.
+//! Items: create, read, change, move, delete; stage history, timeline and children. The
+//! [`super::Items`] aggregate (`core.items()`), with listing in `list.rs`.
 //!
 //! Every change runs in one transaction that also writes stage history, a timeline entry and a
 //! domain event to the outbox.
 
 use serde_json::{Map, Value, json};
 
-use super::{Caller, Service, ServiceError, ServiceResult};
+use super::{Caller, Items, ServiceError, ServiceResult, lost_race, page_cursor};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::entity_type::TypeSchema;
@@ -17,7 +18,6 @@ use voronka_model::item::{
 };
 use voronka_model::money::Money;
 use voronka_model::time::{now_micros, to_rfc3339};
-use voronka_store::StoreError;
 use voronka_store::items::{self as repo, ItemWrite};
 use voronka_store::journal::NewEntry;
 use voronka_store::outbox::{self, NewEvent};
@@ -28,12 +28,6 @@ use voronka_store::{Tx, journal};
 const MAX_TITLE: usize = 500;
 /// Most parent links of one item.
 const MAX_PARENTS: usize = 100;
-
-/// The error of a version-checked write whose item another writer changed since it was read:
-/// nothing of the transaction is stored, and [`Service::write`] runs the use case once more.
-pub(super) fn lost_race() -> ServiceError {
-    ServiceError::Store(StoreError::Db(voronka_store::DbError::CheckFailed))
-}
 
 /// Collects validation problems and references to check in the database.
 #[derive(Default)]
@@ -212,84 +206,23 @@ fn write_of(item: &Item) -> ItemWrite {
     }
 }
 
-impl Service {
-    /// The type's schema, or not-found when the caller cannot see the type at all.
-    async fn visible_schema(&self, caller: &Caller, type_key: &str) -> ServiceResult<TypeSchema> {
-        let catalog = self.catalog().await?;
-        match catalog.get(type_key) {
-            Some(schema) if caller.principal.best_access(type_key) > Access::None => Ok(schema.clone()),
-            Some(_) => Err(ServiceError::Forbidden(format!("your roles give no access to `{type_key}` items"))),
-            None => Err(ServiceError::NotFound(format!("no entity type `{type_key}`"))),
-        }
-    }
-
-    pub(super) fn require(
-        &self,
-        caller: &Caller,
-        type_key: &str,
-        funnel: Option<&str>,
-        need: Access,
-    ) -> ServiceResult<()> {
-        if caller.principal.access(type_key, funnel) >= need {
-            return Ok(());
-        }
-        let place = funnel.map(|f| format!(" in funnel `{f}`")).unwrap_or_default();
-        Err(ServiceError::Forbidden(format!("{} access to `{type_key}` items{place} is required", need.as_str())))
-    }
-
-    /// The one write path of a use case: runs `change` in a transaction and commits it. A
-    /// change reads the item it changes off the writer's turn and its write checks the version
-    /// it read; when another writer changed the item first (a version check failed, in the
-    /// change or at commit), nothing of it was stored, and it runs once more holding the
-    /// writer's turn from the start, reading the item locked ([`Service::load_for_change`]),
-    /// so the second attempt cannot lose the race.
-    pub(super) async fn write<T, F, Fut>(&self, mut change: F) -> ServiceResult<T>
-    where
-        F: FnMut(Tx) -> Fut,
-        Fut: std::future::Future<Output = ServiceResult<(Tx, T)>>,
-    {
-        for attempt in 0..2 {
-            let mut tx = self.store.begin();
-            if attempt > 0 {
-                tx.hold_turn().await?;
-            }
-            let (tx, value) = match change(tx).await {
-                Err(ServiceError::Store(e)) if e.is_check_failed() => continue,
-                other => other?,
-            };
-            match tx.commit().await {
-                Ok(()) => {
-                    self.committed();
-                    return Ok(value);
-                }
-                Err(voronka_store::DbError::CheckFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::Conflict("the item kept changing while it was being changed; try again".into()))
-    }
-
+impl Items<'_> {
     /// Creates an item.
-    pub async fn create_item(&self, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
-        self.write(|mut tx| {
-            let input = input.clone();
-            async move {
-                let item = self.create_item_in(&mut tx, caller, type_key, input).await?;
-                Ok((tx, item))
-            }
-        })
-        .await
+    pub async fn create(&self, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
+        self.core
+            .write(|mut tx| {
+                let input = input.clone();
+                async move {
+                    let item = self.create_in(&mut tx, caller, type_key, input).await?;
+                    Ok((tx, item))
+                }
+            })
+            .await
     }
 
     /// Creates an item inside `tx`.
-    pub async fn create_item_in(
-        &self,
-        tx: &mut Tx,
-        caller: &Caller,
-        type_key: &str,
-        input: NewItem,
-    ) -> ServiceResult<Item> {
-        let schema = self.visible_schema(caller, type_key).await?;
+    pub async fn create_in(&self, tx: &mut Tx, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
+        let schema = self.core.visible_schema(caller, type_key).await?;
         let mut check = Check::default();
         let (funnel, stage) = if schema.def.has_stages {
             let funnel = match &input.funnel {
@@ -324,7 +257,7 @@ impl Service {
             }
             (None, None)
         };
-        self.require(caller, type_key, funnel.as_deref(), Access::Write)?;
+        self.core.require(caller, type_key, funnel.as_deref(), Access::Write)?;
         check.title(&input.title);
         let amount = check.amount(&schema, &input.amount);
         check.links(input.responsible, input.contact, input.company);
@@ -387,18 +320,18 @@ impl Service {
             payload: json!({ "item": snapshot }),
         };
         outbox::record(tx, &event, now).await?;
-        let robots = self.enter_stage(caller, &item, false, now).await?;
+        let robots = self.core.robots().enter_stage(caller, &item, false, now).await?;
         for statement in robots.statements {
             tx.defer(statement);
         }
-        self.note_stage_entry(tx, caller, &item, robots.notes).await;
+        self.core.robots().note_stage_entry(tx, caller, &item, robots.notes).await;
         Ok(item)
     }
 
     /// Reads an item the caller may see.
-    pub async fn get_item(&self, caller: &Caller, type_key: &str, id: i64) -> ServiceResult<Item> {
-        self.visible_schema(caller, type_key).await?;
-        let mut conn = self.store.key_reader().await?;
+    pub async fn get(&self, caller: &Caller, type_key: &str, id: i64) -> ServiceResult<Item> {
+        self.core.visible_schema(caller, type_key).await?;
+        let mut conn = self.core.store.key_reader().await?;
         let item = repo::get(&mut conn, type_key, id).await?;
         match item {
             Some(item) if caller.principal.access(type_key, item.funnel.as_deref()) >= Access::Read => Ok(item),
@@ -422,7 +355,7 @@ impl Service {
         let item = if let Some(item) = voronka_store::items::lent(tx, type_key, id) {
             Some(item.clone())
         } else if tx.is_fresh() {
-            let mut conn = self.store.key_reader().await?;
+            let mut conn = self.core.store.key_reader().await?;
             repo::get(&mut conn, type_key, id).await?
         } else {
             repo::get_for_change(tx, type_key, id).await?
@@ -431,7 +364,7 @@ impl Service {
             Some(item) if caller.principal.access(type_key, item.funnel.as_deref()) >= Access::Read => item,
             _ => return Err(ServiceError::NotFound(format!("no `{type_key}` item {id}"))),
         };
-        self.require(caller, type_key, item.funnel.as_deref(), need)?;
+        self.core.require(caller, type_key, item.funnel.as_deref(), need)?;
         if let Some(expected) = if_match
             && expected != item.version
         {
@@ -441,12 +374,12 @@ impl Service {
     }
 
     /// Reads an item inside `tx` (seeing the transaction's own changes).
-    pub async fn load_item_in(&self, tx: &mut Tx, caller: &Caller, type_key: &str, id: i64) -> ServiceResult<Item> {
+    pub async fn load_in(&self, tx: &mut Tx, caller: &Caller, type_key: &str, id: i64) -> ServiceResult<Item> {
         self.load_for_change(tx, caller, type_key, id, None, Access::Read).await
     }
 
     /// Changes title, amount, links, parents or custom fields. Returns the item as stored.
-    pub async fn update_item(
+    pub async fn update(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -454,18 +387,19 @@ impl Service {
         patch: ItemPatch,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
-        self.write(|mut tx| {
-            let patch = patch.clone();
-            async move {
-                let item = self.update_item_in(&mut tx, caller, type_key, id, patch, if_match).await?;
-                Ok((tx, item))
-            }
-        })
-        .await
+        self.core
+            .write(|mut tx| {
+                let patch = patch.clone();
+                async move {
+                    let item = self.update_in(&mut tx, caller, type_key, id, patch, if_match).await?;
+                    Ok((tx, item))
+                }
+            })
+            .await
     }
 
     /// The same inside `tx`.
-    pub async fn update_item_in(
+    pub async fn update_in(
         &self,
         tx: &mut Tx,
         caller: &Caller,
@@ -474,7 +408,7 @@ impl Service {
         patch: ItemPatch,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
-        let schema = self.visible_schema(caller, type_key).await?;
+        let schema = self.core.visible_schema(caller, type_key).await?;
         if patch.stage.is_some() || patch.funnel.is_some() {
             return Err(ServiceError::invalid("stage", "stages and funnels change through POST .../move"));
         }
@@ -542,7 +476,7 @@ impl Service {
         };
         outbox::prepare(tx).await?;
         let mut then = vec![journal::entry_statement(&entry, false), outbox::event_statement(&event, now)];
-        then.extend(self.retime_relative(&new, &names, now).await?);
+        then.extend(self.core.robots().retime_relative(&new, &names, now).await?);
         if !repo::update(tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now, then).await? {
             return Err(lost_race());
         }
@@ -557,7 +491,7 @@ impl Service {
     }
 
     /// Moves an item to another stage, in its funnel or another one of its type.
-    pub async fn move_item(
+    pub async fn move_to(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -565,18 +499,19 @@ impl Service {
         request: MoveRequest,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
-        self.write(|mut tx| {
-            let request = request.clone();
-            async move {
-                let item = self.move_item_in(&mut tx, caller, type_key, id, request, if_match).await?;
-                Ok((tx, item))
-            }
-        })
-        .await
+        self.core
+            .write(|mut tx| {
+                let request = request.clone();
+                async move {
+                    let item = self.move_to_in(&mut tx, caller, type_key, id, request, if_match).await?;
+                    Ok((tx, item))
+                }
+            })
+            .await
     }
 
     /// The same inside `tx`.
-    pub async fn move_item_in(
+    pub async fn move_to_in(
         &self,
         tx: &mut Tx,
         caller: &Caller,
@@ -585,7 +520,7 @@ impl Service {
         request: MoveRequest,
         if_match: Option<i64>,
     ) -> ServiceResult<Item> {
-        let schema = self.visible_schema(caller, type_key).await?;
+        let schema = self.core.visible_schema(caller, type_key).await?;
         if !schema.def.has_stages {
             return Err(ServiceError::invalid("stage", format!("type `{type_key}` has no stages")));
         }
@@ -617,7 +552,7 @@ impl Service {
                 format!("no stage `{}` in funnel `{funnel_key}`", request.stage),
             ));
         }
-        self.require(caller, &type_key, Some(&funnel_key), Access::Write)?;
+        self.core.require(caller, &type_key, Some(&funnel_key), Access::Write)?;
         let from = point(&old);
         let to = StagePoint { funnel: Some(funnel_key.clone()), stage: Some(request.stage.clone()) };
         if from == to {
@@ -652,7 +587,7 @@ impl Service {
             payload: payload.clone(),
         };
         outbox::prepare(tx).await?;
-        let robots = self.enter_stage(caller, &new, true, now).await?;
+        let robots = self.core.robots().enter_stage(caller, &new, true, now).await?;
         let mut then = vec![
             journal::move_statement(id, &from, &to, &caller.actor, now),
             journal::entry_statement(&entry, false),
@@ -666,20 +601,14 @@ impl Service {
         new.updated_by = caller.actor.user_id();
         new.updated_at = to_rfc3339(now);
         voronka_store::items::lend(tx, new.clone());
-        self.note_stage_entry(tx, caller, &new, robots.notes).await;
+        self.core.robots().note_stage_entry(tx, caller, &new, robots.notes).await;
         Ok(Some(new))
     }
 
     /// Deletes an item (needs `admin` access to it); links to and from it go too.
-    pub async fn delete_item(
-        &self,
-        caller: &Caller,
-        type_key: &str,
-        id: i64,
-        if_match: Option<i64>,
-    ) -> ServiceResult<()> {
-        self.visible_schema(caller, type_key).await?;
-        let mut tx = self.store.begin();
+    pub async fn delete(&self, caller: &Caller, type_key: &str, id: i64, if_match: Option<i64>) -> ServiceResult<()> {
+        self.core.visible_schema(caller, type_key).await?;
+        let mut tx = self.core.store.begin();
         let item = self.load_for_change(&mut tx, caller, type_key, id, if_match, Access::Admin).await?;
         if !repo::delete(&mut tx, id, item.version).await? {
             return Err(ServiceError::Conflict(format!("item {id} changed while it was being deleted; try again")));
@@ -697,12 +626,12 @@ impl Service {
         outbox::record(&mut tx, &event, now).await?;
         tx.defer(voronka_store::jobs::cancel_pending(id, None, now));
         tx.commit().await?;
-        self.committed();
+        self.core.committed();
         Ok(())
     }
 
     /// Stage history of an item, oldest first: `(entries, next cursor)`.
-    pub async fn item_history(
+    pub async fn history(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -710,14 +639,14 @@ impl Service {
         after: i64,
         limit: i64,
     ) -> ServiceResult<(Vec<HistoryEntry>, Option<i64>)> {
-        self.get_item(caller, type_key, id).await?;
-        let mut entries = journal::history(self.store.reader(), id, after, limit).await?;
+        self.get(caller, type_key, id).await?;
+        let mut entries = journal::history(self.core.store.reader(), id, after, limit).await?;
         let next = page_cursor(&mut entries, limit, |e| e.id);
         Ok((entries, next))
     }
 
     /// Timeline of an item, newest first: `(entries, next cursor)`.
-    pub async fn item_timeline(
+    pub async fn timeline(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -725,8 +654,8 @@ impl Service {
         before: Option<i64>,
         limit: i64,
     ) -> ServiceResult<(Vec<TimelineEntry>, Option<i64>)> {
-        self.get_item(caller, type_key, id).await?;
-        let mut entries = journal::timeline(self.store.reader(), id, before.unwrap_or(i64::MAX), limit).await?;
+        self.get(caller, type_key, id).await?;
+        let mut entries = journal::timeline(self.core.store.reader(), id, before.unwrap_or(i64::MAX), limit).await?;
         let next = page_cursor(&mut entries, limit, |e| e.id);
         Ok((entries, next))
     }
@@ -743,19 +672,15 @@ impl Service {
         if text.is_empty() || text.chars().count() > 20_000 {
             return Err(ServiceError::invalid("text", "a comment of 1 to 20,000 characters is required"));
         }
-        self.visible_schema(caller, type_key).await?;
-        let mut tx = self.store.begin();
-        let entry = self
-            .add_timeline_entry_in(
-                &mut tx,
-                caller,
-                &ItemRef { type_key: type_key.to_string(), id },
-                TimelineNote { kind: TimelineKind::Comment, text, data: &json!({}) },
-            )
-            .await?;
-        tx.commit().await?;
-        self.committed();
-        Ok(entry)
+        self.core.visible_schema(caller, type_key).await?;
+        let (item, data) = (&ItemRef { type_key: type_key.to_string(), id }, &json!({}));
+        self.core
+            .write(|mut tx| async move {
+                let note = TimelineNote { kind: TimelineKind::Comment, text, data };
+                let entry = self.add_timeline_entry_in(&mut tx, caller, item, note).await?;
+                Ok((tx, entry))
+            })
+            .await
     }
 
     /// Adds a comment or system entry to an item's timeline inside `tx` (needs read access).
@@ -801,16 +726,6 @@ pub struct TimelineNote<'a> {
     pub text: &'a str,
     /// Details.
     pub data: &'a Value,
-}
-
-/// Trims a page fetched with one extra row and returns the cursor of the next page.
-pub fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Option<i64> {
-    if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(id)
-    } else {
-        None
-    }
 }
 
 /// The changed properties between two states of an item: `[{field, old, new}]`.

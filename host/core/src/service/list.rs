@@ -1,9 +1,11 @@
 //! Listing items: filters, sorting and keyset pagination that never duplicates or skips a row
 //! while others insert, restricted to what the caller may read.
+//!
+//! Part of the [`super::Items`] aggregate (`core.items()`).
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Service, ServiceError, ServiceResult};
+use super::{Caller, Items, ServiceError, ServiceResult};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::entity_type::TypeSchema;
@@ -272,15 +274,10 @@ fn field_filter(dialect: Dialect, schema: &TypeSchema, rest: &[&str], value: &st
     Ok(Condition { sql: format!("{} {op} ?", field_expr(dialect, key, def.kind)), binds: vec![bind] })
 }
 
-impl Service {
+impl Items<'_> {
     /// Lists items of a type the caller may read, filtered, sorted and paginated.
-    pub async fn list_items(
-        &self,
-        caller: &Caller,
-        type_key: &str,
-        params: &[(String, String)],
-    ) -> ServiceResult<ItemPage> {
-        let catalog = self.catalog().await?;
+    pub async fn list(&self, caller: &Caller, type_key: &str, params: &[(String, String)]) -> ServiceResult<ItemPage> {
+        let catalog = self.core.catalog().await?;
         let schema =
             catalog.get(type_key).ok_or_else(|| ServiceError::NotFound(format!("no entity type `{type_key}`")))?;
         let visible = readable(caller, schema)
@@ -298,8 +295,8 @@ impl Service {
         id: i64,
         params: &[(String, String)],
     ) -> ServiceResult<ItemPage> {
-        self.get_item(caller, type_key, id).await?;
-        let catalog = self.catalog().await?;
+        self.get(caller, type_key, id).await?;
+        let catalog = self.core.catalog().await?;
         let only_type = params.iter().find(|(k, _)| k == "type").map(|(_, v)| v.clone());
         if let Some(t) = &only_type
             && !catalog.contains_key(t)
@@ -323,7 +320,7 @@ impl Service {
         mut conditions: Vec<Condition>,
         params: &[(String, String)],
     ) -> ServiceResult<ItemPage> {
-        let parsed = parse_params(self.store.dialect(), schema, params).map_err(ServiceError::Validation)?;
+        let parsed = parse_params(self.core.store.dialect(), schema, params).map_err(ServiceError::Validation)?;
         conditions.extend(parsed.conditions);
         let after = match &parsed.cursor {
             Some(c) => {
@@ -333,7 +330,7 @@ impl Service {
         };
         let query =
             ListQuery { conditions, sort: parsed.sort, descending: parsed.descending, after, limit: parsed.limit };
-        let mut items = repo::list(self.store.reader(), &query).await?;
+        let mut items = repo::list(self.core.store.reader(), &query).await?;
         let next_cursor = if items.len() as i64 > parsed.limit {
             items.truncate(parsed.limit as usize);
             items.last().map(|last| encode_cursor(&parsed.sort_name, last, parsed.sort))

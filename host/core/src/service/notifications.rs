@@ -1,10 +1,12 @@
 //! Notifications: written on task assignment, on process assignments and their outcomes, and by
 //! robots through the `notify` host interface; read by each user from their own inbox. Each is
 //! also a `notification.created` event, so webhooks can carry it outward.
+//!
+//! The [`super::Notifications`] aggregate (`core.notifications()`).
 
 use serde_json::{Value, json};
 
-use super::{Caller, Service, ServiceError, ServiceResult};
+use super::{Caller, Notifications, ServiceError, ServiceResult};
 use voronka_model::event::EventKind;
 use voronka_model::item::ItemRef;
 use voronka_model::notification::{MAX_TEXT, Notification};
@@ -28,7 +30,7 @@ pub struct NewNotification {
     pub data: Value,
 }
 
-impl Service {
+impl Notifications<'_> {
     /// Writes a notification inside `tx`, with its event; returns its id, or `None` when the
     /// recipient is inactive (nothing is written). An unknown recipient is an error.
     pub async fn notify_in(&self, tx: &mut Tx, caller: &Caller, new: NewNotification) -> ServiceResult<Option<i64>> {
@@ -39,7 +41,7 @@ impl Service {
                 format!("a notification of 1 to {MAX_TEXT} characters is required"),
             ));
         }
-        match voronka_store::people::get_user(self.store.reader(), new.user).await? {
+        match voronka_store::people::get_user(self.core.store.reader(), new.user).await? {
             Some(user) if user.active => {}
             // Someone who left is not written to; the change that would notify them goes on.
             Some(_) => return Ok(None),
@@ -70,33 +72,33 @@ impl Service {
     }
 
     /// The caller's notifications, newest first; only unread ones when `unread`.
-    pub async fn list_notifications(
+    pub async fn list(
         &self,
         caller: &Caller,
         unread: bool,
         before: i64,
         limit: i64,
     ) -> ServiceResult<(Vec<Notification>, Option<i64>)> {
-        let mut rows = repo::list(self.store.reader(), caller.principal.user_id, unread, before, limit).await?;
-        let next = super::items::page_cursor(&mut rows, limit, |n| n.id);
+        let mut rows = repo::list(self.core.store.reader(), caller.principal.user_id, unread, before, limit).await?;
+        let next = super::page_cursor(&mut rows, limit, |n| n.id);
         Ok((rows, next))
     }
 
     /// How many of the caller's notifications are unread.
-    pub async fn unread_notifications(&self, caller: &Caller) -> ServiceResult<i64> {
-        Ok(repo::unread_count(self.store.reader(), caller.principal.user_id).await?)
+    pub async fn unread(&self, caller: &Caller) -> ServiceResult<i64> {
+        Ok(repo::unread_count(self.core.store.reader(), caller.principal.user_id).await?)
     }
 
     /// Marks one of the caller's notifications read (`Some(id)`) or all of them (`None`);
     /// returns how many were unread.
-    pub async fn mark_notifications_read(&self, caller: &Caller, id: Option<i64>) -> ServiceResult<usize> {
+    pub async fn mark_read(&self, caller: &Caller, id: Option<i64>) -> ServiceResult<usize> {
         let user = caller.principal.user_id;
         if let Some(id) = id
-            && !repo::owned_by(self.store.reader(), id, user).await?
+            && !repo::owned_by(self.core.store.reader(), id, user).await?
         {
             return Err(ServiceError::NotFound(format!("no notification {id}")));
         }
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         let changed = repo::mark_read(&mut tx, user, id.as_slice(), now_micros()).await?;
         tx.commit().await?;
         Ok(changed)

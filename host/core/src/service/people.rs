@@ -1,8 +1,9 @@
-//! Users, departments and roles.
+//! Users, departments and roles: the [`super::People`] aggregate (`core.people()`), with tokens
+//! and authentication (`auth.rs`) and assignee resolution (`assignees.rs`).
 
 use serde::Deserialize;
 
-use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use super::{Caller, People, ServiceError, ServiceResult, require_admin};
 use voronka_model::access::Permission;
 use voronka_model::people::{Department, Role, User};
 use voronka_model::{FieldError, is_valid_key};
@@ -85,15 +86,17 @@ fn check_name(errors: &mut Vec<FieldError>, name: &str) {
     }
 }
 
-impl Service {
+impl People<'_> {
     /// Users by id (any signed-in user may list them, to pick a responsible).
     pub async fn list_users(&self, after: i64, limit: i64) -> ServiceResult<Vec<User>> {
-        Ok(repo::list_users(self.store.reader(), after, limit + 1).await?)
+        Ok(repo::list_users(self.core.store.reader(), after, limit + 1).await?)
     }
 
     /// One user.
     pub async fn get_user(&self, id: i64) -> ServiceResult<User> {
-        repo::get_user(self.store.reader(), id).await?.ok_or_else(|| ServiceError::NotFound(format!("no user {id}")))
+        repo::get_user(self.core.store.reader(), id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no user {id}")))
     }
 
     /// Creates a user. Administrators only.
@@ -105,7 +108,7 @@ impl Service {
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
         }
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         if repo::email_taken(&mut tx, &input.email, 0).await? {
             return Err(ServiceError::Conflict(format!("a user with e-mail `{}` exists", input.email)));
         }
@@ -125,7 +128,7 @@ impl Service {
         };
         let id = repo::insert_user(&mut tx, &user).await?;
         repo::set_user_roles(&mut tx, id, &role_ids).await?;
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         self.get_user(id).await
     }
 
@@ -151,7 +154,7 @@ impl Service {
         if let Some(admin) = patch.admin {
             user.admin = admin;
         }
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         if repo::email_taken(&mut tx, &user.email, id).await? {
             return Err(ServiceError::Conflict(format!("a user with e-mail `{}` exists", user.email)));
         }
@@ -170,13 +173,13 @@ impl Service {
                 .map_err(|k| ServiceError::invalid("roles", format!("no role `{k}`")))?;
             repo::set_user_roles(&mut tx, id, &ids).await?;
         }
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         self.get_user(id).await
     }
 
     /// All departments.
     pub async fn list_departments(&self) -> ServiceResult<Vec<Department>> {
-        Ok(repo::list_departments(self.store.reader()).await?)
+        Ok(repo::list_departments(self.core.store.reader()).await?)
     }
 
     /// Creates a department. Administrators only.
@@ -188,10 +191,10 @@ impl Service {
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
         }
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         self.check_department_links(&mut tx, &input, None).await?;
         let id = repo::insert_department(&mut tx, name.trim(), input.parent, input.head).await?;
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(Department { id, name: name.trim().to_string(), parent: input.parent, head: input.head })
     }
 
@@ -231,10 +234,10 @@ impl Service {
         if input.head.is_some() {
             department.head = input.head;
         }
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         self.check_department_links(&mut tx, &input, Some(id)).await?;
         repo::update_department(&mut tx, &department).await?;
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(department)
     }
 
@@ -259,7 +262,7 @@ impl Service {
 
     /// All roles.
     pub async fn list_roles(&self) -> ServiceResult<Vec<Role>> {
-        Ok(repo::list_roles(self.store.reader()).await?)
+        Ok(repo::list_roles(self.core.store.reader()).await?)
     }
 
     fn check_permissions(
@@ -293,7 +296,7 @@ impl Service {
     /// Creates a role. Administrators only.
     pub async fn create_role(&self, caller: &Caller, input: RoleRequest) -> ServiceResult<Role> {
         require_admin(caller)?;
-        let catalog = self.catalog().await?;
+        let catalog = self.core.catalog().await?;
         let key = input.key.clone().unwrap_or_default();
         let mut errors = Vec::new();
         if !is_valid_key(&key) {
@@ -307,18 +310,18 @@ impl Service {
             return Err(ServiceError::Validation(errors));
         }
         let title = input.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| key.clone());
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         let id = repo::insert_role(&mut tx, &key, &title, &input.permissions)
             .await?
             .ok_or_else(|| ServiceError::Conflict(format!("role `{key}` already exists")))?;
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(Role { id, key, title, permissions: input.permissions })
     }
 
     /// Replaces a role's title and permissions. Administrators only.
     pub async fn update_role(&self, caller: &Caller, key: &str, input: RoleRequest) -> ServiceResult<Role> {
         require_admin(caller)?;
-        let catalog = self.catalog().await?;
+        let catalog = self.core.catalog().await?;
         let mut role = self
             .list_roles()
             .await?
@@ -336,9 +339,9 @@ impl Service {
             role.title = t;
         }
         role.permissions = input.permissions;
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         repo::update_role(&mut tx, role.id, &role.title, &role.permissions).await?;
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(role)
     }
 }

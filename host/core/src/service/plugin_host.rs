@@ -12,7 +12,7 @@ use voronka_store::Tx;
 
 use super::items::TimelineNote;
 use super::notifications::NewNotification;
-use super::{Caller, Service, ServiceError, ServiceResult};
+use super::{Caller, Core, ServiceError, ServiceResult};
 
 impl From<ServiceError> for HostError {
     fn from(e: ServiceError) -> HostError {
@@ -36,14 +36,14 @@ impl From<ServiceError> for HostError {
 
 /// The domain as a plugin call sees it: the use cases, as the caller the plugin acts for.
 struct PluginReads {
-    service: Arc<Service>,
+    core: Arc<Core>,
     caller: Caller,
 }
 
 impl Domain for PluginReads {
     fn get_item<'a>(&'a self, type_key: &'a str, id: i64) -> DomainFuture<'a, Option<Item>> {
         Box::pin(async move {
-            match self.service.get_item(&self.caller, type_key, id).await {
+            match self.core.items().get(&self.caller, type_key, id).await {
                 Ok(item) => Ok(Some(item)),
                 Err(ServiceError::NotFound(_)) => Ok(None),
                 Err(e) => Err(e.into()),
@@ -52,12 +52,12 @@ impl Domain for PluginReads {
     }
 
     fn find_items<'a>(&'a self, type_key: &'a str, filters: Vec<(String, String)>) -> DomainFuture<'a, Vec<Item>> {
-        Box::pin(async move { Ok(self.service.list_items(&self.caller, type_key, &filters).await?.items) })
+        Box::pin(async move { Ok(self.core.items().list(&self.caller, type_key, &filters).await?.items) })
     }
 
     fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> DomainFuture<'a, Option<String>> {
         Box::pin(async move {
-            voronka_store::plugins::kv_get(self.service.store().reader(), plugin, key)
+            voronka_store::plugins::kv_get(self.core.store().reader(), plugin, key)
                 .await
                 .map_err(|e| ServiceError::from(e).into())
         })
@@ -66,28 +66,28 @@ impl Domain for PluginReads {
 
 /// The host calls of one call of `plugin`, granted `capabilities`, acting as `caller`.
 pub fn host_calls(
-    service: &Arc<Service>,
+    core: &Arc<Core>,
     plugin: &str,
     capabilities: Vec<voronka_model::capability::Capability>,
     caller: Caller,
 ) -> HostCalls {
-    HostCalls::new(Arc::new(PluginReads { service: service.clone(), caller }), plugin, capabilities)
+    HostCalls::new(Arc::new(PluginReads { core: core.clone(), caller }), plugin, capabilities)
 }
 
 /// Wakes the loops that watch what a call's writes created (deadlines of tasks, processes
 /// started); call after the writes committed.
-pub fn after_commit(service: &Service, writes: &[Write]) {
+pub fn after_commit(core: &Core, writes: &[Write]) {
     if writes.iter().any(|w| matches!(w, Write::CreateTask { .. })) {
-        service.signals().deadlines.notify_one();
+        core.signals().deadlines.notify_one();
     }
     if writes.iter().any(|w| matches!(w, Write::StartProcess { .. })) {
-        service.signals().processes.notify_one();
+        core.signals().processes.notify_one();
     }
 }
 
 /// Applies buffered writes inside `tx` as `caller`, in order, mapping provisional ids.
 pub async fn apply_writes(
-    service: &Service,
+    core: &Core,
     tx: &mut Tx,
     caller: &Caller,
     plugin: &str,
@@ -108,44 +108,44 @@ pub async fn apply_writes(
                 for parent in &mut input.parents {
                     parent.id = real(&ids, parent.id)?;
                 }
-                let item = service.create_item_in(tx, caller, type_key, input).await?;
+                let item = core.items().create_in(tx, caller, type_key, input).await?;
                 ids.insert(*provisional, item.id);
             }
             Write::UpdateFields { type_key, id, fields } => {
                 let patch = ItemPatch { fields: Some(fields.clone()), ..ItemPatch::default() };
-                service.update_item_in(tx, caller, type_key, real(&ids, *id)?, patch, None).await?;
+                core.items().update_in(tx, caller, type_key, real(&ids, *id)?, patch, None).await?;
             }
             Write::Move { type_key, id, request } => {
-                service.move_item_in(tx, caller, type_key, real(&ids, *id)?, request.clone(), None).await?;
+                core.items().move_to_in(tx, caller, type_key, real(&ids, *id)?, request.clone(), None).await?;
             }
             Write::LinkParent { type_key, id, parent } => {
                 let id = real(&ids, *id)?;
-                let item = service.load_item_in(tx, caller, type_key, id).await?;
+                let item = core.items().load_in(tx, caller, type_key, id).await?;
                 let mut parents = item.parents.clone();
                 let parent = ItemRef { type_key: parent.type_key.clone(), id: real(&ids, parent.id)? };
                 if !parents.contains(&parent) {
                     parents.push(parent);
                     let patch = ItemPatch { parents: Some(parents), ..ItemPatch::default() };
-                    service.update_item_in(tx, caller, type_key, id, patch, None).await?;
+                    core.items().update_in(tx, caller, type_key, id, patch, None).await?;
                 }
             }
             Write::TimelineEntry { type_key, id, text } => {
                 let kind = voronka_model::item::TimelineKind::System;
                 let item = ItemRef { type_key: type_key.clone(), id: real(&ids, *id)? };
                 let data = Value::Object(Map::new());
-                service.add_timeline_entry_in(tx, caller, &item, TimelineNote { kind, text, data: &data }).await?;
+                core.items().add_timeline_entry_in(tx, caller, &item, TimelineNote { kind, text, data: &data }).await?;
             }
             Write::CreateTask { input } => {
                 let mut input = input.as_ref().clone();
                 for link in &mut input.links {
                     link.id = real(&ids, link.id)?;
                 }
-                service.create_task_in(tx, caller, input).await?;
+                core.tasks().create_in(tx, caller, input).await?;
             }
             Write::StartProcess { template, item, params } => {
                 let item = ItemRef { type_key: item.type_key.clone(), id: real(&ids, item.id)? };
                 let caller = Caller { depth: caller.depth + 1, ..caller.clone() };
-                service.start_process_in(tx, &caller, template, &item, params.clone(), None).await?;
+                core.processes().start_in(tx, &caller, template, &item, params.clone(), None).await?;
             }
             Write::Notify { user, text, about } => {
                 let about = match about {
@@ -154,7 +154,7 @@ pub async fn apply_writes(
                 };
                 let data = serde_json::json!({ "plugin": plugin });
                 let new = NewNotification { user: *user, kind: "plugin", text: text.clone(), about, data };
-                service.notify_in(tx, caller, new).await?;
+                core.notifications().notify_in(tx, caller, new).await?;
             }
             Write::Kv { key, value } => {
                 voronka_store::plugins::kv_put(tx, plugin, key, value.as_deref()).await?;

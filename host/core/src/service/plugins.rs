@@ -1,13 +1,15 @@
 //! The plugin registry: upload (validated), list, versions, delete, and resolving a version
 //! requirement to a loaded plugin at each invocation (so a new version takes effect at the next
 //! call, on every host sharing the database).
+//!
+//! The [`super::Plugins`] aggregate (`core.plugins()`).
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use super::{Caller, Plugins, ServiceError, ServiceResult, require_admin};
 use voronka_model::capability::Capability;
 use voronka_model::limits::Limits;
 use voronka_model::plugin::{PluginKind, World};
@@ -96,20 +98,15 @@ pub fn pick<'a>(versions: &'a [PluginVersion], requirement: &str) -> Option<&'a 
     best.or_else(|| parsed.iter().max_by(|a, b| a.0.cmp(&b.0))).map(|(_, v)| *v)
 }
 
-impl Service {
+impl Plugins<'_> {
     /// Validates and stores a plugin version (administrators only).
-    pub async fn install_plugin(
-        &self,
-        caller: &Caller,
-        manifest: Manifest,
-        module: Vec<u8>,
-    ) -> ServiceResult<PluginVersion> {
+    pub async fn install(&self, caller: &Caller, manifest: Manifest, module: Vec<u8>) -> ServiceResult<PluginVersion> {
         require_admin(caller)?;
-        self.install_plugin_unchecked(manifest, module, false).await
+        self.install_unchecked(manifest, module, false).await
     }
 
     /// Stores a plugin version after validating it; used for uploads and built-in plugins.
-    async fn install_plugin_unchecked(
+    async fn install_unchecked(
         &self,
         manifest: Manifest,
         module: Vec<u8>,
@@ -150,6 +147,7 @@ impl Service {
         }
         let sha256 = hex::encode(Sha256::digest(&module));
         let loaded = self
+            .core
             .runtime
             .compile(manifest.kind, manifest.world, &sha256, module.clone())
             .await
@@ -167,14 +165,14 @@ impl Service {
             created_at: voronka_model::time::to_rfc3339(voronka_model::time::now_micros()),
         };
         // A configuration change: every host's caches of plugin versions see it.
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         if !repo::insert(&mut tx, &version, &module).await? {
             return Err(ServiceError::Conflict(format!(
                 "{} {} exists; versions are immutable, upload a new version",
                 version.name, version.version
             )));
         }
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(version)
     }
 
@@ -182,7 +180,7 @@ impl Service {
     /// They are compiled at first use, so a start does not wait for the compiler.
     pub async fn install_builtins(&self) -> ServiceResult<()> {
         for (name, module) in voronka_builtins::ROBOTS {
-            let stored = repo::versions(self.store.reader(), name).await?;
+            let stored = repo::versions(self.core.store.reader(), name).await?;
             let sha256 = hex::encode(Sha256::digest(module));
             match stored.iter().find(|v| v.version == super::builtins::BUILTIN_VERSION) {
                 Some(v) if v.sha256 != sha256 => {
@@ -209,9 +207,9 @@ impl Service {
                         builtin: true,
                         created_at: voronka_model::time::to_rfc3339(voronka_model::time::now_micros()),
                     };
-                    let mut tx = self.begin_config().await?;
+                    let mut tx = self.core.begin_config().await?;
                     repo::insert(&mut tx, &version, module).await?;
-                    self.commit_config(tx).await?;
+                    self.core.commit_config(tx).await?;
                 }
             }
         }
@@ -219,13 +217,13 @@ impl Service {
     }
 
     /// Every stored plugin version.
-    pub async fn list_plugins(&self) -> ServiceResult<Vec<PluginVersion>> {
-        Ok(repo::list(self.store.reader()).await?)
+    pub async fn list(&self) -> ServiceResult<Vec<PluginVersion>> {
+        Ok(repo::list(self.core.store.reader()).await?)
     }
 
     /// The versions of one plugin.
-    pub async fn plugin_versions(&self, name: &str) -> ServiceResult<Vec<PluginVersion>> {
-        let versions = repo::versions(self.store.reader(), name).await?;
+    pub async fn versions(&self, name: &str) -> ServiceResult<Vec<PluginVersion>> {
+        let versions = repo::versions(self.core.store.reader(), name).await?;
         if versions.is_empty() {
             return Err(ServiceError::NotFound(format!("no plugin `{name}`")));
         }
@@ -234,9 +232,9 @@ impl Service {
 
     /// Deletes a plugin with all its versions, unless a robot, trigger or schedule uses it (administrators
     /// only).
-    pub async fn delete_plugin(&self, caller: &Caller, name: &str) -> ServiceResult<()> {
+    pub async fn delete(&self, caller: &Caller, name: &str) -> ServiceResult<()> {
         require_admin(caller)?;
-        let mut tx = self.begin_config().await?;
+        let mut tx = self.core.begin_config().await?;
         let robots = voronka_store::robots::count_using(&mut tx, name).await?;
         let triggers = voronka_store::triggers::count_using(&mut tx, name).await?;
         let schedules = voronka_store::schedules::count_using(&mut tx, name).await?;
@@ -248,14 +246,14 @@ impl Service {
         if repo::delete(&mut tx, name).await? == 0 {
             return Err(ServiceError::NotFound(format!("no plugin `{name}`")));
         }
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(())
     }
 
     /// Resolves `requirement` against the stored versions now and loads the winner.
-    pub async fn resolve_plugin(&self, name: &str, requirement: &str, world: World) -> ServiceResult<ResolvedPlugin> {
+    pub async fn resolve(&self, name: &str, requirement: &str, world: World) -> ServiceResult<ResolvedPlugin> {
         let version = self.matching_version(name, requirement, world).await?;
-        let loaded = load(&self.runtime, self.store.reader().clone(), &version)
+        let loaded = load(&self.core.runtime, self.core.store.reader().clone(), &version)
             .await
             .map_err(|e| ServiceError::Store(voronka_store::StoreError::Corrupt { table: "plugins", message: e }))?;
         Ok(ResolvedPlugin { version, loaded })
@@ -263,7 +261,7 @@ impl Service {
 
     /// The stored version `requirement` resolves to now, without loading it.
     pub async fn matching_version(&self, name: &str, requirement: &str, world: World) -> ServiceResult<PluginVersion> {
-        let versions = self.plugin_versions_cached(name).await?;
+        let versions = self.versions_cached(name).await?;
         pick(&versions, requirement)
             .filter(|v| v.world == world)
             .cloned()
@@ -272,13 +270,13 @@ impl Service {
 
     /// Loads, in the background, the plugins that robot bindings name, so that no robot's
     /// first run waits for its plugin to compile (at start, and after a binding changes).
-    pub async fn warm_bound_plugins(&self) -> ServiceResult<()> {
-        for (name, requirement) in voronka_store::robots::bound_plugins(self.store.reader()).await? {
-            let versions = self.plugin_versions_cached(&name).await?;
+    pub async fn warm_bound(&self) -> ServiceResult<()> {
+        for (name, requirement) in voronka_store::robots::bound_plugins(self.core.store.reader()).await? {
+            let versions = self.versions_cached(&name).await?;
             let Some(version) = pick(&versions, &requirement).filter(|v| v.world == World::Robot).cloned() else {
                 continue;
             };
-            let (runtime, reader) = (self.runtime.clone(), self.store.reader().clone());
+            let (runtime, reader) = (self.core.runtime.clone(), self.core.store.reader().clone());
             tokio::spawn(async move {
                 if let Err(e) = load(&runtime, reader, &version).await {
                     tracing::warn!(
@@ -295,16 +293,16 @@ impl Service {
 
     /// A plugin's stored versions, read once per configuration generation (an upload or a
     /// deletion moves the generation, on every host).
-    async fn plugin_versions_cached(&self, name: &str) -> ServiceResult<Vec<PluginVersion>> {
-        let generation = self.store.generation().await?;
-        if let Ok(cache) = self.caches.plugin_versions.lock()
+    async fn versions_cached(&self, name: &str) -> ServiceResult<Vec<PluginVersion>> {
+        let generation = self.core.store.generation().await?;
+        if let Ok(cache) = self.core.caches.plugin_versions.lock()
             && cache.0 == generation
             && let Some(versions) = cache.1.get(name)
         {
             return Ok(versions.clone());
         }
-        let versions = repo::versions(self.store.reader(), name).await?;
-        if let Ok(mut cache) = self.caches.plugin_versions.lock() {
+        let versions = repo::versions(self.core.store.reader(), name).await?;
+        if let Ok(mut cache) = self.core.caches.plugin_versions.lock() {
             if cache.0 != generation {
                 *cache = (generation, Default::default());
             }
@@ -313,9 +311,26 @@ impl Service {
         Ok(versions)
     }
 
-    /// The runtimes.
-    pub fn runtime(&self) -> &Arc<voronka_runtime::Runtime> {
-        &self.runtime
+    /// Checks that a binding names an existing plugin of `world` with a version matching
+    /// `requirement`; the inner error names the offending key (`plugin` or `version`).
+    pub(super) async fn check_binding(
+        &self,
+        plugin: &str,
+        requirement: &str,
+        world: World,
+    ) -> ServiceResult<Result<(), FieldError>> {
+        if let Err(e) = check_requirement(requirement) {
+            return Ok(Err(FieldError::new("version", e)));
+        }
+        let versions = voronka_store::plugins::versions(self.core.store.reader(), plugin).await?;
+        Ok(match pick(&versions, requirement) {
+            None if versions.is_empty() => Err(FieldError::new("plugin", format!("no plugin `{plugin}`"))),
+            None => Err(FieldError::new("version", format!("no version of `{plugin}` matches `{requirement}`"))),
+            Some(v) if v.world != world => {
+                Err(FieldError::new("plugin", format!("`{plugin}` is a {} plugin, not a {world}", v.world)))
+            }
+            Some(_) => Ok(()),
+        })
     }
 }
 

@@ -2,13 +2,15 @@
 //! instance keeps the version it started with), instances started by the API, by the
 //! `start-process` robot or by another process, and terminated by people. The engine that
 //! moves instances on lives in [`crate::automation::processes`].
+//!
+//! The [`super::Processes`] aggregate (`core.processes()`).
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use super::{Caller, Processes, ServiceError, ServiceResult, require_admin};
 use voronka_model::access::Access;
 use voronka_model::item::ItemRef;
 use voronka_model::process::{Instance, InstanceStatus, Program, State, Wait};
@@ -50,10 +52,10 @@ pub struct StartRequest {
 /// itself, or robots, triggers and processes feeding each other).
 const MAX_PROCESS_DEPTH: u32 = crate::automation::MAX_CHAIN_DEPTH as u32;
 
-impl Service {
+impl Processes<'_> {
     /// Compiles template steps, checking expressions with the shared Rhai engine.
     pub fn compile_template(&self, steps: &[Value]) -> ServiceResult<Program> {
-        let runtime = self.runtime();
+        let runtime = self.core.runtime();
         voronka_model::process::compile(steps, &|e| runtime.check_expression(e)).map_err(ServiceError::Validation)
     }
 
@@ -64,7 +66,7 @@ impl Service {
         if !voronka_model::is_valid_key(&input.key) {
             errors.push(voronka_model::FieldError::new("key", "a key: lower-case letters, digits, - and _"));
         }
-        let catalog = self.catalog().await?;
+        let catalog = self.core.catalog().await?;
         if catalog.get(&input.type_key).is_none() {
             errors.push(voronka_model::FieldError::new("type", format!("no entity type `{}`", input.type_key)));
         }
@@ -83,7 +85,7 @@ impl Service {
             steps: Value::Array(input.steps),
             created_at: to_rfc3339(now),
         };
-        if let Some(latest) = repo::template(self.store.reader(), &template.key, None).await?
+        if let Some(latest) = repo::template(self.core.store.reader(), &template.key, None).await?
             && latest.type_key != template.type_key
         {
             return Err(ServiceError::invalid(
@@ -91,7 +93,7 @@ impl Service {
                 format!("template `{}` runs on `{}`", template.key, latest.type_key),
             ));
         }
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         template.version = repo::insert_template(&mut tx, &template, now).await?;
         tx.commit().await?;
         Ok(template)
@@ -99,7 +101,7 @@ impl Service {
 
     /// The latest version of every template of a type the caller may write.
     pub async fn list_templates(&self, caller: &Caller) -> ServiceResult<Vec<StoredTemplate>> {
-        let all = repo::latest_templates(self.store.reader()).await?;
+        let all = repo::latest_templates(self.core.store.reader()).await?;
         Ok(all.into_iter().filter(|t| caller.principal.best_access(&t.type_key) >= Access::Write).collect())
     }
 
@@ -118,22 +120,30 @@ impl Service {
 
     /// A template's latest version, or a given one.
     pub async fn get_template(&self, key: &str, version: Option<i64>) -> ServiceResult<StoredTemplate> {
-        repo::template(self.store.reader(), key, version)
+        repo::template(self.core.store.reader(), key, version)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no process template `{key}`")))
     }
 
     /// Starts a process on an item the caller may change.
-    pub async fn start_process(&self, caller: &Caller, input: StartRequest) -> ServiceResult<Instance> {
-        let mut tx = self.store.begin();
-        let instance = self.start_process_in(&mut tx, caller, &input.template, &input.item, input.params, None).await?;
-        tx.commit().await?;
-        self.signals().processes.notify_one();
+    pub async fn start(&self, caller: &Caller, input: StartRequest) -> ServiceResult<Instance> {
+        let instance = self
+            .core
+            .write(|mut tx| {
+                let params = input.params.clone();
+                let input = &input;
+                async move {
+                    let instance = self.start_in(&mut tx, caller, &input.template, &input.item, params, None).await?;
+                    Ok((tx, instance))
+                }
+            })
+            .await?;
+        self.core.signals().processes.notify_one();
         Ok(instance)
     }
 
     /// The same inside `tx`; `parent` is the process starting it, if any.
-    pub async fn start_process_in(
+    pub async fn start_in(
         &self,
         tx: &mut Tx,
         caller: &Caller,
@@ -147,7 +157,7 @@ impl Service {
                 "automation chain stopped: {MAX_PROCESS_DEPTH} automation steps in a row would start this process"
             )));
         }
-        let template = repo::template(self.store.reader(), template_key, None)
+        let template = repo::template(self.core.store.reader(), template_key, None)
             .await?
             .ok_or_else(|| ServiceError::invalid("template", format!("no process template `{template_key}`")))?;
         if template.type_key != item.type_key {
@@ -156,8 +166,8 @@ impl Service {
                 format!("template `{template_key}` runs on `{}` items, not `{}`", template.type_key, item.type_key),
             ));
         }
-        let found = self.load_item_in(tx, caller, &item.type_key, item.id).await?;
-        self.require(caller, &found.type_key, found.funnel.as_deref(), Access::Write)?;
+        let found = self.core.items().load_in(tx, caller, &item.type_key, item.id).await?;
+        self.core.require(caller, &found.type_key, found.funnel.as_deref(), Access::Write)?;
         let now = now_micros();
         let mut instance = Instance {
             id: 0,
@@ -184,7 +194,7 @@ impl Service {
 
     /// Instances, optionally of one item and status (administrators, or anyone reading the
     /// item they filter by).
-    pub async fn list_processes(
+    pub async fn list(
         &self,
         caller: &Caller,
         item: Option<ItemRef>,
@@ -194,12 +204,12 @@ impl Service {
     ) -> ServiceResult<(Vec<Instance>, Option<i64>)> {
         match &item {
             Some(i) => {
-                self.get_item(caller, &i.type_key, i.id).await?;
+                self.core.items().get(caller, &i.type_key, i.id).await?;
             }
             None => require_admin(caller)?,
         }
-        let mut rows = repo::instances(self.store.reader(), item.as_ref(), status, after, limit).await?;
-        let next = super::items::page_cursor(&mut rows, limit, |i| i.id);
+        let mut rows = repo::instances(self.core.store.reader(), item.as_ref(), status, after, limit).await?;
+        let next = super::page_cursor(&mut rows, limit, |i| i.id);
         for instance in &mut rows {
             self.fill_current_steps(instance).await;
         }
@@ -207,16 +217,16 @@ impl Service {
     }
 
     /// One instance with its log, for those who may read its item.
-    pub async fn get_process(&self, caller: &Caller, id: i64) -> ServiceResult<(Instance, Vec<Value>)> {
-        let mut conn = self.store.reader().clone();
+    pub async fn get(&self, caller: &Caller, id: i64) -> ServiceResult<(Instance, Vec<Value>)> {
+        let mut conn = self.core.store.reader().clone();
         let mut instance =
             repo::instance(&mut conn, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no process {id}")))?;
         drop(conn);
-        if self.get_item(caller, &instance.item.type_key, instance.item.id).await.is_err() {
+        if self.core.items().get(caller, &instance.item.type_key, instance.item.id).await.is_err() {
             return Err(ServiceError::NotFound(format!("no process {id}")));
         }
         self.fill_current_steps(&mut instance).await;
-        let log = repo::log_of(self.store.reader(), id).await?;
+        let log = repo::log_of(self.core.store.reader(), id).await?;
         Ok((instance, log))
     }
 
@@ -230,12 +240,12 @@ impl Service {
 
     /// Terminates a running process (administrators, or those who may change its item); its
     /// open assignments are cancelled, and a parent waiting for it goes on.
-    pub async fn terminate_process(&self, caller: &Caller, id: i64) -> ServiceResult<Instance> {
-        let (instance, _) = self.get_process(caller, id).await?;
-        let item = self.get_item(caller, &instance.item.type_key, instance.item.id).await?;
-        self.require(caller, &item.type_key, item.funnel.as_deref(), Access::Write)?;
+    pub async fn terminate(&self, caller: &Caller, id: i64) -> ServiceResult<Instance> {
+        let (instance, _) = self.get(caller, id).await?;
+        let item = self.core.items().get(caller, &instance.item.type_key, instance.item.id).await?;
+        self.core.require(caller, &item.type_key, item.funnel.as_deref(), Access::Write)?;
         let now = now_micros();
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         if !repo::terminate(&mut tx, id, now).await? {
             return Err(ServiceError::Conflict(format!("process {id} is not running")));
         }
@@ -244,13 +254,13 @@ impl Service {
             repo::wake(&mut tx, parent);
         }
         tx.commit().await?;
-        self.signals().processes.notify_one();
-        Ok(self.get_process(caller, id).await?.0)
+        self.core.signals().processes.notify_one();
+        Ok(self.get(caller, id).await?.0)
     }
 
     /// An instance and its template version's program.
     pub async fn instance_program(&self, id: i64) -> ServiceResult<(Instance, Arc<Program>)> {
-        let mut conn = self.store.reader().clone();
+        let mut conn = self.core.store.reader().clone();
         let instance =
             repo::instance(&mut conn, id).await?.ok_or_else(|| ServiceError::NotFound(format!("no process {id}")))?;
         drop(conn);
@@ -261,7 +271,7 @@ impl Service {
     /// A template version's program, compiled once (versions never change).
     pub async fn program(&self, key: &str, version: i64) -> ServiceResult<Arc<Program>> {
         let cache_key = (key.to_string(), version);
-        if let Ok(cache) = self.caches.programs.lock()
+        if let Ok(cache) = self.core.caches.programs.lock()
             && let Some(program) = cache.get(&cache_key)
         {
             return Ok(program.clone());
@@ -269,7 +279,7 @@ impl Service {
         let template = self.get_template(key, Some(version)).await?;
         let steps = template.steps.as_array().cloned().unwrap_or_default();
         let program = Arc::new(self.compile_template(&steps)?);
-        if let Ok(mut cache) = self.caches.programs.lock() {
+        if let Ok(mut cache) = self.core.caches.programs.lock() {
             cache.insert(cache_key, program.clone());
         }
         Ok(program)

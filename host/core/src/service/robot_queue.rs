@@ -3,6 +3,8 @@
 //! cancels the jobs still pending there. Being part of the move's own transaction, an entry is
 //! never missed nor queued twice, whatever crashes, and its jobs exist the moment it commits:
 //! no pass over the event stream stands between a move and its robots.
+//!
+//! Part of the [`super::Robots`] aggregate (`core.robots()`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,7 +12,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use super::items::TimelineNote;
-use super::{Caller, Service, ServiceResult};
+use super::{Caller, Robots, ServiceResult};
 use crate::automation::MAX_CHAIN_DEPTH;
 use voronka_model::actor::Actor;
 use voronka_model::item::{Item, ItemRef, TimelineKind};
@@ -33,24 +35,7 @@ pub(crate) struct StageEntry {
     pub notes: Vec<RobotNote>,
 }
 
-impl Service {
-    /// Takes up again, at once, the work the last stop of this host cut short: robot runs,
-    /// process advances and webhook deliveries whose leases it held (call before the
-    /// background work starts). Only on SQLite, whose database has this one host: on PostgreSQL
-    /// another host may hold them, so they wait for their leases to end. Returns how many of
-    /// each (robot runs, processes, deliveries).
-    pub async fn resume_interrupted_work(&self) -> ServiceResult<(usize, usize, usize)> {
-        if self.store.dialect() != voronka_store::Dialect::Sqlite {
-            return Ok((0, 0, 0));
-        }
-        let mut tx = self.store.begin();
-        let runs = jobs::QUEUE.end_leases(&mut tx).await?;
-        let processes = voronka_store::processes::QUEUE.end_leases(&mut tx).await?;
-        let deliveries = voronka_store::webhooks::QUEUE.end_leases(&mut tx).await?;
-        tx.commit().await?;
-        Ok((runs, processes, deliveries))
-    }
-
+impl Robots<'_> {
     /// Robots bound to a stage, in order; `None` when no robot is bound anywhere (then no robot
     /// run can be pending: unbinding a robot cancels its runs). Read once per configuration
     /// generation (binding changes move it, on every host), with one look at the generation.
@@ -60,22 +45,22 @@ impl Service {
         funnel: &str,
         stage: &str,
     ) -> ServiceResult<Option<Arc<Vec<Robot>>>> {
-        let generation = self.store.generation().await?;
+        let generation = self.core.store.generation().await?;
         let key = (type_key.to_string(), funnel.to_string(), stage.to_string());
-        let (any, cached) = match self.caches.stage_robots.lock() {
+        let (any, cached) = match self.core.caches.stage_robots.lock() {
             Ok(cache) if cache.generation == generation => (cache.any, cache.by_stage.get(&key).cloned()),
             _ => (None, None),
         };
         let any = match any {
             Some(any) => any,
-            None => repo::any(self.store.reader()).await?,
+            None => repo::any(self.core.store.reader()).await?,
         };
         let robots = match cached {
             Some(robots) => Some(robots),
-            None if any => Some(Arc::new(repo::on_stage(self.store.reader(), type_key, funnel, stage).await?)),
+            None if any => Some(Arc::new(repo::on_stage(self.core.store.reader(), type_key, funnel, stage).await?)),
             None => None,
         };
-        if let Ok(mut cache) = self.caches.stage_robots.lock() {
+        if let Ok(mut cache) = self.core.caches.stage_robots.lock() {
             if cache.generation != generation {
                 *cache = super::StageRobots { generation, ..Default::default() };
             }
@@ -159,7 +144,7 @@ impl Service {
             queued = true;
         }
         if queued {
-            self.jobs_queued.store(true, Ordering::Release);
+            self.core.jobs_queued.store(true, Ordering::Release);
         }
         Ok(entry)
     }
@@ -191,7 +176,7 @@ impl Service {
             let due = crate::automation::field_time(&item.fields, &relative.field)
                 .map(|time| (time + relative.offset_s * 1_000_000).max(at));
             statements.push(jobs::retime_pending(item.id, robot.id, (funnel, stage), due, at));
-            self.jobs_queued.store(true, Ordering::Release);
+            self.core.jobs_queued.store(true, Ordering::Release);
         }
         Ok(statements)
     }
@@ -202,79 +187,9 @@ impl Service {
         let item_ref = ItemRef { type_key: item.type_key.clone(), id: item.id };
         for note in notes {
             let note_ref = TimelineNote { kind: TimelineKind::System, text: &note.text, data: &note.data };
-            if let Err(e) = self.add_timeline_entry_in(tx, &system, &item_ref, note_ref).await {
+            if let Err(e) = self.core.items().add_timeline_entry_in(tx, &system, &item_ref, note_ref).await {
                 tracing::warn!(error = %e, item = item.id, "could not note robots not queued");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use crate::service::Service;
-    use voronka_store::Statement;
-
-    /// After a crash, a SQLite host takes up at start the robot runs, process advances and
-    /// webhook deliveries it held; work no one held is left as it is.
-    #[tokio::test]
-    async fn a_restarted_sqlite_host_takes_up_what_its_stop_cut_short() {
-        let (dir, store) = voronka_store::scratch().await;
-        let far = voronka_model::time::now_micros() + 3_600_000_000;
-        let mut tx = store.begin();
-        for (status, lease) in [("running", Some(far)), ("pending", None)] {
-            tx.execute(
-                Statement::new(
-                    "INSERT INTO jobs (robot_id, item_id, type_key, funnel_key, stage_key, event_id, actor, depth, status, due_at, attempts, lease_until, created_at)
-                     VALUES (1, 7, 'deal', 'default', 'new', 1, '{}', 0, $1, 0, 1, $2, 0)",
-                )
-                .bind(status)
-                .bind(lease),
-            )
-            .await
-            .expect("job");
-        }
-        for lease in [Some(far), None] {
-            tx.execute(
-                Statement::new(
-                    "INSERT INTO process_instances (template_key, template_version, type_key, item_id, status, state, variables, runnable, lease_until, started_by, created_at, updated_at, version)
-                     VALUES ('t', 1, 'deal', 7, 'running', '{}', '{}', 1, $1, '{}', 0, 0, 1)",
-                )
-                .bind(lease),
-            )
-            .await
-            .expect("process");
-        }
-        for (status, lease) in [("sending", Some(far)), ("pending", None)] {
-            tx.execute(
-                Statement::new(
-                    "INSERT INTO webhook_deliveries (webhook_id, event_id, status, attempts, next_at, lease_until, log, created_at)
-                     VALUES (1, 1, $1, 1, 0, $2, '[]', 0)",
-                )
-                .bind(status)
-                .bind(lease),
-            )
-            .await
-            .expect("delivery");
-        }
-        tx.commit().await.expect("commit");
-        let runtime = Arc::new(voronka_runtime::Runtime::new(None).expect("runtime"));
-        let service = Service::new(store.clone(), runtime, dir.path().to_path_buf());
-        assert_eq!(service.resume_interrupted_work().await.expect("resume"), (1, 1, 1));
-        let leases = |table: &'static str| {
-            let store = store.clone();
-            async move {
-                let select = voronka_store::Statement::new(format!("SELECT lease_until FROM {table} ORDER BY id"));
-                store.reader().scalars::<Option<i64>>(select).await.expect("select")
-            }
-        };
-        assert_eq!(leases("jobs").await, vec![Some(0), None]);
-        // An ended lease is 0 in every queue: run out, so the row is taken over at once.
-        assert_eq!(leases("process_instances").await, vec![Some(0), None]);
-        assert_eq!(leases("webhook_deliveries").await, vec![Some(0), None]);
-        // A second start finds nothing held.
-        assert_eq!(service.resume_interrupted_work().await.expect("resume"), (0, 0, 0));
-        store.close().await;
     }
 }

@@ -1,10 +1,11 @@
-//! Robots bound to stages: list, bind, change, unbind.
+//! Robots bound to stages: list, bind, change, unbind. The [`super::Robots`] aggregate
+//! (`core.robots()`), with the runs queued when items enter stages (`robot_queue.rs`).
 
 use serde::Deserialize;
 use serde_json::Value;
 use voronka_model::plugin::World;
 
-use super::{Caller, Service, ServiceError, ServiceResult};
+use super::{Caller, Robots, ServiceError, ServiceResult};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::field::FieldKind;
@@ -78,44 +79,14 @@ pub struct RobotPatch {
     pub order: Option<i64>,
 }
 
-/// Checks a condition: a Rhai expression of at most 4 KiB.
-pub(super) fn check_condition(runtime: &voronka_runtime::Runtime, condition: &str) -> Result<(), FieldError> {
-    runtime.check_expression(condition).map_err(|e| FieldError::new("condition", e))
-}
-
-impl Service {
-    /// Checks that the stage exists and the caller has `need` access to the type in its funnel.
-    pub(super) async fn check_stage(
-        &self,
-        caller: &Caller,
-        type_key: &str,
-        funnel: &str,
-        stage: &str,
-        need: Access,
-    ) -> ServiceResult<()> {
-        let schema = self.get_type(caller, type_key).await?;
-        let funnel_def = schema
-            .funnel(funnel)
-            .ok_or_else(|| ServiceError::NotFound(format!("no funnel `{funnel}` in type `{type_key}`")))?;
-        if funnel_def.stage(stage).is_none() {
-            return Err(ServiceError::NotFound(format!("no stage `{stage}` in funnel `{funnel}`")));
-        }
-        if caller.principal.access(type_key, Some(funnel)) < need {
-            return Err(ServiceError::Forbidden(format!(
-                "{} access to `{type_key}` in funnel `{funnel}` is required",
-                need.as_str()
-            )));
-        }
-        Ok(())
-    }
-
-    async fn check_robot(&self, robot: &Robot) -> ServiceResult<()> {
+impl Robots<'_> {
+    async fn check(&self, robot: &Robot) -> ServiceResult<()> {
         let mut errors = Vec::new();
-        if let Err(e) = self.check_plugin_binding(&robot.plugin, &robot.version, World::Robot).await? {
+        if let Err(e) = self.core.plugins().check_binding(&robot.plugin, &robot.version, World::Robot).await? {
             errors.push(e);
         }
         if let Some(condition) = &robot.condition
-            && let Err(e) = check_condition(&self.runtime, condition)
+            && let Err(e) = self.core.check_condition(condition)
         {
             errors.push(e);
         }
@@ -123,7 +94,7 @@ impl Service {
             errors.push(FieldError::new("delay_s", format!("a delay is 0 to {MAX_DELAY_S} seconds")));
         }
         if let Some(relative) = &robot.relative_to {
-            let schema = self.catalog().await?.get(&robot.type_key).cloned();
+            let schema = self.core.catalog().await?.get(&robot.type_key).cloned();
             match schema.as_ref().and_then(|s| s.field(&relative.field)).map(|f| f.kind) {
                 Some(FieldKind::Date | FieldKind::Datetime) => {}
                 Some(_) => errors.push(FieldError::new(
@@ -151,43 +122,15 @@ impl Service {
         if errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(errors)) }
     }
 
-    /// Checks that a binding names an existing plugin of `world` with a version matching
-    /// `requirement`; the inner error names the offending key (`plugin` or `version`).
-    pub(super) async fn check_plugin_binding(
-        &self,
-        plugin: &str,
-        requirement: &str,
-        world: World,
-    ) -> ServiceResult<Result<(), FieldError>> {
-        if let Err(e) = super::plugins::check_requirement(requirement) {
-            return Ok(Err(FieldError::new("version", e)));
-        }
-        let versions = voronka_store::plugins::versions(self.store.reader(), plugin).await?;
-        Ok(match super::plugins::pick(&versions, requirement) {
-            None if versions.is_empty() => Err(FieldError::new("plugin", format!("no plugin `{plugin}`"))),
-            None => Err(FieldError::new("version", format!("no version of `{plugin}` matches `{requirement}`"))),
-            Some(v) if v.world != world => {
-                Err(FieldError::new("plugin", format!("`{plugin}` is a {} plugin, not a {world}", v.world)))
-            }
-            Some(_) => Ok(()),
-        })
-    }
-
     /// The robots of a stage, by order.
-    pub async fn list_robots(
-        &self,
-        caller: &Caller,
-        type_key: &str,
-        funnel: &str,
-        stage: &str,
-    ) -> ServiceResult<Vec<Robot>> {
-        self.check_stage(caller, type_key, funnel, stage, Access::Read).await?;
-        Ok(repo::on_stage(self.store.reader(), type_key, funnel, stage).await?)
+    pub async fn list(&self, caller: &Caller, type_key: &str, funnel: &str, stage: &str) -> ServiceResult<Vec<Robot>> {
+        self.core.types().check_stage(caller, type_key, funnel, stage, Access::Read).await?;
+        Ok(repo::on_stage(self.core.store.reader(), type_key, funnel, stage).await?)
     }
 
     /// Binds a robot to a stage (needs admin access to the type in that funnel). It runs for
     /// items entering the stage from now on, never for items already there.
-    pub async fn create_robot(
+    pub async fn create(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -195,8 +138,8 @@ impl Service {
         stage: &str,
         input: RobotRequest,
     ) -> ServiceResult<Robot> {
-        self.check_stage(caller, type_key, funnel, stage, Access::Admin).await?;
-        let existing = repo::on_stage(self.store.reader(), type_key, funnel, stage).await?;
+        self.core.types().check_stage(caller, type_key, funnel, stage, Access::Admin).await?;
+        let existing = repo::on_stage(self.core.store.reader(), type_key, funnel, stage).await?;
         let mut robot = Robot {
             id: 0,
             type_key: type_key.to_string(),
@@ -212,16 +155,16 @@ impl Service {
             order: input.order.unwrap_or_else(|| existing.iter().map(|r| r.order).max().unwrap_or(0) + 1),
             created_at: voronka_model::time::to_rfc3339(voronka_model::time::now_micros()),
         };
-        self.check_robot(&robot).await?;
-        let mut tx = self.begin_config().await?;
+        self.check(&robot).await?;
+        let mut tx = self.core.begin_config().await?;
         robot.id = repo::insert(&mut tx, &robot).await?;
-        self.commit_config(tx).await?;
-        self.warm_bound_plugins().await?;
+        self.core.commit_config(tx).await?;
+        self.core.plugins().warm_bound().await?;
         Ok(robot)
     }
 
     /// The robot with this id on this stage.
-    async fn robot_on_stage(
+    async fn on_stage(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -230,15 +173,15 @@ impl Service {
         id: i64,
         need: Access,
     ) -> ServiceResult<Robot> {
-        self.check_stage(caller, type_key, funnel, stage, need).await?;
-        match repo::get(self.store.reader(), id).await? {
+        self.core.types().check_stage(caller, type_key, funnel, stage, need).await?;
+        match repo::get(self.core.store.reader(), id).await? {
             Some(r) if r.type_key == type_key && r.funnel == funnel && r.stage == stage => Ok(r),
             _ => Err(ServiceError::NotFound(format!("no robot {id} on this stage"))),
         }
     }
 
     /// Changes a robot.
-    pub async fn update_robot(
+    pub async fn update(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -247,7 +190,7 @@ impl Service {
         id: i64,
         patch: RobotPatch,
     ) -> ServiceResult<Robot> {
-        let mut robot = self.robot_on_stage(caller, type_key, funnel, stage, id, Access::Admin).await?;
+        let mut robot = self.on_stage(caller, type_key, funnel, stage, id, Access::Admin).await?;
         if let Some(v) = patch.plugin {
             robot.plugin = v;
         }
@@ -272,16 +215,16 @@ impl Service {
         if let Some(v) = patch.order {
             robot.order = v;
         }
-        self.check_robot(&robot).await?;
-        let mut tx = self.begin_config().await?;
+        self.check(&robot).await?;
+        let mut tx = self.core.begin_config().await?;
         repo::update(&mut tx, &robot).await?;
-        self.commit_config(tx).await?;
-        self.warm_bound_plugins().await?;
+        self.core.commit_config(tx).await?;
+        self.core.plugins().warm_bound().await?;
         Ok(robot)
     }
 
     /// Unbinds a robot; its pending runs are cancelled.
-    pub async fn delete_robot(
+    pub async fn delete(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -289,25 +232,25 @@ impl Service {
         stage: &str,
         id: i64,
     ) -> ServiceResult<()> {
-        self.robot_on_stage(caller, type_key, funnel, stage, id, Access::Admin).await?;
-        let mut tx = self.begin_config().await?;
+        self.on_stage(caller, type_key, funnel, stage, id, Access::Admin).await?;
+        let mut tx = self.core.begin_config().await?;
         repo::delete(&mut tx, id).await?;
-        self.commit_config(tx).await?;
+        self.core.commit_config(tx).await?;
         Ok(())
     }
 
     /// A robot binding by id, read once per configuration generation (binding changes move the
     /// generation, on every host); `None` when it is gone.
-    pub async fn robot_cached(&self, id: i64) -> ServiceResult<Option<Robot>> {
-        let generation = self.store.generation().await?;
-        if let Ok(cache) = self.caches.robots.lock()
+    pub async fn cached(&self, id: i64) -> ServiceResult<Option<Robot>> {
+        let generation = self.core.store.generation().await?;
+        if let Ok(cache) = self.core.caches.robots.lock()
             && cache.0 == generation
             && let Some(robot) = cache.1.get(&id)
         {
             return Ok(robot.clone());
         }
-        let robot = repo::get(self.store.reader(), id).await?;
-        if let Ok(mut cache) = self.caches.robots.lock() {
+        let robot = repo::get(self.core.store.reader(), id).await?;
+        if let Ok(mut cache) = self.core.caches.robots.lock() {
             if cache.0 != generation {
                 *cache = (generation, Default::default());
             }

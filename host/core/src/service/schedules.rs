@@ -1,11 +1,13 @@
 //! Schedules: run a robot plugin on a timetable (cron in a time zone) over the items of a scope,
 //! e.g. every day at 09:00 Moscow time over the deals in stage `new` (administrators).
+//!
+//! The [`super::Schedules`] aggregate (`core.schedules()`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use voronka_model::plugin::World;
 
-use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use super::{Caller, Schedules, ServiceError, ServiceResult, require_admin};
 use voronka_model::FieldError;
 use voronka_model::schedule::Timetable;
 use voronka_model::time::{Micros, now_micros, to_rfc3339};
@@ -138,25 +140,27 @@ pub fn next_firing(schedule: &StoredSchedule, now: Micros) -> Option<Micros> {
     Timetable::parse(&schedule.cron, &schedule.timezone).ok()?.next_after(now)
 }
 
-impl Service {
+impl Schedules<'_> {
     /// Every schedule.
-    pub async fn list_schedules(&self, caller: &Caller) -> ServiceResult<Vec<Schedule>> {
+    pub async fn list(&self, caller: &Caller) -> ServiceResult<Vec<Schedule>> {
         require_admin(caller)?;
-        Ok(repo::all(self.store.reader()).await?.into_iter().map(Schedule::from).collect())
+        Ok(repo::all(self.core.store.reader()).await?.into_iter().map(Schedule::from).collect())
     }
 
     /// One schedule.
-    pub async fn get_schedule(&self, caller: &Caller, id: i64) -> ServiceResult<Schedule> {
+    pub async fn get(&self, caller: &Caller, id: i64) -> ServiceResult<Schedule> {
         require_admin(caller)?;
-        Ok(self.schedule(id).await?.into())
+        Ok(self.stored(id).await?.into())
     }
 
-    async fn schedule(&self, id: i64) -> ServiceResult<StoredSchedule> {
-        repo::get(self.store.reader(), id).await?.ok_or_else(|| ServiceError::NotFound(format!("no schedule {id}")))
+    async fn stored(&self, id: i64) -> ServiceResult<StoredSchedule> {
+        repo::get(self.core.store.reader(), id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no schedule {id}")))
     }
 
     /// Creates a schedule; it first fires at the next time its expression names.
-    pub async fn create_schedule(&self, caller: &Caller, input: ScheduleRequest) -> ServiceResult<Schedule> {
+    pub async fn create(&self, caller: &Caller, input: ScheduleRequest) -> ServiceResult<Schedule> {
         require_admin(caller)?;
         let mut schedule = StoredSchedule {
             id: 0,
@@ -174,21 +178,21 @@ impl Service {
             last_run_at: None,
             created_at: String::new(),
         };
-        self.check_schedule(&schedule).await?;
+        self.check(&schedule).await?;
         let now = now_micros();
         schedule.next_at = next_firing(&schedule, now);
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         schedule.id = repo::insert(&mut tx, &schedule, now).await?;
         tx.commit().await?;
-        self.signals().schedules.notify_one();
+        self.core.signals().schedules.notify_one();
         schedule.created_at = to_rfc3339(now);
         Ok(schedule.into())
     }
 
     /// Changes a schedule; its next firing is computed anew.
-    pub async fn update_schedule(&self, caller: &Caller, id: i64, patch: SchedulePatch) -> ServiceResult<Schedule> {
+    pub async fn update(&self, caller: &Caller, id: i64, patch: SchedulePatch) -> ServiceResult<Schedule> {
         require_admin(caller)?;
-        let mut schedule = self.schedule(id).await?;
+        let mut schedule = self.stored(id).await?;
         let retimed = patch.cron.is_some() || patch.timezone.is_some() || patch.active.is_some();
         if let Some(v) = patch.title {
             schedule.title = v;
@@ -218,37 +222,37 @@ impl Service {
         if let Some(v) = patch.active {
             schedule.active = v;
         }
-        self.check_schedule(&schedule).await?;
+        self.check(&schedule).await?;
         // Only a new timetable moves the next firing (a firing due now still happens).
         if retimed {
             schedule.next_at = next_firing(&schedule, now_micros());
         }
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         repo::update(&mut tx, &schedule, retimed).await?;
         tx.commit().await?;
-        self.signals().schedules.notify_one();
+        self.core.signals().schedules.notify_one();
         Ok(schedule.into())
     }
 
     /// Deletes a schedule; its pending runs are cancelled.
-    pub async fn delete_schedule(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
+    pub async fn delete(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
         require_admin(caller)?;
-        self.schedule(id).await?;
-        let mut tx = self.store.begin();
+        self.stored(id).await?;
+        let mut tx = self.core.store.begin();
         repo::delete(&mut tx, id, now_micros()).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn check_schedule(&self, schedule: &StoredSchedule) -> ServiceResult<()> {
+    async fn check(&self, schedule: &StoredSchedule) -> ServiceResult<()> {
         let mut errors = Vec::new();
         if let Err((field, message)) = Timetable::parse(&schedule.cron, &schedule.timezone) {
             errors.push(FieldError::new(field, message));
         }
-        if let Err(e) = self.check_plugin_binding(&schedule.plugin, &schedule.version, World::Robot).await? {
+        if let Err(e) = self.core.plugins().check_binding(&schedule.plugin, &schedule.version, World::Robot).await? {
             errors.push(e);
         }
-        let catalog = self.catalog().await?;
+        let catalog = self.core.catalog().await?;
         match catalog.get(&schedule.type_key) {
             None => errors.push(FieldError::new("scope.type", format!("no entity type `{}`", schedule.type_key))),
             Some(schema) => match (&schedule.funnel, &schedule.stage) {

@@ -3,11 +3,13 @@
 //! linked to several items, completed with a result. Every change is an event (`task.created`,
 //! `task.updated`, `task.completed`; `task.overdue` comes from the deadline watch) and the people
 //! concerned are notified.
+//!
+//! The [`super::Tasks`] aggregate (`core.tasks()`).
 
 use serde_json::{Value, json};
 
 use super::notifications::NewNotification;
-use super::{Caller, Service, ServiceError, ServiceResult};
+use super::{Caller, ServiceError, ServiceResult, Tasks};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::assignee::Assignee;
@@ -127,26 +129,32 @@ fn diff(old: &Task, new: &Task) -> Vec<Value> {
     pairs.into_iter().filter(|(_, a, b)| a != b).map(|(f, a, b)| json!({"field": f, "old": a, "new": b})).collect()
 }
 
-impl Service {
+impl Tasks<'_> {
     /// Creates a task; its responsible is notified (unless they created it).
-    pub async fn create_task(&self, caller: &Caller, input: TaskRequest) -> ServiceResult<Task> {
-        let mut tx = self.store.begin();
-        let task = self.create_task_in(&mut tx, caller, input).await?;
-        tx.commit().await?;
-        self.task_committed(task.deadline.is_some());
+    pub async fn create(&self, caller: &Caller, input: TaskRequest) -> ServiceResult<Task> {
+        let task = self
+            .core
+            .write(|mut tx| {
+                let input = input.clone();
+                async move {
+                    let task = self.create_in(&mut tx, caller, input).await?;
+                    Ok((tx, task))
+                }
+            })
+            .await?;
+        self.deadline_set(task.deadline.is_some());
         Ok(task)
     }
 
-    /// Tells the event readers, and the deadline watch when a deadline was set.
-    fn task_committed(&self, deadline: bool) {
-        self.committed();
+    /// Tells the deadline watch when a deadline was set (after the commit).
+    fn deadline_set(&self, deadline: bool) {
         if deadline {
-            self.signals().deadlines.notify_one();
+            self.core.signals().deadlines.notify_one();
         }
     }
 
     /// The same inside `tx` (robots and processes create tasks with their other writes).
-    pub async fn create_task_in(&self, tx: &mut Tx, caller: &Caller, input: TaskRequest) -> ServiceResult<Task> {
+    pub async fn create_in(&self, tx: &mut Tx, caller: &Caller, input: TaskRequest) -> ServiceResult<Task> {
         let now = now_micros();
         let mut checks = Checks::default();
         let title = checks.title(&input.title);
@@ -157,7 +165,7 @@ impl Service {
         let deadline = checks.deadline(input.deadline.as_deref(), input.deadline_in_s, now);
         let links = self.check_links(tx, caller, &input.links, &mut checks).await?;
         let auditors = self.check_users("auditors", &input.auditors, &mut checks).await?;
-        let responsible = match self.task_responsible(caller, input.responsible.as_ref(), links.first()).await {
+        let responsible = match self.responsible(caller, input.responsible.as_ref(), links.first()).await {
             Ok(r) => r,
             Err(ServiceError::Validation(errors)) => {
                 checks.0.extend(errors);
@@ -189,27 +197,27 @@ impl Service {
         let row = TaskRow { task: &task, deadline, rewatch: true, completed_at: None };
         task.id = repo::insert(tx, &row, now).await?;
         task.overdue = deadline.is_some_and(|d| d <= now);
-        self.record_task_event(tx, caller, EventKind::TaskCreated, json!({ "task": task }), now).await?;
+        self.record_event(tx, caller, EventKind::TaskCreated, json!({ "task": task }), now).await?;
         if caller.actor.user_id() != Some(task.responsible) {
             let text = format!("New task for you: {}", task.title);
-            self.notify_task(tx, caller, &task, task.responsible, "task-assigned", text).await?;
+            self.notify(tx, caller, &task, task.responsible, "task-assigned", text).await?;
         }
         Ok(task)
     }
 
     /// A task the caller may see: theirs (responsible, creator, auditor), one linked to an item
     /// they may read, or any for an administrator.
-    pub async fn get_task(&self, caller: &Caller, id: i64) -> ServiceResult<Task> {
-        let mut conn = self.store.key_reader().await?;
+    pub async fn get(&self, caller: &Caller, id: i64) -> ServiceResult<Task> {
+        let mut conn = self.core.store.key_reader().await?;
         let task = repo::get(&mut conn, id, now_micros()).await?;
         drop(conn);
         match task {
-            Some(task) if self.may_see_task(caller, &task).await? => Ok(task),
+            Some(task) if self.may_see(caller, &task).await? => Ok(task),
             _ => Err(ServiceError::NotFound(format!("no task {id}"))),
         }
     }
 
-    async fn may_see_task(&self, caller: &Caller, task: &Task) -> ServiceResult<bool> {
+    async fn may_see(&self, caller: &Caller, task: &Task) -> ServiceResult<bool> {
         let user = caller.principal.user_id;
         if caller.principal.is_admin || task.responsible == user || task.creator.user_id() == Some(user) {
             return Ok(true);
@@ -218,7 +226,7 @@ impl Service {
             return Ok(true);
         }
         for link in &task.links {
-            if self.get_item(caller, &link.type_key, link.id).await.is_ok() {
+            if self.core.items().get(caller, &link.type_key, link.id).await.is_ok() {
                 return Ok(true);
             }
         }
@@ -227,7 +235,7 @@ impl Service {
 
     /// Tasks matching `query`, by id. Others than administrators see their own tasks, or every
     /// task of an item they may read when they filter by it.
-    pub async fn list_tasks(
+    pub async fn list(
         &self,
         caller: &Caller,
         query: TaskQuery,
@@ -244,22 +252,22 @@ impl Service {
         };
         if !caller.principal.is_admin && filter.participant.is_none() {
             let readable = match &query.linked {
-                Some(item) => self.get_item(caller, &item.type_key, item.id).await.is_ok(),
+                Some(item) => self.core.items().get(caller, &item.type_key, item.id).await.is_ok(),
                 None => false,
             };
             if !readable {
                 filter.participant = Some(user);
             }
         }
-        let mut conn = self.store.reader().clone();
+        let mut conn = self.core.store.reader().clone();
         let mut tasks = repo::list(&mut conn, &filter, now_micros(), after, limit).await?;
-        let next = super::items::page_cursor(&mut tasks, limit, |t| t.id);
+        let next = super::page_cursor(&mut tasks, limit, |t| t.id);
         Ok((tasks, next))
     }
 
     /// Changes a task (its creator, responsible or an administrator).
-    pub async fn update_task(&self, caller: &Caller, id: i64, patch: TaskPatch) -> ServiceResult<Task> {
-        let old = self.task_for_change(caller, id).await?;
+    pub async fn update(&self, caller: &Caller, id: i64, patch: TaskPatch) -> ServiceResult<Task> {
+        let old = self.for_change(caller, id).await?;
         let owner = caller.principal.is_admin || old.creator.user_id() == Some(caller.principal.user_id);
         let terms = patch.responsible.is_some()
             || patch.deadline.is_some()
@@ -281,17 +289,19 @@ impl Service {
             checks.text("description", description);
             task.description = description.trim().to_string();
         }
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         if let Some(links) = &patch.links {
             let items = self.check_links(&mut tx, caller, links, &mut checks).await?;
             task.links = items.iter().map(|i| ItemRef { type_key: i.type_key.clone(), id: i.id }).collect();
         }
         if let Some(responsible) = &patch.responsible {
             let first = match task.links.first() {
-                Some(l) => self.get_item(&Caller::automation(caller.actor.clone(), 0), &l.type_key, l.id).await.ok(),
+                Some(l) => {
+                    self.core.items().get(&Caller::automation(caller.actor.clone(), 0), &l.type_key, l.id).await.ok()
+                }
                 None => None,
             };
-            match self.task_responsible(caller, Some(responsible), first.as_ref()).await {
+            match self.responsible(caller, Some(responsible), first.as_ref()).await {
                 Ok(r) => task.responsible = r,
                 Err(ServiceError::Validation(errors)) => checks.0.extend(errors),
                 Err(e) => return Err(e),
@@ -354,36 +364,43 @@ impl Service {
             return Err(ServiceError::Conflict(format!("task {id} changed meanwhile; read it again")));
         }
         let payload = json!({ "task": task, "changes": changes });
-        self.record_task_event(&mut tx, caller, EventKind::TaskUpdated, payload, now).await?;
+        self.record_event(&mut tx, caller, EventKind::TaskUpdated, payload, now).await?;
         if task.responsible != old.responsible && caller.actor.user_id() != Some(task.responsible) {
             let text = format!("Task assigned to you: {}", task.title);
-            self.notify_task(&mut tx, caller, &task, task.responsible, "task-assigned", text).await?;
+            self.notify(&mut tx, caller, &task, task.responsible, "task-assigned", text).await?;
         }
         tx.commit().await?;
-        self.task_committed(rewatch);
+        self.core.committed();
+        self.deadline_set(rewatch);
         Ok(task)
     }
 
     /// Completes a task (its responsible, its creator or an administrator) with a result,
     /// required when the task says so. Its creator is notified.
-    pub async fn complete_task(&self, caller: &Caller, id: i64, result: Option<String>) -> ServiceResult<Task> {
-        let mut tx = self.store.begin();
-        let task = self.complete_task_in(&mut tx, caller, id, result).await?;
-        tx.commit().await?;
-        self.task_committed(false);
-        self.signals().processes.notify_one();
+    pub async fn complete(&self, caller: &Caller, id: i64, result: Option<String>) -> ServiceResult<Task> {
+        let task = self
+            .core
+            .write(|mut tx| {
+                let result = result.clone();
+                async move {
+                    let task = self.complete_in(&mut tx, caller, id, result).await?;
+                    Ok((tx, task))
+                }
+            })
+            .await?;
+        self.core.signals().processes.notify_one();
         Ok(task)
     }
 
     /// The same inside `tx`.
-    pub async fn complete_task_in(
+    pub async fn complete_in(
         &self,
         tx: &mut Tx,
         caller: &Caller,
         id: i64,
         result: Option<String>,
     ) -> ServiceResult<Task> {
-        let old = self.task_for_change(caller, id).await?;
+        let old = self.for_change(caller, id).await?;
         if old.status == TaskStatus::Completed {
             return Err(ServiceError::Conflict(format!("task {id} is already completed")));
         }
@@ -407,7 +424,7 @@ impl Service {
         if !repo::update(tx, &row, now).await? {
             return Err(ServiceError::Conflict(format!("task {id} changed meanwhile; read it again")));
         }
-        self.record_task_event(tx, caller, EventKind::TaskCompleted, json!({ "task": task }), now).await?;
+        self.record_event(tx, caller, EventKind::TaskCompleted, json!({ "task": task }), now).await?;
         if let Some(process) = voronka_store::processes::process_of_task(tx, id).await? {
             voronka_store::processes::wake(tx, process);
         }
@@ -415,14 +432,14 @@ impl Service {
             && caller.actor.user_id() != Some(creator)
         {
             let text = format!("Task completed: {}", task.title);
-            self.notify_task(tx, caller, &task, creator, "task-completed", text).await?;
+            self.notify(tx, caller, &task, creator, "task-completed", text).await?;
         }
         Ok(task)
     }
 
     /// Loads a task the caller may change: its responsible, its creator, or an administrator.
-    async fn task_for_change(&self, caller: &Caller, id: i64) -> ServiceResult<Task> {
-        let task = self.get_task(caller, id).await?;
+    async fn for_change(&self, caller: &Caller, id: i64) -> ServiceResult<Task> {
+        let task = self.get(caller, id).await?;
         let user = caller.principal.user_id;
         if caller.principal.is_admin || task.responsible == user || task.creator.user_id() == Some(user) {
             Ok(task)
@@ -447,10 +464,10 @@ impl Service {
             if items.iter().any(|it| it.type_key == link.type_key && it.id == link.id) {
                 continue;
             }
-            match self.load_item_in(tx, caller, &link.type_key, link.id).await {
+            match self.core.items().load_in(tx, caller, &link.type_key, link.id).await {
                 Ok(item) if item.type_key == link.type_key => {
                     // Linking is changing: a completed task can move the item by a trigger.
-                    if self.require(caller, &item.type_key, item.funnel.as_deref(), Access::Write).is_err() {
+                    if self.core.require(caller, &item.type_key, item.funnel.as_deref(), Access::Write).is_err() {
                         checks.error(
                             format!("links[{i}]"),
                             format!("write access to `{}` item {} is required", link.type_key, link.id),
@@ -471,7 +488,7 @@ impl Service {
     async fn check_users(&self, field: &str, users: &[i64], checks: &mut Checks) -> ServiceResult<Vec<i64>> {
         let mut out: Vec<i64> = Vec::new();
         for (i, id) in users.iter().enumerate() {
-            match voronka_store::people::get_user(self.store.reader(), *id).await? {
+            match voronka_store::people::get_user(self.core.store.reader(), *id).await? {
                 Some(u) if u.active => {
                     if !out.contains(id) {
                         out.push(*id)
@@ -485,12 +502,7 @@ impl Service {
 
     /// The responsible user of a task: a user id, an assignee resolved for `item`, or the
     /// caller when none is given.
-    async fn task_responsible(
-        &self,
-        caller: &Caller,
-        value: Option<&Value>,
-        item: Option<&Item>,
-    ) -> ServiceResult<i64> {
+    async fn responsible(&self, caller: &Caller, value: Option<&Value>, item: Option<&Item>) -> ServiceResult<i64> {
         let assignee = match value {
             None | Some(Value::Null) => match caller.actor.user_id() {
                 Some(user) => Assignee::User { user },
@@ -502,10 +514,10 @@ impl Service {
             },
             Some(other) => Assignee::from_json("responsible", other)?,
         };
-        self.resolve_one_assignee("responsible", &assignee, item).await
+        self.core.people().resolve_one_assignee("responsible", &assignee, item).await
     }
 
-    async fn record_task_event(
+    async fn record_event(
         &self,
         tx: &mut Tx,
         caller: &Caller,
@@ -520,7 +532,7 @@ impl Service {
     }
 
     /// Notifies `user` about `task` (about its first linked item).
-    async fn notify_task(
+    async fn notify(
         &self,
         tx: &mut Tx,
         caller: &Caller,
@@ -531,14 +543,14 @@ impl Service {
     ) -> ServiceResult<()> {
         let new =
             NewNotification { user, kind, text, about: task.links.first().cloned(), data: json!({ "task": task.id }) };
-        self.notify_in(tx, caller, new).await.map(drop)
+        self.core.notifications().notify_in(tx, caller, new).await.map(drop)
     }
 
     /// Marks the tasks whose deadline passed overdue, each with a `task.overdue` event and a
     /// notification to its responsible; returns how many (at most `limit`).
-    pub async fn mark_overdue_tasks(&self, limit: i64) -> ServiceResult<usize> {
+    pub async fn mark_overdue(&self, limit: i64) -> ServiceResult<usize> {
         let now = now_micros();
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         let ids = repo::mark_overdue(&mut tx, now, limit).await?;
         let system = Caller::automation(voronka_model::actor::Actor::System, 0);
         for id in &ids {
@@ -551,9 +563,9 @@ impl Service {
                 }
                 Err(e) => return Err(e.into()),
             };
-            self.record_task_event(&mut tx, &system, EventKind::TaskOverdue, json!({ "task": task }), now).await?;
+            self.record_event(&mut tx, &system, EventKind::TaskOverdue, json!({ "task": task }), now).await?;
             let text = format!("Task overdue: {}", task.title);
-            match self.notify_task(&mut tx, &system, &task, task.responsible, "task-overdue", text).await {
+            match self.notify(&mut tx, &system, &task, task.responsible, "task-overdue", text).await {
                 Ok(()) => {}
                 Err(ServiceError::Validation(_)) => {
                     tracing::warn!(task = id, "an overdue task's responsible cannot be notified")
@@ -563,7 +575,7 @@ impl Service {
         }
         tx.commit().await?;
         if !ids.is_empty() {
-            self.committed();
+            self.core.committed();
         }
         Ok(ids.len())
     }

@@ -1,11 +1,13 @@
 //! Triggers on stages: list, create, change, delete; which trigger moves an item; the inbound
 //! webhook.
+//!
+//! The [`super::Triggers`] aggregate (`core.triggers()`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use voronka_model::plugin::World;
 
-use super::{Caller, Service, ServiceError, ServiceResult};
+use super::{Caller, ServiceError, ServiceResult, Triggers};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
 use voronka_model::actor::Actor;
@@ -123,17 +125,17 @@ impl WebhookOutcome {
     }
 }
 
-impl Service {
+impl Triggers<'_> {
     /// The triggers of a stage, oldest first.
-    pub async fn list_triggers(
+    pub async fn list(
         &self,
         caller: &Caller,
         type_key: &str,
         funnel: &str,
         stage: &str,
     ) -> ServiceResult<Vec<StoredTrigger>> {
-        self.check_stage(caller, type_key, funnel, stage, Access::Read).await?;
-        let mut triggers = repo::on_stage(self.store.reader(), type_key, funnel, stage).await?;
+        self.core.types().check_stage(caller, type_key, funnel, stage, Access::Read).await?;
+        let mut triggers = repo::on_stage(self.core.store.reader(), type_key, funnel, stage).await?;
         // A webhook's secret moves items: only those who may change triggers see it.
         if caller.principal.access(type_key, Some(funnel)) < Access::Admin {
             for trigger in &mut triggers {
@@ -145,7 +147,7 @@ impl Service {
 
     /// Creates a trigger on a stage (needs admin access to the type in that funnel). It reacts
     /// to events from now on.
-    pub async fn create_trigger(
+    pub async fn create(
         &self,
         caller: &Caller,
         type_key: &str,
@@ -153,7 +155,7 @@ impl Service {
         stage: &str,
         input: TriggerRequest,
     ) -> ServiceResult<StoredTrigger> {
-        self.check_stage(caller, type_key, funnel, stage, Access::Admin).await?;
+        self.core.types().check_stage(caller, type_key, funnel, stage, Access::Admin).await?;
         let mut trigger = StoredTrigger {
             id: 0,
             type_key: type_key.to_string(),
@@ -168,22 +170,22 @@ impl Service {
             since_event: 0,
             created_at: voronka_model::time::to_rfc3339(voronka_model::time::now_micros()),
         };
-        self.check_trigger(&mut trigger).await?;
-        let mut tx = self.store.begin();
+        self.check(&mut trigger).await?;
+        let mut tx = self.core.store.begin();
         (trigger.id, trigger.since_event) = repo::insert(&mut tx, &trigger).await?;
         tx.commit().await?;
         Ok(trigger)
     }
 
     /// Changes a trigger.
-    pub async fn update_trigger(
+    pub async fn update(
         &self,
         caller: &Caller,
         stage: (&str, &str, &str),
         id: i64,
         patch: TriggerPatch,
     ) -> ServiceResult<StoredTrigger> {
-        let mut trigger = self.trigger_on_stage(caller, stage, id, Access::Admin).await?;
+        let mut trigger = self.on_stage(caller, stage, id, Access::Admin).await?;
         if let Some(v) = patch.kind {
             trigger.kind = v;
         }
@@ -196,31 +198,31 @@ impl Service {
         if let Some(v) = patch.condition {
             trigger.condition = Some(v).filter(|c| !c.trim().is_empty());
         }
-        self.check_trigger(&mut trigger).await?;
-        let mut tx = self.store.begin();
+        self.check(&mut trigger).await?;
+        let mut tx = self.core.store.begin();
         repo::update(&mut tx, &trigger).await?;
         tx.commit().await?;
         Ok(trigger)
     }
 
     /// Deletes a trigger.
-    pub async fn delete_trigger(&self, caller: &Caller, stage: (&str, &str, &str), id: i64) -> ServiceResult<()> {
-        self.trigger_on_stage(caller, stage, id, Access::Admin).await?;
-        let mut tx = self.store.begin();
+    pub async fn delete(&self, caller: &Caller, stage: (&str, &str, &str), id: i64) -> ServiceResult<()> {
+        self.on_stage(caller, stage, id, Access::Admin).await?;
+        let mut tx = self.core.store.begin();
         repo::delete(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn trigger_on_stage(
+    async fn on_stage(
         &self,
         caller: &Caller,
         (type_key, funnel, stage): (&str, &str, &str),
         id: i64,
         need: Access,
     ) -> ServiceResult<StoredTrigger> {
-        self.check_stage(caller, type_key, funnel, stage, need).await?;
-        match repo::get(self.store.reader(), id).await? {
+        self.core.types().check_stage(caller, type_key, funnel, stage, need).await?;
+        match repo::get(self.core.store.reader(), id).await? {
             Some(t) if t.type_key == type_key && t.funnel == funnel && t.stage == stage => Ok(t),
             _ => Err(ServiceError::NotFound(format!("no trigger {id} on this stage"))),
         }
@@ -228,9 +230,9 @@ impl Service {
 
     /// Validates a trigger against the catalog and the plugins, normalises its config, and
     /// gives a webhook trigger its secret (kept across changes) and a plugin trigger its plugin.
-    async fn check_trigger(&self, trigger: &mut StoredTrigger) -> ServiceResult<()> {
+    async fn check(&self, trigger: &mut StoredTrigger) -> ServiceResult<()> {
         let rule = TriggerRule::parse(&trigger.kind, &trigger.config).map_err(ServiceError::Validation)?;
-        let catalog = self.catalog().await?;
+        let catalog = self.core.catalog().await?;
         let mut errors = Vec::new();
         match &rule {
             TriggerRule::FieldChanged { field, to } => {
@@ -285,14 +287,14 @@ impl Service {
                 }
             },
             TriggerRule::Plugin { plugin, version, .. } => {
-                if let Err(e) = self.check_plugin_binding(plugin, version, World::Trigger).await? {
+                if let Err(e) = self.core.plugins().check_binding(plugin, version, World::Trigger).await? {
                     errors.push(FieldError::new(format!("config.{}", e.field), e.message));
                 }
             }
             TriggerRule::ResponsibleChanged { .. } | TriggerRule::TaskCompleted { .. } | TriggerRule::Webhook => {}
         }
         if let Some(condition) = &trigger.condition
-            && let Err(e) = super::robots::check_condition(&self.runtime, condition)
+            && let Err(e) = self.core.check_condition(condition)
         {
             errors.push(e);
         }
@@ -313,7 +315,7 @@ impl Service {
     /// Why `trigger` cannot move `item` (`None` when it can): the item must be in the trigger's
     /// funnel, in an earlier stage (or any other stage when backwards moves are allowed), and
     /// satisfy the condition.
-    pub fn trigger_blocked(&self, schema: &TypeSchema, item: &Item, trigger: &StoredTrigger) -> Option<String> {
+    pub fn blocked(&self, schema: &TypeSchema, item: &Item, trigger: &StoredTrigger) -> Option<String> {
         if item.funnel.as_deref() != Some(trigger.funnel.as_str()) {
             return Some(format!("the item is not in funnel `{}`", trigger.funnel));
         }
@@ -331,7 +333,7 @@ impl Service {
             _ => {}
         }
         if let Some(condition) = &trigger.condition {
-            match self.runtime.condition(condition, item) {
+            match self.core.runtime.condition(condition, item) {
                 Ok(true) => {}
                 Ok(false) => return Some("the condition is false".into()),
                 Err(e) => return Some(e),
@@ -342,7 +344,7 @@ impl Service {
 
     /// Of the triggers that matched an event for `item`, the one that moves it: among those
     /// that may, the one with the earliest target stage (then the oldest).
-    pub fn choose_trigger<'a>(
+    pub fn choose<'a>(
         &self,
         schema: &TypeSchema,
         item: &Item,
@@ -351,13 +353,13 @@ impl Service {
         let funnel = schema.funnel(item.funnel.as_deref()?)?;
         matched
             .into_iter()
-            .filter(|t| self.trigger_blocked(schema, item, t).is_none())
+            .filter(|t| self.blocked(schema, item, t).is_none())
             .min_by_key(|t| (funnel.stage_index(&t.stage).unwrap_or(usize::MAX), t.id))
     }
 
     /// Moves `item` (as read, version checked) to `trigger`'s stage inside `tx`, recorded as the
     /// trigger's doing, `depth` steps into an automation chain.
-    pub async fn move_by_trigger_in(
+    pub async fn move_item_in(
         &self,
         tx: &mut Tx,
         item: &Item,
@@ -366,12 +368,12 @@ impl Service {
     ) -> ServiceResult<Item> {
         let caller = Caller::automation(trigger_actor(trigger), depth);
         let request = MoveRequest { stage: trigger.stage.clone(), funnel: Some(trigger.funnel.clone()) };
-        let catalog = self.catalog().await?;
+        let catalog = self.core.catalog().await?;
         let schema = catalog
             .get(&item.type_key)
             .ok_or_else(|| ServiceError::NotFound(format!("no entity type `{}`", item.type_key)))?;
         // The item as planned: the write checks its version, so no second read is needed.
-        match self.move_loaded_in(tx, &caller, schema, item.clone(), &request).await? {
+        match self.core.items().move_loaded_in(tx, &caller, schema, item.clone(), &request).await? {
             Some(moved) => Ok(moved),
             None => Err(ServiceError::PreconditionFailed { current: item.version }),
         }
@@ -380,27 +382,28 @@ impl Service {
     /// An outside system calls a webhook trigger's URL for an item: the item moves as the
     /// trigger says, or the outcome says why not. A change racing the call is retried.
     pub async fn fire_webhook(&self, secret: &str, item_id: i64) -> ServiceResult<WebhookOutcome> {
-        let trigger = repo::by_secret(self.store.reader(), secret)
+        let trigger = repo::by_secret(self.core.store.reader(), secret)
             .await?
             .ok_or_else(|| ServiceError::NotFound("no webhook trigger at this address".into()))?;
         let system = Caller::automation(trigger_actor(&trigger), 1);
-        let catalog = self.catalog().await?;
+        let catalog = self.core.catalog().await?;
         let schema = catalog
             .get(&trigger.type_key)
             .ok_or_else(|| ServiceError::NotFound(format!("no entity type `{}`", trigger.type_key)))?;
         let (system, trigger) = (&system, &trigger);
-        self.write(|mut tx| async move {
-            let item = self.load_item_in(&mut tx, system, &trigger.type_key, item_id).await?;
-            if let Some(reason) = self.trigger_blocked(schema, &item, trigger) {
-                return Ok((tx, WebhookOutcome::of(&item, false, Some(reason))));
-            }
-            match self.move_by_trigger_in(&mut tx, &item, trigger, 1).await {
-                Ok(moved) => Ok((tx, WebhookOutcome::of(&moved, true, None))),
-                Err(ServiceError::PreconditionFailed { .. }) => Err(super::items::lost_race()),
-                Err(e) => Err(e),
-            }
-        })
-        .await
+        self.core
+            .write(|mut tx| async move {
+                let item = self.core.items().load_in(&mut tx, system, &trigger.type_key, item_id).await?;
+                if let Some(reason) = self.blocked(schema, &item, trigger) {
+                    return Ok((tx, WebhookOutcome::of(&item, false, Some(reason))));
+                }
+                match self.move_item_in(&mut tx, &item, trigger, 1).await {
+                    Ok(moved) => Ok((tx, WebhookOutcome::of(&moved, true, None))),
+                    Err(ServiceError::PreconditionFailed { .. }) => Err(super::lost_race()),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
     }
 }
 

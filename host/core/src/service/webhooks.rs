@@ -1,8 +1,9 @@
-//! Outgoing webhooks: subscriptions (administrators only) and their delivery log.
+//! Outgoing webhooks: subscriptions (administrators only) and their delivery log; the
+//! [`super::Webhooks`] aggregate (`core.webhooks()`).
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Service, ServiceError, ServiceResult, require_admin};
+use super::{Caller, ServiceError, ServiceResult, Webhooks, require_admin};
 use voronka_model::FieldError;
 use voronka_model::time::now_micros;
 use voronka_model::webhook::{WebhookFilter, check_events, check_url};
@@ -95,25 +96,25 @@ fn check(webhook: &StoredWebhook) -> ServiceResult<()> {
     if errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(errors)) }
 }
 
-impl Service {
+impl Webhooks<'_> {
     /// Every subscription.
-    pub async fn list_webhooks(&self, caller: &Caller) -> ServiceResult<Vec<Webhook>> {
+    pub async fn list(&self, caller: &Caller) -> ServiceResult<Vec<Webhook>> {
         require_admin(caller)?;
-        Ok(repo::all(self.store.reader()).await?.into_iter().map(|w| Webhook::view(w, false)).collect())
+        Ok(repo::all(self.core.store.reader()).await?.into_iter().map(|w| Webhook::view(w, false)).collect())
     }
 
     /// One subscription.
-    pub async fn get_webhook(&self, caller: &Caller, id: i64) -> ServiceResult<Webhook> {
+    pub async fn get(&self, caller: &Caller, id: i64) -> ServiceResult<Webhook> {
         require_admin(caller)?;
-        Ok(Webhook::view(self.webhook(id).await?, false))
+        Ok(Webhook::view(self.stored(id).await?, false))
     }
 
-    async fn webhook(&self, id: i64) -> ServiceResult<StoredWebhook> {
-        repo::get(self.store.reader(), id).await?.ok_or_else(|| ServiceError::NotFound(format!("no webhook {id}")))
+    async fn stored(&self, id: i64) -> ServiceResult<StoredWebhook> {
+        repo::get(self.core.store.reader(), id).await?.ok_or_else(|| ServiceError::NotFound(format!("no webhook {id}")))
     }
 
     /// Subscribes a URL to events from now on.
-    pub async fn create_webhook(&self, caller: &Caller, input: WebhookRequest) -> ServiceResult<Webhook> {
+    pub async fn create(&self, caller: &Caller, input: WebhookRequest) -> ServiceResult<Webhook> {
         require_admin(caller)?;
         let mut webhook = StoredWebhook {
             id: 0,
@@ -126,7 +127,7 @@ impl Service {
         };
         check(&webhook)?;
         let now = now_micros();
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         webhook.id = repo::insert(&mut tx, &webhook, now).await?;
         tx.commit().await?;
         webhook.created_at = voronka_model::time::to_rfc3339(now);
@@ -134,9 +135,9 @@ impl Service {
     }
 
     /// Changes a subscription.
-    pub async fn update_webhook(&self, caller: &Caller, id: i64, patch: WebhookPatch) -> ServiceResult<Webhook> {
+    pub async fn update(&self, caller: &Caller, id: i64, patch: WebhookPatch) -> ServiceResult<Webhook> {
         require_admin(caller)?;
-        let mut webhook = self.webhook(id).await?;
+        let mut webhook = self.stored(id).await?;
         let new_secret = patch.secret.is_some();
         if let Some(v) = patch.url {
             webhook.url = v;
@@ -154,17 +155,17 @@ impl Service {
             webhook.active = v;
         }
         check(&webhook)?;
-        let mut tx = self.store.begin();
+        let mut tx = self.core.store.begin();
         repo::update(&mut tx, &webhook).await?;
         tx.commit().await?;
         Ok(Webhook::view(webhook, new_secret))
     }
 
     /// Deletes a subscription and its delivery log.
-    pub async fn delete_webhook(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
+    pub async fn delete(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
         require_admin(caller)?;
-        self.webhook(id).await?;
-        let mut tx = self.store.begin();
+        self.stored(id).await?;
+        let mut tx = self.core.store.begin();
         repo::delete(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
@@ -179,17 +180,17 @@ impl Service {
         limit: i64,
     ) -> ServiceResult<(Vec<Delivery>, Option<i64>)> {
         require_admin(caller)?;
-        self.webhook(id).await?;
-        let mut deliveries = repo::deliveries(self.store.reader(), id, before, limit).await?;
-        let next = super::items::page_cursor(&mut deliveries, limit, |d| d.id);
+        self.stored(id).await?;
+        let mut deliveries = repo::deliveries(self.core.store.reader(), id, before, limit).await?;
+        let next = super::page_cursor(&mut deliveries, limit, |d| d.id);
         Ok((deliveries, next))
     }
 
     /// Sends a delivered or failed delivery again.
     pub async fn redeliver(&self, caller: &Caller, id: i64, delivery: i64) -> ServiceResult<()> {
         require_admin(caller)?;
-        self.webhook(id).await?;
-        let mut tx = self.store.begin();
+        self.stored(id).await?;
+        let mut tx = self.core.store.begin();
         if !repo::redeliver(&mut tx, id, delivery, now_micros()).await? {
             return Err(ServiceError::Conflict(format!(
                 "delivery {delivery} of webhook {id} does not exist or is still being attempted"
@@ -204,7 +205,7 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         }
-        self.signals().deliveries.notify_one();
+        self.core.signals().deliveries.notify_one();
         Ok(())
     }
 }

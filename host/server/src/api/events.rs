@@ -35,6 +35,6 @@ async fn list_events(
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<ListOf<StoredEvent>>, Problem> {
     let page = Page { cursor: q.cursor, limit: q.limit };
-    let (events, next) = s.list_events(&caller, page.after()?, q.item, page.limit()?).await?;
+    let (events, next) = s.events().list(&caller, page.after()?, q.item, page.limit()?).await?;
     Ok(Json(ListOf::new(events, next)))
 }

@@ -67,7 +67,7 @@ async fn upload_file(
                 }
                 info.name = field.file_name().unwrap_or("").to_string();
                 info.content_type = field.content_type().map(str::to_string);
-                let mut staged = s.begin_upload().await?;
+                let mut staged = s.files().begin_upload().await?;
                 while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
                     staged.write(&chunk).await?;
                 }
@@ -90,7 +90,7 @@ async fn upload_file(
         _ => return Err(invalid("item", "give `type` and `item` together")),
     };
     let upload = upload.ok_or_else(|| invalid("file", "the `file` part is missing"))?;
-    Ok((StatusCode::CREATED, Json(s.finish_upload(&caller, upload, info).await?)))
+    Ok((StatusCode::CREATED, Json(s.files().finish_upload(&caller, upload, info).await?)))
 }
 
 /// A file's metadata.
@@ -101,7 +101,7 @@ async fn get_file(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<StoredFile>, Problem> {
-    Ok(Json(s.get_file(&caller, id).await?))
+    Ok(Json(s.files().get(&caller, id).await?))
 }
 
 /// A file's bytes, with its media type, offered as an attachment under its name.
@@ -112,7 +112,7 @@ async fn download_file(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, Problem> {
-    let (file, bytes) = s.read_file(&caller, id).await?;
+    let (file, bytes) = s.files().read(&caller, id).await?;
     let ascii: String = file.name.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' }).collect();
     let encoded: String = file
         .name
@@ -143,5 +143,5 @@ async fn item_files(
     Auth(caller): Auth,
     ApiPath((type_key, id)): ApiPath<(String, i64)>,
 ) -> Result<Json<ListOf<StoredFile>>, Problem> {
-    Ok(Json(ListOf::new(s.item_files(&caller, &ItemRef { type_key, id }).await?, None)))
+    Ok(Json(ListOf::new(s.files().of_item(&caller, &ItemRef { type_key, id }).await?, None)))
 }

@@ -16,7 +16,7 @@ use voronka_store::idempotency::{self, KeyState};
 const HEADER: &str = "idempotency-key";
 
 /// Middleware: reserves the key, runs the request, records the response; replays it for repeats.
-pub async fn layer(State(service): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn layer(State(core): State<AppState>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -48,7 +48,7 @@ pub async fn layer(State(service): State<AppState>, request: Request, next: Next
     hasher.update(&bytes);
     let fingerprint = hex::encode(hasher.finalize());
     let user = caller.principal.user_id;
-    match idempotency::reserve(service.store(), user, &key, &fingerprint).await {
+    match idempotency::reserve(core.store(), user, &key, &fingerprint).await {
         Err(e) => return Problem::from(voronka_core::service::ServiceError::from(e)).into_response(),
         Ok(KeyState::Done { fingerprint: f, .. } | KeyState::InProgress { fingerprint: f }) if f != fingerprint => {
             return Problem::new(
@@ -73,14 +73,14 @@ pub async fn layer(State(service): State<AppState>, request: Request, next: Next
     let status = response.status();
     let (parts, body) = response.into_parts();
     let Ok(body) = to_bytes(body, usize::MAX).await else {
-        let _ = idempotency::release(service.store(), user, &key).await;
+        let _ = idempotency::release(core.store(), user, &key).await;
         return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the response could not be read")
             .into_response();
     };
     let recorded = if status.is_server_error() {
-        idempotency::release(service.store(), user, &key).await
+        idempotency::release(core.store(), user, &key).await
     } else {
-        idempotency::complete(service.store(), user, &key, status.as_u16(), &String::from_utf8_lossy(&body)).await
+        idempotency::complete(core.store(), user, &key, status.as_u16(), &String::from_utf8_lossy(&body)).await
     };
     if let Err(e) = recorded {
         tracing::error!(error = %e, "recording an idempotency key failed");

@@ -45,7 +45,7 @@ async fn list_items(
     ApiPath(key): ApiPath<String>,
     ApiQuery(params): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<ItemPage>, Problem> {
-    Ok(Json(s.list_items(&caller, &key, &params).await?))
+    Ok(Json(s.items().list(&caller, &key, &params).await?))
 }
 
 /// Creates an item.
@@ -57,7 +57,7 @@ async fn create_item(
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<NewItem>,
 ) -> Result<Response, Problem> {
-    Ok(with_etag(StatusCode::CREATED, s.create_item(&caller, &key, body).await?))
+    Ok(with_etag(StatusCode::CREATED, s.items().create(&caller, &key, body).await?))
 }
 
 /// One item; its version is also the ETag.
@@ -68,7 +68,7 @@ async fn get_item(
     Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
 ) -> Result<Response, Problem> {
-    Ok(with_etag(StatusCode::OK, s.get_item(&caller, &key, id).await?))
+    Ok(with_etag(StatusCode::OK, s.items().get(&caller, &key, id).await?))
 }
 
 /// Changes an item; `If-Match` with a stale version answers 412.
@@ -81,7 +81,7 @@ async fn update_item(
     IfMatch(v): IfMatch,
     ApiJson(body): ApiJson<ItemPatch>,
 ) -> Result<Response, Problem> {
-    Ok(with_etag(StatusCode::OK, s.update_item(&caller, &key, id, body, v).await?))
+    Ok(with_etag(StatusCode::OK, s.items().update(&caller, &key, id, body, v).await?))
 }
 
 /// Deletes an item (needs admin access to its type and funnel).
@@ -93,7 +93,7 @@ async fn delete_item(
     ApiPath((key, id)): ApiPath<(String, i64)>,
     IfMatch(v): IfMatch,
 ) -> Result<StatusCode, Problem> {
-    s.delete_item(&caller, &key, id, v).await?;
+    s.items().delete(&caller, &key, id, v).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -107,7 +107,7 @@ async fn move_item(
     IfMatch(v): IfMatch,
     ApiJson(body): ApiJson<MoveRequest>,
 ) -> Result<Response, Problem> {
-    Ok(with_etag(StatusCode::OK, s.move_item(&caller, &key, id, body, v).await?))
+    Ok(with_etag(StatusCode::OK, s.items().move_to(&caller, &key, id, body, v).await?))
 }
 
 /// Stage history, oldest first, across funnel changes, with who moved the item.
@@ -119,7 +119,7 @@ async fn history(
     ApiPath((key, id)): ApiPath<(String, i64)>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<ListOf<HistoryEntry>>, Problem> {
-    let (entries, next) = s.item_history(&caller, &key, id, page.after()?, page.limit()?).await?;
+    let (entries, next) = s.items().history(&caller, &key, id, page.after()?, page.limit()?).await?;
     Ok(Json(ListOf::new(entries, next)))
 }
 
@@ -136,7 +136,7 @@ async fn timeline(
         Some(_) => Some(page.after()?),
         None => None,
     };
-    let (entries, next) = s.item_timeline(&caller, &key, id, before, page.limit()?).await?;
+    let (entries, next) = s.items().timeline(&caller, &key, id, before, page.limit()?).await?;
     Ok(Json(ListOf::new(entries, next)))
 }
 
@@ -157,7 +157,7 @@ async fn add_comment(
     ApiPath((key, id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<NewComment>,
 ) -> Result<(StatusCode, Json<TimelineEntry>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.add_comment(&caller, &key, id, &body.text).await?)))
+    Ok((StatusCode::CREATED, Json(s.items().add_comment(&caller, &key, id, &body.text).await?)))
 }
 
 /// Items that have this item as a parent (e.g. a deal's production orders); `type=` narrows.
@@ -169,5 +169,5 @@ async fn children(
     ApiPath((key, id)): ApiPath<(String, i64)>,
     ApiQuery(params): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<ItemPage>, Problem> {
-    Ok(Json(s.list_children(&caller, &key, id, &params).await?))
+    Ok(Json(s.items().list_children(&caller, &key, id, &params).await?))
 }

@@ -33,7 +33,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use problem::Problem;
-use voronka_core::service::{Caller, Service};
+use voronka_core::service::{Caller, Core};
 
 /// Largest accepted request body, in bytes (plugin uploads: [`MAX_UPLOAD`]).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -54,7 +54,7 @@ pub fn body_limit(path: &str) -> usize {
 }
 
 /// Shared state of every handler.
-pub type AppState = Arc<Service>;
+pub type AppState = Arc<Core>;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -78,7 +78,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// Builds the whole HTTP application.
-pub fn router(service: Arc<Service>) -> Router {
+pub fn router(core: Arc<Core>) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(types::routes())
         .merge(items::routes())
@@ -101,11 +101,11 @@ pub fn router(service: Arc<Service>) -> Router {
     let document = Arc::new(openapi);
     let api = api
         .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }))
-        .layer(middleware::from_fn_with_state(service.clone(), idempotency::layer))
-        .layer(middleware::from_fn_with_state(service.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(core.clone(), idempotency::layer))
+        .layer(middleware::from_fn_with_state(core.clone(), authenticate))
         .fallback(|| async { Problem::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such route") })
-        .with_state(service.clone());
-    let public = public.with_state(service);
+        .with_state(core.clone());
+    let public = public.with_state(core);
     Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .nest("/api/v1", public.merge(api))
@@ -136,12 +136,12 @@ async fn refuse_oversized(request: Request, next: Next) -> Response {
 }
 
 /// Resolves `Authorization: Bearer <token>` to a [`Caller`]; 401 otherwise.
-async fn authenticate(State(service): State<AppState>, mut request: Request, next: Next) -> Response {
+async fn authenticate(State(core): State<AppState>, mut request: Request, next: Next) -> Response {
     let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
         return Problem::unauthorized("send Authorization: Bearer <token>").into_response();
     };
-    match service.authenticate(token).await {
+    match core.people().authenticate(token).await {
         Ok(Some(principal)) => {
             request.extensions_mut().insert(Caller::user(principal));
             next.run(request).await

@@ -40,7 +40,7 @@ async fn list_notifications(
     ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> Result<Json<ListOf<Notification>>, Problem> {
     let page = Page { cursor: q.cursor, limit: q.limit };
-    let (rows, next) = s.list_notifications(&caller, q.unread.unwrap_or(false), page.after()?, page.limit()?).await?;
+    let (rows, next) = s.notifications().list(&caller, q.unread.unwrap_or(false), page.after()?, page.limit()?).await?;
     Ok(Json(ListOf::new(rows, next)))
 }
 
@@ -54,7 +54,7 @@ struct Count {
 /// How many of the caller's notifications are unread.
 #[utoipa::path(get, path = "/notifications/unread-count", tag = "notifications", responses((status = 200, body = Count)))]
 async fn unread_count(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<Count>, Problem> {
-    Ok(Json(Count { unread: s.unread_notifications(&caller).await? }))
+    Ok(Json(Count { unread: s.notifications().unread(&caller).await? }))
 }
 
 /// How many notifications a call marked read.
@@ -72,11 +72,11 @@ async fn mark_read(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Marked>, Problem> {
-    Ok(Json(Marked { marked: s.mark_notifications_read(&caller, Some(id)).await? }))
+    Ok(Json(Marked { marked: s.notifications().mark_read(&caller, Some(id)).await? }))
 }
 
 /// Marks every notification of the caller read.
 #[utoipa::path(post, path = "/notifications/read-all", tag = "notifications", responses((status = 200, body = Marked)))]
 async fn mark_all_read(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<Marked>, Problem> {
-    Ok(Json(Marked { marked: s.mark_notifications_read(&caller, None).await? }))
+    Ok(Json(Marked { marked: s.notifications().mark_read(&caller, None).await? }))
 }

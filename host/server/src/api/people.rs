@@ -33,8 +33,8 @@ async fn list_users(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<ListOf<User>>, Problem> {
     let limit = page.limit()?;
-    let mut users = s.list_users(page.after()?, limit).await?;
-    let next = voronka_core::service::items::page_cursor(&mut users, limit, |u| u.id);
+    let mut users = s.people().list_users(page.after()?, limit).await?;
+    let next = voronka_core::service::page_cursor(&mut users, limit, |u| u.id);
     Ok(Json(ListOf::new(users, next)))
 }
 
@@ -46,13 +46,13 @@ async fn create_user(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<NewUserRequest>,
 ) -> Result<(StatusCode, Json<User>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_user(&caller, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.people().create_user(&caller, body).await?)))
 }
 
 /// One user.
 #[utoipa::path(get, path = "/users/{id}", tag = "people", params(("id" = i64, Path)), responses((status = 200, body = User), (status = 404, body = ProblemDocument)))]
 async fn get_user(State(s): State<AppState>, _: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<User>, Problem> {
-    Ok(Json(s.get_user(id).await?))
+    Ok(Json(s.people().get_user(id).await?))
 }
 
 /// Changes a user (administrators).
@@ -64,7 +64,7 @@ async fn update_user(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<UserPatch>,
 ) -> Result<Json<User>, Problem> {
-    Ok(Json(s.update_user(&caller, id, body).await?))
+    Ok(Json(s.people().update_user(&caller, id, body).await?))
 }
 
 /// `POST /users/{id}/tokens` body.
@@ -101,14 +101,14 @@ async fn create_token(
             .map_err(|e| Problem::bad_request("malformed-json", format!("the body is not a token request: {e}")))?
             .name
     };
-    let (token_id, token) = s.issue_token(&caller, id, &name).await?;
+    let (token_id, token) = s.people().issue_token(&caller, id, &name).await?;
     Ok((StatusCode::CREATED, Json(IssuedToken { id: token_id, token })))
 }
 
 /// Departments.
 #[utoipa::path(get, path = "/departments", tag = "people", responses((status = 200, body = ListOf<Department>)))]
 async fn list_departments(State(s): State<AppState>, _: Auth) -> Result<Json<ListOf<Department>>, Problem> {
-    Ok(Json(ListOf::new(s.list_departments().await?, None)))
+    Ok(Json(ListOf::new(s.people().list_departments().await?, None)))
 }
 
 /// Creates a department (administrators).
@@ -119,7 +119,7 @@ async fn create_department(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<DepartmentRequest>,
 ) -> Result<(StatusCode, Json<Department>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_department(&caller, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.people().create_department(&caller, body).await?)))
 }
 
 /// Changes a department (administrators).
@@ -131,13 +131,13 @@ async fn update_department(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DepartmentRequest>,
 ) -> Result<Json<Department>, Problem> {
-    Ok(Json(s.update_department(&caller, id, body).await?))
+    Ok(Json(s.people().update_department(&caller, id, body).await?))
 }
 
 /// Roles with their permissions.
 #[utoipa::path(get, path = "/roles", tag = "people", responses((status = 200, body = ListOf<Role>)))]
 async fn list_roles(State(s): State<AppState>, _: Auth) -> Result<Json<ListOf<Role>>, Problem> {
-    Ok(Json(ListOf::new(s.list_roles().await?, None)))
+    Ok(Json(ListOf::new(s.people().list_roles().await?, None)))
 }
 
 /// Creates a role (administrators).
@@ -148,7 +148,7 @@ async fn create_role(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<RoleRequest>,
 ) -> Result<(StatusCode, Json<Role>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_role(&caller, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.people().create_role(&caller, body).await?)))
 }
 
 /// Replaces a role's title and permissions (administrators).
@@ -160,11 +160,11 @@ async fn update_role(
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<RoleRequest>,
 ) -> Result<Json<Role>, Problem> {
-    Ok(Json(s.update_role(&caller, &key, body).await?))
+    Ok(Json(s.people().update_role(&caller, &key, body).await?))
 }
 
 /// The signed-in user.
 #[utoipa::path(get, path = "/me", tag = "people", responses((status = 200, body = User)))]
 async fn me(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<User>, Problem> {
-    Ok(Json(s.get_user(caller.principal.user_id).await?))
+    Ok(Json(s.people().get_user(caller.principal.user_id).await?))
 }

@@ -79,13 +79,13 @@ async fn upload_plugin(
     }
     let manifest = manifest.ok_or_else(|| invalid("manifest", "the `manifest` part is missing"))?;
     let module = module.ok_or_else(|| invalid("module", "the `module` part is missing"))?;
-    Ok((StatusCode::CREATED, Json(s.install_plugin(&caller, manifest, module).await?)))
+    Ok((StatusCode::CREATED, Json(s.plugins().install(&caller, manifest, module).await?)))
 }
 
 /// Every stored plugin version.
 #[utoipa::path(get, path = "/plugins", tag = "plugins", responses((status = 200, body = ListOf<PluginVersion>)))]
 async fn list_plugins(State(s): State<AppState>, _: Auth) -> Result<Json<ListOf<PluginVersion>>, Problem> {
-    Ok(Json(ListOf::new(s.list_plugins().await?, None)))
+    Ok(Json(ListOf::new(s.plugins().list().await?, None)))
 }
 
 /// The versions of a plugin.
@@ -96,7 +96,7 @@ async fn plugin_versions(
     _: Auth,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ListOf<PluginVersion>>, Problem> {
-    Ok(Json(ListOf::new(s.plugin_versions(&name).await?, None)))
+    Ok(Json(ListOf::new(s.plugins().versions(&name).await?, None)))
 }
 
 /// Deletes a plugin with all its versions; refused while a robot uses it.
@@ -107,6 +107,6 @@ async fn delete_plugin(
     Auth(caller): Auth,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, Problem> {
-    s.delete_plugin(&caller, &name).await?;
+    s.plugins().delete(&caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -37,7 +37,7 @@ async fn list_templates(
     State(s): State<AppState>,
     Auth(caller): Auth,
 ) -> Result<Json<ListOf<StoredTemplate>>, Problem> {
-    Ok(Json(ListOf::new(s.list_templates(&caller).await?, None)))
+    Ok(Json(ListOf::new(s.processes().list_templates(&caller).await?, None)))
 }
 
 /// Stores a template (administrators): version 1 of a new key, or the next version of an
@@ -49,7 +49,7 @@ async fn save_template(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<TemplateRequest>,
 ) -> Result<(StatusCode, Json<StoredTemplate>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.save_template(&caller, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.processes().save_template(&caller, body).await?)))
 }
 
 /// Which template version.
@@ -69,7 +69,7 @@ async fn get_template(
     ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> Result<Json<StoredTemplate>, Problem> {
-    Ok(Json(s.read_template(&caller, &key, q.version).await?))
+    Ok(Json(s.processes().read_template(&caller, &key, q.version).await?))
 }
 
 /// Filters of the instance list.
@@ -114,7 +114,7 @@ async fn list_processes(
         })?),
     };
     let page = Page { cursor: q.cursor, limit: q.limit };
-    let (rows, next) = s.list_processes(&caller, item, status, page.after()?, page.limit()?).await?;
+    let (rows, next) = s.processes().list(&caller, item, status, page.after()?, page.limit()?).await?;
     Ok(Json(ListOf::new(rows, next)))
 }
 
@@ -126,7 +126,7 @@ async fn start_process(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<StartRequest>,
 ) -> Result<(StatusCode, Json<Instance>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.start_process(&caller, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.processes().start(&caller, body).await?)))
 }
 
 /// An instance with its log.
@@ -148,7 +148,7 @@ async fn get_process(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<ProcessView>, Problem> {
-    let (instance, log) = s.get_process(&caller, id).await?;
+    let (instance, log) = s.processes().get(&caller, id).await?;
     Ok(Json(ProcessView { instance, log }))
 }
 
@@ -160,7 +160,7 @@ async fn terminate_process(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Instance>, Problem> {
-    Ok(Json(s.terminate_process(&caller, id).await?))
+    Ok(Json(s.processes().terminate(&caller, id).await?))
 }
 
 /// Filter of the caller's assignments.
@@ -184,7 +184,7 @@ async fn list_assignments(
     ApiQuery(q): ApiQuery<AssignmentQuery>,
 ) -> Result<Json<ListOf<Assignment>>, Problem> {
     let page = Page { cursor: q.cursor, limit: q.limit };
-    let (rows, next) = s.list_assignments(&caller, q.status.as_deref(), page.after()?, page.limit()?).await?;
+    let (rows, next) = s.assignments().list(&caller, q.status.as_deref(), page.after()?, page.limit()?).await?;
     Ok(Json(ListOf::new(rows, next)))
 }
 
@@ -199,7 +199,7 @@ async fn complete_assignment(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<CompleteAssignment>,
 ) -> Result<Json<Assignment>, Problem> {
-    Ok(Json(s.complete_assignment(&caller, id, body).await?))
+    Ok(Json(s.assignments().complete(&caller, id, body).await?))
 }
 
 /// `POST /assignments/{id}/delegate` body.
@@ -220,5 +220,5 @@ async fn delegate_assignment(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DelegateRequest>,
 ) -> Result<Json<Assignment>, Problem> {
-    Ok(Json(s.delegate_assignment(&caller, id, body.to).await?))
+    Ok(Json(s.assignments().delegate(&caller, id, body.to).await?))
 }

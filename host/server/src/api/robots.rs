@@ -28,7 +28,7 @@ async fn list_robots(
     Auth(caller): Auth,
     ApiPath((t, f, st)): ApiPath<StagePath>,
 ) -> Result<Json<ListOf<Robot>>, Problem> {
-    Ok(Json(ListOf::new(s.list_robots(&caller, &t, &f, &st).await?, None)))
+    Ok(Json(ListOf::new(s.robots().list(&caller, &t, &f, &st).await?, None)))
 }
 
 /// Binds a robot to a stage.
@@ -41,7 +41,7 @@ async fn create_robot(
     ApiPath((t, f, st)): ApiPath<StagePath>,
     ApiJson(body): ApiJson<RobotRequest>,
 ) -> Result<(StatusCode, Json<Robot>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_robot(&caller, &t, &f, &st, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.robots().create(&caller, &t, &f, &st, body).await?)))
 }
 
 /// Changes a robot.
@@ -54,7 +54,7 @@ async fn update_robot(
     ApiPath((t, f, st, id)): ApiPath<RobotPath>,
     ApiJson(body): ApiJson<RobotPatch>,
 ) -> Result<Json<Robot>, Problem> {
-    Ok(Json(s.update_robot(&caller, &t, &f, &st, id, body).await?))
+    Ok(Json(s.robots().update(&caller, &t, &f, &st, id, body).await?))
 }
 
 /// Unbinds a robot; its pending runs are cancelled.
@@ -66,6 +66,6 @@ async fn delete_robot(
     Auth(caller): Auth,
     ApiPath((t, f, st, id)): ApiPath<RobotPath>,
 ) -> Result<StatusCode, Problem> {
-    s.delete_robot(&caller, &t, &f, &st, id).await?;
+    s.robots().delete(&caller, &t, &f, &st, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,7 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Every schedule.
 #[utoipa::path(get, path = "/schedules", tag = "schedules", responses((status = 200, body = ListOf<Schedule>)))]
 async fn list_schedules(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<ListOf<Schedule>>, Problem> {
-    Ok(Json(ListOf::new(s.list_schedules(&caller).await?, None)))
+    Ok(Json(ListOf::new(s.schedules().list(&caller).await?, None)))
 }
 
 /// Creates a schedule: at each time of its cron expression (in its time zone) its robot plugin
@@ -34,7 +34,7 @@ async fn create_schedule(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<ScheduleRequest>,
 ) -> Result<(StatusCode, Json<Schedule>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_schedule(&caller, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.schedules().create(&caller, body).await?)))
 }
 
 /// One schedule, with its next and last firing.
@@ -45,7 +45,7 @@ async fn get_schedule(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Schedule>, Problem> {
-    Ok(Json(s.get_schedule(&caller, id).await?))
+    Ok(Json(s.schedules().get(&caller, id).await?))
 }
 
 /// Changes a schedule (pause it with `{"active": false}`).
@@ -57,7 +57,7 @@ async fn update_schedule(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<SchedulePatch>,
 ) -> Result<Json<Schedule>, Problem> {
-    Ok(Json(s.update_schedule(&caller, id, body).await?))
+    Ok(Json(s.schedules().update(&caller, id, body).await?))
 }
 
 /// Deletes a schedule; its pending runs are cancelled.
@@ -68,6 +68,6 @@ async fn delete_schedule(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, Problem> {
-    s.delete_schedule(&caller, id).await?;
+    s.schedules().delete(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

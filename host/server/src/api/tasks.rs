@@ -87,7 +87,7 @@ async fn list_tasks(
     ApiQuery(q): ApiQuery<TaskListQuery>,
 ) -> Result<Json<ListOf<Task>>, Problem> {
     let page = Page { cursor: q.cursor.clone(), limit: q.limit };
-    let (tasks, next) = s.list_tasks(&caller, q.query()?, page.after()?, page.limit()?).await?;
+    let (tasks, next) = s.tasks().list(&caller, q.query()?, page.after()?, page.limit()?).await?;
     Ok(Json(ListOf::new(tasks, next)))
 }
 
@@ -99,7 +99,7 @@ async fn create_task(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<TaskRequest>,
 ) -> Result<(StatusCode, Json<Task>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_task(&caller, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.tasks().create(&caller, body).await?)))
 }
 
 /// One task.
@@ -110,7 +110,7 @@ async fn get_task(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Task>, Problem> {
-    Ok(Json(s.get_task(&caller, id).await?))
+    Ok(Json(s.tasks().get(&caller, id).await?))
 }
 
 /// Changes a task (its responsible, its creator or an administrator).
@@ -122,7 +122,7 @@ async fn update_task(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<TaskPatch>,
 ) -> Result<Json<Task>, Problem> {
-    Ok(Json(s.update_task(&caller, id, body).await?))
+    Ok(Json(s.tasks().update(&caller, id, body).await?))
 }
 
 /// `POST /tasks/{id}/complete` body.
@@ -143,5 +143,5 @@ async fn complete_task(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<Task>, Problem> {
-    Ok(Json(s.complete_task(&caller, id, body.result).await?))
+    Ok(Json(s.tasks().complete(&caller, id, body.result).await?))
 }

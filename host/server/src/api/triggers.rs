@@ -44,7 +44,7 @@ async fn list_triggers(
     ApiPath((t, f, st)): ApiPath<StagePath>,
 ) -> Result<Json<ListOf<Trigger>>, Problem> {
     let base = base_url(&headers);
-    let triggers = s.list_triggers(&caller, &t, &f, &st).await?;
+    let triggers = s.triggers().list(&caller, &t, &f, &st).await?;
     Ok(Json(ListOf::new(triggers.into_iter().map(|t| Trigger::view(t, &base)).collect(), None)))
 }
 
@@ -60,7 +60,7 @@ async fn create_trigger(
     ApiPath((t, f, st)): ApiPath<StagePath>,
     ApiJson(body): ApiJson<TriggerRequest>,
 ) -> Result<(StatusCode, Json<Trigger>), Problem> {
-    let trigger = s.create_trigger(&caller, &t, &f, &st, body).await?;
+    let trigger = s.triggers().create(&caller, &t, &f, &st, body).await?;
     Ok((StatusCode::CREATED, Json(Trigger::view(trigger, &base_url(&headers)))))
 }
 
@@ -75,7 +75,7 @@ async fn update_trigger(
     ApiPath((t, f, st, id)): ApiPath<TriggerPath>,
     ApiJson(body): ApiJson<TriggerPatch>,
 ) -> Result<Json<Trigger>, Problem> {
-    let trigger = s.update_trigger(&caller, (&t, &f, &st), id, body).await?;
+    let trigger = s.triggers().update(&caller, (&t, &f, &st), id, body).await?;
     Ok(Json(Trigger::view(trigger, &base_url(&headers))))
 }
 
@@ -88,7 +88,7 @@ async fn delete_trigger(
     Auth(caller): Auth,
     ApiPath((t, f, st, id)): ApiPath<TriggerPath>,
 ) -> Result<StatusCode, Problem> {
-    s.delete_trigger(&caller, (&t, &f, &st), id).await?;
+    s.triggers().delete(&caller, (&t, &f, &st), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -110,5 +110,5 @@ async fn fire_webhook(
     ApiPath(secret): ApiPath<String>,
     ApiJson(body): ApiJson<WebhookCall>,
 ) -> Result<Json<WebhookOutcome>, Problem> {
-    Ok(Json(s.fire_webhook(&secret, body.item).await?))
+    Ok(Json(s.triggers().fire_webhook(&secret, body.item).await?))
 }

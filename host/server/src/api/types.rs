@@ -26,7 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Entity types the caller can see.
 #[utoipa::path(get, path = "/types", tag = "types", responses((status = 200, body = ListOf<TypeSchema>)))]
 async fn list_types(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<ListOf<TypeSchema>>, Problem> {
-    Ok(Json(ListOf::new(s.list_types(&caller).await?, None)))
+    Ok(Json(ListOf::new(s.types().list(&caller).await?, None)))
 }
 
 /// Creates a custom entity type (smart process) with a default funnel.
@@ -37,7 +37,7 @@ async fn create_type(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<NewType>,
 ) -> Result<(StatusCode, Json<TypeSchema>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_type(&caller, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.types().create(&caller, body).await?)))
 }
 
 /// A type with its fields and funnels.
@@ -48,7 +48,7 @@ async fn get_type(
     Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<TypeSchema>, Problem> {
-    Ok(Json(s.get_type(&caller, &key).await?))
+    Ok(Json(s.types().get(&caller, &key).await?))
 }
 
 /// Changes a type's title or allowed parents.
@@ -60,7 +60,7 @@ async fn update_type(
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<TypePatch>,
 ) -> Result<Json<TypeSchema>, Problem> {
-    Ok(Json(s.update_type(&caller, &key, body).await?))
+    Ok(Json(s.types().update(&caller, &key, body).await?))
 }
 
 /// Custom fields of a type.
@@ -71,7 +71,7 @@ async fn list_fields(
     Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<ListOf<FieldDef>>, Problem> {
-    Ok(Json(ListOf::new(s.get_type(&caller, &key).await?.fields, None)))
+    Ok(Json(ListOf::new(s.types().get(&caller, &key).await?.fields, None)))
 }
 
 /// Adds a custom field.
@@ -83,7 +83,7 @@ async fn create_field(
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<NewField>,
 ) -> Result<(StatusCode, Json<FieldDef>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_field(&caller, &key, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.types().create_field(&caller, &key, body).await?)))
 }
 
 /// Funnels of a type.
@@ -94,7 +94,7 @@ async fn list_funnels(
     Auth(caller): Auth,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<ListOf<Funnel>>, Problem> {
-    Ok(Json(ListOf::new(s.get_type(&caller, &key).await?.funnels, None)))
+    Ok(Json(ListOf::new(s.types().get(&caller, &key).await?.funnels, None)))
 }
 
 /// Adds a funnel.
@@ -106,7 +106,7 @@ async fn create_funnel(
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<NewFunnel>,
 ) -> Result<(StatusCode, Json<Funnel>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_funnel(&caller, &key, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.types().create_funnel(&caller, &key, body).await?)))
 }
 
 /// A funnel with its stages.
@@ -117,7 +117,7 @@ async fn get_funnel(
     Auth(caller): Auth,
     ApiPath((key, funnel)): ApiPath<(String, String)>,
 ) -> Result<Json<Funnel>, Problem> {
-    Ok(Json(s.get_funnel(&caller, &key, &funnel).await?))
+    Ok(Json(s.types().get_funnel(&caller, &key, &funnel).await?))
 }
 
 /// Changes a funnel's title, stages or default flag.
@@ -129,5 +129,5 @@ async fn update_funnel(
     ApiPath((key, funnel)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<FunnelPatch>,
 ) -> Result<Json<Funnel>, Problem> {
-    Ok(Json(s.update_funnel(&caller, &key, &funnel, body).await?))
+    Ok(Json(s.types().update_funnel(&caller, &key, &funnel, body).await?))
 }

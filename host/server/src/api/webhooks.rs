@@ -23,7 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Every subscription.
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks", responses((status = 200, body = ListOf<Webhook>)))]
 async fn list_webhooks(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<ListOf<Webhook>>, Problem> {
-    Ok(Json(ListOf::new(s.list_webhooks(&caller).await?, None)))
+    Ok(Json(ListOf::new(s.webhooks().list(&caller).await?, None)))
 }
 
 /// Subscribes a URL to events: each matching event is POSTed as JSON, signed in
@@ -36,7 +36,7 @@ async fn create_webhook(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<WebhookRequest>,
 ) -> Result<(StatusCode, Json<Webhook>), Problem> {
-    Ok((StatusCode::CREATED, Json(s.create_webhook(&caller, body).await?)))
+    Ok((StatusCode::CREATED, Json(s.webhooks().create(&caller, body).await?)))
 }
 
 /// One subscription.
@@ -47,7 +47,7 @@ async fn get_webhook(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Webhook>, Problem> {
-    Ok(Json(s.get_webhook(&caller, id).await?))
+    Ok(Json(s.webhooks().get(&caller, id).await?))
 }
 
 /// Changes a subscription (pause it with `{"active": false}`).
@@ -59,7 +59,7 @@ async fn update_webhook(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<WebhookPatch>,
 ) -> Result<Json<Webhook>, Problem> {
-    Ok(Json(s.update_webhook(&caller, id, body).await?))
+    Ok(Json(s.webhooks().update(&caller, id, body).await?))
 }
 
 /// Deletes a subscription and its delivery log.
@@ -70,7 +70,7 @@ async fn delete_webhook(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, Problem> {
-    s.delete_webhook(&caller, id).await?;
+    s.webhooks().delete(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -84,7 +84,7 @@ async fn list_deliveries(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<ListOf<Delivery>>, Problem> {
     let before = page.cursor.as_deref().map(|_| page.after()).transpose()?;
-    let (deliveries, next) = s.list_deliveries(&caller, id, before, page.limit()?).await?;
+    let (deliveries, next) = s.webhooks().list_deliveries(&caller, id, before, page.limit()?).await?;
     Ok(Json(ListOf::new(deliveries, next)))
 }
 
@@ -97,6 +97,6 @@ async fn redeliver(
     Auth(caller): Auth,
     ApiPath((id, delivery)): ApiPath<(i64, i64)>,
 ) -> Result<StatusCode, Problem> {
-    s.redeliver(&caller, id, delivery).await?;
+    s.webhooks().redeliver(&caller, id, delivery).await?;
     Ok(StatusCode::ACCEPTED)
 }
