@@ -87,6 +87,7 @@ pub struct Server {
     pub dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     http: reqwest::Client,
+    test_hooks: bool,
 }
 
 /// Options for starting a server.
@@ -95,6 +96,8 @@ pub struct Start {
     pub demo: bool,
     /// Leave VORONKA_ADMIN_TOKEN unset so the server generates one.
     pub generated_token: bool,
+    /// Serve without the routes for tests (`/api/v1/testing/...`).
+    pub without_test_hooks: bool,
 }
 
 impl Server {
@@ -117,6 +120,7 @@ impl Server {
             dir,
             _temp: Some(temp),
             http: reqwest::Client::new(),
+            test_hooks: !start.without_test_hooks,
         };
         server.launch(start.demo);
         if start.generated_token {
@@ -136,6 +140,7 @@ impl Server {
             .env("RUST_LOG", "warn")
             .env("VORONKA_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"))
             .env_remove("VORONKA_ADMIN_TOKEN")
+            .env_remove("VORONKA_TEST_HOOKS")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(self.dir.join("server.log")).map(Stdio::from).unwrap_or(Stdio::null()));
         if !self.admin.is_empty() {
@@ -143,6 +148,9 @@ impl Server {
         }
         if demo {
             command.arg("--demo");
+        }
+        if self.test_hooks {
+            command.env("VORONKA_TEST_HOOKS", "1");
         }
         let mut child = command.spawn().expect("spawn voronka");
         let stdout = child.stdout.take().expect("stdout");
@@ -199,6 +207,7 @@ impl Server {
             dir: temp.path().to_path_buf(),
             _temp: Some(temp),
             http: reqwest::Client::new(),
+            test_hooks: self.test_hooks,
         };
         server.launch(false);
         server
@@ -213,6 +222,14 @@ impl Server {
     pub fn restart(&mut self) {
         self.stop();
         self.launch(false);
+    }
+
+    /// Waits until the server's automation has settled: nothing due or under way, every reader
+    /// of the event stream caught up. After it, what a change set off has happened, so a test
+    /// may assert that something did not.
+    pub async fn settled(&self) {
+        let reply = self.get("/api/v1/testing/settled?timeout_ms=30000").await;
+        assert_eq!(reply.status, 200, "the automation did not settle: {}\n{}", reply.body, self.log());
     }
 
     /// A request as the administrator.

@@ -2,8 +2,6 @@
 //! (and a new version replaces it there without a restart), every robot run and trigger move
 //! happens exactly once, whichever host's workers and dispatchers see the event.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::harness::{Backend, Server, postgres_available};
@@ -68,7 +66,8 @@ async fn two_hosts_share_plugins_robots_and_triggers() {
         a.wait_for(30, "the trigger's move", || async { (a.item("deal", deal).await["stage"] == "won").then_some(()) })
             .await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.settled().await;
+    b.settled().await;
     for deal in &deals {
         assert_eq!(count(&a, deal, "v1").await, 1, "the robot ran more than once on {deal}");
         let history = a.get(&format!("/api/v1/items/deal/{deal}/history")).await.ok(200);

@@ -129,7 +129,7 @@ async fn approvals_all_any_vote_and_rejection(backend: Backend) {
     let id = start(&s, "vote", &deal, json!({})).await;
     let a = open_assignments(&s, &board[0].1, 1).await;
     decide(&s, &board[0].1, &a[0], "approve").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.settled().await;
     assert_eq!(process(&s, &id).await["status"], "running");
     let b = open_assignments(&s, &board[1].1, 1).await;
     decide(&s, &board[1].1, &b[0], "approve").await;
@@ -481,7 +481,7 @@ async fn waits_for_an_event_of_its_item(backend: Backend) {
     // Other items' events and other stages do not end the wait.
     s.post(&format!("/api/v1/items/deal/{other}/move"), json!({"stage": "won"})).await.ok(200);
     s.post(&format!("/api/v1/items/deal/{deal}/move"), json!({"stage": "in-progress"})).await.ok(200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.settled().await;
     assert_eq!(process(&s, &id).await["status"], "running");
     // The wait survives a restart.
     s.stop();
@@ -551,7 +551,7 @@ async fn children_delegation_and_runaway_starts(backend: Backend) {
         })
         .await;
     assert!(failed["error"].as_str().is_some_and(|e| e.contains("automation chain stopped")), "{failed}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.settled().await;
     let all = s.get("/api/v1/processes?limit=500").await.ok(200);
     let again = all["items"].as_array().map(|a| a.iter().filter(|p| p["template"] == "again").count()).unwrap_or(0);
     assert!((2..=11).contains(&again), "{again} instances of a self-starting template");

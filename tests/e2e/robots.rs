@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::harness::{Backend, Reply, Server};
+use crate::harness::{Backend, Reply, Server, Start};
 
 /// The sandbox-test component built from plugins/testing/hostile.
 const HOSTILE: &[u8] = voronka_builtins::test::HOSTILE;
@@ -357,7 +357,7 @@ async fn delayed_robots_are_cancelled_when_the_item_leaves(backend: Backend) {
         (s.item("deal", &stays).await["fields"]["checked"] == true).then_some(())
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    s.settled().await;
     assert!(s.item("deal", &leaves).await["fields"].get("checked").is_none());
 }
 both!(delayed_robots_are_cancelled_when_the_item_leaves);
@@ -382,7 +382,7 @@ async fn queued_robots_survive_a_crash_and_run_once(backend: Backend) {
         })
         .await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    s.settled().await;
     for deal in &deals {
         assert_eq!(s.item("deal", deal).await["fields"]["runs"], 1, "ran exactly once");
     }
@@ -532,7 +532,7 @@ async fn robots_do_not_run_for_items_already_in_the_stage(backend: Backend) {
         (s.item("deal", &later).await["fields"]["checked"] == true).then_some(())
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    s.settled().await;
     assert!(
         s.item("deal", &earlier).await["fields"].get("checked").is_none(),
         "the robot ran for an item already there"
@@ -646,6 +646,36 @@ async fn robots_of_one_stage_fail_alone(backend: Backend) {
 }
 both!(robots_of_one_stage_fail_alone);
 
+/// The test hook that waits for the automation to settle says what still runs, is for
+/// administrators only, and is not served without test hooks.
+async fn the_settled_hook_waits_for_running_robots(backend: Backend) {
+    let s = Server::start(backend).await;
+    bool_field(&s, "checked").await;
+    let script = r#"fn run(ctx) {
+        let start = clock::now();
+        while clock::now() - start < 3000000 { }
+        items::update_fields(ctx.item["type"], ctx.item.id, #{checked: true});
+    }"#;
+    let manifest = json!({"name": "slow", "version": "1.0.0", "kind": "rhai", "world": "robot",
+        "capabilities": ["items:write"], "limits": {"timeout_ms": 8000}});
+    s.upload(manifest, script.as_bytes().to_vec()).await.ok(201);
+    s.post(ROBOTS, json!({"plugin": "slow"})).await.ok(201);
+    let deal = new_deal(&s, "Slow").await;
+    move_deal(&s, &deal, "in-progress").await;
+    // The trigger dispatcher, with no trigger to apply, passes over the move's events within a
+    // quarter of a second; the robot computes for three.
+    let busy = s.get("/api/v1/testing/settled?timeout_ms=1000").await.problem(503, "not-settled");
+    assert!(busy["detail"].as_str().is_some_and(|d| d.contains("robot runs")), "{busy}");
+    let (_, manager) = s.user_with_roles("manager@example.com", &[]).await;
+    s.call_as(&manager, Method::GET, "/api/v1/testing/settled", None).await.problem(403, "forbidden");
+    s.settled().await;
+    assert_eq!(s.item("deal", &deal).await["fields"]["checked"], true);
+
+    let plain = Server::start_with(backend, Start { without_test_hooks: true, ..Start::default() }).await;
+    plain.get("/api/v1/testing/settled").await.problem(404, "not-found");
+}
+both!(the_settled_hook_waits_for_running_robots);
+
 /// A Rhai robot computing for its whole time budget holds up only its own item: the robots of
 /// other items claimed with it run meanwhile. (The runs are delayed, by more than the moves
 /// and the stop take, and the server stopped until they are due, so one worker claims them
@@ -716,7 +746,7 @@ async fn running_robots_cut_short_by_a_crash_run_again_at_once() {
         })
         .await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    s.settled().await;
     for deal in &deals {
         assert_eq!(s.item("deal", deal).await["fields"]["runs"], 1, "ran once");
     }
@@ -814,7 +844,7 @@ async fn wasm_hot_swap_while_items_move(backend: Backend) {
         assert!(expected.iter().any(|e| actor == e), "{deal}: {actor}");
     }
     // Once: no second comment comes later.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    s.settled().await;
     for deal in &all {
         assert_eq!(comments(deal.clone()).await.len(), 1, "{deal}");
     }

@@ -243,7 +243,7 @@ async fn deadlines_go_overdue_on_time(backend: Backend) {
     // Sending the same deadline again with another change does not make it overdue twice.
     let same = overdue["items"][0]["deadline"].clone();
     s.patch(&format!("/api/v1/tasks/{id}"), json!({"title": "Quick!", "deadline": same})).await.ok(200);
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    s.settled().await;
     assert_eq!(event_kinds(&s).await.iter().filter(|k| *k == "task.overdue").count(), 1);
 
     // A deadline passing while the host is down is noted at start, once.
@@ -255,7 +255,7 @@ async fn deadlines_go_overdue_on_time(backend: Backend) {
         (event_kinds(&s).await.iter().filter(|k| *k == "task.overdue").count() == 2).then_some(())
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    s.settled().await;
     assert_eq!(event_kinds(&s).await.iter().filter(|k| *k == "task.overdue").count(), 2);
     // A completed task is not overdue.
     s.post(&format!("/api/v1/tasks/{id}/complete"), json!({})).await.ok(200);
@@ -305,7 +305,7 @@ async fn robot_task_and_task_completed_trigger(backend: Backend) {
     s.call_as(&anna_token, Method::POST, &format!("/api/v1/tasks/{}/complete", other["id"]), Some(json!({})))
         .await
         .ok(200);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    s.settled().await;
     assert_eq!(s.item("deal", &deal).await["stage"], "in-progress");
     s.call_as(
         &anna_token,

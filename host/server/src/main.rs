@@ -93,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
                 demo,
                 admin_token,
                 cache_dir: std::env::var_os("VORONKA_CACHE_DIR").map(PathBuf::from),
+                test_hooks: std::env::var("VORONKA_TEST_HOOKS").is_ok_and(|v| v == "1"),
             };
             server::serve(config).await
         }

@@ -24,6 +24,8 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Folder for compiled plugin code (default `<data-dir>/cache`).
     pub cache_dir: Option<PathBuf>,
+    /// Serve the routes for tests (`/api/v1/testing/...`).
+    pub test_hooks: bool,
 }
 
 /// Job workers per host.
@@ -84,7 +86,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("listening on http://{local}");
     let stop_automation = tokio_util::sync::CancellationToken::new();
     let tasks = voronka_core::automation::start(core.clone(), AUTOMATION_WORKERS, stop_automation.clone());
-    axum::serve(listener, crate::api::router(core)).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
+    axum::serve(listener, crate::api::router(core, config.test_hooks))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
     stop_automation.cancel();
     for task in tasks {
         if let Err(e) = task.await {

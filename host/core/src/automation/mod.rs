@@ -6,11 +6,13 @@ pub mod background;
 pub mod deadlines;
 pub mod processes;
 pub mod schedules;
+pub mod settled;
 pub mod triggers;
 pub mod webhooks;
 pub mod worker;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -25,7 +27,6 @@ pub const MAX_CHAIN_DEPTH: i64 = 10;
 
 /// Wake-ups shared by the API, the dispatchers and the workers of this host. Each reader of
 /// the event stream has its own, so one never takes another's wake-up.
-#[derive(Default)]
 pub struct Signals {
     /// New events were committed: for the trigger dispatcher.
     pub trigger_events: Notify,
@@ -43,6 +44,28 @@ pub struct Signals {
     pub processes: Notify,
     /// New events were committed: for the processes waiting for events.
     pub process_events: Notify,
+    /// How far the process engine has read the event stream ([`NOT_STARTED`] before its first
+    /// pass); [`settled::unsettled`] compares it with the stream's end.
+    pub process_events_read: AtomicI64,
+}
+
+/// [`Signals::process_events_read`] before the process engine's first pass.
+pub const NOT_STARTED: i64 = i64::MIN;
+
+impl Default for Signals {
+    fn default() -> Self {
+        Signals {
+            trigger_events: Notify::new(),
+            webhook_events: Notify::new(),
+            jobs: Notify::new(),
+            deliveries: Notify::new(),
+            schedules: Notify::new(),
+            deadlines: Notify::new(),
+            processes: Notify::new(),
+            process_events: Notify::new(),
+            process_events_read: AtomicI64::new(NOT_STARTED),
+        }
+    }
 }
 
 impl Signals {

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use voronka_model::event::EventKind;
 use voronka_model::plugin::World;
@@ -692,12 +692,11 @@ pub async fn run_event_wakes(core: Arc<Core>, shutdown: CancellationToken) {
     let timing = super::timing(&core, IDLE_POLL, IDLE_POLL);
     // Where this host stands in the event stream; `NOT_STARTED` until the first pass takes the
     // stream's end, with every waiting process woken once.
-    const NOT_STARTED: i64 = i64::MIN;
-    let position = AtomicI64::new(NOT_STARTED);
+    let position = &core.signals().process_events_read;
     let wakes = &core.signals().process_events;
     background::run("waking processes for events", wakes, timing, shutdown, || async {
         let from = position.load(Ordering::Acquire);
-        if from == NOT_STARTED {
+        if from == super::NOT_STARTED {
             let last = repo::last_event(core.store().reader()).await?;
             let mut tx = core.store().begin();
             repo::wake_all_event_waiters(&mut tx).await?;

@@ -30,7 +30,8 @@ use voronka_store::jobs;
 use voronka_store::outbox::{self, StoredEvent};
 use voronka_store::triggers::{self as repo, StoredTrigger};
 
-const CURSOR: &str = "triggers";
+/// The name of the trigger dispatcher's place in the event stream (`cursors` table).
+pub const CURSOR: &str = "triggers";
 const BATCH: i64 = 200;
 /// Longest sleep between looks at a shared database's outbox (other hosts' events).
 const IDLE_POLL: Duration = Duration::from_millis(200);

@@ -18,7 +18,8 @@ use voronka_store::jobs;
 use voronka_store::outbox::{self, StoredEvent};
 use voronka_store::webhooks::{self as repo, Attempt, ClaimedDelivery};
 
-const CURSOR: &str = "webhooks";
+/// The name of the webhook fan-out's place in the event stream (`cursors` table).
+pub const CURSOR: &str = "webhooks";
 const BATCH: i64 = 500;
 /// Deliveries claimed at once by a sender (sent concurrently).
 const CLAIM: i64 = 16;

@@ -501,7 +501,7 @@ pub fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> 
 }
 
 /// Requires system administration rights.
-fn require_admin(caller: &Caller) -> ServiceResult<()> {
+pub(crate) fn require_admin(caller: &Caller) -> ServiceResult<()> {
     if caller.principal.is_admin {
         Ok(())
     } else {

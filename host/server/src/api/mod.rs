@@ -14,6 +14,7 @@ mod processes;
 mod robots;
 mod schedules;
 mod tasks;
+mod testing;
 mod triggers;
 mod types;
 mod webhooks;
@@ -77,8 +78,9 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Builds the whole HTTP application.
-pub fn router(core: Arc<Core>) -> Router {
+/// Builds the whole HTTP application; `test_hooks` adds the routes for tests
+/// (`/api/v1/testing/...`).
+pub fn router(core: Arc<Core>, test_hooks: bool) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(types::routes())
         .merge(items::routes())
@@ -99,6 +101,7 @@ pub fn router(core: Arc<Core>) -> Router {
     openapi.merge(public_openapi);
     openapi.paths.paths = openapi.paths.paths.into_iter().map(|(p, v)| (format!("/api/v1{p}"), v)).collect();
     let document = Arc::new(openapi);
+    let api = if test_hooks { api.merge(testing::routes()) } else { api };
     let api = api
         .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }))
         .layer(middleware::from_fn_with_state(core.clone(), idempotency::layer))
