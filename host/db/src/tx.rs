@@ -120,9 +120,13 @@ impl Tx {
     }
 
     /// Takes the turn now, so every later read sees what this transaction will write over
-    /// (used when a change that read outside the turn found its item changed).
+    /// (used when a change that read outside the turn found its item changed). On PostgreSQL
+    /// this also takes the id-order lock ([`Tx::order_ids`]) at once: every writer takes it
+    /// before its rows' locks (its writes run after its ids are handed out), so a transaction
+    /// that then locks rows to read them waits for no writer that waits for it.
     pub async fn hold_turn(&mut self) -> DbResult<()> {
-        self.take_turn().await
+        self.take_turn().await?;
+        self.order_ids().await
     }
 
     /// Takes this transaction's turn on the database if it has none yet.
