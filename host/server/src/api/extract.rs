@@ -1,82 +1,88 @@
 //! Request extractors that turn bad input into problem documents.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
 use voronka_core::service::Caller;
 
 /// A JSON body; malformed JSON, wrong shapes, a wrong content type or an oversized body become
-/// problem documents that say what is wrong.
+/// problem documents that say what is wrong (a wrong shape names the field by its path, e.g.
+/// `fields.payments[1].amount`).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_problem(rejection)),
+        if !is_json(req.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the body as Content-Type: application/json",
+            ));
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                format!("the body is larger than {} bytes", super::MAX_BODY),
+            ),
+            _ => Problem::bad_request("bad-request", rejection.body_text()),
+        })?;
+        parse(&bytes).map(ApiJson)
     }
 }
 
-fn json_problem(rejection: JsonRejection) -> Problem {
-    match rejection {
-        JsonRejection::JsonSyntaxError(e) => {
-            Problem::bad_request("malformed-json", format!("the body is not valid JSON: {}", source_text(&e)))
-        }
-        JsonRejection::JsonDataError(e) => {
-            let text = source_text(&e);
-            let mut problem = Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation-failed",
-                format!("the body does not have the expected shape: {text}"),
-            );
-            problem.errors.push(voronka_model::FieldError::new(field_of(&text), text));
-            problem
-        }
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "send the body as Content-Type: application/json",
-        ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            format!("the body is larger than {} bytes", super::MAX_BODY),
-        ),
-        other => Problem::bad_request("bad-request", other.body_text()),
-    }
+/// Whether the request says its body is JSON (`application/json` or a `+json` type).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(mime) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()?.parse::<mime::Mime>().ok()) else {
+        return false;
+    };
+    mime.type_() == mime::APPLICATION && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
 }
 
-/// The innermost error message (serde's, with line and column).
-fn source_text(error: &dyn std::error::Error) -> String {
-    let mut current: &dyn std::error::Error = error;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
+/// Reads a JSON document as `T`, keeping the path to the part that did not fit.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut document = serde_json::Deserializer::from_slice(bytes);
+    let value =
+        serde_path_to_error::deserialize(&mut document).map_err(|e| shape_problem(Some(e.path()), e.inner()))?;
+    document.end().map_err(|e| shape_problem(None, &e))?;
+    Ok(value)
 }
 
-/// Best guess at the field a serde message is about: the path before `:`, or the name in
-/// backquotes (`missing field `title``).
-fn field_of(message: &str) -> String {
-    if let Some((path, _)) = message.split_once(": ")
-        && !path.is_empty()
-        && !path.contains(char::is_whitespace)
-    {
-        return path.to_string();
+/// The problem document of a body that is not JSON (400) or not of the expected shape (422,
+/// naming the field at `path`).
+fn shape_problem(path: Option<&serde_path_to_error::Path>, error: &serde_json::Error) -> Problem {
+    if !error.is_data() {
+        return Problem::bad_request("malformed-json", format!("the body is not valid JSON: {error}"));
     }
-    if let Some(start) = message.find('`')
-        && let Some(len) = message[start + 1..].find('`')
-    {
-        return message[start + 1..start + 1 + len].to_string();
+    let field = field_at(path, error);
+    let mut problem = Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+        format!("the body does not have the expected shape: {field}: {error}"),
+    );
+    problem.errors.push(voronka_model::FieldError::new(field, error.to_string()));
+    problem
+}
+
+/// The field a shape error is about: its path in the document (`parents[0]`, or the unknown
+/// key itself), extended for a missing field by the name serde gives only in its message (it
+/// reports a missing field at the enclosing object).
+fn field_at(path: Option<&serde_path_to_error::Path>, error: &serde_json::Error) -> String {
+    let at = path.filter(|p| p.iter().next().is_some()).map(ToString::to_string).unwrap_or_default();
+    let text = error.to_string();
+    let missing = text.strip_prefix("missing field `").and_then(|rest| rest.split_once('`')).map(|(name, _)| name);
+    match (at.is_empty(), missing) {
+        (true, Some(name)) => name.to_string(),
+        (false, Some(name)) => format!("{at}.{name}"),
+        (true, None) => "body".to_string(),
+        (false, None) => at,
     }
-    message.split(':').next().unwrap_or("body").trim().to_string()
 }
 
 /// The caller the request's token authenticated (see `api::auth`).
@@ -147,10 +153,59 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
 mod tests {
     use super::*;
 
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Amount {
+        value: i64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        title: String,
+        amounts: Vec<Amount>,
+    }
+
+    fn field(body: &str) -> (u16, Vec<String>) {
+        match parse::<Body>(body.as_bytes()) {
+            Ok(_) => (200, Vec::new()),
+            Err(problem) => (problem.status.as_u16(), problem.errors.iter().map(|e| e.field.clone()).collect()),
+        }
+    }
+
     #[test]
-    fn field_names_from_serde_messages() {
-        assert_eq!(field_of("missing field `title` at line 1 column 2"), "title");
-        assert_eq!(field_of("unknown field `feilds`, expected one of ..."), "feilds");
-        assert_eq!(field_of("amount.value: invalid type: floating point `1.5`"), "amount.value");
+    fn shape_errors_name_the_field_by_its_path() {
+        assert_eq!(field(r#"{"amounts": []}"#), (422, vec!["title".to_string()]));
+        assert_eq!(field(r#"{"title": "a", "amounts": [], "feilds": 1}"#), (422, vec!["feilds".to_string()]));
+        assert_eq!(
+            field(r#"{"title": "a", "amounts": [{"value": 1}, {"value": 1.5}]}"#),
+            (422, vec!["amounts[1].value".to_string()])
+        );
+        assert_eq!(field(r#"{"title": "a", "amounts": [{}]}"#), (422, vec!["amounts[0].value".to_string()]));
+        assert_eq!(field(r#""text""#), (422, vec!["body".to_string()]));
+        assert_eq!(field(r#"{"title": "a", "amounts": []}"#), (200, Vec::new()));
+    }
+
+    #[test]
+    fn malformed_json_is_not_a_shape_error() {
+        assert_eq!(field(r#"{"title": "#), (400, Vec::new()));
+        assert_eq!(field(r#"{"title": "a", "amounts": []} trailing"#), (400, Vec::new()));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_json(&headers));
+        for (value, json) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("application/problem+json", true),
+            ("text/plain", false),
+        ] {
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap_or_else(|_| panic!("{value}")));
+            assert_eq!(is_json(&headers), json, "{value}");
+        }
     }
 }
