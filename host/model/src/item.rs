@@ -137,6 +137,10 @@ pub struct NewItem {
     pub fields: Map<String, Value>,
 }
 
+/// Which current versions of an item a change may apply to, as a test of the version (the
+/// HTTP `If-Match` of its request); `None`: any.
+pub type VersionCheck<'a> = Option<&'a (dyn Fn(i64) -> bool + Sync)>;
+
 /// `PATCH /items/{type}/{id}` body: present keys change, `null` clears.
 #[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -14,7 +14,7 @@ use voronka_model::event::EventKind;
 use voronka_model::field::Reference;
 use voronka_model::file::StoredFile;
 use voronka_model::item::{
-    HistoryEntry, Item, ItemPatch, ItemRef, MoveRequest, NewItem, StagePoint, TimelineEntry, TimelineKind,
+    HistoryEntry, Item, ItemPatch, ItemRef, MoveRequest, NewItem, StagePoint, TimelineEntry, TimelineKind, VersionCheck,
 };
 use voronka_model::money::Money;
 use voronka_model::time::{now_micros, to_rfc3339};
@@ -339,14 +339,14 @@ impl Items<'_> {
         }
     }
 
-    /// Loads an item for a change inside `tx`, checking access and `If-Match`.
+    /// Loads an item for a change inside `tx`, checking access and the version (`If-Match`).
     async fn load_for_change(
         &self,
         tx: &mut Tx,
         caller: &Caller,
         type_key: &str,
         id: i64,
-        if_match: Option<i64>,
+        if_match: VersionCheck<'_>,
         need: Access,
     ) -> ServiceResult<Item> {
         // A copy the transaction holds, or, while it has not written yet, a read from the read
@@ -365,8 +365,8 @@ impl Items<'_> {
             _ => return Err(ServiceError::NotFound(format!("no `{type_key}` item {id}"))),
         };
         self.core.require(caller, type_key, item.funnel.as_deref(), need)?;
-        if let Some(expected) = if_match
-            && expected != item.version
+        if let Some(accepts) = if_match
+            && !accepts(item.version)
         {
             return Err(ServiceError::PreconditionFailed { current: item.version });
         }
@@ -385,7 +385,7 @@ impl Items<'_> {
         type_key: &str,
         id: i64,
         patch: ItemPatch,
-        if_match: Option<i64>,
+        if_match: VersionCheck<'_>,
     ) -> ServiceResult<Item> {
         self.core
             .write(|mut tx| {
@@ -406,7 +406,7 @@ impl Items<'_> {
         type_key: &str,
         id: i64,
         patch: ItemPatch,
-        if_match: Option<i64>,
+        if_match: VersionCheck<'_>,
     ) -> ServiceResult<Item> {
         let schema = self.core.visible_schema(caller, type_key).await?;
         if patch.stage.is_some() || patch.funnel.is_some() {
@@ -497,7 +497,7 @@ impl Items<'_> {
         type_key: &str,
         id: i64,
         request: MoveRequest,
-        if_match: Option<i64>,
+        if_match: VersionCheck<'_>,
     ) -> ServiceResult<Item> {
         self.core
             .write(|mut tx| {
@@ -518,7 +518,7 @@ impl Items<'_> {
         type_key: &str,
         id: i64,
         request: MoveRequest,
-        if_match: Option<i64>,
+        if_match: VersionCheck<'_>,
     ) -> ServiceResult<Item> {
         let schema = self.core.visible_schema(caller, type_key).await?;
         if !schema.def.has_stages {
@@ -606,7 +606,13 @@ impl Items<'_> {
     }
 
     /// Deletes an item (needs `admin` access to it); links to and from it go too.
-    pub async fn delete(&self, caller: &Caller, type_key: &str, id: i64, if_match: Option<i64>) -> ServiceResult<()> {
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        if_match: VersionCheck<'_>,
+    ) -> ServiceResult<()> {
         self.core.visible_schema(caller, type_key).await?;
         let mut tx = self.core.store.begin();
         let item = self.load_for_change(&mut tx, caller, type_key, id, if_match, Access::Admin).await?;

@@ -97,28 +97,45 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     }
 }
 
-/// The version named by `If-Match` (`"3"`, `W/"3"` or `*` for any).
-pub struct IfMatch(pub Option<i64>);
+/// The request's `If-Match`: the ETags of the versions a change may apply to, compared
+/// strongly (RFC 9110: a weak `W/"3"` matches no version), or `*` for any.
+pub struct IfMatch(Option<headers::IfMatch>);
+
+impl IfMatch {
+    /// Whether a change may apply to `version` (always, without the header).
+    pub fn accepts(&self, version: i64) -> bool {
+        self.0.as_ref().is_none_or(|wanted| etag(version).is_some_and(|tag| wanted.precondition_passes(&tag)))
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-        let Some(value) = parts.headers.get(header::IF_MATCH) else { return Ok(IfMatch(None)) };
-        let text = value.to_str().unwrap_or("").trim();
-        if text == "*" {
+        let values = parts.headers.get_all(header::IF_MATCH);
+        if values.iter().next().is_none() {
             return Ok(IfMatch(None));
         }
-        let bare = text.trim_start_matches("W/").trim_matches('"');
-        bare.parse::<i64>().map(|v| IfMatch(Some(v))).map_err(|_| {
-            Problem::bad_request("bad-if-match", format!("If-Match `{text}` is not an ETag from this API, like \"3\""))
-        })
+        let text = values.iter().map(|v| v.to_str().unwrap_or("\u{fffd}")).collect::<Vec<_>>().join(", ");
+        // The header's decoder passes over list members that are not entity tags (they then
+        // match nothing); a client sending one made a mistake worth a clear 400 instead.
+        let well_formed = text.split(',').map(str::trim).all(|tag| tag == "*" || tag.parse::<headers::ETag>().is_ok());
+        well_formed
+            .then(|| <headers::IfMatch as headers::Header>::decode(&mut values.iter()).ok())
+            .flatten()
+            .map(|h| IfMatch(Some(h)))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    "bad-if-match",
+                    format!("If-Match `{text}` is not an ETag from this API, like \"3\""),
+                )
+            })
     }
 }
 
-/// The ETag of an item version.
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
+/// The ETag of an item version, `"3"` (a quoted number always parses as one).
+pub fn etag(version: i64) -> Option<headers::ETag> {
+    format!("\"{version}\"").parse().ok()
 }
 
 /// Path parameters; a malformed one (e.g. a non-numeric id) becomes a problem document.
@@ -207,5 +224,31 @@ mod tests {
             headers.insert(header::CONTENT_TYPE, value.parse().unwrap_or_else(|_| panic!("{value}")));
             assert_eq!(is_json(&headers), json, "{value}");
         }
+    }
+
+    async fn if_match(values: &[&str]) -> Result<IfMatch, u16> {
+        let mut request = axum::http::Request::builder();
+        for value in values {
+            request = request.header(header::IF_MATCH, *value);
+        }
+        let (mut parts, ()) = request.body(()).map_err(|_| 0u16)?.into_parts();
+        IfMatch::from_request_parts(&mut parts, &()).await.map_err(|p| p.status.as_u16())
+    }
+
+    #[tokio::test]
+    async fn if_match_compares_etags_strongly() {
+        let accepted = |m: &IfMatch| (1..=4).filter(|v| m.accepts(*v)).collect::<Vec<i64>>();
+        let cases: [(&[&str], Vec<i64>); 5] = [
+            (&[], vec![1, 2, 3, 4]),
+            (&["*"], vec![1, 2, 3, 4]),
+            (&["\"3\""], vec![3]),
+            (&["\"2\", \"4\""], vec![2, 4]),
+            (&["W/\"3\""], vec![]),
+        ];
+        for (values, versions) in cases {
+            let parsed = if_match(values).await.unwrap_or_else(|status| panic!("{values:?}: {status}"));
+            assert_eq!(accepted(&parsed), versions, "{values:?}");
+        }
+        assert_eq!(if_match(&["yesterday"]).await.err(), Some(400));
     }
 }

@@ -2,8 +2,9 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use headers::HeaderMapExt;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,8 +28,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn with_etag(status: StatusCode, item: Item) -> Response {
     let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&etag(item.version)) {
-        headers.insert(header::ETAG, v);
+    if let Some(tag) = etag(item.version) {
+        headers.typed_insert(tag);
     }
     (status, headers, Json(item)).into_response()
 }
@@ -78,10 +79,10 @@ async fn update_item(
     State(s): State<AppState>,
     Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
-    IfMatch(v): IfMatch,
+    if_match: IfMatch,
     ApiJson(body): ApiJson<ItemPatch>,
 ) -> Result<Response, Problem> {
-    Ok(with_etag(StatusCode::OK, s.items().update(&caller, &key, id, body, v).await?))
+    Ok(with_etag(StatusCode::OK, s.items().update(&caller, &key, id, body, Some(&|v| if_match.accepts(v))).await?))
 }
 
 /// Deletes an item (needs admin access to its type and funnel).
@@ -91,9 +92,9 @@ async fn delete_item(
     State(s): State<AppState>,
     Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
-    IfMatch(v): IfMatch,
+    if_match: IfMatch,
 ) -> Result<StatusCode, Problem> {
-    s.items().delete(&caller, &key, id, v).await?;
+    s.items().delete(&caller, &key, id, Some(&|v| if_match.accepts(v))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -104,10 +105,10 @@ async fn move_item(
     State(s): State<AppState>,
     Auth(caller): Auth,
     ApiPath((key, id)): ApiPath<(String, i64)>,
-    IfMatch(v): IfMatch,
+    if_match: IfMatch,
     ApiJson(body): ApiJson<MoveRequest>,
 ) -> Result<Response, Problem> {
-    Ok(with_etag(StatusCode::OK, s.items().move_to(&caller, &key, id, body, v).await?))
+    Ok(with_etag(StatusCode::OK, s.items().move_to(&caller, &key, id, body, Some(&|v| if_match.accepts(v))).await?))
 }
 
 /// Stage history, oldest first, across funnel changes, with who moved the item.
