@@ -4,7 +4,7 @@
 
 pub mod background;
 pub mod deadlines;
-pub mod processes;
+pub mod process;
 pub mod schedules;
 pub mod settled;
 pub mod triggers;
@@ -121,8 +121,8 @@ pub fn start(core: Arc<Core>, workers: usize, shutdown: CancellationToken) -> Ve
         tokio::spawn(webhooks::run_sender(core.clone(), shutdown.clone())),
         tokio::spawn(schedules::run(core.clone(), shutdown.clone())),
         tokio::spawn(deadlines::run(core.clone(), shutdown.clone())),
-        tokio::spawn(processes::run(core.clone(), shutdown.clone())),
-        tokio::spawn(processes::run_event_wakes(core.clone(), shutdown.clone())),
+        tokio::spawn(process::run(core.clone(), shutdown.clone())),
+        tokio::spawn(process::run_event_wakes(core.clone(), shutdown.clone())),
     ];
     for _ in 0..workers {
         tasks.push(tokio::spawn(worker::run(core.clone(), shutdown.clone())));

@@ -1,7 +1,7 @@
 //! Business processes: templates (administrators; every change is a new version, and a running
 //! instance keeps the version it started with), instances started by the API, by the
 //! `start-process` robot or by another process, and terminated by people. The engine that
-//! moves instances on lives in [`crate::automation::processes`].
+//! moves instances on lives in [`crate::automation::process`].
 //!
 //! The [`super::Processes`] aggregate (`core.processes()`).
 
