@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-/// Plugin commands.
+/// The `voronka plugin` subcommands: `push` uploads a plugin version, `list` shows the stored ones.
 #[derive(Subcommand)]
 pub enum PluginCommand {
     /// Uploads a `.wasm` component or `.rhai` script as a new plugin version.
     Push {
-        /// The module file.
+        /// Path of the module: a `.wasm` component or a `.rhai` script.
         file: PathBuf,
-        /// Plugin name.
+        /// Plugin name: a lower-case letter, then lower-case letters, digits, `-` or `_`.
         #[arg(long)]
         name: String,
         /// Semantic version, e.g. 1.2.0.
@@ -33,7 +33,7 @@ pub enum PluginCommand {
         /// Memory limit, in MiB.
         #[arg(long)]
         memory_mb: Option<u64>,
-        /// Fuel limit.
+        /// Fuel of one call (Wasm instructions, roughly, or Rhai operations); unlimited when absent.
         #[arg(long)]
         fuel: Option<u64>,
     },
@@ -47,7 +47,7 @@ pub struct Remote {
     /// Base URL of the server.
     #[arg(long, env = "VORONKA_URL", default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// API token.
+    /// Bearer token sent with each request; uploading needs an administrator's.
     #[arg(long, env = "VORONKA_TOKEN", hide_env_values = true)]
     pub token: String,
 }

@@ -14,7 +14,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "voronka", version, about = "Voronka: CRM automation platform")]
 struct Cli {
-    /// Log format.
+    /// Format of the log lines on stderr: human-readable text or one JSON object per line (level
+    /// from RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -45,7 +46,7 @@ impl Storage {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the server.
+    /// Migrates the database, then serves the API and runs the automation until SIGINT or SIGTERM.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "VORONKA_LISTEN", default_value = "127.0.0.1:8080")]

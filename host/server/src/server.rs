@@ -14,7 +14,7 @@ use voronka_store::Store;
 pub struct ServeConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Database URL.
+    /// Database URL, `sqlite://PATH` or `postgres://...`; migrated before serving.
     pub database: String,
     /// Folder for the database, the admin token and files.
     pub data_dir: PathBuf,

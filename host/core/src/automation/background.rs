@@ -26,7 +26,8 @@ pub enum Next {
     Rest(Duration),
 }
 
-/// How a loop sleeps.
+/// How long a background loop sleeps: at most `idle` with nothing due, `retry` after a failed
+/// pass.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     /// The longest sleep with nothing due: on SQLite a safety net only (this host wakes its own

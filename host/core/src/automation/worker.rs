@@ -249,7 +249,7 @@ async fn run_segment(core: &Arc<Core>, jobs: &[Job], item: Item) -> ServiceResul
 enum Known {
     /// Nothing: read it.
     Unread,
-    /// It does not exist.
+    /// The item was not found (deleted since): its jobs are cancelled without reading it again.
     Missing,
     /// It is as stored (its version is checked by any write).
     Item(Box<Item>),

@@ -24,7 +24,8 @@ pub struct CompleteAssignment {
     /// `approve` or `reject` (approvals).
     #[serde(default)]
     pub decision: Option<String>,
-    /// A comment.
+    /// A comment kept with the assignment, at most 20,000 characters (trimmed); blank, `null` or
+    /// absent leaves none.
     #[serde(default)]
     pub comment: Option<String>,
     /// Answers to the form, by field key (requests for information).

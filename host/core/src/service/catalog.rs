@@ -36,9 +36,10 @@ const RESERVED_FIELD_KEYS: [&str; 16] = [
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewType {
-    /// Key, e.g. `production`.
+    /// Key, e.g. `production`: a lower-case letter, then lower-case letters, digits, `-` or `_`,
+    /// at most 64 characters; not a built-in type's or an existing type's key.
     pub key: String,
-    /// Title.
+    /// Display title, 1 to 200 characters (trimmed); the default funnel gets it too.
     pub title: String,
     /// Types whose items may be parents of this type's items.
     #[serde(default)]
@@ -61,7 +62,7 @@ pub struct NewType {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TypePatch {
-    /// New title.
+    /// New display title, 1 to 200 characters (trimmed). Absent or `null` keeps it.
     pub title: Option<String>,
     /// New list of allowed parent types.
     pub parents: Option<Vec<String>>,
@@ -71,22 +72,26 @@ pub struct TypePatch {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewField {
-    /// Key.
+    /// Key, unique in the type: a lower-case letter, then lower-case letters, digits, `-` or `_`,
+    /// at most 64 characters. Built-in item properties (`title`, `stage`, ...) are refused.
     pub key: String,
-    /// Title.
+    /// Display title, 1 to 200 characters (trimmed).
     pub title: String,
-    /// Kind.
+    /// `string`, `text`, `number`, `money`, `date`, `datetime`, `bool`, `enum`, `user`,
+    /// `item-link`, `file` or `booking`.
     pub kind: FieldKind,
-    /// Required.
+    /// A value must be given when an item is created and can never be cleared (default `false`).
     #[serde(default)]
     pub required: bool,
-    /// List of values.
+    /// The value is a list of at most 1000 values of the kind (default `false`).
     #[serde(default)]
     pub multiple: bool,
-    /// Options of an `enum` field.
+    /// Allowed values of an `enum` field: at least one, each non-empty and unique. Other kinds
+    /// take none.
     #[serde(default)]
     pub options: Vec<String>,
-    /// Target type of an `item-link` field.
+    /// Key of the existing type an `item-link` field points at: required for `item-link`,
+    /// refused for other kinds.
     #[serde(default)]
     pub target: Option<String>,
 }
@@ -95,11 +100,13 @@ pub struct NewField {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFunnel {
-    /// Key.
+    /// Key, unique in the type: a lower-case letter, then lower-case letters, digits, `-` or `_`,
+    /// at most 64 characters.
     pub key: String,
-    /// Title.
+    /// Display title, 1 to 200 characters (trimmed).
     pub title: String,
-    /// Stages in order.
+    /// The stages in order, 1 to 100 with unique keys: process stages first (the first stage is
+    /// one), then success and failure stages.
     pub stages: Vec<Stage>,
     /// Make it the type's default funnel.
     #[serde(default)]
@@ -110,7 +117,7 @@ pub struct NewFunnel {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunnelPatch {
-    /// New title.
+    /// New display title, 1 to 200 characters (trimmed). Absent or `null` keeps it.
     pub title: Option<String>,
     /// New stage list; stages that still hold items cannot be removed.
     pub stages: Option<Vec<Stage>>,

@@ -24,7 +24,7 @@ use voronka_store::outbox::{self, NewEvent};
 use voronka_store::people::{self, PeopleTable};
 use voronka_store::{Tx, journal};
 
-/// Longest item title.
+/// Longest item title, in characters (a title must also not be blank).
 const MAX_TITLE: usize = 500;
 /// Most parent links of one item.
 const MAX_PARENTS: usize = 100;
@@ -207,7 +207,8 @@ fn write_of(item: &Item) -> ItemWrite {
 }
 
 impl Items<'_> {
-    /// Creates an item.
+    /// Creates an item at version 1 in the given (or default) funnel and stage, if the caller
+    /// may write there; its stage's robots are queued.
     pub async fn create(&self, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
         self.core
             .write(|mut tx| {
@@ -728,9 +729,10 @@ impl Items<'_> {
 pub struct TimelineNote<'a> {
     /// Comment or system entry.
     pub kind: TimelineKind,
-    /// Text.
+    /// The entry's text, as stored and shown in the timeline.
     pub text: &'a str,
-    /// Details.
+    /// Structured details stored with the entry, e.g. `{"robot": 3, "field": "due"}`; `{}` for
+    /// none.
     pub data: &'a Value,
 }
 

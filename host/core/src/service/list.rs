@@ -16,15 +16,15 @@ use voronka_store::catalog::Catalog;
 use voronka_store::items::{self as repo, After, Bind, Condition, ListQuery, SortColumn};
 use voronka_store::{Dialect, JsonCast};
 
-/// Default page size.
+/// Page size of a list when the request gives no `limit`.
 pub const DEFAULT_LIMIT: i64 = 50;
-/// Largest page size.
+/// Largest `limit` a list accepts; more is a validation error, not a cap.
 pub const MAX_LIMIT: i64 = 500;
 
-/// A page of items.
+/// One page of an item list: the items the caller may read that match, in the sort asked for.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemPage {
-    /// Items of this page.
+    /// At most `limit` items (default 50), sorted by `sort` (default `id`), ties by id.
     pub items: Vec<Item>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,

@@ -13,7 +13,7 @@
 
 /// Defaults of request bodies, shared by every binding (`#[serde(default = "...")]`).
 pub(crate) mod defaults {
-    /// `true`.
+    /// `true`: for flags that are on unless the body says otherwise (`active`, `has_stages`, ...).
     pub fn yes() -> bool {
         true
     }
@@ -84,7 +84,8 @@ pub enum ServiceError {
         /// The current version.
         current: i64,
     },
-    /// Storage failed.
+    /// The store failed: the database, the file store, or a stored row that cannot be read back.
+    /// Not the caller's fault (the API answers 500).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -124,7 +125,8 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 /// Who is calling: the principal whose access is checked and the actor recorded on changes.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Access rights.
+    /// Whose access is checked: a user's admin flag and role grants, or full access for
+    /// automation.
     pub principal: Arc<Principal>,
     /// Recorded author of changes.
     pub actor: Actor,
@@ -302,7 +304,7 @@ impl Core {
         People { core: self }
     }
 
-    /// Tasks.
+    /// Tasks: create, read, list, change, complete; the deadline watch marks overdue ones.
     pub fn tasks(&self) -> Tasks<'_> {
         Tasks { core: self }
     }
@@ -312,7 +314,8 @@ impl Core {
         Assignments { core: self }
     }
 
-    /// Notifications.
+    /// Notifications: written by changes and automation, listed and marked read by their
+    /// recipient.
     pub fn notifications(&self) -> Notifications<'_> {
         Notifications { core: self }
     }
@@ -332,22 +335,24 @@ impl Core {
         Robots { core: self }
     }
 
-    /// Triggers on stages.
+    /// Triggers on stages: list, create, change, delete; which trigger moves an item; inbound
+    /// webhook calls.
     pub fn triggers(&self) -> Triggers<'_> {
         Triggers { core: self }
     }
 
-    /// Schedules.
+    /// Schedules that run a robot plugin on a cron timetable over a scope of items
+    /// (administrators).
     pub fn schedules(&self) -> Schedules<'_> {
         Schedules { core: self }
     }
 
-    /// Outgoing webhooks.
+    /// Outgoing webhook subscriptions and their delivery log (administrators).
     pub fn webhooks(&self) -> Webhooks<'_> {
         Webhooks { core: self }
     }
 
-    /// The file store.
+    /// The file store: uploads, metadata, reading a file, the files of an item.
     pub fn files(&self) -> Files<'_> {
         Files { core: self }
     }
@@ -375,7 +380,8 @@ impl Core {
         &self.store
     }
 
-    /// The runtimes.
+    /// The plugin runtimes (Wasm and Rhai) with their loaded plugins; also checks and evaluates
+    /// conditions.
     pub fn runtime(&self) -> &Arc<voronka_runtime::Runtime> {
         &self.runtime
     }

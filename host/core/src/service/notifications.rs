@@ -18,15 +18,16 @@ use voronka_store::outbox::{self, NewEvent};
 /// A notification to write.
 #[derive(Debug, Clone)]
 pub struct NewNotification {
-    /// Recipient.
+    /// Id of the user whose inbox it goes to; an inactive user gets nothing, an unknown id is
+    /// an error.
     pub user: i64,
     /// Kind, e.g. `task-assigned`.
     pub kind: &'static str,
-    /// Message.
+    /// The message, 1 to 2,000 characters after trimming.
     pub text: String,
     /// The item it is about.
     pub about: Option<ItemRef>,
-    /// Details.
+    /// Machine-readable details for the kind, e.g. `{"task": 12}`; stored as given.
     pub data: Value,
 }
 

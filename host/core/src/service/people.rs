@@ -13,16 +13,17 @@ use voronka_store::people::{self as repo, NewUser, PeopleTable};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
-    /// Name.
+    /// Display name, 1 to 200 characters (trimmed).
     pub name: String,
-    /// Unique e-mail.
+    /// E-mail address, at most 254 bytes, `local@domain` without spaces; no other user may have
+    /// it (409 otherwise).
     pub email: String,
-    /// Department id.
+    /// Id of an existing department; absent or `null` for none.
     pub department: Option<i64>,
-    /// Role keys.
+    /// Keys of existing roles to give the user (default none).
     #[serde(default)]
     pub roles: Vec<String>,
-    /// System administrator.
+    /// A system administrator, who may do everything (default `false`).
     #[serde(default)]
     pub admin: bool,
 }
@@ -31,17 +32,20 @@ pub struct NewUserRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
-    /// Name.
+    /// New display name, 1 to 200 characters (trimmed). Absent or `null` keeps it.
     pub name: Option<String>,
-    /// E-mail.
+    /// New e-mail address, checked as on creation and unique. Absent or `null` keeps it.
     pub email: Option<String>,
-    /// Department id; `0` removes the department.
+    /// Id of an existing department, or `0` to remove the user's. Absent or `null` keeps it.
     pub department: Option<i64>,
-    /// Role keys (replace the current ones).
+    /// Keys of existing roles, replacing the current ones (`[]` removes all). Absent or `null`
+    /// keeps them.
     pub roles: Option<Vec<String>>,
-    /// Active flag.
+    /// `false` deactivates the user (their tokens stop working), `true` reactivates. Absent or
+    /// `null` keeps it.
     pub active: Option<bool>,
-    /// System administrator.
+    /// `true` makes the user a system administrator, `false` takes it back. Absent or `null`
+    /// keeps it.
     pub admin: Option<bool>,
 }
 
@@ -49,11 +53,14 @@ pub struct UserPatch {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentRequest {
-    /// Name.
+    /// Name, 1 to 200 characters (trimmed): required on `POST`; on `PATCH`, absent or `null`
+    /// keeps it.
     pub name: Option<String>,
-    /// Parent department id.
+    /// Id of an existing department it belongs under, never itself or one below it. Absent or
+    /// `null`: none on `POST`, unchanged on `PATCH`.
     pub parent: Option<i64>,
-    /// Head of the department (user id).
+    /// Id of an existing user heading the department. Absent or `null`: none on `POST`,
+    /// unchanged on `PATCH`.
     pub head: Option<i64>,
 }
 
@@ -61,11 +68,13 @@ pub struct DepartmentRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRequest {
-    /// Key (create only).
+    /// Key, required on `POST`: a lower-case letter, then lower-case letters, digits, `-` or `_`,
+    /// at most 64 characters. On `PATCH` it cannot change (omit it or repeat the path's key).
     pub key: Option<String>,
-    /// Title (defaults to the key).
+    /// Display title; blank or absent gives the key on `POST` and keeps the title on `PATCH`.
     pub title: Option<String>,
-    /// Grants (replace the current ones).
+    /// The role's grants, replacing the current ones (absent means none, on `PATCH` too): at most
+    /// one per type and funnel, each of an existing type and funnel.
     #[serde(default)]
     pub permissions: Vec<Permission>,
 }
@@ -92,7 +101,7 @@ impl People<'_> {
         Ok(repo::list_users(self.core.store.reader(), after, limit + 1).await?)
     }
 
-    /// One user.
+    /// The user with this id, active or not; `NotFound` when there is none.
     pub async fn get_user(&self, id: i64) -> ServiceResult<User> {
         repo::get_user(self.core.store.reader(), id)
             .await?
@@ -177,7 +186,7 @@ impl People<'_> {
         self.get_user(id).await
     }
 
-    /// All departments.
+    /// Every department, by id.
     pub async fn list_departments(&self) -> ServiceResult<Vec<Department>> {
         Ok(repo::list_departments(self.core.store.reader()).await?)
     }
@@ -260,7 +269,7 @@ impl People<'_> {
         Ok(())
     }
 
-    /// All roles.
+    /// Every role with its permissions, by key.
     pub async fn list_roles(&self) -> ServiceResult<Vec<Role>> {
         Ok(repo::list_roles(self.core.store.reader()).await?)
     }

@@ -25,7 +25,7 @@ pub struct Manifest {
     pub name: String,
     /// Semantic version, e.g. `1.2.0`.
     pub version: String,
-    /// `wasm` or `rhai`.
+    /// How the module is written: `wasm` (a WebAssembly component) or `rhai` (a Rhai script).
     pub kind: PluginKind,
     /// `robot`, `trigger`, `bp-step` or `payment-schedule`.
     #[schema(value_type = String)]
@@ -45,7 +45,7 @@ pub const MAX_MODULE: usize = 48 * 1024 * 1024;
 pub struct ResolvedPlugin {
     /// Its stored description.
     pub version: PluginVersion,
-    /// The runnable code.
+    /// That version compiled for its world, ready to call (shared with the runtime's cache).
     pub loaded: Arc<Loaded>,
 }
 
@@ -216,12 +216,12 @@ impl Plugins<'_> {
         Ok(())
     }
 
-    /// Every stored plugin version.
+    /// Every stored plugin version, by name, then oldest first.
     pub async fn list(&self) -> ServiceResult<Vec<PluginVersion>> {
         Ok(repo::list(self.core.store.reader()).await?)
     }
 
-    /// The versions of one plugin.
+    /// The stored versions of one plugin, oldest first; `NotFound` when it has none.
     pub async fn versions(&self, name: &str) -> ServiceResult<Vec<PluginVersion>> {
         let versions = repo::versions(self.core.store.reader(), name).await?;
         if versions.is_empty() {

@@ -23,13 +23,15 @@ use voronka_store::processes::{self as repo, StoredTemplate};
 pub struct TemplateRequest {
     /// Key; posting an existing key stores its next version.
     pub key: String,
-    /// Entity type it runs on.
+    /// Key of the entity type its instances run on; every version of a key has the same.
     #[serde(rename = "type")]
     pub type_key: String,
-    /// Title.
+    /// Display title (trimmed); the key when blank or absent.
     #[serde(default)]
     pub title: String,
-    /// The steps.
+    /// The steps, run in order: at least one and at most 500 counting nested ones, each an object
+    /// with a unique `id` (a key) and a `kind` (`task`, `approval`, `request-info`, `set-fields`,
+    /// `condition`, `parallel`, `wait`, `notify`, `start-process` or `plugin`).
     #[schema(value_type = Vec<Object>)]
     pub steps: Vec<Value>,
 }
@@ -38,7 +40,7 @@ pub struct TemplateRequest {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
-    /// Template key.
+    /// Key of the template to run, in its latest version; it must run on the item's type.
     pub template: String,
     /// The item it runs on.
     pub item: ItemRef,

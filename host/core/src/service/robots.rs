@@ -30,7 +30,7 @@ pub struct RobotRequest {
     /// Rhai expression over `item`; the robot runs only when true.
     #[serde(default)]
     pub condition: Option<String>,
-    /// Seconds to wait after the item enters the stage.
+    /// Seconds to wait after the item enters the stage: 0 (default) to 31622400 (366 days).
     #[serde(default)]
     pub delay_s: i64,
     /// Instead of a delay: run at a date field's time plus an offset, e.g.
@@ -58,24 +58,29 @@ where
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RobotPatch {
-    /// Plugin name.
+    /// New plugin; it must exist and have a robot version matching `version`. Absent or `null`
+    /// keeps it.
     pub plugin: Option<String>,
-    /// Version requirement.
+    /// New version requirement: `latest`, `*` or a semver requirement such as `^1.2`. Absent or
+    /// `null` keeps it.
     pub version: Option<String>,
-    /// Config.
+    /// New config for the plugin, replacing the old one whole. Absent or `null` keeps it.
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     /// Condition; `""` removes it.
     pub condition: Option<String>,
-    /// Delay.
+    /// New delay after the item enters the stage, 0 to 31622400 seconds (366 days); must be 0
+    /// while `relative_to` is set. Absent or `null` keeps it.
     pub delay_s: Option<i64>,
     /// Time relative to a date field; `null` removes it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RelativeTo>)]
     pub relative_to: Option<Option<RelativeTo>>,
-    /// Mode.
+    /// `after-previous` (wait for the robot before it to finish) or `parallel` (start
+    /// alongside the others). Absent or `null` keeps it.
     pub mode: Option<RobotMode>,
-    /// Order.
+    /// New position among the stage's robots, which run by ascending order (ties by id). Absent
+    /// or `null` keeps it.
     pub order: Option<i64>,
 }
 
@@ -180,7 +185,9 @@ impl Robots<'_> {
         }
     }
 
-    /// Changes a robot.
+    /// Changes a robot on this stage (needs admin access to the type in that funnel): present
+    /// keys change and the result is checked as at binding. `NotFound` when no such robot is on
+    /// this stage.
     pub async fn update(
         &self,
         caller: &Caller,

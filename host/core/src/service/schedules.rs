@@ -17,7 +17,8 @@ use voronka_store::schedules::{self as repo, StoredSchedule};
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scope {
-    /// Entity type.
+    /// Key of the entity type whose items it runs over, e.g. `deal`; must exist, and cannot change
+    /// once the schedule is created.
     #[serde(rename = "type")]
     pub type_key: String,
     /// Funnel (any when absent).
@@ -32,7 +33,7 @@ pub struct Scope {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
-    /// What it is for.
+    /// Free text saying what the schedule is for (default empty).
     #[serde(default)]
     pub title: String,
     /// Cron: `min hour day month weekday` (`0 9 * * *`), or six/seven fields with seconds first.
@@ -64,50 +65,57 @@ fn utc() -> String {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulePatch {
-    /// Title.
+    /// New title (free text). Absent or `null` keeps it.
     pub title: Option<String>,
-    /// Cron expression.
+    /// New cron expression, as in `POST /schedules`; the next firing is computed anew. Absent or
+    /// `null` keeps it.
     pub cron: Option<String>,
-    /// Time zone.
+    /// New IANA time zone, e.g. `Europe/Moscow`; the next firing is computed anew. Absent or
+    /// `null` keeps it.
     pub timezone: Option<String>,
-    /// Plugin.
+    /// New robot plugin; it must exist and have a robot version matching `version`. Absent or
+    /// `null` keeps it.
     pub plugin: Option<String>,
-    /// Version requirement.
+    /// New version requirement: `latest`, `*` or a semver requirement such as `^1.2`. Absent or
+    /// `null` keeps it.
     pub version: Option<String>,
-    /// Config.
+    /// New config for the plugin, replacing the old one whole. Absent or `null` keeps it.
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
-    /// Scope.
+    /// New scope, replacing funnel and stage (an absent one means any); its `type` must be the
+    /// schedule's. Absent or `null` keeps the scope.
     pub scope: Option<Scope>,
-    /// Pause or resume.
+    /// `false` pauses the schedule, `true` resumes it; the next firing is computed anew. Absent
+    /// or `null` keeps it.
     pub active: Option<bool>,
 }
 
 /// A schedule as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Schedule {
-    /// Id.
+    /// The schedule's id, as in `/schedules/{id}`.
     pub id: i64,
-    /// Title.
+    /// What the schedule is for (may be empty).
     pub title: String,
-    /// Cron expression.
+    /// Its cron expression, as given.
     pub cron: String,
-    /// Time zone.
+    /// The IANA time zone the expression is read in.
     pub timezone: String,
-    /// Plugin.
+    /// Name of the robot plugin run for each item.
     pub plugin: String,
-    /// Version requirement.
+    /// The version requirement resolved at each firing: `latest`, `*` or a semver requirement.
     pub version: String,
-    /// Config.
+    /// The config handed to the plugin.
     #[schema(value_type = Object)]
     pub config: Value,
-    /// Scope.
+    /// The items it runs over.
     pub scope: Scope,
-    /// Whether it fires.
+    /// Whether it fires; `false` while paused.
     pub active: bool,
-    /// Its next firing.
+    /// When it fires next (RFC 3339, UTC); `null` when paused or when the expression never fires
+    /// again.
     pub next_run: Option<String>,
-    /// Its last firing.
+    /// When it last fired (RFC 3339, UTC); `null` before its first firing.
     pub last_run: Option<String>,
     /// When it was created.
     pub created_at: String,
@@ -141,13 +149,13 @@ pub fn next_firing(schedule: &StoredSchedule, now: Micros) -> Option<Micros> {
 }
 
 impl Schedules<'_> {
-    /// Every schedule.
+    /// Every schedule in id order. Administrators only.
     pub async fn list(&self, caller: &Caller) -> ServiceResult<Vec<Schedule>> {
         require_admin(caller)?;
         Ok(repo::all(self.core.store.reader()).await?.into_iter().map(Schedule::from).collect())
     }
 
-    /// One schedule.
+    /// One schedule; `NotFound` when there is no such id. Administrators only.
     pub async fn get(&self, caller: &Caller, id: i64) -> ServiceResult<Schedule> {
         require_admin(caller)?;
         Ok(self.stored(id).await?.into())

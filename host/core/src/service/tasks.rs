@@ -27,13 +27,13 @@ use voronka_store::tasks::{self as repo, TaskFilter, TaskRow};
 pub struct TaskQuery {
     /// Tasks the caller does, created or follows.
     pub mine: bool,
-    /// Tasks a user does.
+    /// Only tasks this user is responsible for.
     pub responsible: Option<i64>,
-    /// Tasks linked to an item.
+    /// Only tasks linked to this item.
     pub linked: Option<ItemRef>,
-    /// Statuses.
+    /// Only tasks in one of these statuses; any status when empty.
     pub statuses: Vec<TaskStatus>,
-    /// Only overdue tasks.
+    /// Only tasks past their deadline and not completed.
     pub overdue: bool,
 }
 

@@ -22,7 +22,8 @@ use voronka_store::triggers::{self as repo, StoredTrigger};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
-    /// `field-changed`, `responsible-changed`, `linked-item-stage`, `webhook` or `plugin`.
+    /// `field-changed`, `responsible-changed`, `linked-item-stage`, `task-completed`, `webhook`
+    /// or `plugin`.
     pub kind: String,
     /// The kind's settings, e.g. `{"field": "paid", "to": true}` (default `{}`).
     #[serde(default = "super::defaults::empty_object")]
@@ -40,12 +41,14 @@ pub struct TriggerRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerPatch {
-    /// Kind.
+    /// New kind, one of those of `POST`; `config` must suit it. A webhook trigger keeps its URL
+    /// only while it stays a webhook. Absent or `null` keeps the kind.
     pub kind: Option<String>,
-    /// Settings.
+    /// New settings for the kind, replacing the old ones whole. Absent or `null` keeps them.
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
-    /// Backwards moves.
+    /// `true` lets it move items back from later stages, `false` only forward. Absent or `null`
+    /// keeps it.
     pub allow_backwards: Option<bool>,
     /// Condition; `""` removes it.
     pub condition: Option<String>,
@@ -54,18 +57,19 @@ pub struct TriggerPatch {
 /// A trigger as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Trigger {
-    /// Id.
+    /// The trigger's id, as in `.../triggers/{id}`.
     pub id: i64,
-    /// Entity type.
+    /// Key of the entity type whose items it moves.
     #[serde(rename = "type")]
     pub type_key: String,
-    /// Funnel.
+    /// The funnel it works in: only items in this funnel move.
     pub funnel: String,
     /// The stage items move to.
     pub stage: String,
-    /// Kind.
+    /// What it waits for: `field-changed`, `responsible-changed`, `linked-item-stage`,
+    /// `task-completed`, `webhook` or `plugin`.
     pub kind: String,
-    /// Settings.
+    /// The kind's settings, e.g. `{"field": "paid", "to": true}`.
     #[schema(value_type = Object)]
     pub config: Value,
     /// Whether items in later stages move back too.
@@ -108,7 +112,7 @@ pub fn webhook_path(secret: &str) -> String {
 pub struct WebhookOutcome {
     /// Whether the item moved.
     pub moved: bool,
-    /// Why it did not.
+    /// Why the item did not move, e.g. `the condition is false`; absent when it moved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The item's id.
@@ -177,7 +181,9 @@ impl Triggers<'_> {
         Ok(trigger)
     }
 
-    /// Changes a trigger.
+    /// Changes a trigger on this stage (needs admin access to the type in that funnel): present
+    /// keys change and the result is checked as at creation. `NotFound` when no such trigger is
+    /// on this stage.
     pub async fn update(
         &self,
         caller: &Caller,
@@ -205,7 +211,8 @@ impl Triggers<'_> {
         Ok(trigger)
     }
 
-    /// Deletes a trigger.
+    /// Deletes a trigger on this stage (needs admin access to the type in that funnel); a webhook
+    /// trigger's URL stops working. `NotFound` when no such trigger is on this stage.
     pub async fn delete(&self, caller: &Caller, stage: (&str, &str, &str), id: i64) -> ServiceResult<()> {
         self.on_stage(caller, stage, id, Access::Admin).await?;
         let mut tx = self.core.store.begin();

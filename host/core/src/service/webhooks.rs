@@ -32,15 +32,17 @@ pub struct WebhookRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
-    /// Target.
+    /// New target: an absolute `http` or `https` URL with a host. Absent or `null` keeps it.
     pub url: Option<String>,
-    /// Event kinds.
+    /// New event kinds, replacing the old: at least one known kind, or `["*"]` for all. Absent or
+    /// `null` keeps them.
     pub events: Option<Vec<String>>,
-    /// New signing key.
+    /// New signing key, 1 to 256 bytes; the answer shows it once. Absent or `null` keeps the key.
     pub secret: Option<String>,
-    /// Filter.
+    /// New filter, replacing the whole old one (`{}` passes every event of the kinds). Absent or
+    /// `null` keeps it.
     pub filter: Option<WebhookFilter>,
-    /// Pause or resume.
+    /// `false` pauses the subscription, `true` resumes it. Absent or `null` keeps it.
     pub active: Option<bool>,
 }
 
@@ -48,13 +50,13 @@ pub struct WebhookPatch {
 /// (or to a change of it).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Webhook {
-    /// Id.
+    /// The subscription's id, as in `/webhooks/{id}`.
     pub id: i64,
-    /// Target.
+    /// The `http` or `https` URL deliveries are POSTed to.
     pub url: String,
-    /// Event kinds.
+    /// The event kinds it receives; `["*"]` is every kind.
     pub events: Vec<String>,
-    /// Filter.
+    /// Which events of those kinds it receives; keys it lacks match anything.
     pub filter: WebhookFilter,
     /// Whether it receives events.
     pub active: bool,
@@ -97,13 +99,14 @@ fn check(webhook: &StoredWebhook) -> ServiceResult<()> {
 }
 
 impl Webhooks<'_> {
-    /// Every subscription.
+    /// Every subscription in id order, without secrets. Administrators only.
     pub async fn list(&self, caller: &Caller) -> ServiceResult<Vec<Webhook>> {
         require_admin(caller)?;
         Ok(repo::all(self.core.store.reader()).await?.into_iter().map(|w| Webhook::view(w, false)).collect())
     }
 
-    /// One subscription.
+    /// One subscription, without its secret; `NotFound` when there is no such id.
+    /// Administrators only.
     pub async fn get(&self, caller: &Caller, id: i64) -> ServiceResult<Webhook> {
         require_admin(caller)?;
         Ok(Webhook::view(self.stored(id).await?, false))
@@ -134,7 +137,8 @@ impl Webhooks<'_> {
         Ok(Webhook::view(webhook, true))
     }
 
-    /// Changes a subscription.
+    /// Changes the keys present in `patch`, checked as on creation; the answer shows the secret
+    /// only when it changed. Administrators only.
     pub async fn update(&self, caller: &Caller, id: i64, patch: WebhookPatch) -> ServiceResult<Webhook> {
         require_admin(caller)?;
         let mut webhook = self.stored(id).await?;

@@ -49,7 +49,9 @@ async fn list_items(
     Ok(Json(s.items().list(&caller, &key, &params).await?))
 }
 
-/// Creates an item.
+/// Creates an item (needs write access to the type in its funnel): in the default funnel and
+/// its first stage unless the body names others; the stage's robots are queued. The ETag is
+/// its version, 1.
 #[utoipa::path(post, path = "/items/{type}", tag = "items", params(("type" = String, Path)), request_body = NewItem,
     responses((status = 201, body = Item), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_item(
@@ -145,11 +147,12 @@ async fn timeline(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewComment {
-    /// Comment text.
+    /// The comment, 1 to 20,000 characters after trimming.
     text: String,
 }
 
-/// Adds a comment.
+/// Adds a comment to an item's timeline; reading the item is enough. It is an `item.commented`
+/// event.
 #[utoipa::path(post, path = "/items/{type}/{id}/timeline", tag = "items", params(("type" = String, Path), ("id" = i64, Path)), request_body = NewComment,
     responses((status = 201, body = TimelineEntry), (status = 422, body = ProblemDocument)))]
 async fn add_comment(

@@ -165,7 +165,7 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    /// Checked limit.
+    /// The page size asked for, 50 when absent; 422 `validation-failed` outside 1 to 500.
     pub fn limit(&self) -> Result<i64, Problem> {
         match self.limit {
             None => Ok(voronka_core::service::list::DEFAULT_LIMIT),
@@ -191,7 +191,7 @@ impl Page {
 /// A page of a simple list.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct ListOf<T> {
-    /// Entries.
+    /// This page's entries, at most the page size.
     pub items: Vec<T>,
     /// Cursor of the next page; `null` on the last.
     pub next_cursor: Option<String>,

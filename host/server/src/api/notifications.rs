@@ -44,10 +44,10 @@ async fn list_notifications(
     Ok(Json(ListOf::new(rows, next)))
 }
 
-/// How many notifications.
+/// The size of the caller's unread inbox.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Count {
-    /// Unread notifications.
+    /// How many of the caller's notifications are unread.
     unread: i64,
 }
 
@@ -64,7 +64,7 @@ struct Marked {
     marked: usize,
 }
 
-/// Marks one notification read.
+/// Marks one of the caller's notifications read; another user's answers 404.
 #[utoipa::path(post, path = "/notifications/{id}/read", tag = "notifications", params(("id" = i64, Path)),
     responses((status = 200, body = Marked), (status = 404, body = ProblemDocument)))]
 async fn mark_read(

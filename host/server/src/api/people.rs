@@ -25,7 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
 }
 
-/// Users, by id.
+/// Every user, active or not, by id, a page at a time (any signed-in user).
 #[utoipa::path(get, path = "/users", tag = "people", params(Page), responses((status = 200, body = ListOf<User>)))]
 async fn list_users(
     State(s): State<AppState>,
@@ -49,7 +49,7 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(s.people().create_user(&caller, body).await?)))
 }
 
-/// One user.
+/// One user by id, active or not (any signed-in user may read it).
 #[utoipa::path(get, path = "/users/{id}", tag = "people", params(("id" = i64, Path)), responses((status = 200, body = User), (status = 404, body = ProblemDocument)))]
 async fn get_user(State(s): State<AppState>, _: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<User>, Problem> {
     Ok(Json(s.people().get_user(id).await?))
@@ -71,7 +71,7 @@ async fn update_user(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
-    /// A label for the token.
+    /// A label for the token; blank or absent gives `api`.
     #[serde(default)]
     name: String,
 }
@@ -79,7 +79,7 @@ struct NewToken {
 /// A token, shown once.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct IssuedToken {
-    /// Token id.
+    /// The id the new token is stored under.
     id: i64,
     /// The bearer token; only its hash is stored.
     token: String,
@@ -105,7 +105,7 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(IssuedToken { id: token_id, token })))
 }
 
-/// Departments.
+/// Every department, by id (any signed-in user; not paged).
 #[utoipa::path(get, path = "/departments", tag = "people", responses((status = 200, body = ListOf<Department>)))]
 async fn list_departments(State(s): State<AppState>, _: Auth) -> Result<Json<ListOf<Department>>, Problem> {
     Ok(Json(ListOf::new(s.people().list_departments().await?, None)))
@@ -134,7 +134,7 @@ async fn update_department(
     Ok(Json(s.people().update_department(&caller, id, body).await?))
 }
 
-/// Roles with their permissions.
+/// Every role with its permissions, by key (any signed-in user; not paged).
 #[utoipa::path(get, path = "/roles", tag = "people", responses((status = 200, body = ListOf<Role>)))]
 async fn list_roles(State(s): State<AppState>, _: Auth) -> Result<Json<ListOf<Role>>, Problem> {
     Ok(Json(ListOf::new(s.people().list_roles().await?, None)))
@@ -163,7 +163,7 @@ async fn update_role(
     Ok(Json(s.people().update_role(&caller, &key, body).await?))
 }
 
-/// The signed-in user.
+/// The user the bearer token belongs to.
 #[utoipa::path(get, path = "/me", tag = "people", responses((status = 200, body = User)))]
 async fn me(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<User>, Problem> {
     Ok(Json(s.people().get_user(caller.principal.user_id).await?))

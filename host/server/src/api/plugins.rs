@@ -82,13 +82,13 @@ async fn upload_plugin(
     Ok((StatusCode::CREATED, Json(s.plugins().install(&caller, manifest, module).await?)))
 }
 
-/// Every stored plugin version.
+/// Every stored plugin version, by name, then oldest first (not paged).
 #[utoipa::path(get, path = "/plugins", tag = "plugins", responses((status = 200, body = ListOf<PluginVersion>)))]
 async fn list_plugins(State(s): State<AppState>, _: Auth) -> Result<Json<ListOf<PluginVersion>>, Problem> {
     Ok(Json(ListOf::new(s.plugins().list().await?, None)))
 }
 
-/// The versions of a plugin.
+/// The stored versions of one plugin, oldest first; 404 when it has none.
 #[utoipa::path(get, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path)),
     responses((status = 200, body = ListOf<PluginVersion>), (status = 404, body = ProblemDocument)))]
 async fn plugin_versions(

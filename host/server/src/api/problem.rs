@@ -13,7 +13,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// A problem on its way to the client: status, stable machine code, detail, field errors.
 #[derive(Debug)]
 pub struct Problem {
-    /// HTTP status.
+    /// The response's status; also the document's `status`.
     pub status: StatusCode,
     /// Stable machine code, e.g. `validation-failed`.
     pub code: &'static str,
@@ -32,7 +32,7 @@ pub struct ProblemDocument<'a> {
     pub kind: String,
     /// Short summary of the kind.
     pub title: &'a str,
-    /// HTTP status.
+    /// The response's HTTP status code, repeated in the body.
     pub status: u16,
     /// What went wrong in this case.
     pub detail: &'a str,
@@ -44,7 +44,7 @@ pub struct ProblemDocument<'a> {
 }
 
 impl Problem {
-    /// Builds a problem.
+    /// A problem of `status` and `code` with `detail` and no field errors.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
         Problem { status, code, detail: detail.into(), errors: Vec::new() }
     }
@@ -58,12 +58,12 @@ impl Problem {
         Problem { errors, ..Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", detail) }
     }
 
-    /// 401.
+    /// A 401 `unauthorized`; the response also carries `WWW-Authenticate: Bearer`.
     pub fn unauthorized(detail: &str) -> Problem {
         Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
-    /// 400.
+    /// A 400 with the given `code`.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, code, detail)
     }

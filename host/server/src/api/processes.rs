@@ -52,7 +52,7 @@ async fn save_template(
     Ok((StatusCode::CREATED, Json(s.processes().save_template(&caller, body).await?)))
 }
 
-/// Which template version.
+/// Which version of a template to read.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct VersionQuery {
@@ -132,7 +132,7 @@ async fn start_process(
 /// An instance with its log.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ProcessView {
-    /// The instance.
+    /// The instance, its fields inline: status, variables, current steps, ...
     #[serde(flatten)]
     instance: Instance,
     /// What happened, oldest first.

@@ -44,7 +44,8 @@ async fn create_robot(
     Ok((StatusCode::CREATED, Json(s.robots().create(&caller, &t, &f, &st, body).await?)))
 }
 
-/// Changes a robot.
+/// Changes a robot: keys present in the body change, checked as at binding (admin access to the
+/// type in that funnel).
 #[utoipa::path(patch, path = "/types/{type}/funnels/{funnel}/stages/{stage}/robots/{id}", tag = "robots",
     params(("type" = String, Path), ("funnel" = String, Path), ("stage" = String, Path), ("id" = i64, Path)), request_body = RobotPatch,
     responses((status = 200, body = Robot), (status = 422, body = ProblemDocument)))]

@@ -19,7 +19,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ))
 }
 
-/// Every schedule.
+/// Every schedule in id order, with its next and last firing (not paged; administrators only).
 #[utoipa::path(get, path = "/schedules", tag = "schedules", responses((status = 200, body = ListOf<Schedule>)))]
 async fn list_schedules(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<ListOf<Schedule>>, Problem> {
     Ok(Json(ListOf::new(s.schedules().list(&caller).await?, None)))

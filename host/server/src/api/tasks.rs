@@ -102,7 +102,8 @@ async fn create_task(
     Ok((StatusCode::CREATED, Json(s.tasks().create(&caller, body).await?)))
 }
 
-/// One task.
+/// One task, if the caller is its responsible, creator or auditor, may read an item it is linked
+/// to, or is an administrator; 404 otherwise.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
     responses((status = 200, body = Task), (status = 404, body = ProblemDocument)))]
 async fn get_task(

@@ -64,7 +64,8 @@ async fn create_trigger(
     Ok((StatusCode::CREATED, Json(Trigger::view(trigger, &base_url(&headers)))))
 }
 
-/// Changes a trigger.
+/// Changes a trigger: keys present in the body change, checked as at creation (admin access to
+/// the type in that funnel).
 #[utoipa::path(patch, path = "/types/{type}/funnels/{funnel}/stages/{stage}/triggers/{id}", tag = "triggers",
     params(("type" = String, Path), ("funnel" = String, Path), ("stage" = String, Path), ("id" = i64, Path)), request_body = TriggerPatch,
     responses((status = 200, body = Trigger), (status = 422, body = ProblemDocument)))]
@@ -79,7 +80,7 @@ async fn update_trigger(
     Ok(Json(Trigger::view(trigger, &base_url(&headers))))
 }
 
-/// Deletes a trigger.
+/// Deletes a trigger; a webhook trigger's URL then answers 404.
 #[utoipa::path(delete, path = "/types/{type}/funnels/{funnel}/stages/{stage}/triggers/{id}", tag = "triggers",
     params(("type" = String, Path), ("funnel" = String, Path), ("stage" = String, Path), ("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ProblemDocument)))]

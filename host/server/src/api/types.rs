@@ -63,7 +63,7 @@ async fn update_type(
     Ok(Json(s.types().update(&caller, &key, body).await?))
 }
 
-/// Custom fields of a type.
+/// The custom fields of a type, in order of creation (not paged).
 #[utoipa::path(get, path = "/types/{type}/fields", tag = "types", params(("type" = String, Path)),
     responses((status = 200, body = ListOf<FieldDef>)))]
 async fn list_fields(
@@ -74,7 +74,7 @@ async fn list_fields(
     Ok(Json(ListOf::new(s.types().get(&caller, &key).await?.fields, None)))
 }
 
-/// Adds a custom field.
+/// Adds a custom field to a type (admin access to the type); 409 when the key is taken.
 #[utoipa::path(post, path = "/types/{type}/fields", tag = "types", params(("type" = String, Path)), request_body = NewField,
     responses((status = 201, body = FieldDef), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_field(
@@ -86,7 +86,8 @@ async fn create_field(
     Ok((StatusCode::CREATED, Json(s.types().create_field(&caller, &key, body).await?)))
 }
 
-/// Funnels of a type.
+/// Every funnel of a type with its stages: the default first, then in order of creation (not
+/// paged).
 #[utoipa::path(get, path = "/types/{type}/funnels", tag = "types", params(("type" = String, Path)),
     responses((status = 200, body = ListOf<Funnel>)))]
 async fn list_funnels(
@@ -97,7 +98,8 @@ async fn list_funnels(
     Ok(Json(ListOf::new(s.types().get(&caller, &key).await?.funnels, None)))
 }
 
-/// Adds a funnel.
+/// Adds a funnel to a type with funnels (admin access to the type); `"default": true` makes it
+/// the type's default in place of the old one.
 #[utoipa::path(post, path = "/types/{type}/funnels", tag = "types", params(("type" = String, Path)), request_body = NewFunnel,
     responses((status = 201, body = Funnel), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_funnel(

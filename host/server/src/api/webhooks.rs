@@ -20,7 +20,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(redeliver))
 }
 
-/// Every subscription.
+/// Every subscription in id order, without secrets (not paged; administrators only).
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks", responses((status = 200, body = ListOf<Webhook>)))]
 async fn list_webhooks(State(s): State<AppState>, Auth(caller): Auth) -> Result<Json<ListOf<Webhook>>, Problem> {
     Ok(Json(ListOf::new(s.webhooks().list(&caller).await?, None)))
@@ -39,7 +39,7 @@ async fn create_webhook(
     Ok((StatusCode::CREATED, Json(s.webhooks().create(&caller, body).await?)))
 }
 
-/// One subscription.
+/// One subscription, without its secret (administrators only).
 #[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path)),
     responses((status = 200, body = Webhook), (status = 404, body = ProblemDocument)))]
 async fn get_webhook(
