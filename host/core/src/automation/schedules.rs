@@ -62,7 +62,8 @@ pub async fn fire_due(core: &Core) -> ServiceResult<usize> {
         }
         let actor = Actor::Schedule { id: schedule.id, name: schedule.plugin.clone() }.to_json_string();
         for (item_id, funnel, stage) in items {
-            // Runs over one stage are cancelled when the item leaves it first.
+            // A run over one stage records that stage; it still runs if the item leaves the
+            // stage before it is claimed (a move cancels robot runs only, not schedule runs).
             let (funnel, stage) = match &schedule.stage {
                 Some(_) => (funnel.unwrap_or_default(), stage.unwrap_or_default()),
                 None => (String::new(), String::new()),
