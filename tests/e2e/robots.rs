@@ -668,6 +668,7 @@ async fn the_settled_hook_waits_for_running_robots(backend: Backend) {
     assert!(busy["detail"].as_str().is_some_and(|d| d.contains("robot runs")), "{busy}");
     let (_, manager) = s.user_with_roles("manager@example.com", &[]).await;
     s.call_as(&manager, Method::GET, "/api/v1/testing/settled", None).await.problem(403, "forbidden");
+    s.get("/api/v1/testing/settled?timeout_ms=soon").await.problem(400, "bad-query");
     s.settled().await;
     assert_eq!(s.item("deal", &deal).await["fields"]["checked"], true);
 

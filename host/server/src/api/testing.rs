@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::extract::Auth;
+use super::extract::{ApiQuery, Auth};
 use super::problem::Problem;
 
 /// Longest wait a caller may ask for, in milliseconds.
@@ -34,7 +34,7 @@ struct SettledQuery {
 async fn settled(
     State(core): State<AppState>,
     Auth(caller): Auth,
-    Query(query): Query<SettledQuery>,
+    ApiQuery(query): ApiQuery<SettledQuery>,
 ) -> Result<Json<Value>, Problem> {
     let wait = Duration::from_millis(query.timeout_ms.unwrap_or(10_000).min(MAX_WAIT_MS));
     match voronka_core::automation::settled::wait(&core, &caller, wait).await? {
