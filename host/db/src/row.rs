@@ -2,10 +2,10 @@
 //! SQLite storage classes (PostgreSQL's values map onto them), read by name or position into
 //! plain Rust types.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::{Column, Row as _, TypeInfo, ValueRef};
+use sqlx::any::AnyTypeInfoKind;
+use sqlx::{Column, Row as _, ValueRef};
 
 use crate::{DbError, DbResult};
 
@@ -31,16 +31,17 @@ pub struct Row {
     values: Vec<Value>,
 }
 
-/// The column names of an answer, with their positions.
+/// The column names of an answer, in order. A lookup by name scans them: answers have a few
+/// dozen columns at most, and comparing short names is cheaper than hashing them.
 #[derive(Debug, Default)]
 pub struct Columns {
-    index: HashMap<String, usize>,
+    names: Vec<String>,
 }
 
 impl Columns {
     /// The columns of an answer, in order.
     pub fn new(names: impl IntoIterator<Item = String>) -> Arc<Columns> {
-        Arc::new(Columns { index: names.into_iter().enumerate().map(|(i, name)| (name, i)).collect() })
+        Arc::new(Columns { names: names.into_iter().collect() })
     }
 }
 
@@ -60,6 +61,19 @@ impl Row {
         })
     }
 
+    /// The value of a column, by name or position, as `T`, moved out of the row: text and bytes
+    /// are not copied. The column reads as `NULL` afterwards.
+    pub fn take<T: FromValue>(&mut self, column: impl ColumnIndex) -> DbResult<T> {
+        let position = column.position(self)?;
+        let slot = self.values.get_mut(position).ok_or_else(|| column.missing())?;
+        let value = std::mem::replace(slot, Value::Null);
+        let found = value.kind();
+        T::from_owned(value).map_err(|expected| DbError::Decode {
+            column: column.name(),
+            message: format!("expected {expected}, found {found}"),
+        })
+    }
+
     /// A row of sqlx's `Any` driver, read by the type of each value.
     pub(crate) fn from_any(row: &sqlx::any::AnyRow, columns: &Arc<Columns>) -> DbResult<Row> {
         let mut values = Vec::with_capacity(row.len());
@@ -68,12 +82,14 @@ impl Row {
             let value = if raw.is_null() {
                 Value::Null
             } else {
-                match raw.type_info().name() {
-                    "BOOLEAN" => Value::Int(i64::from(row.try_get::<bool, _>(i)?)),
-                    "SMALLINT" | "INTEGER" | "BIGINT" => Value::Int(row.try_get(i)?),
-                    "REAL" | "DOUBLE" => Value::Real(row.try_get(i)?),
-                    "BLOB" => Value::Blob(row.try_get(i)?),
-                    _ => Value::Text(row.try_get(i)?),
+                match raw.type_info().kind() {
+                    AnyTypeInfoKind::Bool => Value::Int(i64::from(row.try_get::<bool, _>(i)?)),
+                    AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => {
+                        Value::Int(row.try_get(i)?)
+                    }
+                    AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => Value::Real(row.try_get(i)?),
+                    AnyTypeInfoKind::Blob => Value::Blob(row.try_get(i)?),
+                    AnyTypeInfoKind::Text | AnyTypeInfoKind::Null => Value::Text(row.try_get(i)?),
                 }
             };
             values.push(value);
@@ -115,7 +131,7 @@ pub trait ColumnIndex: Copy {
 
 impl ColumnIndex for &str {
     fn position(self, row: &Row) -> DbResult<usize> {
-        row.names.index.get(self).copied().ok_or_else(|| self.missing())
+        row.names.names.iter().position(|name| name == self).ok_or_else(|| self.missing())
     }
 
     fn name(self) -> String {
@@ -137,6 +153,11 @@ impl ColumnIndex for usize {
 pub trait FromValue: Sized {
     /// Converts `value`, or answers what was expected instead, e.g. `an integer`.
     fn from_value(value: &Value) -> Result<Self, &'static str>;
+
+    /// Converts an owned `value`, moving text and bytes instead of copying them.
+    fn from_owned(value: Value) -> Result<Self, &'static str> {
+        Self::from_value(&value)
+    }
 }
 
 impl FromValue for i64 {
@@ -174,6 +195,13 @@ impl FromValue for String {
             _ => Err("text"),
         }
     }
+
+    fn from_owned(value: Value) -> Result<Self, &'static str> {
+        match value {
+            Value::Text(v) => Ok(v),
+            _ => Err("text"),
+        }
+    }
 }
 
 impl FromValue for Vec<u8> {
@@ -184,6 +212,14 @@ impl FromValue for Vec<u8> {
             _ => Err("bytes"),
         }
     }
+
+    fn from_owned(value: Value) -> Result<Self, &'static str> {
+        match value {
+            Value::Blob(v) => Ok(v),
+            Value::Text(v) => Ok(v.into_bytes()),
+            _ => Err("bytes"),
+        }
+    }
 }
 
 impl<T: FromValue> FromValue for Option<T> {
@@ -191,6 +227,13 @@ impl<T: FromValue> FromValue for Option<T> {
         match value {
             Value::Null => Ok(None),
             other => T::from_value(other).map(Some),
+        }
+    }
+
+    fn from_owned(value: Value) -> Result<Self, &'static str> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_owned(other).map(Some),
         }
     }
 }
@@ -221,5 +264,16 @@ mod tests {
         let missing = row.get::<i64>("nope").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(missing.contains("nope") && missing.contains("no such column"), "{missing}");
         assert!(row.get::<String>("gone").is_err(), "NULL is not text");
+    }
+
+    #[test]
+    fn a_taken_value_moves_out_and_leaves_null() {
+        let mut row = row();
+        assert_eq!(row.take::<String>("title").ok().as_deref(), Some("Kitchen"));
+        assert_eq!(row.get::<Option<String>>("title").ok(), Some(None));
+        assert_eq!(row.take::<Option<Vec<u8>>>("gone").ok(), Some(None));
+        let wrong = row.take::<String>("id").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(wrong.contains("expected text, found an integer"), "{wrong}");
+        assert!(row.take::<i64>("nope").is_err());
     }
 }

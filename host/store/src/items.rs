@@ -31,21 +31,21 @@ pub struct ItemWrite {
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
-fn item_from_row(row: &Row) -> StoreResult<Item> {
-    let amount_value: Option<String> = row.get("amount_value")?;
-    let amount_currency: Option<String> = row.get("amount_currency")?;
+fn item_from_row(row: &mut Row) -> StoreResult<Item> {
+    let amount_value: Option<String> = row.take("amount_value")?;
+    let amount_currency: Option<String> = row.take("amount_currency")?;
     Ok(Item {
         id: row.get("id")?,
-        type_key: row.get("type_key")?,
-        funnel: row.get("funnel_key")?,
-        stage: row.get("stage_key")?,
-        title: row.get("title")?,
+        type_key: row.take("type_key")?,
+        funnel: row.take("funnel_key")?,
+        stage: row.take("stage_key")?,
+        title: row.take("title")?,
         amount: amount_value.zip(amount_currency).map(|(value, currency)| Money { value, currency }),
         responsible: row.get("responsible_id")?,
         contact: row.get("contact_id")?,
         company: row.get("company_id")?,
         parents: Vec::new(),
-        fields: parse_json("items", &row.get::<String>("fields")?)?,
+        fields: parse_json("items", &row.take::<String>("fields")?)?,
         version: row.get("version")?,
         created_by: row.get("created_by")?,
         created_at: to_rfc3339(row.get("created_at")?),
@@ -191,10 +191,10 @@ const ITEM_WITH_PARENTS: &str = "SELECT items.id, type_key, funnel_key, stage_ke
     WHERE items.id = $1 AND items.type_key = $2 ORDER BY p.parent_id";
 
 /// Builds the item from the rows of [`item_with_parents`].
-fn item_from_rows(rows: &[Row]) -> StoreResult<Option<Item>> {
-    let Some(first) = rows.first() else { return Ok(None) };
+fn item_from_rows(mut rows: Vec<Row>) -> StoreResult<Option<Item>> {
+    let Some(first) = rows.first_mut() else { return Ok(None) };
     let mut item = item_from_row(first)?;
-    for row in rows {
+    for row in &rows {
         if let Some(parent_id) = row.get::<Option<i64>>("parent_id")? {
             let type_key: Option<String> = row.get("parent_type")?;
             item.parents.push(ItemRef { type_key: type_key.unwrap_or_default(), id: parent_id });
@@ -205,7 +205,7 @@ fn item_from_rows(rows: &[Row]) -> StoreResult<Option<Item>> {
 
 /// An item of a type by id, with its parents.
 pub async fn get(conn: &mut impl Fetch, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
-    item_from_rows(&conn.fetch(item_with_parents(type_key, id)).await?)
+    item_from_rows(conn.fetch(item_with_parents(type_key, id)).await?)
 }
 
 /// Several items by id (any types), with their parents; missing ones are left out.
@@ -222,8 +222,8 @@ pub async fn get_many(pool: &Reader, ids: &[i64]) -> StoreResult<HashMap<i64, It
     );
     // The text changes with the list: not kept among the connections' prepared statements.
     let rows = pool.fetch_all(Statement::new(sql).transient()).await?;
-    for row in &rows {
-        let item = item_from_row(row)?;
+    for mut row in rows {
+        let item = item_from_row(&mut row)?;
         out.insert(item.id, item);
     }
     let found: Vec<i64> = out.keys().copied().collect();
@@ -237,7 +237,7 @@ pub async fn get_many(pool: &Reader, ids: &[i64]) -> StoreResult<HashMap<i64, It
 
 /// The same inside `tx`, seeing its own writes.
 pub async fn get_in(tx: &mut Tx, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
-    item_from_rows(&tx.fetch_all(item_with_parents(type_key, id)).await?)
+    item_from_rows(tx.fetch_all(item_with_parents(type_key, id)).await?)
 }
 
 /// The same, locking the item's row until `tx` ends, for a change that must not lose a race to
@@ -245,7 +245,7 @@ pub async fn get_in(tx: &mut Tx, type_key: &str, id: i64) -> StoreResult<Option<
 pub async fn get_for_change(tx: &mut Tx, type_key: &str, id: i64) -> StoreResult<Option<Item>> {
     let lock = tx.dialect().for_update_of("items");
     let statement = Statement::new(format!("{ITEM_WITH_PARENTS} {lock}")).bind(id).bind(type_key);
-    item_from_rows(&tx.fetch_all(statement).await?)
+    item_from_rows(tx.fetch_all(statement).await?)
 }
 
 /// Parent links of each listed item.
@@ -258,10 +258,10 @@ async fn parents_of(conn: &mut impl Fetch, ids: &[i64]) -> StoreResult<HashMap<i
     let sql = format!(
         "SELECT item_id, parent_id, parent_type FROM item_parents WHERE item_id IN ({list}) ORDER BY item_id, parent_id"
     );
-    for row in conn.fetch(Statement::new(sql).transient()).await? {
+    for mut row in conn.fetch(Statement::new(sql).transient()).await? {
         map.entry(row.get("item_id")?)
             .or_default()
-            .push(ItemRef { type_key: row.get("parent_type")?, id: row.get("parent_id")? });
+            .push(ItemRef { type_key: row.take("parent_type")?, id: row.get("parent_id")? });
     }
     Ok(map)
 }
@@ -391,7 +391,7 @@ pub async fn list(pool: &Reader, query: &ListQuery) -> StoreResult<Vec<Item>> {
         };
     }
     let rows = pool.fetch_all(statement).await?;
-    let mut items = rows.iter().map(item_from_row).collect::<StoreResult<Vec<_>>>()?;
+    let mut items = rows.into_iter().map(|mut row| item_from_row(&mut row)).collect::<StoreResult<Vec<_>>>()?;
     let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
     let mut parents = parents_of(&mut pool.clone(), &ids).await?;
     for item in &mut items {
