@@ -5,10 +5,13 @@ mod harness;
 
 mod access;
 mod catalog;
+mod chains;
 mod hosts;
 mod idempotency;
 mod items;
+mod linked_items;
 mod listing;
+mod manual_moves;
 mod people;
 mod processes;
 mod robots;

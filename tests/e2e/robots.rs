@@ -120,7 +120,7 @@ async fn builtin_robots_set_fields_comment_and_hand_over(backend: Backend) {
     let history = s.get(&format!("/api/v1/items/deal/{deal}/history")).await.ok(200);
     let last = history["items"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["actor"]["kind"], "robot");
-    assert_eq!(last["actor"]["name"], "move-to-stage@1.1.0");
+    assert_eq!(last["actor"]["name"], "move-to-stage@1.2.0");
 }
 both!(builtin_robots_set_fields_comment_and_hand_over);
 
@@ -636,7 +636,7 @@ async fn robots_of_one_stage_fail_alone(backend: Backend) {
         let failed: Vec<&String> = texts.iter().filter(|t| t.contains("failed (error)")).collect();
         assert_eq!(failed.len(), 2, "{texts:?}");
         assert!(failed.iter().any(|t| t.starts_with("Robot half-writer@1.0.0 failed") && t.contains("invalid-write")));
-        assert!(failed.iter().any(|t| t.starts_with("Robot set-field@1.1.0 failed") && t.contains("count")));
+        assert!(failed.iter().any(|t| t.starts_with("Robot set-field@1.2.0 failed") && t.contains("count")));
         // Each effect once, and the later comment saw the earlier robot's write.
         let title = item["title"].as_str().unwrap();
         assert_eq!(texts.iter().filter(|t| *t == &format!("Noted {title}")).count(), 1, "{texts:?}");
@@ -768,7 +768,7 @@ async fn a_failing_condition_is_reported_with_the_plugin_version(backend: Backen
             s.timeline_texts("deal", &deal).await.into_iter().find(|t| t.contains("failed"))
         })
         .await;
-    assert!(text.starts_with("Robot set-field@1.1.0 failed (error)"), "{text}");
+    assert!(text.starts_with("Robot set-field@1.2.0 failed (error)"), "{text}");
     assert!(text.contains("condition"), "{text}");
     assert!(s.item("deal", &deal).await["fields"].get("checked").is_none());
 }

@@ -15,7 +15,7 @@ pub enum Actor {
     Robot {
         /// The robot binding's id.
         id: i64,
-        /// The plugin that ran, e.g. `set-field@1.1.0`.
+        /// The plugin that ran, e.g. `set-field@1.2.0`.
         name: String,
     },
     /// A trigger that moved the item.
@@ -29,7 +29,7 @@ pub enum Actor {
     Schedule {
         /// The schedule's id.
         id: i64,
-        /// The plugin that ran, e.g. `add-comment@1.1.0`.
+        /// The plugin that ran, e.g. `add-comment@1.2.0`.
         name: String,
     },
     /// A business process instance.

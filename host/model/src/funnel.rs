@@ -33,6 +33,46 @@ fn default_semantics() -> Semantics {
     Semantics::Process
 }
 
+/// Who may move an item between the stages of a funnel by hand (a `move` request through the
+/// API); robots, triggers and business processes always may.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ManualMoves {
+    /// Anyone with write access to the item.
+    #[default]
+    Allowed,
+    /// System administrators only.
+    Admins,
+    /// Nobody: only automation moves items.
+    None,
+}
+
+impl ManualMoves {
+    /// The setting's name, as stored and as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManualMoves::Allowed => "allowed",
+            ManualMoves::Admins => "admins",
+            ManualMoves::None => "none",
+        }
+    }
+
+    /// The setting named `name`, if any.
+    pub fn parse(name: &str) -> Option<ManualMoves> {
+        [ManualMoves::Allowed, ManualMoves::Admins, ManualMoves::None].into_iter().find(|m| m.as_str() == name)
+    }
+
+    /// Whether a person moves items by hand under this setting (`admin`: a system
+    /// administrator).
+    pub fn permits(self, admin: bool) -> bool {
+        match self {
+            ManualMoves::Allowed => true,
+            ManualMoves::Admins => admin,
+            ManualMoves::None => false,
+        }
+    }
+}
+
 /// An ordered list of stages of one entity type.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Funnel {
@@ -45,6 +85,8 @@ pub struct Funnel {
     pub is_default: bool,
     /// Stages in order, 1 to 100: process stages first, then success and failure stages.
     pub stages: Vec<Stage>,
+    /// Who may move its items by hand.
+    pub manual_moves: ManualMoves,
 }
 
 impl Funnel {
@@ -112,6 +154,18 @@ pub fn default_stages() -> Vec<Stage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manual_moves_name_who_moves_by_hand() {
+        assert!(ManualMoves::Allowed.permits(false));
+        assert!(!ManualMoves::Admins.permits(false) && ManualMoves::Admins.permits(true));
+        assert!(!ManualMoves::None.permits(true));
+        for m in [ManualMoves::Allowed, ManualMoves::Admins, ManualMoves::None] {
+            assert_eq!(ManualMoves::parse(m.as_str()), Some(m));
+            assert_eq!(serde_json::to_value(m).ok(), Some(serde_json::Value::from(m.as_str())));
+        }
+        assert_eq!(ManualMoves::parse("sometimes"), None);
+    }
 
     fn s(key: &str, semantics: Semantics) -> Stage {
         Stage { key: key.into(), title: key.into(), semantics }

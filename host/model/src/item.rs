@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::actor::Actor;
+use super::assignee::Assignee;
 use super::money::Money;
 
 /// A reference to an item of a type, e.g. a parent link.
@@ -122,8 +123,12 @@ pub struct NewItem {
     /// Amount (types with amounts): `{"value":"150000.00","currency":"RUB"}`.
     #[schema(value_type = Option<Money>)]
     pub amount: Option<Value>,
-    /// Id of the user responsible for the item; must exist.
-    pub responsible: Option<i64>,
+    /// The user responsible for the item: a user id (the user must exist), `"inherit"` (the
+    /// first parent's responsible), or an assignee resolved against the first parent
+    /// (`{"role": "production"}`: the least busy holder; `{"relation": "responsible"}`,
+    /// `{"relation": "department-head"}`).
+    #[schema(value_type = Option<Value>)]
+    pub responsible: Option<Responsible>,
     /// Id of a `contact` item to link.
     pub contact: Option<i64>,
     /// Id of a `company` item to link.
@@ -135,6 +140,43 @@ pub struct NewItem {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
+}
+
+/// Who a new item is for, as `POST /items/{type}` and plugins name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Responsible {
+    /// A user by id.
+    User(i64),
+    /// The first parent's responsible (none when it has none).
+    Inherit,
+    /// A role or a person related to the first parent.
+    Assignee(Assignee),
+}
+
+impl<'de> Deserialize<'de> for Responsible {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        match &value {
+            Value::Number(n) => {
+                n.as_i64().map(Responsible::User).ok_or_else(|| serde::de::Error::custom("a user id is an integer"))
+            }
+            Value::String(s) if s == "inherit" => Ok(Responsible::Inherit),
+            Value::Object(_) => serde_json::from_value(value).map(Responsible::Assignee).map_err(|_| {
+                serde::de::Error::custom(
+                    "expected {\"user\": id}, {\"role\": key} or {\"relation\": \"responsible\" | \"department-head\"}",
+                )
+            }),
+            _ => {
+                Err(serde::de::Error::custom("expected a user id, \"inherit\" or an assignee such as {\"role\": key}"))
+            }
+        }
+    }
+}
+
+impl From<i64> for Responsible {
+    fn from(user: i64) -> Responsible {
+        Responsible::User(user)
+    }
 }
 
 /// Which current versions of an item a change may apply to, as a test of the version (the
@@ -186,4 +228,24 @@ pub struct MoveRequest {
     pub stage: String,
     /// Target funnel (the current one when absent).
     pub funnel: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assignee::Relation;
+
+    #[test]
+    fn a_responsible_is_an_id_inherit_or_an_assignee() {
+        let read = |text: &str| serde_json::from_str::<Responsible>(text).map_err(|e| e.to_string());
+        assert_eq!(read("7"), Ok(Responsible::User(7)));
+        assert_eq!(read(r#""inherit""#), Ok(Responsible::Inherit));
+        assert_eq!(
+            read(r#"{"relation": "department-head"}"#),
+            Ok(Responsible::Assignee(Assignee::Relation { relation: Relation::DepartmentHead }))
+        );
+        assert!(read(r#""someone""#).is_err_and(|e| e.contains("inherit")));
+        assert!(read(r#"{"team": 1}"#).is_err_and(|e| e.contains("role")));
+        assert!(read("1.5").is_err());
+    }
 }

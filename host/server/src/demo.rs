@@ -10,7 +10,7 @@ use voronka_core::service::{Caller, Core, ServiceResult};
 use voronka_model::access::{Access, Permission};
 use voronka_model::actor::Actor;
 use voronka_model::field::FieldKind;
-use voronka_model::funnel::{Semantics, Stage};
+use voronka_model::funnel::{ManualMoves, Semantics, Stage};
 use voronka_model::item::ItemRef;
 use voronka_model::item::{MoveRequest, NewItem};
 use voronka_model::money::Money;
@@ -56,6 +56,7 @@ pub async fn seed(core: &Core) -> ServiceResult<()> {
                 key: "sales".into(),
                 title: "Sales".into(),
                 default: true,
+                manual_moves: ManualMoves::Allowed,
                 stages: stages(&[
                     ("new", "New request", Process),
                     ("measuring", "Measuring", Process),
@@ -79,6 +80,7 @@ pub async fn seed(core: &Core) -> ServiceResult<()> {
                 key: "claims".into(),
                 title: "Claims".into(),
                 default: false,
+                manual_moves: ManualMoves::Allowed,
                 stages: stages(&[
                     ("new", "New claim", Process),
                     ("diagnosis", "Diagnosis", Process),
@@ -129,7 +131,7 @@ pub async fn seed(core: &Core) -> ServiceResult<()> {
             &admin,
             "production",
             "default",
-            FunnelPatch { title: Some("Production".into()), stages: None, default: None },
+            FunnelPatch { title: Some("Production".into()), stages: None, default: None, manual_moves: None },
         )
         .await?;
     for f in [
@@ -222,7 +224,7 @@ pub async fn seed(core: &Core) -> ServiceResult<()> {
         .create(
             &admin,
             "contact",
-            NewItem { title: "Ivan Ivanov".into(), responsible: Some(anna), ..Default::default() },
+            NewItem { title: "Ivan Ivanov".into(), responsible: Some(anna.into()), ..Default::default() },
         )
         .await?;
     let rub = |v: &str| Some(Money { value: v.into(), currency: "RUB".into() }.to_json());
@@ -248,7 +250,7 @@ pub async fn seed(core: &Core) -> ServiceResult<()> {
                     title: title.into(),
                     funnel: Some("sales".into()),
                     amount: rub(amount),
-                    responsible: Some(responsible),
+                    responsible: Some(responsible.into()),
                     contact: Some(contact.id),
                     fields: fields(values),
                     ..Default::default()
@@ -267,7 +269,7 @@ pub async fn seed(core: &Core) -> ServiceResult<()> {
                     "production",
                     NewItem {
                         title: format!("Production: {title}"),
-                        responsible: Some(people[2][0]),
+                        responsible: Some(people[2][0].into()),
                         parents: vec![ItemRef { type_key: "deal".into(), id: item.id }],
                         fields: fields(json!({"b_size": "1200x600", "material": "oak", "deadline": "2026-12-10"})),
                         ..Default::default()

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::{Reader, Statement, StoreError, StoreResult, Tx, parse_json};
 use voronka_model::entity_type::{EntityType, TypeSchema};
 use voronka_model::field::{FieldDef, FieldKind};
-use voronka_model::funnel::{Funnel, Stage};
+use voronka_model::funnel::{Funnel, ManualMoves, Stage};
 use voronka_model::time::now_micros;
 
 /// Every type with its fields and funnels, keyed by type key.
@@ -54,7 +54,8 @@ pub async fn load(pool: &Reader) -> StoreResult<Catalog> {
     }
     let rows = pool
         .fetch_all(Statement::new(
-            "SELECT type_key, key, title, is_default, stages FROM funnels ORDER BY type_key, is_default DESC, position",
+            "SELECT type_key, key, title, is_default, stages, manual_moves FROM funnels
+             ORDER BY type_key, is_default DESC, position",
         ))
         .await?;
     for row in rows {
@@ -64,6 +65,13 @@ pub async fn load(pool: &Reader) -> StoreResult<Catalog> {
             title: row.get("title")?,
             is_default: row.get::<i64>("is_default")? != 0,
             stages: parse_json("funnels", &row.get::<String>("stages")?)?,
+            manual_moves: {
+                let name: String = row.get("manual_moves")?;
+                ManualMoves::parse(&name).ok_or_else(|| StoreError::Corrupt {
+                    table: "funnels",
+                    message: format!("unknown manual_moves `{name}`"),
+                })?
+            },
         };
         if let Some(schema) = catalog.get_mut(&type_key) {
             schema.funnels.push(funnel);
@@ -141,21 +149,22 @@ pub async fn insert_funnel(tx: &mut Tx, type_key: &str, funnel: &Funnel) -> Stor
     let done = tx
         .write_returning(
             Statement::new(
-                "INSERT INTO funnels (type_key, key, title, is_default, position, stages)
-         VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(position), 0) + 1 FROM funnels WHERE type_key = $1), $5)
+                "INSERT INTO funnels (type_key, key, title, is_default, position, stages, manual_moves)
+         VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(position), 0) + 1 FROM funnels WHERE type_key = $1), $5, $6)
          ON CONFLICT (type_key, key) DO NOTHING RETURNING 1",
             )
             .bind(type_key)
             .bind(&funnel.key)
             .bind(&funnel.title)
             .bind(funnel.is_default as i64)
-            .bind(stages_json(&funnel.stages)),
+            .bind(stages_json(&funnel.stages))
+            .bind(funnel.manual_moves.as_str()),
         )
         .await?;
     Ok(!done.is_empty())
 }
 
-/// Replaces a funnel's title, stages and default flag (clearing the flag on the type's other
+/// Replaces a funnel's title, stages, default flag and manual-moves setting (clearing the flag on the type's other
 /// funnels when this one becomes the default).
 pub async fn update_funnel(tx: &mut Tx, type_key: &str, funnel: &Funnel) -> StoreResult<()> {
     if funnel.is_default {
@@ -167,12 +176,15 @@ pub async fn update_funnel(tx: &mut Tx, type_key: &str, funnel: &Funnel) -> Stor
         .await?;
     }
     tx.execute(
-        Statement::new("UPDATE funnels SET title = $1, stages = $2, is_default = $3 WHERE type_key = $4 AND key = $5")
-            .bind(&funnel.title)
-            .bind(stages_json(&funnel.stages))
-            .bind(funnel.is_default as i64)
+        Statement::new(
+            "UPDATE funnels SET title = $1, stages = $2, is_default = $3, manual_moves = $6 WHERE type_key = $4 AND key = $5",
+        )
+        .bind(&funnel.title)
+        .bind(stages_json(&funnel.stages))
+        .bind(funnel.is_default as i64)
             .bind(type_key)
-            .bind(&funnel.key),
+            .bind(&funnel.key)
+        .bind(funnel.manual_moves.as_str()),
     )
     .await?;
     Ok(())

@@ -237,18 +237,20 @@ pub async fn save(
 }
 
 /// Marks the running instances of these items that wait for an event runnable; returns how
-/// many.
-pub async fn wake_event_waiters(tx: &mut Tx, items: &[ItemRef]) -> StoreResult<usize> {
+/// many. Each item comes with the least chain depth of its events: an instance woken by a
+/// shallower chain than its own (a person's change is at 0) goes on as part of that one.
+pub async fn wake_event_waiters(tx: &mut Tx, items: &[(ItemRef, i64)]) -> StoreResult<usize> {
     let mut woken = 0;
-    for item in items {
+    for (item, depth) in items {
         let rows = tx
             .write_returning(
                 Statement::new(
-                    "UPDATE process_instances SET runnable = 1
+                    "UPDATE process_instances SET runnable = 1, depth = CASE WHEN depth > $3 THEN $3 ELSE depth END
                      WHERE waits_event = 1 AND status = 'running' AND type_key = $1 AND item_id = $2 RETURNING id",
                 )
                 .bind(item.type_key.as_str())
-                .bind(item.id),
+                .bind(item.id)
+                .bind(*depth),
             )
             .await?;
         woken += rows.len();
@@ -322,9 +324,23 @@ pub async fn item_events_after(
     rows.iter().map(|r| Ok((r.get("id")?, parse_json("events", &r.get::<String>("payload")?)?))).collect()
 }
 
-/// Asks the engine to look at an instance again (sent with the transaction's next statement).
+/// Asks the engine to look at an instance again (sent with the transaction's next statement),
+/// for a reason inside its own chain of automation (a child ended, a timer came): its depth
+/// stays.
 pub fn wake(tx: &mut Tx, id: i64) {
     tx.defer(Statement::new("UPDATE process_instances SET runnable = 1 WHERE id = $1 AND status = 'running'").bind(id));
+}
+
+/// Asks the engine to look at an instance again because of an action `depth` steps into an
+/// automation chain (a person's answer, task completion or termination is at 0): the instance
+/// goes on as part of that chain, so a person's action starts a new one. Sent with the
+/// transaction's next statement.
+pub fn resume(tx: &mut Tx, id: i64, depth: i64) {
+    tx.defer(
+        Statement::new("UPDATE process_instances SET runnable = 1, depth = $2 WHERE id = $1 AND status = 'running'")
+            .bind(id)
+            .bind(depth),
+    );
 }
 
 /// Ends a running instance as terminated; false when it was not running.

@@ -136,7 +136,8 @@ impl Assignments<'_> {
             &data,
             now,
         );
-        repo::wake(&mut tx, instance.id);
+        // A person's answer starts a new chain of automation.
+        repo::resume(&mut tx, instance.id, i64::from(caller.depth));
         tx.commit().await?;
         self.core.committed();
         self.core.signals().processes.notify_one();

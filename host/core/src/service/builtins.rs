@@ -8,7 +8,7 @@ use voronka_model::limits::Limits;
 use voronka_model::plugin::{PluginKind, World};
 
 /// Version under which the built-in robots of this build are installed.
-pub const BUILTIN_VERSION: &str = "1.1.0";
+pub const BUILTIN_VERSION: &str = "1.2.0";
 
 /// The manifest of a built-in robot: it changes items; `create-task` creates tasks and
 /// `start-process` starts processes.

@@ -8,7 +8,7 @@ use super::{Caller, ServiceError, ServiceResult, Types, require_admin};
 use voronka_model::access::Access;
 use voronka_model::entity_type::{BUILTIN_TYPES, EntityType, TypeSchema};
 use voronka_model::field::{FieldDef, FieldKind};
-use voronka_model::funnel::{Funnel, Stage, default_stages, validate_stages};
+use voronka_model::funnel::{Funnel, ManualMoves, Stage, default_stages, validate_stages};
 use voronka_model::{FieldError, is_valid_key};
 use voronka_store::catalog as repo;
 
@@ -111,6 +111,10 @@ pub struct NewFunnel {
     /// Make it the type's default funnel.
     #[serde(default)]
     pub default: bool,
+    /// Who may move its items by hand: `allowed` (the default: anyone with write access),
+    /// `admins` (system administrators) or `none` (only robots, triggers and processes).
+    #[serde(default)]
+    pub manual_moves: ManualMoves,
 }
 
 /// `PATCH /types/{type}/funnels/{funnel}` body.
@@ -123,6 +127,8 @@ pub struct FunnelPatch {
     pub stages: Option<Vec<Stage>>,
     /// Make it the default funnel (`false` is ignored: choose another default instead).
     pub default: Option<bool>,
+    /// Who may move its items by hand: `allowed`, `admins` or `none`. Absent keeps it.
+    pub manual_moves: Option<ManualMoves>,
 }
 
 fn check_title(errors: &mut Vec<FieldError>, field: &str, title: &str) {
@@ -196,7 +202,13 @@ impl Types<'_> {
         }
         let mut funnels = Vec::new();
         if def.has_stages {
-            let funnel = Funnel { key: "default".into(), title: def.title.clone(), is_default: true, stages };
+            let funnel = Funnel {
+                key: "default".into(),
+                title: def.title.clone(),
+                is_default: true,
+                stages,
+                manual_moves: ManualMoves::Allowed,
+            };
             repo::insert_funnel(&mut tx, &def.key, &funnel).await?;
             funnels.push(funnel);
         }
@@ -315,6 +327,7 @@ impl Types<'_> {
             title: input.title.trim().to_string(),
             is_default: input.default,
             stages: input.stages,
+            manual_moves: input.manual_moves,
         };
         let mut tx = self.core.begin_config().await?;
         if !repo::insert_funnel(&mut tx, type_key, &funnel).await? {
@@ -356,6 +369,9 @@ impl Types<'_> {
         }
         if patch.default == Some(true) {
             funnel.is_default = true;
+        }
+        if let Some(manual_moves) = patch.manual_moves {
+            funnel.manual_moves = manual_moves;
         }
         let removed: Vec<Stage> = match &patch.stages {
             Some(stages) => {

@@ -9,12 +9,16 @@ use serde_json::{Map, Value, json};
 use super::{Caller, Items, ServiceError, ServiceResult, lost_race, page_cursor};
 use voronka_model::FieldError;
 use voronka_model::access::Access;
+use voronka_model::actor::Actor;
+use voronka_model::assignee::Assignee;
 use voronka_model::entity_type::TypeSchema;
 use voronka_model::event::EventKind;
 use voronka_model::field::Reference;
 use voronka_model::file::StoredFile;
+use voronka_model::funnel::{Funnel, ManualMoves};
 use voronka_model::item::{
-    HistoryEntry, Item, ItemPatch, ItemRef, MoveRequest, NewItem, StagePoint, TimelineEntry, TimelineKind, VersionCheck,
+    HistoryEntry, Item, ItemPatch, ItemRef, MoveRequest, NewItem, Responsible, StagePoint, TimelineEntry, TimelineKind,
+    VersionCheck,
 };
 use voronka_model::money::Money;
 use voronka_model::time::{now_micros, to_rfc3339};
@@ -221,6 +225,42 @@ impl Items<'_> {
             .await
     }
 
+    /// The responsible user a new item names: a user id as given, or resolved against the
+    /// first parent (`inherit`, a role, a relation). Errors name the field `responsible`.
+    async fn responsible_of(&self, tx: &mut Tx, caller: &Caller, input: &NewItem) -> ServiceResult<Option<i64>> {
+        let responsible = match &input.responsible {
+            None => return Ok(None),
+            Some(Responsible::User(id)) => return Ok(Some(*id)),
+            Some(other) => other,
+        };
+        let parent = match input.parents.first() {
+            Some(parent) => Some(self.load_in(tx, caller, &parent.type_key, parent.id).await.map_err(|e| match e {
+                ServiceError::NotFound(m) => ServiceError::invalid("parents[0]", m),
+                other => other,
+            })?),
+            None => None,
+        };
+        match responsible {
+            Responsible::User(id) => Ok(Some(*id)),
+            Responsible::Inherit => match parent {
+                Some(parent) => Ok(parent.responsible),
+                None => Err(ServiceError::invalid(
+                    "responsible",
+                    "`inherit` takes the first parent's responsible: name a parent",
+                )),
+            },
+            Responsible::Assignee(assignee) => {
+                if matches!(assignee, Assignee::Relation { .. }) && parent.is_none() {
+                    return Err(ServiceError::invalid(
+                        "responsible",
+                        "a relation is resolved against the first parent: name a parent",
+                    ));
+                }
+                Ok(Some(self.core.people().resolve_one_assignee("responsible", assignee, parent.as_ref()).await?))
+            }
+        }
+    }
+
     /// Creates an item inside `tx`.
     pub async fn create_in(&self, tx: &mut Tx, caller: &Caller, type_key: &str, input: NewItem) -> ServiceResult<Item> {
         let schema = self.core.visible_schema(caller, type_key).await?;
@@ -261,7 +301,15 @@ impl Items<'_> {
         self.core.require(caller, type_key, funnel.as_deref(), Access::Write)?;
         check.title(&input.title);
         let amount = check.amount(&schema, &input.amount);
-        check.links(input.responsible, input.contact, input.company);
+        let responsible = match self.responsible_of(tx, caller, &input).await {
+            Ok(responsible) => responsible,
+            Err(ServiceError::Validation(errors)) => {
+                check.errors.extend(errors);
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        check.links(responsible, input.contact, input.company);
         check.parents(&schema, &input.parents, None);
         let mut fields = Map::new();
         check.fields(&schema, &input.fields, &mut fields, true);
@@ -273,7 +321,7 @@ impl Items<'_> {
             stage,
             title: input.title.trim().to_string(),
             amount,
-            responsible: input.responsible,
+            responsible,
             contact: input.contact,
             company: input.company,
             fields,
@@ -554,6 +602,7 @@ impl Items<'_> {
             ));
         }
         self.core.require(caller, &type_key, Some(&funnel_key), Access::Write)?;
+        check_manual_move(caller, schema, old.funnel.as_deref(), funnel)?;
         let from = point(&old);
         let to = StagePoint { funnel: Some(funnel_key.clone()), stage: Some(request.stage.clone()) };
         if from == to {
@@ -734,6 +783,26 @@ pub struct TimelineNote<'a> {
     /// Structured details stored with the entry, e.g. `{"robot": 3, "field": "due"}`; `{}` for
     /// none.
     pub data: &'a Value,
+}
+
+/// Refuses a person's move out of or into a funnel whose `manual_moves` setting does not let
+/// them move items by hand; automation (robots, triggers, processes) always moves.
+fn check_manual_move(caller: &Caller, schema: &TypeSchema, from: Option<&str>, to: &Funnel) -> ServiceResult<()> {
+    if !matches!(caller.actor, Actor::User { .. }) {
+        return Ok(());
+    }
+    let source = from.and_then(|key| schema.funnel(key));
+    match source.into_iter().chain([to]).find(|funnel| !funnel.manual_moves.permits(caller.principal.is_admin)) {
+        None => Ok(()),
+        Some(funnel) if funnel.manual_moves == ManualMoves::Admins => Err(ServiceError::AutomaticMovesOnly(format!(
+            "only administrators move items of funnel `{}` by hand; robots, triggers and processes move them",
+            funnel.key
+        ))),
+        Some(funnel) => Err(ServiceError::AutomaticMovesOnly(format!(
+            "items of funnel `{}` are moved only by automation (robots, triggers, processes), not by hand",
+            funnel.key
+        ))),
+    }
 }
 
 /// The changed properties between two states of an item: `[{field, old, new}]`.

@@ -72,6 +72,10 @@ pub enum ServiceError {
     /// The caller's roles do not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// A person tried to move an item by hand in a funnel whose items only automation (or only
+    /// administrators) may move: its `manual_moves` setting.
+    #[error("{0}")]
+    AutomaticMovesOnly(String),
     /// The request conflicts with the current state (duplicate key, item in use, ...).
     #[error("{0}")]
     Conflict(String),

@@ -22,7 +22,7 @@ impl From<ServiceError> for HostError {
                 "invalid",
                 errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "),
             ),
-            ServiceError::Forbidden(m) => HostError::new("denied", m),
+            ServiceError::Forbidden(m) | ServiceError::AutomaticMovesOnly(m) => HostError::new("denied", m),
             ServiceError::Conflict(m) => HostError::new("conflict", m),
             ServiceError::TooLarge(m) => HostError::new("invalid", m),
             e @ ServiceError::PreconditionFailed { .. } => HostError::new("conflict", e.to_string()),

@@ -253,7 +253,7 @@ impl Processes<'_> {
         }
         repo::log(&mut tx, id, None, "Terminated", &json!({ "by": caller.actor }), now);
         if let Some(parent) = instance.parent {
-            repo::wake(&mut tx, parent);
+            repo::resume(&mut tx, parent, i64::from(caller.depth));
         }
         tx.commit().await?;
         self.core.signals().processes.notify_one();

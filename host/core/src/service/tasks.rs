@@ -426,7 +426,8 @@ impl Tasks<'_> {
         }
         self.record_event(tx, caller, EventKind::TaskCompleted, json!({ "task": task }), now).await?;
         if let Some(process) = voronka_store::processes::process_of_task(tx, id).await? {
-            voronka_store::processes::wake(tx, process);
+            // The process goes on as part of the completer's chain (a person's: a new one).
+            voronka_store::processes::resume(tx, process, i64::from(caller.depth));
         }
         if let Some(creator) = task.creator.user_id()
             && caller.actor.user_id() != Some(creator)

@@ -48,16 +48,20 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Reads a JSON document as `T`, keeping the path to the part that did not fit.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut document = serde_json::Deserializer::from_slice(bytes);
-    let value =
-        serde_path_to_error::deserialize(&mut document).map_err(|e| shape_problem(Some(e.path()), e.inner()))?;
-    document.end().map_err(|e| shape_problem(None, &e))?;
+    let value = serde_path_to_error::deserialize(&mut document).map_err(|e| {
+        // serde_json reports a value of the wrong kind where an enum is expected (`3` for
+        // `"none"`) as a syntax error; a body that is valid JSON is of the wrong shape instead.
+        let valid = !e.inner().is_data() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        shape_problem(Some(e.path()), e.inner(), valid)
+    })?;
+    document.end().map_err(|e| shape_problem(None, &e, false))?;
     Ok(value)
 }
 
 /// The problem document of a body that is not JSON (400) or not of the expected shape (422,
-/// naming the field at `path`).
-fn shape_problem(path: Option<&serde_path_to_error::Path>, error: &serde_json::Error) -> Problem {
-    if !error.is_data() {
+/// naming the field at `path`); `valid_json`: the body is JSON, whatever `error` says.
+fn shape_problem(path: Option<&serde_path_to_error::Path>, error: &serde_json::Error, valid_json: bool) -> Problem {
+    if !error.is_data() && !valid_json {
         return Problem::bad_request("malformed-json", format!("the body is not valid JSON: {error}"));
     }
     let field = field_at(path, error);
@@ -183,6 +187,14 @@ mod tests {
     struct Body {
         title: String,
         amounts: Vec<Amount>,
+        #[serde(default)]
+        kind: Option<Kind>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        Small,
     }
 
     fn field(body: &str) -> (u16, Vec<String>) {
@@ -203,6 +215,10 @@ mod tests {
         assert_eq!(field(r#"{"title": "a", "amounts": [{}]}"#), (422, vec!["amounts[0].value".to_string()]));
         assert_eq!(field(r#""text""#), (422, vec!["body".to_string()]));
         assert_eq!(field(r#"{"title": "a", "amounts": []}"#), (200, Vec::new()));
+        assert_eq!(field(r#"{"title": "a", "amounts": [], "kind": "small"}"#), (200, Vec::new()));
+        assert_eq!(field(r#"{"title": "a", "amounts": [], "kind": "big"}"#), (422, vec!["kind".to_string()]));
+        // serde_json calls a number where an enum is expected a syntax error; it is a shape one.
+        assert_eq!(field(r#"{"title": "a", "amounts": [], "kind": 3}"#), (422, vec!["kind".to_string()]));
     }
 
     #[test]

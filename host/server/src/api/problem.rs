@@ -100,6 +100,7 @@ impl From<ServiceError> for Problem {
             ServiceError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "not-found", m),
             ServiceError::Validation(errors) => Problem::validation(errors),
             ServiceError::Forbidden(m) => Problem::new(StatusCode::FORBIDDEN, "forbidden", m),
+            ServiceError::AutomaticMovesOnly(m) => Problem::new(StatusCode::FORBIDDEN, "automatic-moves-only", m),
             ServiceError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "conflict", m),
             ServiceError::TooLarge(m) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", m),
             e @ ServiceError::PreconditionFailed { .. } => {

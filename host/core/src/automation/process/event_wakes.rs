@@ -59,14 +59,17 @@ async fn wake_for_events(core: &Core, position: i64) -> ServiceResult<(i64, bool
     let Some(last) = events.iter().take(BATCH as usize).map(|e| e.id).next_back() else { return Ok((position, false)) };
     let more = events.len() as i64 > BATCH;
     {
-        let mut items: Vec<ItemRef> = Vec::new();
+        // Each item with the least chain depth of its events.
+        let mut items: Vec<(ItemRef, i64)> = Vec::new();
         for event in events.iter().take(BATCH as usize) {
-            if let (Some(type_key), Some(id)) = (&event.type_key, event.item_id)
-                && (voronka_model::process::WAITABLE_EVENTS.contains(&event.kind)
-                    || event.kind == EventKind::ItemDeleted)
-                && !items.iter().any(|i| i.id == id && &i.type_key == type_key)
+            let (Some(type_key), Some(id)) = (&event.type_key, event.item_id) else { continue };
+            if !(voronka_model::process::WAITABLE_EVENTS.contains(&event.kind) || event.kind == EventKind::ItemDeleted)
             {
-                items.push(ItemRef { type_key: type_key.clone(), id });
+                continue;
+            }
+            match items.iter_mut().find(|(i, _)| i.id == id && &i.type_key == type_key) {
+                Some((_, depth)) => *depth = (*depth).min(event.depth),
+                None => items.push((ItemRef { type_key: type_key.clone(), id }, event.depth)),
             }
         }
         if !items.is_empty() {

@@ -20,13 +20,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use voronka_model::actor::Actor;
-use voronka_model::item::{Item, ItemRef};
+use voronka_model::item::{Item, ItemRef, TimelineKind};
 use voronka_model::process::{Instance, InstanceStatus, Op, Program, StepKind, Thread, Wait};
 use voronka_model::time::{Micros, now_micros};
 use voronka_store::Tx;
 use voronka_store::processes as repo;
 
 use super::background::{self, Next as Pass};
+use crate::service::items::TimelineNote;
 use crate::service::{Caller, Core, ServiceError, ServiceResult};
 use steps::plugin::{PluginRun, run_plugins};
 
@@ -182,7 +183,8 @@ async fn advance_once(core: &Arc<Core>, id: i64) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Ends an instance as failed, with the reason in its log; a parent waiting for it goes on.
+/// Ends an instance as failed, with the reason in its log and on its item's timeline (when the
+/// item still exists); a parent waiting for it goes on.
 async fn fail(core: &Core, mut instance: Instance, step: Option<&str>, reason: &str) -> ServiceResult<()> {
     let now = now_micros();
     tracing::warn!(process = instance.id, step, reason, "a process failed");
@@ -200,6 +202,19 @@ async fn fail(core: &Core, mut instance: Instance, step: Option<&str>, reason: &
     repo::cancel_all_open(&mut tx, instance.id, now);
     if let Some(parent) = instance.parent {
         repo::wake(&mut tx, parent);
+    }
+    let text = format!(
+        "Process {} ({}) failed: {}",
+        instance.template,
+        instance.id,
+        instance.error.as_deref().unwrap_or(reason)
+    );
+    let data = json!({ "process": instance.id, "step": step });
+    let note = TimelineNote { kind: TimelineKind::System, text: &text, data: &data };
+    let system = Caller::automation(Actor::System, 0);
+    match core.items().add_timeline_entry_in(&mut tx, &system, &instance.item, note).await {
+        Ok(_) | Err(ServiceError::NotFound(_)) => {}
+        Err(e) => tracing::warn!(process = instance.id, error = %e, "could not note a failed process on its item"),
     }
     tx.commit().await?;
     core.signals().processes.notify_one();
