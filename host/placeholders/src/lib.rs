@@ -70,7 +70,7 @@ pub fn names(text: &str) -> Vec<&str> {
 /// Checks a text's placeholders: each must be known, with fields among `fields` (the item
 /// type's custom field keys) and variables only where `vars` allows them. The error names the
 /// first unknown one and what may be used.
-pub fn check<'k>(text: &str, fields: &[&'k str], vars: bool) -> Result<(), String> {
+pub fn check(text: &str, fields: &[&str], vars: bool) -> Result<(), String> {
     for name in names(text) {
         let known = match Placeholder::parse(name) {
             Some(Placeholder::Field(key)) => fields.contains(&key),
