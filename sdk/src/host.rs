@@ -32,6 +32,9 @@ pub mod items {
         items::update_fields => update_fields(type_key: &str, id: i64, fields: &str) -> Result<(), Error>);
     host_fn!(/// Moves an item to a stage, of another funnel when given.
         items::move_to_stage => move_to_stage(type_key: &str, id: i64, funnel: Option<&str>, stage: &str) -> Result<(), Error>);
+    host_fn!(/// Moves an item back to the funnel it was in before its last change of funnel, to
+        /// `stage` or, when `None`, to the stage it left there; an error when it never changed funnel.
+        items::return_to_funnel => return_to_funnel(type_key: &str, id: i64, stage: Option<&str>) -> Result<(), Error>);
     host_fn!(/// Adds a parent link.
         items::link_parent => link_parent(type_key: &str, id: i64, parent: &ItemRef) -> Result<(), Error>);
 }

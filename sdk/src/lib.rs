@@ -120,36 +120,33 @@ impl ItemExt for Item {
     }
 }
 
-/// Replaces `{{item.title}}`, `{{item.id}}`, `{{item.stage}}`, `{{item.funnel}}` and
-/// `{{item.fields.KEY}}` in a template.
+/// Fills `{{item.title}}`, `{{item.id}}`, `{{item.stage}}`, `{{item.funnel}}`, `{{item.type}}`
+/// and `{{item.fields.KEY}}` in a template from the item, with the host's own renderer
+/// (`voronka-placeholders`): strings as they are, other values as JSON, missing ones as nothing.
 pub fn render(template: &str, item: &Item) -> String {
-    let fields = item.fields();
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(len) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let name = rest[start + 2..start + len].trim();
-        let value = match name {
-            "item.title" => item.title.clone(),
-            "item.id" => item.id.to_string(),
-            "item.stage" => item.stage.clone().unwrap_or_default(),
-            "item.funnel" => item.funnel.clone().unwrap_or_default(),
-            "item.type" => item.type_key.clone(),
-            other => match other.strip_prefix("item.fields.").and_then(|k| fields.get(k)) {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-                None => String::new(),
-            },
-        };
-        out.push_str(&value);
-        rest = &rest[start + len + 2..];
+    voronka_placeholders::render(template, &ItemSource { item, fields: item.fields() })
+}
+
+/// An item as the renderer reads it, its fields parsed once.
+struct ItemSource<'a> {
+    item: &'a Item,
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl voronka_placeholders::Source for ItemSource<'_> {
+    fn value(&self, placeholder: &voronka_placeholders::Placeholder<'_>) -> Option<serde_json::Value> {
+        use voronka_placeholders::Placeholder;
+        let item = self.item;
+        match placeholder {
+            Placeholder::Title => Some(item.title.clone().into()),
+            Placeholder::Id => Some(item.id.into()),
+            Placeholder::Stage => item.stage.clone().map(Into::into),
+            Placeholder::Funnel => item.funnel.clone().map(Into::into),
+            Placeholder::Type => Some(item.type_key.clone().into()),
+            Placeholder::Field(key) => self.fields.get(*key).cloned(),
+            Placeholder::Var(_) => None,
+        }
     }
-    out.push_str(rest);
-    out
 }
 
 /// On `wasm32-unknown-unknown`, the allocator: the same dlmalloc as the standard library's,

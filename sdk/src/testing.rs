@@ -67,6 +67,8 @@ pub struct MemoryHost {
     pub processes: Vec<(String, ItemRef, serde_json::Value)>,
     /// What `clock::now` answers, in microseconds since the Unix epoch.
     pub now: i64,
+    /// Where each item was before its last change of funnel: (funnel, stage) by id.
+    pub came_from: BTreeMap<i64, (String, String)>,
     next_id: i64,
 }
 
@@ -223,12 +225,26 @@ impl MemoryHost {
         stage: &str,
     ) -> Result<(), Error> {
         let item = self.get_mut(type_key, id)?;
+        let left = (item.funnel.clone().unwrap_or_default(), item.stage.clone().unwrap_or_default());
         if let Some(funnel) = funnel {
             item.funnel = Some(funnel.to_string());
         }
         item.stage = Some(stage.to_string());
         item.version += 1;
+        if item.funnel.as_deref() != Some(left.0.as_str()) {
+            self.came_from.insert(id, left);
+        }
         Ok(())
+    }
+
+    pub(crate) fn return_to_funnel(&mut self, type_key: &str, id: i64, stage: Option<&str>) -> Result<(), Error> {
+        self.get_mut(type_key, id)?;
+        let Some((funnel, left)) = self.came_from.get(&id).cloned() else {
+            let message =
+                format!("`{type_key}` item {id} cannot return to the funnel it came from: it has never changed funnel");
+            return Err(crate::error("conflict", message));
+        };
+        self.move_to_stage(type_key, id, Some(&funnel), stage.unwrap_or(&left))
     }
 
     pub(crate) fn link_parent(&mut self, type_key: &str, id: i64, parent: &ItemRef) -> Result<(), Error> {

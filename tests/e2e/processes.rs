@@ -565,6 +565,10 @@ async fn the_issue_template_is_accepted(backend: Backend) {
     s.post("/api/v1/types/deal/fields", json!({"key": "b_launched", "title": "Launched", "kind": "bool"}))
         .await
         .ok(201);
+    // Its plugin step names a bp-step plugin, which must exist when the template is saved.
+    let manifest =
+        json!({"name": "my-step", "version": "1.0.0", "kind": "rhai", "world": "bp-step", "capabilities": []});
+    s.upload(manifest, br#"fn execute(ctx) { #{} }"#.to_vec()).await.ok(201);
     let body = json!({"key":"launch-production","type":"deal","title":"Launch production","steps":[
         {"id":"ask","kind":"request-info","assignee":{"relation":"responsible"},
          "form":[{"key":"b_size","title":"Size","kind":"string","required":true}],"write_to":"fields"},

@@ -3,7 +3,8 @@
 //!
 //! Everything here is plain data plus pure validation. This crate is the bottom of the house:
 //! it must not import a database, HTTP or plugin-runtime crate (sqlx, axum, wasmtime, rhai), nor
-//! any other Voronka crate; storage (`voronka-store`) and the use cases (`voronka-core`) build
+//! any other Voronka crate but `voronka-placeholders` (the text renderer it shares with the
+//! plugin SDK); storage (`voronka-store`) and the use cases (`voronka-core`) build
 //! on it.
 
 pub mod access;
@@ -24,9 +25,13 @@ pub mod plugin;
 pub mod process;
 pub mod schedule;
 pub mod task;
+pub mod template_check;
 pub mod time;
 pub mod trigger;
 pub mod webhook;
+
+/// The text renderer shared with the plugin SDK: placeholders such as `{{item.title}}`.
+pub use voronka_placeholders as placeholders;
 
 /// A key (of a type, field, funnel, stage or role) is lower-case ASCII: a letter, then letters,
 /// digits, `-` or `_`, at most 64 characters.

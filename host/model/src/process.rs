@@ -68,15 +68,16 @@ pub struct FormField {
     #[serde(default)]
     pub required: bool,
     /// Options of an `enum`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub options: Vec<String>,
     /// The columns of each row of a `rows` field (repeatable rows).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub fields: Vec<FormField>,
 }
 
-/// What a step does.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// What a step does. Serialized back, it names every key the step takes (the save-time check of
+/// unknown keys compares with it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum StepKind {
     /// Creates a task linked to the item; waits for its completion when `wait`.
@@ -199,6 +200,21 @@ pub enum StepKind {
         /// Its parameters (initial variables).
         #[serde(default)]
         params: Map<String, Value>,
+    },
+    /// Moves the item to a stage (of another funnel when `funnel` is given), recorded as the
+    /// process's move, which runs the stage's robots; or, with `return`, back to the funnel the
+    /// item was in before its last change of funnel.
+    Move {
+        /// Key of the stage. With `return`: the stage of the funnel it returns to; absent, the
+        /// stage it left there.
+        #[serde(default)]
+        stage: Option<String>,
+        /// Key of the funnel; absent, the item's own. Not with `return`.
+        #[serde(default)]
+        funnel: Option<String>,
+        /// Return to the funnel the item came from (`"return": true`).
+        #[serde(default, rename = "return")]
+        back: bool,
     },
     /// Runs a plugin of world `bp-step`; its variables merge into the process's.
     Plugin {
@@ -467,6 +483,17 @@ impl Compiler<'_> {
                     self.error(format!("{path}.template"), "a template key");
                 }
             }
+            StepKind::Move { stage, funnel, back } => {
+                if !back && stage.is_none() {
+                    self.error(format!("{path}.stage"), "a move needs a stage (or \"return\": true)");
+                }
+                if *back && funnel.is_some() {
+                    self.error(
+                        format!("{path}.funnel"),
+                        "a return goes back to the funnel the item came from; name no funnel",
+                    );
+                }
+            }
             StepKind::SetFields { .. } | StepKind::Plugin { .. } => {}
         }
     }
@@ -491,6 +518,34 @@ impl Compiler<'_> {
             } else if field.kind == "enum" && field.options.is_empty() {
                 self.error(format!("{at}.options"), "an enum needs options");
             }
+        }
+    }
+}
+
+/// A process text (a task's title, a notification) with its placeholders filled from the item
+/// and the process's variables, by the renderer robots use.
+pub fn render_text(text: &str, item: &super::item::Item, variables: &Map<String, Value>) -> String {
+    voronka_placeholders::render(text, &TextSource { item, variables })
+}
+
+/// What a process text's placeholders are filled from.
+struct TextSource<'a> {
+    item: &'a super::item::Item,
+    variables: &'a Map<String, Value>,
+}
+
+impl voronka_placeholders::Source for TextSource<'_> {
+    fn value(&self, placeholder: &voronka_placeholders::Placeholder<'_>) -> Option<Value> {
+        use voronka_placeholders::Placeholder;
+        let item = self.item;
+        match placeholder {
+            Placeholder::Title => Some(item.title.clone().into()),
+            Placeholder::Id => Some(item.id.into()),
+            Placeholder::Stage => item.stage.clone().map(Into::into),
+            Placeholder::Funnel => item.funnel.clone().map(Into::into),
+            Placeholder::Type => Some(item.type_key.clone().into()),
+            Placeholder::Field(key) => item.fields.get(*key).cloned(),
+            Placeholder::Var(name) => self.variables.get(*name).cloned(),
         }
     }
 }

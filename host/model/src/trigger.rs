@@ -8,6 +8,32 @@ use super::FieldError;
 pub const TRIGGER_KINDS: [&str; 6] =
     ["field-changed", "responsible-changed", "linked-item-stage", "task-completed", "webhook", "plugin"];
 
+/// The keys of a trigger's config that its kind does not read (checked when a trigger is saved;
+/// stored triggers are read as they are).
+pub fn unknown_config_keys(kind: &str, config: &Value) -> Vec<FieldError> {
+    let (Some(known), Some(map)) = (config_keys(kind), config.as_object()) else { return Vec::new() };
+    let takes = if known.is_empty() { "no config".to_string() } else { known.join(", ") };
+    map.keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|key| {
+            FieldError::new(format!("config.{key}"), format!("unknown key `{key}`: a {kind} trigger takes {takes}"))
+        })
+        .collect()
+}
+
+/// The config keys a trigger of a kind reads; `None` for an unknown kind.
+fn config_keys(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "field-changed" => &["field", "to"],
+        "responsible-changed" => &["to"],
+        "linked-item-stage" => &["type", "funnel", "stage"],
+        "task-completed" => &["title", "tag"],
+        "webhook" => &[],
+        "plugin" => &["plugin", "version", "config"],
+        _ => return None,
+    })
+}
+
 /// What a trigger waits for, parsed from its `kind` and `config`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TriggerRule {
@@ -232,5 +258,14 @@ mod tests {
         assert_eq!(errors.first().map(|e| e.field.as_str()), Some("kind"));
         let errors = TriggerRule::parse("webhook", &json!([])).unwrap_err();
         assert_eq!(errors.first().map(|e| e.field.as_str()), Some("config"));
+    }
+
+    #[test]
+    fn unknown_config_keys_are_named() {
+        let errors = unknown_config_keys("field-changed", &json!({"field": "paid", "value": true}));
+        assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), vec!["config.value"]);
+        assert_eq!(errors[0].message, "unknown key `value`: a field-changed trigger takes field, to");
+        assert!(unknown_config_keys("task-completed", &json!({"tag": "x"})).is_empty());
+        assert_eq!(unknown_config_keys("webhook", &json!({"item": 1})).len(), 1);
     }
 }

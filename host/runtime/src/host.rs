@@ -35,12 +35,13 @@ pub trait Domain: Send + Sync {
 
 /// Every host function, as `interface.function` in WIT naming. Both bindings must provide
 /// exactly these (a test compares them with the WIT file and the Rhai engine).
-pub const HOST_FUNCTIONS: [&str; 15] = [
+pub const HOST_FUNCTIONS: [&str; 16] = [
     "items.get",
     "items.find",
     "items.create",
     "items.update-fields",
     "items.move-to-stage",
+    "items.return-to-funnel",
     "items.link-parent",
     "timeline.add-entry",
     "tasks.create",
@@ -119,6 +120,15 @@ pub enum Write {
         id: i64,
         /// The stage to move to, and the funnel (the current one when absent).
         request: MoveRequest,
+    },
+    /// `items.return-to-funnel`.
+    Return {
+        /// The item's type key.
+        type_key: String,
+        /// The item's id (an item created by the same call has no funnel to return to).
+        id: i64,
+        /// The stage of the funnel it returns to; the stage it left there when absent.
+        stage: Option<String>,
     },
     /// `items.link-parent`.
     LinkParent {
@@ -288,6 +298,12 @@ impl HostCalls {
         self.check(Capability::ItemsWrite)?;
         let request = MoveRequest { stage: stage.to_string(), funnel };
         self.buffer(Write::Move { type_key: type_key.to_string(), id, request })
+    }
+
+    /// `items.return-to-funnel`.
+    pub fn items_return_to_funnel(&mut self, type_key: &str, id: i64, stage: Option<String>) -> HostResult<()> {
+        self.check(Capability::ItemsWrite)?;
+        self.buffer(Write::Return { type_key: type_key.to_string(), id, stage })
     }
 
     /// `items.link-parent`.

@@ -20,6 +20,26 @@ pub fn move_statement(item_id: i64, from: &StagePoint, to: &StagePoint, actor: &
     .bind(at)
 }
 
+/// Where an item was before its last change of funnel: the `from` of its latest history entry
+/// whose funnel differs from its `to` (an entry without a `from`, the item's creation, is no
+/// change of funnel); `None` when it never changed funnel.
+pub async fn before_last_funnel_change(tx: &mut Tx, item_id: i64) -> StoreResult<Option<StagePoint>> {
+    let row = tx
+        .fetch_optional(
+            Statement::new(
+                "SELECT from_funnel, from_stage FROM stage_history
+                 WHERE item_id = $1 AND from_funnel IS NOT NULL AND from_funnel <> to_funnel
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(item_id),
+        )
+        .await?;
+    Ok(match row {
+        Some(r) => Some(StagePoint { funnel: r.get("from_funnel")?, stage: r.get("from_stage")? }),
+        None => None,
+    })
+}
+
 /// History of an item, oldest first, after entry `after`, at most `limit + 1` entries.
 pub async fn history(pool: &Reader, item_id: i64, after: i64, limit: i64) -> StoreResult<Vec<HistoryEntry>> {
     let rows = pool

@@ -580,6 +580,29 @@ impl Items<'_> {
         }
     }
 
+    /// Moves an item back to the funnel it was in before its last change of funnel (from its
+    /// stage history), to `stage` or, without one, to the stage it left there. Refused when the
+    /// item never changed funnel.
+    pub async fn return_to_funnel_in(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        type_key: &str,
+        id: i64,
+        stage: Option<&str>,
+    ) -> ServiceResult<Item> {
+        let Some(before) = journal::before_last_funnel_change(tx, id).await? else {
+            return Err(ServiceError::Conflict(format!(
+                "`{type_key}` item {id} cannot return to the funnel it came from: it has never changed funnel"
+            )));
+        };
+        let request = MoveRequest {
+            stage: stage.map(str::to_string).or(before.stage).unwrap_or_default(),
+            funnel: before.funnel,
+        };
+        self.move_to_in(tx, caller, type_key, id, request, None).await
+    }
+
     /// Moves an item already read (`old`, whose version the write checks) as `request` says;
     /// `None` when the item changed since it was read. Access to the target funnel is checked.
     pub async fn move_loaded_in(

@@ -118,6 +118,9 @@ pub async fn apply_writes(
             Write::Move { type_key, id, request } => {
                 core.items().move_to_in(tx, caller, type_key, real(&ids, *id)?, request.clone(), None).await?;
             }
+            Write::Return { type_key, id, stage } => {
+                core.items().return_to_funnel_in(tx, caller, type_key, real(&ids, *id)?, stage.as_deref()).await?;
+            }
             Write::LinkParent { type_key, id, parent } => {
                 let id = real(&ids, *id)?;
                 let item = core.items().load_in(tx, caller, type_key, id).await?;

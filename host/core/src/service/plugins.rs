@@ -312,25 +312,35 @@ impl Plugins<'_> {
     }
 
     /// Checks that a binding names an existing plugin of `world` with a version matching
-    /// `requirement`; the inner error names the offending key (`plugin` or `version`).
+    /// `requirement`: the version it resolves to now, or the error naming the offending key
+    /// (`plugin` or `version`).
     pub(super) async fn check_binding(
         &self,
         plugin: &str,
         requirement: &str,
         world: World,
-    ) -> ServiceResult<Result<(), FieldError>> {
-        if let Err(e) = check_requirement(requirement) {
-            return Ok(Err(FieldError::new("version", e)));
-        }
+    ) -> ServiceResult<Result<PluginVersion, FieldError>> {
         let versions = voronka_store::plugins::versions(self.core.store.reader(), plugin).await?;
-        Ok(match pick(&versions, requirement) {
-            None if versions.is_empty() => Err(FieldError::new("plugin", format!("no plugin `{plugin}`"))),
-            None => Err(FieldError::new("version", format!("no version of `{plugin}` matches `{requirement}`"))),
-            Some(v) if v.world != world => {
-                Err(FieldError::new("plugin", format!("`{plugin}` is a {} plugin, not a {world}", v.world)))
-            }
-            Some(_) => Ok(()),
-        })
+        Ok(binding(&versions, plugin, requirement, world).cloned())
+    }
+}
+
+/// Of a plugin's stored `versions`, the one a binding of `world` with `requirement` resolves
+/// to; else the error naming the offending key (`plugin` or `version`).
+pub fn binding<'a>(
+    versions: &'a [PluginVersion],
+    plugin: &str,
+    requirement: &str,
+    world: World,
+) -> Result<&'a PluginVersion, FieldError> {
+    check_requirement(requirement).map_err(|e| FieldError::new("version", e))?;
+    match pick(versions, requirement) {
+        None if versions.is_empty() => Err(FieldError::new("plugin", format!("no plugin `{plugin}`"))),
+        None => Err(FieldError::new("version", format!("no version of `{plugin}` matches `{requirement}`"))),
+        Some(v) if v.world != world => {
+            Err(FieldError::new("plugin", format!("plugin `{plugin}` is of world {}, not {world}", v.world)))
+        }
+        Some(v) => Ok(v),
     }
 }
 
@@ -362,5 +372,14 @@ mod tests {
         assert!(pick(&versions, "^3").is_none());
         assert!(check_requirement("^1.2").is_ok());
         assert!(check_requirement("newest").is_err());
+    }
+
+    #[test]
+    fn a_binding_names_the_world_a_plugin_is_of() {
+        let versions = vec![v("1.0.0")];
+        let wrong = binding(&versions, "p", "latest", World::Trigger).err().map(|e| (e.field, e.message));
+        assert_eq!(wrong, Some(("plugin".into(), "plugin `p` is of world robot, not trigger".into())));
+        assert_eq!(binding(&[], "q", "latest", World::Robot).err().map(|e| e.message), Some("no plugin `q`".into()));
+        assert!(binding(&versions, "p", "^1", World::Robot).is_ok());
     }
 }

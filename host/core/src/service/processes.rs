@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 use super::{Caller, Processes, ServiceError, ServiceResult, require_admin};
 use voronka_model::access::Access;
 use voronka_model::item::ItemRef;
+use voronka_model::plugin::World;
 use voronka_model::process::{Instance, InstanceStatus, Program, State, Wait};
+use voronka_model::template_check::{TemplateEnv, check_template};
 use voronka_model::time::{now_micros, to_rfc3339};
 use voronka_store::Tx;
 use voronka_store::processes::{self as repo, StoredTemplate};
@@ -31,7 +33,9 @@ pub struct TemplateRequest {
     pub title: String,
     /// The steps, run in order: at least one and at most 500 counting nested ones, each an object
     /// with a unique `id` (a key) and a `kind` (`task`, `approval`, `request-info`, `set-fields`,
-    /// `condition`, `parallel`, `wait`, `notify`, `start-process` or `plugin`).
+    /// `condition`, `parallel`, `wait`, `notify`, `start-process`, `move` or `plugin`). Checked
+    /// against the type and the plugins: unknown keys, assignees, fields, stages, plugins and
+    /// text placeholders are refused with their path (`steps[2].assignee.relation`).
     #[schema(value_type = Vec<Object>)]
     pub steps: Vec<Value>,
 }
@@ -69,11 +73,15 @@ impl Processes<'_> {
             errors.push(voronka_model::FieldError::new("key", "a key: lower-case letters, digits, - and _"));
         }
         let catalog = self.core.catalog().await?;
-        if catalog.get(&input.type_key).is_none() {
+        let schema = catalog.get(&input.type_key);
+        if schema.is_none() {
             errors.push(voronka_model::FieldError::new("type", format!("no entity type `{}`", input.type_key)));
         }
         if let Err(ServiceError::Validation(more)) = self.compile_template(&input.steps) {
             errors.extend(more);
+        }
+        if let Some(schema) = schema {
+            errors.extend(self.check_against(schema, &input.steps).await?);
         }
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
@@ -99,6 +107,22 @@ impl Processes<'_> {
         template.version = repo::insert_template(&mut tx, &template, now).await?;
         tx.commit().await?;
         Ok(template)
+    }
+
+    /// The problems of template steps against the type they run on and the plugins installed
+    /// (see [`voronka_model::template_check`]).
+    async fn check_against(
+        &self,
+        schema: &voronka_model::entity_type::TypeSchema,
+        steps: &[Value],
+    ) -> ServiceResult<Vec<voronka_model::FieldError>> {
+        let installed = voronka_store::plugins::list(self.core.store.reader()).await?;
+        let plugin = |name: &str, requirement: &str| {
+            let versions: Vec<_> = installed.iter().filter(|v| v.name == name).cloned().collect();
+            super::plugins::binding(&versions, name, requirement, World::BpStep).err()
+        };
+        let env = TemplateEnv { schema, plugin: &plugin };
+        Ok(check_template(steps, &env))
     }
 
     /// The latest version of every template of a type the caller may write.

@@ -87,8 +87,10 @@ pub struct RobotPatch {
 impl Robots<'_> {
     async fn check(&self, robot: &Robot) -> ServiceResult<()> {
         let mut errors = Vec::new();
-        if let Err(e) = self.core.plugins().check_binding(&robot.plugin, &robot.version, World::Robot).await? {
-            errors.push(e);
+        match self.core.plugins().check_binding(&robot.plugin, &robot.version, World::Robot).await? {
+            Err(e) => errors.push(e),
+            Ok(version) if version.builtin => errors.extend(self.check_builtin_config(robot).await?),
+            Ok(_) => {}
         }
         if let Some(condition) = &robot.condition
             && let Err(e) = self.core.check_condition(condition)
@@ -125,6 +127,73 @@ impl Robots<'_> {
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(ServiceError::Validation(errors)) }
+    }
+
+    /// The problems of a built-in robot's config: keys it does not read, placeholders that do
+    /// not exist, and for `move-to-stage` a stage missing from the type's funnels.
+    async fn check_builtin_config(&self, robot: &Robot) -> ServiceResult<Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let Some(known) = super::builtins::config_keys(&robot.plugin) else { return Ok(errors) };
+        let Some(config) = robot.config.as_object() else {
+            errors.push(FieldError::new("config", "must be a JSON object"));
+            return Ok(errors);
+        };
+        for key in config.keys().filter(|k| !known.contains(&k.as_str())) {
+            errors.push(FieldError::new(
+                format!("config.{key}"),
+                format!("unknown key `{key}`: the {} robot takes {}", robot.plugin, known.join(", ")),
+            ));
+        }
+        let catalog = self.core.catalog().await?;
+        let Some(schema) = catalog.get(&robot.type_key) else { return Ok(errors) };
+        let fields: Vec<&str> = schema.fields.iter().map(|f| f.key.as_str()).collect();
+        for key in super::builtins::text_keys(&robot.plugin) {
+            if let Some(text) = config.get(*key).and_then(Value::as_str)
+                && let Err(message) = voronka_model::placeholders::check(text, &fields, false)
+            {
+                errors.push(FieldError::new(format!("config.{key}"), message));
+            }
+        }
+        if robot.plugin == "move-to-stage" {
+            let text = |key: &str| config.get(key).and_then(Value::as_str);
+            let back = config.get("return").and_then(Value::as_bool).unwrap_or(false);
+            match (back, text("stage"), text("funnel")) {
+                (false, None, _) => errors.push(FieldError::new("config.stage", "a stage, or \"return\": true")),
+                (true, _, Some(_)) => errors.push(FieldError::new(
+                    "config.funnel",
+                    "a return goes back to the funnel the item came from; name no funnel",
+                )),
+                (_, Some(stage), funnel) => {
+                    let funnels: Vec<_> = match funnel {
+                        Some(key) => schema.funnel(key).into_iter().collect(),
+                        None if back => schema.funnels.iter().collect(),
+                        None => schema.funnel(&robot.funnel).into_iter().collect(),
+                    };
+                    if let Some(key) = funnel
+                        && funnels.is_empty()
+                    {
+                        errors.push(FieldError::new(
+                            "config.funnel",
+                            format!("no funnel `{key}` in type `{}`", robot.type_key),
+                        ));
+                    } else if !funnels.iter().any(|f| f.stage(stage).is_some()) {
+                        let place = funnel.map_or_else(
+                            || {
+                                if back {
+                                    format!("the funnels of type `{}`", robot.type_key)
+                                } else {
+                                    format!("funnel `{}`", robot.funnel)
+                                }
+                            },
+                            |f| format!("funnel `{f}`"),
+                        );
+                        errors.push(FieldError::new("config.stage", format!("no stage `{stage}` in {place}")));
+                    }
+                }
+                (true, None, None) => {}
+            }
+        }
+        Ok(errors)
     }
 
     /// The robots of a stage, by order.

@@ -240,7 +240,7 @@ impl Triggers<'_> {
     async fn check(&self, trigger: &mut StoredTrigger) -> ServiceResult<()> {
         let rule = TriggerRule::parse(&trigger.kind, &trigger.config).map_err(ServiceError::Validation)?;
         let catalog = self.core.catalog().await?;
-        let mut errors = Vec::new();
+        let mut errors = voronka_model::trigger::unknown_config_keys(&trigger.kind, &trigger.config);
         match &rule {
             TriggerRule::FieldChanged { field, to } => {
                 let schema = catalog.get(&trigger.type_key);

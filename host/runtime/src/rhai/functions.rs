@@ -61,6 +61,12 @@ pub(super) fn register(engine: &mut Engine) -> Vec<String> {
                                        stage: ImmutableString| {
         with_host(|h, _| h.items_move_to_stage(&type_key, id, Some(funnel.to_string()), &stage))
     });
+    register!(items, "return_to_funnel", |type_key: ImmutableString, id: i64| {
+        with_host(|h, _| h.items_return_to_funnel(&type_key, id, None))
+    });
+    register!(items, "return_to_funnel", |type_key: ImmutableString, id: i64, stage: ImmutableString| {
+        with_host(|h, _| h.items_return_to_funnel(&type_key, id, Some(stage.to_string())))
+    });
     register!(items, "link_parent", |type_key: ImmutableString,
                                      id: i64,
                                      parent_type: ImmutableString,

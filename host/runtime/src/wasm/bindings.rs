@@ -81,6 +81,10 @@ impl items::Host for PluginState {
         Ok(self.host.items_move_to_stage(&type_key, id, funnel, &stage).map_err(to_wit_error))
     }
 
+    async fn return_to_funnel(&mut self, type_key: String, id: i64, stage: Option<String>) -> Wit<()> {
+        Ok(self.host.items_return_to_funnel(&type_key, id, stage).map_err(to_wit_error))
+    }
+
     async fn link_parent(&mut self, type_key: String, id: i64, parent: types::ItemRef) -> Wit<()> {
         let parent = ItemRef { type_key: parent.type_key, id: parent.id };
         Ok(self.host.items_link_parent(&type_key, id, parent).map_err(to_wit_error))

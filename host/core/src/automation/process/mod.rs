@@ -199,6 +199,7 @@ async fn fail(core: &Core, mut instance: Instance, step: Option<&str>, reason: &
         return Ok(());
     }
     repo::log(&mut tx, instance.id, step, &format!("Failed: {reason}"), &json!({}), now);
+    note_failure(core, &mut tx, &instance, step, reason).await?;
     repo::cancel_all_open(&mut tx, instance.id, now);
     if let Some(parent) = instance.parent {
         repo::wake(&mut tx, parent);
@@ -219,6 +220,27 @@ async fn fail(core: &Core, mut instance: Instance, step: Option<&str>, reason: &
     tx.commit().await?;
     core.signals().processes.notify_one();
     Ok(())
+}
+
+/// Says on the item's timeline that a process failed, and why (nothing when the item is gone).
+async fn note_failure(
+    core: &Core,
+    tx: &mut Tx,
+    instance: &Instance,
+    step: Option<&str>,
+    reason: &str,
+) -> ServiceResult<()> {
+    let caller = Caller::automation(Actor::Process { id: instance.id, name: instance.template.clone() }, 0);
+    let text = match step {
+        Some(step) => format!("Process {} failed at step {step}: {reason}", instance.template),
+        None => format!("Process {} failed: {reason}", instance.template),
+    };
+    let data = json!({ "process": instance.id, "step": step, "reason": reason });
+    let note = TimelineNote { kind: TimelineKind::System, text: &text, data: &data };
+    match core.items().add_timeline_entry_in(tx, &caller, &instance.item, note).await {
+        Ok(_) | Err(ServiceError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// What moving threads on gives: on failure, the id of the step that failed (if any) and why.

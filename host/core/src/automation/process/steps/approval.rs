@@ -36,7 +36,7 @@ impl Run<'_> {
             users.extend(self.core.people().resolve_assignee(&field, &assignee, Some(&self.item)).await?);
         }
         let until = deadline_s.map(|s| self.now + s * 1_000_000);
-        let title = title.map_or_else(|| format!("Approve: {}", self.item.title), str::to_string);
+        let title = title.map_or_else(|| format!("Approve: {}", self.item.title), |t| self.render(t));
         for user in users {
             self.assign(tx, id, "approval", user, &title, Vec::new(), until).await?;
         }

@@ -3,6 +3,7 @@
 //! and parallel blocks are the engine's own ops (branches and forks); their steps hold no action.
 
 mod approval;
+mod move_item;
 mod notify;
 pub(super) mod plugin;
 mod request_info;
@@ -52,6 +53,9 @@ impl Run<'_> {
             StepKind::Notify { to, text } => self.notify(tx, id, pc, to, text).await,
             StepKind::StartProcess { template, wait, params } => {
                 self.start_child(tx, id, pc, template, *wait, params).await
+            }
+            StepKind::Move { stage, funnel, back } => {
+                self.move_item(tx, id, pc, (stage.as_deref(), funnel.as_deref(), *back)).await
             }
             StepKind::Plugin { .. } => self.apply_plugin(tx, id, (thread, pc)).await,
             StepKind::Condition { .. } | StepKind::Parallel { .. } => Ok(Next::Goto(pc + 1)),
@@ -121,6 +125,11 @@ impl Run<'_> {
         self.core.notifications().notify_in(tx, &self.caller, note).await?;
         self.log(tx, step, &format!("Assigned to user {user}"), json!({ "assignment": assignment.id, "kind": kind }));
         Ok(())
+    }
+
+    /// A step's text with its placeholders filled from the item and the variables.
+    fn render(&self, text: &str) -> String {
+        voronka_model::process::render_text(text, &self.item, &self.instance.variables)
     }
 
     /// The assignments a step opened, leaving out the cancelled ones.

@@ -24,7 +24,7 @@ impl Run<'_> {
             let note = NewNotification {
                 user,
                 kind: "process",
-                text: text.to_string(),
+                text: self.render(text),
                 about: Some(self.item_ref()),
                 data: json!({ "process": self.instance.id, "step": id }),
             };

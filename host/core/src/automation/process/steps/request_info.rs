@@ -23,7 +23,7 @@ impl Run<'_> {
     ) -> ServiceResult<Next> {
         let assignee = Assignee::from_json("assignee", assignee)?;
         let user = self.core.people().resolve_one_assignee("assignee", &assignee, Some(&self.item)).await?;
-        let title = title.map_or_else(|| format!("Fill in: {}", self.item.title), str::to_string);
+        let title = title.map_or_else(|| format!("Fill in: {}", self.item.title), |t| self.render(t));
         self.assign(tx, id, "request-info", user, &title, form.to_vec(), None).await?;
         Ok(Next::Wait(Wait::Assignments { until: None }))
     }

@@ -25,8 +25,8 @@ impl Run<'_> {
         tags: &[String],
     ) -> TaskRequest {
         TaskRequest {
-            title: title.to_string(),
-            description: description.to_string(),
+            title: self.render(title),
+            description: self.render(description),
             responsible: Some(assignee.clone()),
             deadline: None,
             deadline_in_s: deadline_s,
