@@ -164,8 +164,7 @@ async fn a_process_starting_itself_is_stopped_on_the_timeline(backend: Backend) 
             s.timeline_texts("deal", &deal).await.into_iter().find(|t| t.contains("automation chain stopped"))
         })
         .await;
-    assert!(text.starts_with("Process again ("), "names the process: {text}");
-    assert!(text.contains("step more"), "names the step: {text}");
+    assert!(text.starts_with("Process again failed at step more:"), "names the process and step: {text}");
     s.settled().await;
 
     s.post("/api/v1/processes", json!({"template": "mark", "item": item})).await.ok(201);

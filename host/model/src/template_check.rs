@@ -281,8 +281,15 @@ mod tests {
                     title: "Sales".into(),
                     is_default: true,
                     stages: vec![stage("new"), stage("won")],
+                    manual_moves: Default::default(),
                 },
-                Funnel { key: "claims".into(), title: "Claims".into(), is_default: false, stages: vec![stage("open")] },
+                Funnel {
+                    key: "claims".into(),
+                    title: "Claims".into(),
+                    is_default: false,
+                    stages: vec![stage("open")],
+                    manual_moves: Default::default(),
+                },
             ],
         }
     }

@@ -204,19 +204,6 @@ async fn fail(core: &Core, mut instance: Instance, step: Option<&str>, reason: &
     if let Some(parent) = instance.parent {
         repo::wake(&mut tx, parent);
     }
-    let text = format!(
-        "Process {} ({}) failed: {}",
-        instance.template,
-        instance.id,
-        instance.error.as_deref().unwrap_or(reason)
-    );
-    let data = json!({ "process": instance.id, "step": step });
-    let note = TimelineNote { kind: TimelineKind::System, text: &text, data: &data };
-    let system = Caller::automation(Actor::System, 0);
-    match core.items().add_timeline_entry_in(&mut tx, &system, &instance.item, note).await {
-        Ok(_) | Err(ServiceError::NotFound(_)) => {}
-        Err(e) => tracing::warn!(process = instance.id, error = %e, "could not note a failed process on its item"),
-    }
     tx.commit().await?;
     core.signals().processes.notify_one();
     Ok(())
