@@ -22,8 +22,8 @@ both!(health_and_authentication);
 
 async fn openapi_document(backend: Backend) {
     let s = Server::start(backend).await;
-    s.call_as("", Method::GET, "/api/v1/openapi.json", None).await.problem(401, "unauthorized");
-    let doc = s.get("/api/v1/openapi.json").await.ok(200);
+    // The document holds no data: served without a token (issue 17).
+    let doc = s.call_as("", Method::GET, "/api/v1/openapi.json", None).await.ok(200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
     for path in [
         "/api/v1/types",

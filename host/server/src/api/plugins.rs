@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[allow(dead_code)]
 struct PluginUpload {
     /// JSON: `{"name","version","kind":"wasm"|"rhai","world","capabilities":[..],"limits":{..}}`.
+    #[schema(value_type = Manifest)]
     manifest: String,
     /// The `.wasm` component or `.rhai` script.
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
