@@ -5,12 +5,14 @@ mod harness;
 
 mod access;
 mod catalog;
+mod defects;
 mod hosts;
 mod idempotency;
 mod items;
 mod listing;
 mod people;
 mod processes;
+mod readme;
 mod robots;
 mod server;
 mod tasks;
