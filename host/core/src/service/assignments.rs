@@ -70,10 +70,10 @@ impl Assignments<'_> {
             }
         };
         let mut user = super::list_owner(caller, query.user, query.all, "assignments")?;
-        if let Some(item) = query.item.as_ref().filter(|_| query.user.is_none() && !query.all) {
-            if self.core.items().get(caller, &item.type_key, item.id).await.is_ok() {
-                user = None;
-            }
+        if let Some(item) = query.item.as_ref().filter(|_| query.user.is_none() && !query.all)
+            && self.core.items().get(caller, &item.type_key, item.id).await.is_ok()
+        {
+            user = None;
         }
         let filter = repo::AssignmentFilter { user, item: query.item.as_ref(), status };
         let mut rows = repo::assignments(self.core.store.reader(), &filter, after, limit).await?;
