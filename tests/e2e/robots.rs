@@ -412,7 +412,7 @@ async fn robot_chains_are_bounded(backend: Backend) {
         .await;
     assert!(text.contains("10 steps"), "{text}");
     let history = s.get(&format!("/api/v1/items/deal/{deal}/history?limit=500")).await.ok(200);
-    assert_eq!(history["items"].as_array().unwrap().len(), 11, "the person's move and ten robot moves");
+    assert_eq!(history["items"].as_array().unwrap().len(), 12, "the creation, the person's move and ten robot moves");
 }
 both!(robot_chains_are_bounded);
 

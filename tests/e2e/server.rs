@@ -22,8 +22,8 @@ both!(health_and_authentication);
 
 async fn openapi_document(backend: Backend) {
     let s = Server::start(backend).await;
-    s.call_as("", Method::GET, "/api/v1/openapi.json", None).await.problem(401, "unauthorized");
-    let doc = s.get("/api/v1/openapi.json").await.ok(200);
+    // The document holds no data: served without a token (issue 17).
+    let doc = s.call_as("", Method::GET, "/api/v1/openapi.json", None).await.ok(200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
     for path in [
         "/api/v1/types",
@@ -49,7 +49,7 @@ async fn data_survives_restart(backend: Backend) {
     assert_eq!(again["stage"], "in-progress");
     assert_eq!(again["version"], 2);
     let history = s.get(&format!("/api/v1/items/deal/{}/history", deal["id"])).await.ok(200);
-    assert_eq!(history["items"].as_array().unwrap().len(), 1);
+    assert_eq!(history["items"].as_array().unwrap().len(), 2, "the creation and the move");
 }
 both!(data_survives_restart);
 

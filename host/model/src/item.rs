@@ -72,8 +72,9 @@ pub struct StagePoint {
 pub struct HistoryEntry {
     /// Entry id (also the cursor).
     pub id: i64,
-    /// Where the item was.
-    pub from: StagePoint,
+    /// Where the item was; `null` in the first entry, written when the item was created in its
+    /// first funnel and stage.
+    pub from: Option<StagePoint>,
     /// Where the item was moved to.
     pub to: StagePoint,
     /// Who moved it: a user, or the robot, trigger, schedule or process that did.

@@ -58,9 +58,49 @@ impl FieldError {
     }
 }
 
+/// The names an enum's variants have in JSON, in declaration order, as its serde derive knows
+/// them: the one list the API document's enums (step kinds, trigger kinds, ...) are read from.
+/// Serde names every variant in the error for a name none has; `tag` is the field an internally
+/// tagged enum (`#[serde(tag = "kind")]`) reads its variant from, `None` for a plain one.
+pub fn variant_names<T: serde::de::DeserializeOwned>(tag: Option<&str>) -> Vec<String> {
+    const NO_VARIANT: &str = "\u{0}";
+    let probe = match tag {
+        Some(tag) => serde_json::json!({ (tag): NO_VARIANT }),
+        None => serde_json::json!(NO_VARIANT),
+    };
+    let Err(error) = serde_json::from_value::<T>(probe) else { return Vec::new() };
+    let text = error.to_string();
+    let Some((_, expected)) = text.split_once("expected") else { return Vec::new() };
+    expected.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variant_names_come_from_the_serde_derive() {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        #[allow(dead_code)]
+        enum Plain {
+            One,
+            TwoWords,
+            #[serde(rename = "x:y")]
+            Third,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(tag = "kind", rename_all = "kebab-case")]
+        #[allow(dead_code)]
+        enum Tagged {
+            Only { n: i64 },
+            Other,
+        }
+        assert_eq!(variant_names::<Plain>(None), ["one", "two-words", "x:y"]);
+        assert_eq!(variant_names::<Tagged>(Some("kind")), ["only", "other"]);
+        assert_eq!(variant_names::<capability::Capability>(None).len(), 6);
+        assert_eq!(variant_names::<plugin::World>(None), plugin::World::ALL.map(|w| w.as_str()));
+    }
 
     #[test]
     fn keys() {

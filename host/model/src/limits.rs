@@ -72,14 +72,18 @@ pub enum Failure {
     /// The plugin called a host function it was not granted.
     #[error("denied: the plugin lacks the `{0}` capability")]
     Denied(String),
-    /// The plugin returned an error of its own.
-    #[error("error: {code}: {message}")]
+    /// The plugin returned an error record of its own: shown as its code and message.
+    #[error("{code}: {message}")]
     Plugin {
         /// The plugin's machine code.
         code: String,
         /// The plugin's message.
         message: String,
     },
+    /// A script threw a value that is not an error record (`throw "customer has no phone"`):
+    /// shown as that text alone.
+    #[error("{0}")]
+    Thrown(String),
     /// The host failed around the call (database, compilation); worth retrying.
     #[error("host: {0}")]
     Host(String),
@@ -95,7 +99,7 @@ impl Failure {
             Failure::MemoryLimit(_) => "memory-limit",
             Failure::Trap(_) => "trap",
             Failure::Denied(_) => "denied",
-            Failure::Plugin { .. } => "error",
+            Failure::Plugin { .. } | Failure::Thrown(_) => "error",
             Failure::Host(_) => "host",
         }
     }
@@ -127,5 +131,13 @@ mod tests {
         assert!(Failure::Host("database".into()).is_transient());
         assert!(!Failure::Trap("x".into()).is_transient());
         assert_eq!(Failure::Denied("kv".into()).kind(), "denied");
+    }
+
+    #[test]
+    fn a_plugin_error_reads_as_the_plugin_wrote_it() {
+        let record = Failure::Plugin { code: "no-phone".into(), message: "customer has no phone".into() };
+        assert_eq!(record.to_string(), "no-phone: customer has no phone");
+        assert_eq!(Failure::Thrown("customer has no phone".into()).to_string(), "customer has no phone");
+        assert_eq!(Failure::Thrown(String::new()).kind(), "error");
     }
 }

@@ -34,6 +34,25 @@ fn config_keys(kind: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// A trigger's `kind`, as the API document lists it; [`TriggerRule::parse`] reads each with its
+/// config (a unit test keeps this list, [`TRIGGER_KINDS`] and the parser in step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriggerKind {
+    /// A field changed.
+    FieldChanged,
+    /// The responsible user changed.
+    ResponsibleChanged,
+    /// A linked item entered a stage.
+    LinkedItemStage,
+    /// A linked task was completed.
+    TaskCompleted,
+    /// An outside system called the trigger's secret URL.
+    Webhook,
+    /// A plugin of world `trigger` decides.
+    Plugin,
+}
+
 /// What a trigger waits for, parsed from its `kind` and `config`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TriggerRule {
@@ -199,6 +218,17 @@ fn values_equal(expected: &Value, actual: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The document's list, the list errors name and the parser know the same kinds.
+    #[test]
+    fn every_trigger_kind_is_listed_and_parsed() {
+        assert_eq!(crate::variant_names::<TriggerKind>(None), TRIGGER_KINDS);
+        for kind in TRIGGER_KINDS {
+            let refused = TriggerRule::parse(kind, &json!({})).err().unwrap_or_default();
+            assert!(refused.iter().all(|e| e.field != "kind"), "{kind}: {refused:?}");
+        }
+        assert!(TriggerRule::parse("teleport", &json!({})).is_err_and(|e| e[0].field == "kind"));
+    }
 
     #[test]
     fn task_completed_matches_title_and_tag() {

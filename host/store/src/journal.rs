@@ -5,7 +5,7 @@ use voronka_model::actor::Actor;
 use voronka_model::item::{HistoryEntry, StagePoint, TimelineEntry, TimelineKind};
 use voronka_model::time::{Micros, to_rfc3339};
 
-/// The record of a stage or funnel change.
+/// The record of a stage or funnel change; from nowhere (no funnel, no stage) at creation.
 pub fn move_statement(item_id: i64, from: &StagePoint, to: &StagePoint, actor: &Actor, at: Micros) -> Statement {
     Statement::new(
         "INSERT INTO stage_history (item_id, from_funnel, from_stage, to_funnel, to_stage, actor, at)
@@ -57,7 +57,8 @@ pub async fn history(pool: &Reader, item_id: i64, after: i64, limit: i64) -> Sto
         .map(|r| {
             Ok(HistoryEntry {
                 id: r.get("id")?,
-                from: StagePoint { funnel: r.get("from_funnel")?, stage: r.get("from_stage")? },
+                from: Some(StagePoint { funnel: r.get("from_funnel")?, stage: r.get("from_stage")? })
+                    .filter(|from| from.funnel.is_some() || from.stage.is_some()),
                 to: StagePoint { funnel: r.get("to_funnel")?, stage: r.get("to_stage")? },
                 actor: Actor::from_json_str(&r.get::<String>("actor")?),
                 at: to_rfc3339(r.get("at")?),

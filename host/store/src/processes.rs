@@ -457,19 +457,47 @@ pub async fn assignment(conn: &mut impl Fetch, id: i64) -> StoreResult<Option<As
     row.as_ref().map(assignment_from_row).transpose()
 }
 
-/// A user's assignments (`status` empty: any), by id after `after`, at most `limit + 1`.
-pub async fn assignments_of_user(
+/// Which assignments a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct AssignmentFilter<'a> {
+    /// Only this user's (any user's when absent).
+    pub user: Option<i64>,
+    /// Only those of this item (any item's when absent).
+    pub item: Option<&'a ItemRef>,
+    /// Only those in this status (`open`, `done`, `cancelled`; any when absent).
+    pub status: Option<&'a str>,
+}
+
+/// The assignments matching `filter`, by id after `after`, at most `limit + 1`.
+pub async fn assignments(
     pool: &Reader,
-    user: i64,
-    status: &str,
+    filter: &AssignmentFilter<'_>,
     after: i64,
     limit: i64,
 ) -> StoreResult<Vec<Assignment>> {
-    let sql = format!(
-        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND ($2 = '' OR status = $2) AND id > $3
-         ORDER BY id LIMIT CAST($4 AS BIGINT)"
-    );
-    let rows = pool.fetch_all(Statement::new(sql).bind(user).bind(status).bind(after).bind(limit + 1)).await?;
+    let mut sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE id > $1");
+    let mut args: Vec<voronka_db::Arg> = vec![after.into()];
+    let mut next = |arg: voronka_db::Arg| {
+        args.push(arg);
+        format!("${}", args.len())
+    };
+    if let Some(user) = filter.user {
+        sql.push_str(&format!(" AND user_id = {}", next(user.into())));
+    }
+    if let Some(item) = filter.item {
+        let (t, i) = (next(item.type_key.as_str().into()), next(item.id.into()));
+        sql.push_str(&format!(" AND type_key = {t} AND item_id = {i}"));
+    }
+    if let Some(status) = filter.status {
+        sql.push_str(&format!(" AND status = {}", next(status.into())));
+    }
+    let p = next((limit + 1).into());
+    sql.push_str(&format!(" ORDER BY id LIMIT CAST({p} AS BIGINT)"));
+    let mut statement = Statement::new(sql);
+    for arg in args {
+        statement = statement.bind(arg);
+    }
+    let rows = pool.fetch_all(statement).await?;
     rows.iter().map(assignment_from_row).collect()
 }
 

@@ -12,7 +12,7 @@ use super::{Assignments, Caller, ServiceError, ServiceResult};
 use voronka_model::FieldError;
 use voronka_model::actor::Actor;
 use voronka_model::field::{FieldDef, FieldKind, Reference};
-use voronka_model::item::ItemPatch;
+use voronka_model::item::{ItemPatch, ItemRef};
 use voronka_model::process::{Assignment, FormField, StepKind, WriteTo, is_rows};
 use voronka_model::time::now_micros;
 use voronka_store::processes as repo;
@@ -34,27 +34,49 @@ pub struct CompleteAssignment {
     pub fields: Map<String, Value>,
 }
 
+/// `GET /assignments` filters.
+#[derive(Debug, Clone, Default)]
+pub struct AssignmentQuery {
+    /// `open` (default), `done`, `cancelled` or `all`.
+    pub status: Option<String>,
+    /// Only this user's (administrators, or the caller themselves).
+    pub user: Option<i64>,
+    /// Everyone's (administrators).
+    pub all: bool,
+    /// Only those of this item.
+    pub item: Option<ItemRef>,
+}
+
 /// Most rows of a repeatable form field.
 const MAX_ROWS: usize = 500;
 
 impl Assignments<'_> {
-    /// The caller's assignments (`status` `open` by default; `all` for every one).
+    /// Assignments matching `query` (`status` `open` by default; `all` for every one), by id.
+    /// Without a filter, the caller's own; administrators may ask for another user's or for
+    /// everyone's (`all`), others get 403. With an item, that item's assignments, everyone's
+    /// when the caller may read the item (their own otherwise).
     pub async fn list(
         &self,
         caller: &Caller,
-        status: Option<&str>,
+        query: &AssignmentQuery,
         after: i64,
         limit: i64,
     ) -> ServiceResult<(Vec<Assignment>, Option<i64>)> {
-        let status = match status.unwrap_or("open") {
-            "all" => "",
-            s @ ("open" | "done" | "cancelled") => s,
+        let status = match query.status.as_deref().unwrap_or("open") {
+            "all" => None,
+            s @ ("open" | "done" | "cancelled") => Some(s),
             other => {
                 return Err(ServiceError::invalid("status", format!("`{other}` is not open, done, cancelled or all")));
             }
         };
-        let mut rows =
-            repo::assignments_of_user(self.core.store.reader(), caller.principal.user_id, status, after, limit).await?;
+        let mut user = super::list_owner(caller, query.user, query.all, "assignments")?;
+        if let Some(item) = query.item.as_ref().filter(|_| query.user.is_none() && !query.all)
+            && self.core.items().get(caller, &item.type_key, item.id).await.is_ok()
+        {
+            user = None;
+        }
+        let filter = repo::AssignmentFilter { user, item: query.item.as_ref(), status };
+        let mut rows = repo::assignments(self.core.store.reader(), &filter, after, limit).await?;
         let next = super::page_cursor(&mut rows, limit, |a| a.id);
         Ok((rows, next))
     }

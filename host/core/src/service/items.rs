@@ -360,6 +360,11 @@ impl Items<'_> {
             at: now,
         };
         tx.defer(journal::entry_statement(&entry, false));
+        if item.funnel.is_some() {
+            // The stage history starts where the item did: time in its first stage counts too.
+            let nowhere = StagePoint { funnel: None, stage: None };
+            tx.defer(journal::move_statement(id, &nowhere, &point(&item), &caller.actor, now));
+        }
         let event = NewEvent {
             kind: EventKind::ItemCreated,
             type_key: Some(type_key),
@@ -709,7 +714,8 @@ impl Items<'_> {
         Ok(())
     }
 
-    /// Stage history of an item, oldest first: `(entries, next cursor)`.
+    /// Stage history of an item, oldest first, from its creation (an entry from nowhere):
+    /// `(entries, next cursor)`.
     pub async fn history(
         &self,
         caller: &Caller,

@@ -510,6 +510,22 @@ pub fn page_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> 
     }
 }
 
+/// Whose entries a list of people's work (tasks, assignments) shows, from its `user` and `all`
+/// filters: `Some(user)` for one person's, `None` for everyone's (`all`), the caller's own when
+/// neither is given. Only administrators see another user's or everyone's (403 otherwise).
+pub(crate) fn list_owner(caller: &Caller, user: Option<i64>, all: bool, what: &str) -> ServiceResult<Option<i64>> {
+    let own = caller.principal.user_id;
+    match (user, all) {
+        (Some(_), true) => Err(ServiceError::invalid("all", "give `user` or `all`, not both")),
+        (None, true) if caller.principal.is_admin => Ok(None),
+        (Some(user), false) if user == own || caller.principal.is_admin => Ok(Some(user)),
+        (None, false) => Ok(Some(own)),
+        (Some(_), false) | (None, true) => {
+            Err(ServiceError::Forbidden(format!("only administrators list other people's {what}")))
+        }
+    }
+}
+
 /// Requires system administration rights.
 pub(crate) fn require_admin(caller: &Caller) -> ServiceResult<()> {
     if caller.principal.is_admin {

@@ -28,10 +28,10 @@ pub struct Manifest {
     /// How the module is written: `wasm` (a WebAssembly component) or `rhai` (a Rhai script).
     pub kind: PluginKind,
     /// `robot`, `trigger`, `bp-step` or `payment-schedule`.
-    #[schema(value_type = String)]
     pub world: World,
-    /// Capabilities granted: `items:read`, `items:write`, `kv`, `notify`.
+    /// Capabilities granted, e.g. `items:read`, `items:write`, `kv`.
     #[serde(default)]
+    #[schema(value_type = Vec<Capability>)]
     pub capabilities: Vec<String>,
     /// Limits (defaults: 1000 ms, 64 MiB, no fuel limit).
     #[serde(default)]

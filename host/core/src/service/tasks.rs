@@ -35,6 +35,10 @@ pub struct TaskQuery {
     pub statuses: Vec<TaskStatus>,
     /// Only tasks past their deadline and not completed.
     pub overdue: bool,
+    /// Only tasks this user does, created or follows (administrators, or the caller themselves).
+    pub user: Option<i64>,
+    /// Every task, whoever's (administrators).
+    pub all: bool,
 }
 
 /// The checks shared by creation and change, collecting every problem.
@@ -234,7 +238,8 @@ impl Tasks<'_> {
     }
 
     /// Tasks matching `query`, by id. Others than administrators see their own tasks, or every
-    /// task of an item they may read when they filter by it.
+    /// task of an item they may read when they filter by it; asking for another user's tasks or
+    /// everyone's (`all`) is for administrators (403 otherwise).
     pub async fn list(
         &self,
         caller: &Caller,
@@ -243,8 +248,15 @@ impl Tasks<'_> {
         limit: i64,
     ) -> ServiceResult<(Vec<Task>, Option<i64>)> {
         let user = caller.principal.user_id;
+        if query.mine && (query.user.is_some() || query.all) {
+            return Err(ServiceError::invalid("mine", "give one of `mine`, `user` and `all`"));
+        }
+        let participant = match (query.user, query.all) {
+            (None, false) => query.mine.then_some(user),
+            (wanted, all) => super::list_owner(caller, wanted, all, "tasks")?,
+        };
         let mut filter = TaskFilter {
-            participant: query.mine.then_some(user),
+            participant,
             responsible: query.responsible,
             linked: query.linked.clone(),
             statuses: query.statuses,

@@ -24,6 +24,7 @@ use voronka_store::triggers::{self as repo, StoredTrigger};
 pub struct TriggerRequest {
     /// `field-changed`, `responsible-changed`, `linked-item-stage`, `task-completed`, `webhook`
     /// or `plugin`.
+    #[schema(value_type = voronka_model::trigger::TriggerKind)]
     pub kind: String,
     /// The kind's settings, e.g. `{"field": "paid", "to": true}` (default `{}`).
     #[serde(default = "super::defaults::empty_object")]
@@ -43,6 +44,7 @@ pub struct TriggerRequest {
 pub struct TriggerPatch {
     /// New kind, one of those of `POST`; `config` must suit it. A webhook trigger keeps its URL
     /// only while it stays a webhook. Absent or `null` keeps the kind.
+    #[schema(value_type = Option<voronka_model::trigger::TriggerKind>)]
     pub kind: Option<String>,
     /// New settings for the kind, replacing the old ones whole. Absent or `null` keeps them.
     #[schema(value_type = Option<Object>)]
@@ -68,6 +70,7 @@ pub struct Trigger {
     pub stage: String,
     /// What it waits for: `field-changed`, `responsible-changed`, `linked-item-stage`,
     /// `task-completed`, `webhook` or `plugin`.
+    #[schema(value_type = voronka_model::trigger::TriggerKind)]
     pub kind: String,
     /// The kind's settings, e.g. `{"field": "paid", "to": true}`.
     #[schema(value_type = Object)]

@@ -213,6 +213,25 @@ fn run_on_this_thread(
     }
 }
 
+/// What a script threw: an error record `#{code, message}` (as host calls throw) keeps its code
+/// and message; any other value (`throw "customer has no phone"`) is shown as its text.
+fn thrown(value: Dynamic, current: &Current) -> Failure {
+    let text = |value: &Dynamic| value.clone().into_string().unwrap_or_else(|_| value.to_string());
+    if let Some(map) = value.read_lock::<Map>() {
+        if let Some(code) = map.get("code") {
+            let message = map.get("message").map(text).unwrap_or_default();
+            return plugin_failure(text(code), message, current.host.denied());
+        }
+        if let Some(message) = map.get("message") {
+            return Failure::Thrown(text(message).chars().take(2000).collect());
+        }
+    }
+    if value.is_unit() {
+        return Failure::Thrown("the script threw without a value".into());
+    }
+    Failure::Thrown(text(&value).chars().take(2000).collect())
+}
+
 fn classify(error: EvalAltResult, limits: &Limits, current: &Current) -> Failure {
     match error {
         EvalAltResult::ErrorTerminated(token, _) => match current.stopped.clone() {
@@ -223,14 +242,7 @@ fn classify(error: EvalAltResult, limits: &Limits, current: &Current) -> Failure
         EvalAltResult::ErrorTooManyOperations(_) => Failure::OutOfFuel,
         EvalAltResult::ErrorStackOverflow(_) => Failure::Trap("stack overflow: too many nested calls".into()),
         EvalAltResult::ErrorDataTooLarge(what, _) => Failure::MemoryLimit(format!("{what} grew past the limit")),
-        EvalAltResult::ErrorRuntime(value, _) => match value.try_cast::<Map>() {
-            Some(map) if map.contains_key("code") => {
-                let get = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
-                plugin_failure(get("code"), get("message"), current.host.denied())
-            }
-            Some(map) => Failure::Plugin { code: "error".into(), message: format!("{map:?}") },
-            None => Failure::Plugin { code: "error".into(), message: "the script threw an error".into() },
-        },
+        EvalAltResult::ErrorRuntime(value, _) => thrown(value, current),
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => classify(*inner, limits, current),
         other => Failure::Trap(other.to_string()),
     }

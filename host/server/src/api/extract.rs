@@ -1,7 +1,8 @@
 //! Request extractors that turn bad input into problem documents.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::multipart::MultipartError;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -34,6 +35,45 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             _ => Problem::bad_request("bad-request", rejection.body_text()),
         })?;
         parse(&bytes).map(ApiJson)
+    }
+}
+
+/// A `multipart/form-data` body (uploads); a body of another type, or one without a boundary,
+/// becomes a problem document like every other bad input.
+pub struct ApiMultipart(pub Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let mime = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()?.parse::<mime::Mime>().ok());
+        if !mime.is_some_and(|m| m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the upload as Content-Type: multipart/form-data (curl -F does; do not set another Content-Type)",
+            ));
+        }
+        Multipart::from_request(req, state).await.map(ApiMultipart).map_err(|rejection| {
+            Problem::bad_request(
+                "bad-multipart",
+                format!("the upload is not valid multipart/form-data: {}", rejection.body_text()),
+            )
+        })
+    }
+}
+
+/// A multipart body that broke off while its parts were read: 413 `payload-too-large` past the
+/// route's limit, 400 `bad-multipart` otherwise (a wrong boundary, a truncated part).
+pub fn multipart_problem(error: MultipartError) -> Problem {
+    match error.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", error.body_text())
+        }
+        _ => Problem::bad_request(
+            "bad-multipart",
+            format!("the upload is not valid multipart/form-data: {}", error.body_text()),
+        ),
     }
 }
 

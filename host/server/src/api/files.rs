@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiPath, Auth};
+use super::extract::{ApiMultipart, ApiPath, Auth, multipart_problem};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
 use voronka_core::service::files::UploadInfo;
@@ -43,23 +43,19 @@ fn invalid(field: &str, message: impl Into<String>) -> Problem {
     Problem::validation(vec![FieldError::new(field, message)])
 }
 
-fn bad_multipart(e: impl std::fmt::Display) -> Problem {
-    Problem::bad_request("bad-multipart", format!("the upload is not valid multipart/form-data: {e}"))
-}
-
 /// Uploads a file (at most 25 MiB), optionally attached to an item the caller may change.
 #[utoipa::path(post, path = "/files", tag = "files",
     request_body(content = inline(FileUpload), content_type = "multipart/form-data"),
-    responses((status = 201, body = StoredFile), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+    responses((status = 201, body = StoredFile), (status = 400, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 415, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn upload_file(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    mut form: Multipart,
+    ApiMultipart(mut form): ApiMultipart,
 ) -> Result<(StatusCode, Json<StoredFile>), Problem> {
     let mut upload = None;
     let mut info = UploadInfo::default();
     let (mut type_key, mut item) = (None, None);
-    while let Some(mut field) = form.next_field().await.map_err(bad_multipart)? {
+    while let Some(mut field) = form.next_field().await.map_err(multipart_problem)? {
         match field.name() {
             Some("file") => {
                 if upload.is_some() {
@@ -68,14 +64,14 @@ async fn upload_file(
                 info.name = field.file_name().unwrap_or("").to_string();
                 info.content_type = field.content_type().map(str::to_string);
                 let mut staged = s.files().begin_upload().await?;
-                while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+                while let Some(chunk) = field.chunk().await.map_err(multipart_problem)? {
                     staged.write(&chunk).await?;
                 }
                 upload = Some(staged);
             }
-            Some("type") => type_key = Some(field.text().await.map_err(bad_multipart)?),
+            Some("type") => type_key = Some(field.text().await.map_err(multipart_problem)?),
             Some("item") => {
-                let text = field.text().await.map_err(bad_multipart)?;
+                let text = field.text().await.map_err(multipart_problem)?;
                 item = Some(text.trim().parse::<i64>().map_err(|_| invalid("item", "an item id is a whole number"))?);
             }
             Some(other) => {

@@ -113,7 +113,8 @@ async fn move_item(
     Ok(with_etag(StatusCode::OK, s.items().move_to(&caller, &key, id, body, Some(&|v| if_match.accepts(v))).await?))
 }
 
-/// Stage history, oldest first, across funnel changes, with who moved the item.
+/// Stage history, oldest first, across funnel changes, with who moved the item; the first entry
+/// (`from` null) is its creation in its first stage.
 #[utoipa::path(get, path = "/items/{type}/{id}/history", tag = "items", params(("type" = String, Path), ("id" = i64, Path), Page),
     responses((status = 200, body = ListOf<HistoryEntry>)))]
 async fn history(

@@ -60,7 +60,7 @@ pub type AppState = Arc<Core>;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Voronka", description = "CRM automation platform: items, funnels, stages, people and access."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &StepKinds),
     security(("bearer" = [])),
     components(schemas(problem::ProblemDocument))
 )]
@@ -78,9 +78,31 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Builds the whole HTTP application; `test_hooks` adds the routes for tests
-/// (`/api/v1/testing/...`).
-pub fn router(core: Arc<Core>, test_hooks: bool) -> Router {
+/// Adds the schema `StepKind`: the `kind`s a process template's steps may have, read from the
+/// model's step enum (its variants have fields, so it has no derived schema of its own).
+struct StepKinds;
+
+impl utoipa::Modify for StepKinds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        let kinds = voronka_model::variant_names::<voronka_model::process::StepKind>(Some("kind"));
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The kind of a process template's step (its `kind`)."))
+            .enum_values(Some(kinds))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .insert("StepKind".into(), RefOr::T(Schema::Object(schema)));
+    }
+}
+
+/// The routes that need a token, those that do not (webhook triggers, the API document), and
+/// the API document itself (paths under `/api/v1`).
+fn parts(test_hooks: bool) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(types::routes())
         .merge(items::routes())
@@ -100,10 +122,18 @@ pub fn router(core: Arc<Core>, test_hooks: bool) -> Router {
     let mut openapi = openapi;
     openapi.merge(public_openapi);
     openapi.paths.paths = openapi.paths.paths.into_iter().map(|(p, v)| (format!("/api/v1{p}"), v)).collect();
-    let document = Arc::new(openapi);
+    let document = Arc::new(openapi.clone());
     let api = if test_hooks { api.merge(testing::routes()) } else { api };
+    // The document holds no data: served without a token.
+    let public = public.route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }));
+    (api, public, openapi)
+}
+
+/// Builds the whole HTTP application; `test_hooks` adds the routes for tests
+/// (`/api/v1/testing/...`).
+pub fn router(core: Arc<Core>, test_hooks: bool) -> Router {
+    let (api, public, _) = parts(test_hooks);
     let api = api
-        .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }))
         .layer(middleware::from_fn_with_state(core.clone(), idempotency::layer))
         .layer(middleware::from_fn_with_state(core.clone(), authenticate))
         .fallback(|| async { Problem::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such route") })
@@ -201,5 +231,46 @@ impl<T> ListOf<T> {
     /// A list with a numeric next cursor.
     pub fn new(items: Vec<T>, next: Option<i64>) -> ListOf<T> {
         ListOf { items, next_cursor: next.map(|n| n.to_string()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use voronka_model::variant_names;
+
+    /// The values of an enum schema of the API document.
+    fn listed(document: &Value, schema: &str) -> Vec<String> {
+        let values = document["components"]["schemas"][schema]["enum"].as_array().cloned().unwrap_or_default();
+        values.iter().filter_map(|v| v.as_str().map(String::from)).collect()
+    }
+
+    /// Trigger kinds, capabilities, step kinds, field kinds and worlds: the document lists what
+    /// the code's enums accept, so adding a variant cannot leave the document behind.
+    #[test]
+    fn the_documents_enums_are_the_codes() {
+        let (_, _, document) = super::parts(false);
+        let document = serde_json::to_value(&document).unwrap();
+        use voronka_model::{capability, field, plugin, process, trigger};
+        let expected = [
+            ("TriggerKind", variant_names::<trigger::TriggerKind>(None)),
+            ("Capability", variant_names::<capability::Capability>(None)),
+            ("StepKind", variant_names::<process::StepKind>(Some("kind"))),
+            ("FieldKind", variant_names::<field::FieldKind>(None)),
+            ("World", variant_names::<plugin::World>(None)),
+        ];
+        for (schema, code) in expected {
+            assert!(code.len() >= 4, "{schema}: the code's list is read: {code:?}");
+            assert_eq!(listed(&document, schema), code, "{schema}");
+        }
+        assert!(variant_names::<process::StepKind>(Some("kind")).iter().any(|k| k == "request-info"));
+        // The request bodies name those schemas rather than a bare string.
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(schemas["TriggerRequest"]["properties"]["kind"]["$ref"], "#/components/schemas/TriggerKind");
+        assert_eq!(schemas["Manifest"]["properties"]["world"]["$ref"], "#/components/schemas/World");
+        assert_eq!(
+            schemas["Manifest"]["properties"]["capabilities"]["items"]["$ref"],
+            "#/components/schemas/Capability"
+        );
     }
 }

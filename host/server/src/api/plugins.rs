@@ -1,12 +1,12 @@
 //! `/plugins`: upload, list, versions, delete.
 
 use axum::Json;
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiPath, Auth};
+use super::extract::{ApiMultipart, ApiPath, Auth, multipart_problem};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf};
 use voronka_core::service::plugins::{MAX_MODULE, Manifest};
@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[allow(dead_code)]
 struct PluginUpload {
     /// JSON: `{"name","version","kind":"wasm"|"rhai","world","capabilities":[..],"limits":{..}}`.
+    #[schema(value_type = Manifest)]
     manifest: String,
     /// The `.wasm` component or `.rhai` script.
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
@@ -39,35 +40,25 @@ fn invalid(field: &str, message: impl Into<String>) -> Problem {
 /// compiled and type-checked against its world (a script compiled) before it is stored.
 #[utoipa::path(post, path = "/plugins", tag = "plugins",
     request_body(content = inline(PluginUpload), content_type = "multipart/form-data"),
-    responses((status = 201, body = PluginVersion), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+    responses((status = 201, body = PluginVersion), (status = 400, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 415, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn upload_plugin(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    mut form: Multipart,
+    ApiMultipart(mut form): ApiMultipart,
 ) -> Result<(StatusCode, Json<PluginVersion>), Problem> {
     let mut manifest: Option<Manifest> = None;
     let mut module: Option<Vec<u8>> = None;
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(Problem::bad_request(
-                    "bad-multipart",
-                    format!("the upload is not valid multipart/form-data: {e}"),
-                ));
-            }
-        };
+    while let Some(field) = form.next_field().await.map_err(multipart_problem)? {
         match field.name() {
             Some("manifest") => {
-                let text = field.text().await.map_err(|e| Problem::bad_request("bad-multipart", e.to_string()))?;
+                let text = field.text().await.map_err(multipart_problem)?;
                 manifest = Some(
                     serde_json::from_str(&text)
                         .map_err(|e| invalid("manifest", format!("not a valid manifest: {e}")))?,
                 );
             }
             Some("module") => {
-                let bytes = field.bytes().await.map_err(|e| Problem::bad_request("bad-multipart", e.to_string()))?;
+                let bytes = field.bytes().await.map_err(multipart_problem)?;
                 if bytes.len() > MAX_MODULE {
                     return Err(invalid("module", format!("the module is larger than {MAX_MODULE} bytes")));
                 }

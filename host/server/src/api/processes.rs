@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::problem::{Problem, ProblemDocument};
 use super::{AppState, ListOf, Page};
-use voronka_core::service::assignments::CompleteAssignment;
+use voronka_core::service::assignments::{AssignmentQuery, CompleteAssignment};
 use voronka_core::service::processes::{StartRequest, TemplateRequest};
 use voronka_model::FieldError;
 use voronka_model::item::ItemRef;
@@ -163,28 +163,48 @@ async fn terminate_process(
     Ok(Json(s.processes().terminate(&caller, id).await?))
 }
 
-/// Filter of the caller's assignments.
+/// Filters of the assignment list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct AssignmentQuery {
+struct AssignmentListQuery {
     /// `open` (default), `done`, `cancelled` or `all`.
     status: Option<String>,
+    /// Only this user's (administrators; others only themselves).
+    user: Option<i64>,
+    /// Everyone's (administrators; 403 for others).
+    all: Option<bool>,
+    /// With `item_id`: only this item's assignments, everyone's when the caller may read it.
+    item_type: Option<String>,
+    /// With `item_type`: only this item's assignments.
+    item_id: Option<i64>,
     /// Cursor from the previous page.
     cursor: Option<String>,
     /// Page size, 1 to 500.
     limit: Option<i64>,
 }
 
-/// The caller's assignments with their forms (open ones by default).
-#[utoipa::path(get, path = "/assignments", tag = "processes", params(AssignmentQuery),
-    responses((status = 200, body = ListOf<Assignment>)))]
+/// Assignments with their forms (open ones by default): the caller's; one user's or everyone's
+/// (`user`, `all`: administrators); or an item's (everyone's when the caller may read it).
+#[utoipa::path(get, path = "/assignments", tag = "processes", params(AssignmentListQuery),
+    responses((status = 200, body = ListOf<Assignment>), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn list_assignments(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    ApiQuery(q): ApiQuery<AssignmentQuery>,
+    ApiQuery(q): ApiQuery<AssignmentListQuery>,
 ) -> Result<Json<ListOf<Assignment>>, Problem> {
+    let item = match (q.item_type, q.item_id) {
+        (Some(type_key), Some(id)) => Some(ItemRef { type_key, id }),
+        (None, None) => None,
+        _ => {
+            return Err(Problem::validation(vec![FieldError::new(
+                "item_type",
+                "give `item_type` and `item_id` together",
+            )]));
+        }
+    };
+    let query = AssignmentQuery { status: q.status, user: q.user, all: q.all.unwrap_or(false), item };
     let page = Page { cursor: q.cursor, limit: q.limit };
-    let (rows, next) = s.assignments().list(&caller, q.status.as_deref(), page.after()?, page.limit()?).await?;
+    let (rows, next) = s.assignments().list(&caller, &query, page.after()?, page.limit()?).await?;
     Ok(Json(ListOf::new(rows, next)))
 }
 

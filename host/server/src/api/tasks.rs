@@ -31,6 +31,10 @@ struct TaskListQuery {
     mine: Option<bool>,
     /// Only tasks this user does.
     responsible: Option<i64>,
+    /// Only tasks this user does, created or follows (administrators; others only themselves).
+    user: Option<i64>,
+    /// Every task, whoever's (administrators; 403 for others).
+    all: Option<bool>,
     /// With `item_id`: only tasks linked to this item.
     item_type: Option<String>,
     /// With `item_type`: only tasks linked to this item.
@@ -73,14 +77,16 @@ impl TaskListQuery {
             linked,
             statuses,
             overdue: self.overdue.unwrap_or(false),
+            user: self.user,
+            all: self.all.unwrap_or(false),
         })
     }
 }
 
-/// Tasks, by id. Administrators see every task; others their own (responsible, creator,
-/// auditor), or every task of an item they may read when filtering by it.
+/// Tasks, by id. Administrators see every task (one user's with `user`); others their own
+/// (responsible, creator, auditor), or every task of an item they may read when filtering by it.
 #[utoipa::path(get, path = "/tasks", tag = "tasks", params(TaskListQuery),
-    responses((status = 200, body = ListOf<Task>), (status = 422, body = ProblemDocument)))]
+    responses((status = 200, body = ListOf<Task>), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn list_tasks(
     State(s): State<AppState>,
     Auth(caller): Auth,

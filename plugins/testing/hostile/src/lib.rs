@@ -1,6 +1,7 @@
 //! A robot that misbehaves on request, to prove the sandbox contains it. Config:
-//! `{"mode": "loop" | "memory" | "stack" | "panic" | "output" | "denied" | "ok"}`. `output` prints
-//! 6 MiB and returns an 8 MiB message: it succeeds, with its output discarded and the message cut.
+//! `{"mode": "loop" | "memory" | "stack" | "panic" | "output" | "denied" | "error" | "ok"}`.
+//! `output` prints 6 MiB and returns an 8 MiB message: it succeeds, with its output discarded and
+//! the message cut. `error` returns the error record `no-phone`: `customer has no phone`.
 
 use voronka_sdk::robot::{Context, Error, Guest, Outcome};
 
@@ -48,6 +49,7 @@ impl Guest for Hostile {
                 voronka_sdk::kv::set("k", "v")?;
                 Ok(Outcome { message: None })
             }
+            "error" => Err(voronka_sdk::error("no-phone", "customer has no phone")),
             _ => Ok(Outcome { message: Some("fine".into()) }),
         }
     }
