@@ -321,6 +321,10 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // A failed test shows what the server said (its warnings and errors).
+        if std::thread::panicking() {
+            eprintln!("--- server log ({}) ---\n{}--- end of server log ---", self.dir.display(), self.log());
+        }
     }
 }
 
