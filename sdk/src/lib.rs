@@ -124,29 +124,17 @@ impl ItemExt for Item {
 /// and `{{item.fields.KEY}}` in a template from the item, with the host's own renderer
 /// (`voronka-placeholders`): strings as they are, other values as JSON, missing ones as nothing.
 pub fn render(template: &str, item: &Item) -> String {
-    voronka_placeholders::render(template, &ItemSource { item, fields: item.fields() })
-}
-
-/// An item as the renderer reads it, its fields parsed once.
-struct ItemSource<'a> {
-    item: &'a Item,
-    fields: serde_json::Map<String, serde_json::Value>,
-}
-
-impl voronka_placeholders::Source for ItemSource<'_> {
-    fn value(&self, placeholder: &voronka_placeholders::Placeholder<'_>) -> Option<serde_json::Value> {
-        use voronka_placeholders::Placeholder;
-        let item = self.item;
-        match placeholder {
-            Placeholder::Title => Some(item.title.clone().into()),
-            Placeholder::Id => Some(item.id.into()),
-            Placeholder::Stage => item.stage.clone().map(Into::into),
-            Placeholder::Funnel => item.funnel.clone().map(Into::into),
-            Placeholder::Type => Some(item.type_key.clone().into()),
-            Placeholder::Field(key) => self.fields.get(*key).cloned(),
-            Placeholder::Var(_) => None,
-        }
-    }
+    let fields = item.fields();
+    let view = voronka_placeholders::ItemView {
+        title: &item.title,
+        id: item.id,
+        stage: item.stage.as_deref(),
+        funnel: item.funnel.as_deref(),
+        type_key: &item.type_key,
+        fields: &fields,
+        variables: None,
+    };
+    voronka_placeholders::render(template, &view)
 }
 
 /// On `wasm32-unknown-unknown`, the allocator: the same dlmalloc as the standard library's,

@@ -525,29 +525,16 @@ impl Compiler<'_> {
 /// A process text (a task's title, a notification) with its placeholders filled from the item
 /// and the process's variables, by the renderer robots use.
 pub fn render_text(text: &str, item: &super::item::Item, variables: &Map<String, Value>) -> String {
-    voronka_placeholders::render(text, &TextSource { item, variables })
-}
-
-/// What a process text's placeholders are filled from.
-struct TextSource<'a> {
-    item: &'a super::item::Item,
-    variables: &'a Map<String, Value>,
-}
-
-impl voronka_placeholders::Source for TextSource<'_> {
-    fn value(&self, placeholder: &voronka_placeholders::Placeholder<'_>) -> Option<Value> {
-        use voronka_placeholders::Placeholder;
-        let item = self.item;
-        match placeholder {
-            Placeholder::Title => Some(item.title.clone().into()),
-            Placeholder::Id => Some(item.id.into()),
-            Placeholder::Stage => item.stage.clone().map(Into::into),
-            Placeholder::Funnel => item.funnel.clone().map(Into::into),
-            Placeholder::Type => Some(item.type_key.clone().into()),
-            Placeholder::Field(key) => item.fields.get(*key).cloned(),
-            Placeholder::Var(name) => self.variables.get(*name).cloned(),
-        }
-    }
+    let view = voronka_placeholders::ItemView {
+        title: &item.title,
+        id: item.id,
+        stage: item.stage.as_deref(),
+        funnel: item.funnel.as_deref(),
+        type_key: &item.type_key,
+        fields: &item.fields,
+        variables: Some(variables),
+    };
+    voronka_placeholders::render(text, &view)
 }
 
 /// Whether a form field holds repeatable rows.

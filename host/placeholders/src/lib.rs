@@ -55,6 +55,39 @@ pub trait Source {
     fn value(&self, placeholder: &Placeholder<'_>) -> Option<Value>;
 }
 
+/// An item as texts name it, and a process's variables: the one [`Source`] of the host and the
+/// plugin SDK, each filling it from its own item type.
+pub struct ItemView<'a> {
+    /// `{{item.title}}`.
+    pub title: &'a str,
+    /// `{{item.id}}`.
+    pub id: i64,
+    /// `{{item.stage}}`.
+    pub stage: Option<&'a str>,
+    /// `{{item.funnel}}`.
+    pub funnel: Option<&'a str>,
+    /// `{{item.type}}`.
+    pub type_key: &'a str,
+    /// `{{item.fields.KEY}}`.
+    pub fields: &'a serde_json::Map<String, Value>,
+    /// `{{vars.NAME}}`: a process's variables (`None` outside processes).
+    pub variables: Option<&'a serde_json::Map<String, Value>>,
+}
+
+impl Source for ItemView<'_> {
+    fn value(&self, placeholder: &Placeholder<'_>) -> Option<Value> {
+        match placeholder {
+            Placeholder::Title => Some(self.title.into()),
+            Placeholder::Id => Some(self.id.into()),
+            Placeholder::Stage => self.stage.map(Into::into),
+            Placeholder::Funnel => self.funnel.map(Into::into),
+            Placeholder::Type => Some(self.type_key.into()),
+            Placeholder::Field(key) => self.fields.get(*key).cloned(),
+            Placeholder::Var(name) => self.variables?.get(*name).cloned(),
+        }
+    }
+}
+
 /// The names between `{{` and `}}` in a text, trimmed, in order (an unclosed `{{` is text).
 pub fn names(text: &str) -> Vec<&str> {
     let mut found = Vec::new();

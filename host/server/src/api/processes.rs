@@ -97,16 +97,7 @@ async fn list_processes(
     Auth(caller): Auth,
     ApiQuery(q): ApiQuery<ProcessQuery>,
 ) -> Result<Json<ListOf<Instance>>, Problem> {
-    let item = match (q.item_type, q.item_id) {
-        (Some(type_key), Some(id)) => Some(ItemRef { type_key, id }),
-        (None, None) => None,
-        _ => {
-            return Err(Problem::validation(vec![FieldError::new(
-                "item_type",
-                "give `item_type` and `item_id` together",
-            )]));
-        }
-    };
+    let item = item_filter(q.item_type, q.item_id)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(text) => Some(InstanceStatus::parse(text).ok_or_else(|| {
@@ -192,16 +183,7 @@ async fn list_assignments(
     Auth(caller): Auth,
     ApiQuery(q): ApiQuery<AssignmentListQuery>,
 ) -> Result<Json<ListOf<Assignment>>, Problem> {
-    let item = match (q.item_type, q.item_id) {
-        (Some(type_key), Some(id)) => Some(ItemRef { type_key, id }),
-        (None, None) => None,
-        _ => {
-            return Err(Problem::validation(vec![FieldError::new(
-                "item_type",
-                "give `item_type` and `item_id` together",
-            )]));
-        }
-    };
+    let item = item_filter(q.item_type, q.item_id)?;
     let query = AssignmentQuery { status: q.status, user: q.user, all: q.all.unwrap_or(false), item };
     let page = Page { cursor: q.cursor, limit: q.limit };
     let (rows, next) = s.assignments().list(&caller, &query, page.after()?, page.limit()?).await?;
@@ -241,4 +223,13 @@ async fn delegate_assignment(
     ApiJson(body): ApiJson<DelegateRequest>,
 ) -> Result<Json<Assignment>, Problem> {
     Ok(Json(s.assignments().delegate(&caller, id, body.to).await?))
+}
+
+/// The item a list is filtered by: `item_type` and `item_id` together, or neither.
+fn item_filter(type_key: Option<String>, id: Option<i64>) -> Result<Option<ItemRef>, Problem> {
+    match (type_key, id) {
+        (Some(type_key), Some(id)) => Ok(Some(ItemRef { type_key, id })),
+        (None, None) => Ok(None),
+        _ => Err(Problem::validation(vec![FieldError::new("item_type", "give `item_type` and `item_id` together")])),
+    }
 }
