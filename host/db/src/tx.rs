@@ -29,6 +29,16 @@ const ATTEMPT: &str = "SAVEPOINT attempt";
 /// Undoes a checked write whose condition failed, with what came with it.
 const UNDO_ATTEMPT: [&str; 2] = ["ROLLBACK TO attempt", "RELEASE attempt"];
 
+/// The PostgreSQL advisory lock every write transaction takes at its first statement and holds
+/// until it ends. Two things rest on it. Ids commit in order: identity values are handed out
+/// before commit, and holding the lock until commit means keyset pagination and readers of the
+/// event stream never skip a row that commits late. And writers never wait for each other in a
+/// circle: as every writer takes this lock before any row lock, one that holds a row's lock
+/// never waits for one that waits for that row (a change that locked an item and then recorded
+/// its event, against a trigger that recorded a note and then changed the same item, once
+/// ended in a deadlock). SQLite has a single writer already.
+const WRITERS_LOCK: i64 = 7001;
+
 /// Where the transaction's statements go once it has its turn.
 enum Inner {
     /// PostgreSQL: a transaction on a pooled connection, begun at the first statement.
@@ -120,19 +130,24 @@ impl Tx {
     }
 
     /// Takes the turn now, so every later read sees what this transaction will write over
-    /// (used when a change that read outside the turn found its item changed). On PostgreSQL
-    /// this also takes the id-order lock ([`Tx::order_ids`]) at once: every writer takes it
-    /// before its rows' locks (its writes run after its ids are handed out), so a transaction
-    /// that then locks rows to read them waits for no writer that waits for it.
+    /// (used when a change that read outside the turn found its item changed).
     pub async fn hold_turn(&mut self) -> DbResult<()> {
-        self.take_turn().await?;
-        self.order_ids().await
+        self.take_turn().await
     }
 
-    /// Takes this transaction's turn on the database if it has none yet.
+    /// Takes this transaction's turn on the database if it has none yet. On PostgreSQL the
+    /// turn is a pooled transaction that first takes the writers' lock ([`WRITERS_LOCK`]).
     async fn take_turn(&mut self) -> DbResult<()> {
         match &mut self.inner {
-            Inner::Pooled { pool, tx } if tx.is_none() => *tx = Some(pool.begin().await?),
+            Inner::Pooled { pool, tx } if tx.is_none() => {
+                let mut begun = pool.begin().await?;
+                Statement::new("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITERS_LOCK)
+                    .into_query()
+                    .execute(&mut *begun)
+                    .await?;
+                *tx = Some(begun);
+            }
             Inner::Grouped { group, member } if member.is_none() => *member = Some(group.begin().await?),
             _ => {}
         }
@@ -141,35 +156,16 @@ impl Tx {
 
     /// A new id for a row of `table` (whose `id` column the database numbers), handed out in
     /// commit order: on SQLite by the write connection's counter of the table, on PostgreSQL
-    /// by the table's sequence under the id-order lock (see [`Tx::order_ids`]).
+    /// by the table's sequence under the writers' lock the transaction holds.
     pub async fn allocate_id(&mut self, table: &'static str) -> DbResult<i64> {
         self.take_turn().await?;
         match &mut self.inner {
             Inner::Grouped { member: Some(member), .. } => member.allocate_id(table).await,
             _ => {
-                self.order_ids().await?;
                 let select = Statement::new(format!("SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"));
                 self.fetch_one(select).await?.get(0)
             }
         }
-    }
-
-    /// On PostgreSQL, takes the transaction-scoped lock that orders id-allocating writers:
-    /// identity values are handed out before commit, and holding this lock until commit makes
-    /// ids commit in order, so keyset pagination and readers of the event stream never skip a
-    /// row that commits late. SQLite has a single writer already.
-    pub async fn order_ids(&mut self) -> DbResult<()> {
-        self.lock(7001).await
-    }
-
-    /// Takes the lock named `key` until the transaction ends, so transactions taking the same
-    /// lock run one after another: on PostgreSQL a transaction-scoped advisory lock; SQLite has
-    /// a single writer already.
-    pub async fn lock(&mut self, key: i64) -> DbResult<()> {
-        if self.dialect() == Dialect::Postgres {
-            self.fetch_all(Statement::new("SELECT pg_advisory_xact_lock($1)").bind(key)).await?;
-        }
-        Ok(())
     }
 
     /// Runs the deferred statements and `last` (if any) in one request to the SQLite write
@@ -298,6 +294,8 @@ impl Tx {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::Database;
 
@@ -482,5 +480,60 @@ mod tests {
         tx.commit().await.expect("commit");
         assert_eq!(values(&store).await, vec![8]);
         store.close().await;
+    }
+
+    /// The PostgreSQL server of the tests, if one is given (VORONKA_TEST_POSTGRES_URL); a run
+    /// that requires it (VORONKA_REQUIRE_POSTGRES=1, as in CI) fails without it.
+    fn postgres_url() -> Option<String> {
+        let url = std::env::var("VORONKA_TEST_POSTGRES_URL").ok();
+        if url.is_none() && std::env::var("VORONKA_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+            panic!("VORONKA_TEST_POSTGRES_URL is not set but VORONKA_REQUIRE_POSTGRES=1");
+        }
+        url
+    }
+
+    /// One writer locks a row and then allocates an id (an item change recording its event);
+    /// another allocates an id and then wants the same row (a trigger noting on the item's
+    /// timeline, then changing it). Both must commit, one after the other, not deadlock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_writers_never_wait_for_each_other_in_a_circle() {
+        let Some(url) = postgres_url() else {
+            eprintln!("skipping: VORONKA_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let database = Database::connect(&url).await.expect("connect");
+        let table = format!("circle_{}", std::process::id());
+        let mut setup = database.begin();
+        setup.execute(Statement::new(format!("DROP TABLE IF EXISTS {table}"))).await.expect("drop");
+        setup
+            .execute(Statement::new(format!("CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, x BIGINT NOT NULL)")))
+            .await
+            .expect("create");
+        setup.execute(Statement::new(format!("INSERT INTO {table} (x) VALUES (0)"))).await.expect("row");
+        setup.commit().await.expect("commit");
+        let table: &'static str = Box::leak(table.into_boxed_str());
+        let bump = move || Statement::new(format!("UPDATE {table} SET x = x + 1 WHERE id = 1"));
+
+        let mut first = database.begin();
+        first.execute(bump()).await.expect("first locks the row");
+        let mut second = database.begin();
+        let second = tokio::spawn(async move {
+            second.allocate_id(table).await?;
+            second.execute(bump()).await?;
+            second.commit().await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        first.allocate_id(table).await.expect("first allocates an id");
+        first.commit().await.expect("first commits");
+        let second = tokio::time::timeout(Duration::from_secs(10), second).await.expect("second ends").expect("joins");
+        second.expect("second commits");
+
+        let x: i64 =
+            database.reader().scalar(Statement::new(format!("SELECT x FROM {table} WHERE id = 1"))).await.expect("x");
+        assert_eq!(x, 2, "both changes are stored");
+        let mut cleanup = database.begin();
+        cleanup.execute(Statement::new(format!("DROP TABLE {table}"))).await.expect("drop");
+        cleanup.commit().await.expect("commit");
+        database.close().await;
     }
 }

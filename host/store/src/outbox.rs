@@ -49,16 +49,8 @@ pub struct StoredEvent {
 
 /// Appends an event to the outbox inside the change's transaction (sent with the
 /// transaction's next statement or commit).
-pub async fn record(tx: &mut Tx, event: &NewEvent<'_>, at: Micros) -> StoreResult<()> {
-    prepare(tx).await?;
+pub fn record(tx: &mut Tx, event: &NewEvent<'_>, at: Micros) {
     tx.defer(event_statement(event, at));
-    Ok(())
-}
-
-/// Readies `tx` for an event row: on PostgreSQL, takes the lock that orders id-allocating
-/// writers; call before sending an [`event_statement`].
-pub async fn prepare(tx: &mut Tx) -> StoreResult<()> {
-    Ok(tx.order_ids().await?)
 }
 
 /// The statement appending `event`.

@@ -41,8 +41,8 @@ const TEMPLATE_COLUMNS: &str = "key, version, type_key, title, definition, creat
 
 /// Stores a new version of a template (one more than the latest); returns it.
 pub async fn insert_template(tx: &mut Tx, template: &StoredTemplate, now: Micros) -> StoreResult<i64> {
-    // Versions are counted: two saves of one key take turns.
-    tx.lock(7002).await?;
+    // Versions are counted: two saves of one key take turns, as all writers do (on PostgreSQL
+    // the writers' lock, taken at the first statement, orders them).
     let row = tx
         .fetch_optional(
             Statement::new("SELECT COALESCE(MAX(version), 0) AS v FROM process_templates WHERE key = $1")
@@ -134,13 +134,11 @@ pub async fn insert_instance(tx: &mut Tx, instance: &Instance, depth: i64, now: 
     Ok(rows.first().map(|r| r.get("id")).transpose()?.unwrap_or_default())
 }
 
-/// Locks an instance for an advance (PostgreSQL: the event-order lock, then the row; SQLite:
-/// the writer's turn) and returns its depth, or `None` when it is gone. Every change of an
-/// instance takes this lock first, so wake-ups wait for an advance to end and none is lost.
+/// Locks an instance for an advance (PostgreSQL: the row, after the writers' lock every
+/// transaction takes first; SQLite: the writer's turn) and returns its depth, or `None` when it
+/// is gone. Every change of an instance takes this lock first, so wake-ups wait for an advance
+/// to end and none is lost.
 pub async fn lock_instance(tx: &mut Tx, id: i64) -> StoreResult<Option<i64>> {
-    // PostgreSQL: the event-order lock first, as every writer of events takes it before the
-    // rows it changes (a task completion waking its process, a child waking its parent).
-    super::outbox::prepare(tx).await?;
     let lock = format!(" {}", tx.dialect().for_update());
     let sql = format!("SELECT depth FROM process_instances WHERE id = $1{lock}");
     let row = tx.fetch_optional(Statement::new(sql).bind(id)).await?;

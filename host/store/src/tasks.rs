@@ -158,7 +158,6 @@ pub async fn list(
 
 /// Inserts a task with its links and auditors; returns its id.
 pub async fn insert(tx: &mut Tx, row: &TaskRow<'_>, now: Micros) -> StoreResult<i64> {
-    tx.order_ids().await?;
     let task = row.task;
     let rows = tx
         .write_returning(

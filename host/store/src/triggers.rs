@@ -87,7 +87,6 @@ pub async fn by_secret(pool: &Reader, secret: &str) -> StoreResult<Option<Stored
 /// Inserts a trigger, reacting to events after the last one now, and returns its id and that
 /// event's id.
 pub async fn insert(tx: &mut Tx, trigger: &StoredTrigger) -> StoreResult<(i64, i64)> {
-    tx.order_ids().await?;
     let insert = Statement::new(
         "INSERT INTO triggers (kind, config, allow_backwards, condition, secret, plugin, type_key, funnel_key, stage_key, created_at, since_event)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT COALESCE(MAX(id), 0) FROM events)) RETURNING id, since_event",

@@ -373,7 +373,7 @@ impl Items<'_> {
             depth: caller.depth,
             payload: json!({ "item": snapshot }),
         };
-        outbox::record(tx, &event, now).await?;
+        outbox::record(tx, &event, now);
         let robots = self.core.robots().enter_stage(caller, &item, false, now).await?;
         for statement in robots.statements {
             tx.defer(statement);
@@ -528,7 +528,6 @@ impl Items<'_> {
             depth: caller.depth,
             payload: data.clone(),
         };
-        outbox::prepare(tx).await?;
         let mut then = vec![journal::entry_statement(&entry, false), outbox::event_statement(&event, now)];
         then.extend(self.core.robots().retime_relative(&new, &names, now).await?);
         if !repo::update(tx, id, old.version, &write_of(&new), parents, caller.actor.user_id(), now, then).await? {
@@ -664,7 +663,6 @@ impl Items<'_> {
             depth: caller.depth,
             payload: payload.clone(),
         };
-        outbox::prepare(tx).await?;
         let robots = self.core.robots().enter_stage(caller, &new, true, now).await?;
         let mut then = vec![
             journal::move_statement(id, &from, &to, &caller.actor, now),
@@ -707,7 +705,7 @@ impl Items<'_> {
             depth: caller.depth,
             payload,
         };
-        outbox::record(&mut tx, &event, now).await?;
+        outbox::record(&mut tx, &event, now);
         tx.defer(voronka_store::jobs::cancel_pending(id, None, now));
         tx.commit().await?;
         self.core.committed();
@@ -790,7 +788,7 @@ impl Items<'_> {
             depth: caller.depth,
             payload: json!({ "entry": entry_id, "text": text }),
         };
-        outbox::record(tx, &event, now).await?;
+        outbox::record(tx, &event, now);
         Ok(TimelineEntry {
             id: entry_id,
             kind,

@@ -68,7 +68,7 @@ impl Notifications<'_> {
             depth: caller.depth,
             payload: json!({ "notification": notification }),
         };
-        outbox::record(tx, &event, now).await?;
+        outbox::record(tx, &event, now);
         Ok(Some(notification.id))
     }
 

@@ -540,7 +540,7 @@ impl Tasks<'_> {
     ) -> ServiceResult<()> {
         let event =
             NewEvent { kind, type_key: None, item_id: None, actor: &caller.actor, depth: caller.depth, payload };
-        outbox::record(tx, &event, now).await?;
+        outbox::record(tx, &event, now);
         Ok(())
     }
 
